@@ -1,0 +1,266 @@
+"""Compiled kernels: row gather, deterministic row grouping, segment sums and scatter-add.
+
+Three layers, as in the rest of fastembed:
+
+1. ``cdef inline ... noexcept nogil`` per-row helpers (``_add_row``);
+2. ``def`` kernels over typed memoryviews: inputs ``const``, outputs allocated by the caller,
+   ``n_threads`` last. They trust their arguments: no bounds checks, no dtype checks;
+3. the Python functions in ``functional.py`` validate, coerce, allocate and call them.
+
+Determinism: every reduction first groups the contributions by destination row with a
+stable radix sort, so that a row's contributions are always summed in increasing position
+order, by a single thread. The result is bitwise identical for any thread count, and equal to
+``np.add.at`` (which adds in position order too).
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+from ._typedefs cimport floating, index_t
+
+# A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
+cdef enum:
+    MAX_DIGIT_BITS = 11
+
+
+# ---------------------------------------------------------------------------------------
+# Layer 1: per-row helpers
+# ---------------------------------------------------------------------------------------
+
+cdef inline void _add_row(floating* dst, const floating* src, Py_ssize_t d) noexcept nogil:
+    """dst[:] += src[:] (a loop the compiler vectorises)."""
+    cdef Py_ssize_t c
+    for c in range(d):
+        dst[c] += src[c]
+
+
+cdef inline Py_ssize_t _chunk_start(Py_ssize_t n, Py_ssize_t n_chunks,
+                                    Py_ssize_t c) noexcept nogil:
+    """First position of chunk c when 0..n-1 is cut into n_chunks contiguous chunks."""
+    return (n // n_chunks) * c + min(c, n % n_chunks)
+
+
+# ---------------------------------------------------------------------------------------
+# Layer 2: kernels
+# ---------------------------------------------------------------------------------------
+
+def find_first_invalid(const index_t[::1] ids,  # IN (N,)
+                       int64_t n_rows,
+                       int n_threads):
+    """Return the first position i with ``ids[i] < 0`` or ``ids[i] >= n_rows``, else -1."""
+    cdef Py_ssize_t n = ids.shape[0]
+    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, n))
+    cdef Py_ssize_t c, i, lo, hi
+    cdef uint64_t limit = <uint64_t>n_rows
+    cdef Py_ssize_t[::1] first = np.full(n_chunks, n, dtype=np.intp)
+    with nogil:
+        for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+            lo = _chunk_start(n, n_chunks, c)
+            hi = _chunk_start(n, n_chunks, c + 1)
+            for i in range(lo, hi):
+                # One unsigned comparison catches both negative and too-large ids.
+                if <uint64_t>(<int64_t>ids[i]) >= limit:
+                    first[c] = i
+                    break
+    for c in range(n_chunks):
+        if first[c] < n:
+            return first[c]
+    return -1
+
+
+def gather(const floating[:, ::1] weight,  # IN (V, D)
+           const index_t[::1] ids,         # IN (N,), all in [0, V)
+           floating[:, ::1] out,           # OUT (N, D)
+           int n_threads):
+    """out[i, :] = weight[ids[i], :]."""
+    cdef Py_ssize_t n = ids.shape[0]
+    cdef Py_ssize_t i
+    cdef size_t row_bytes = weight.shape[1] * sizeof(floating)
+    if n == 0 or row_bytes == 0:
+        return
+    with nogil:
+        if n_threads == 1:
+            for i in range(n):
+                memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
+        else:
+            for i in prange(n, schedule="static", num_threads=n_threads):
+                memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
+
+
+cdef void _radix_pass(const int64_t* src_keys, const int64_t* src_perm,
+                      int64_t* dst_keys, int64_t* dst_perm,
+                      Py_ssize_t n, int shift, int64_t mask,
+                      int64_t* counts, Py_ssize_t radix,
+                      Py_ssize_t n_chunks, int n_threads) noexcept nogil:
+    """One stable counting-sort pass on the digit (key >> shift) & mask.
+
+    The positions are cut into n_chunks contiguous chunks. Each chunk counts its digits,
+    an exclusive prefix over (digit, chunk) gives every chunk its output slots, and each chunk
+    scatters its elements in order. The output is the unique stable order whatever n_chunks
+    is, so the result does not depend on the thread count. ``src_perm`` NULL means identity.
+    """
+    cdef Py_ssize_t c, i, b, lo, hi
+    cdef int64_t total, t, key, pos
+    cdef int64_t* h
+    for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+        lo = _chunk_start(n, n_chunks, c)
+        hi = _chunk_start(n, n_chunks, c + 1)
+        h = counts + c * radix
+        memset(h, 0, radix * sizeof(int64_t))
+        for i in range(lo, hi):
+            h[(src_keys[i] >> shift) & mask] += 1
+    total = 0
+    for b in range(radix):
+        for c in range(n_chunks):
+            t = counts[c * radix + b]
+            counts[c * radix + b] = total
+            total = total + t
+    for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+        lo = _chunk_start(n, n_chunks, c)
+        hi = _chunk_start(n, n_chunks, c + 1)
+        h = counts + c * radix
+        for i in range(lo, hi):
+            key = src_keys[i]
+            b = (key >> shift) & mask
+            pos = h[b]
+            h[b] = pos + 1
+            dst_keys[pos] = key
+            if src_perm == NULL:
+                dst_perm[pos] = i
+            else:
+                dst_perm[pos] = src_perm[i]
+
+
+def group_by_row(const int64_t[::1] ids,  # IN (N,), all in [0, n_rows)
+                 int64_t n_rows,
+                 int n_threads):
+    """Group positions by destination row with a stable LSD radix sort.
+
+    Returns
+    -------
+    perm : int64 (N,)
+        Positions sorted by id; equal ids keep increasing position order.
+    rows : int64 (U,)
+        The distinct ids, ascending.
+    starts : int64 (U + 1,)
+        Segment k of ``perm`` is ``perm[starts[k]:starts[k + 1]]``, the positions of ``rows[k]``.
+    """
+    cdef Py_ssize_t n = ids.shape[0]
+    cdef int bits = max(1, int(max(n_rows, 1) - 1).bit_length())
+    cdef int n_passes = (bits + MAX_DIGIT_BITS - 1) // MAX_DIGIT_BITS
+    cdef int digit_bits = (bits + n_passes - 1) // n_passes
+    cdef Py_ssize_t radix = (<Py_ssize_t>1) << digit_bits
+    cdef int64_t mask = radix - 1
+    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, n))
+    cdef int p, shift
+    cdef Py_ssize_t i, k, u
+
+    cdef int64_t[::1] counts
+    cdef int64_t[:, ::1] keys
+    cdef int64_t[:, ::1] perm
+    cdef int64_t[::1] sorted_keys
+    cdef int64_t[::1] rows_v
+    cdef int64_t[::1] starts_v
+
+    if n == 0:
+        return (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64),
+                np.zeros(1, dtype=np.int64))
+    counts = np.empty(n_chunks * radix, dtype=np.int64)
+    keys = np.empty((2, n), dtype=np.int64)   # ping-pong buffers, one row per pass parity
+    perm = np.empty((2, n), dtype=np.int64)
+    with nogil:
+        for p in range(n_passes):
+            shift = p * digit_bits
+            if p == 0:
+                _radix_pass(&ids[0], NULL, &keys[0, 0], &perm[0, 0], n, shift, mask,
+                            &counts[0], radix, n_chunks, n_threads)
+            else:
+                _radix_pass(&keys[(p - 1) % 2, 0], &perm[(p - 1) % 2, 0],
+                            &keys[p % 2, 0], &perm[p % 2, 0], n, shift, mask,
+                            &counts[0], radix, n_chunks, n_threads)
+        sorted_keys = keys[(n_passes - 1) % 2]
+        u = 1
+        for i in range(1, n):
+            if sorted_keys[i] != sorted_keys[i - 1]:
+                u = u + 1
+    rows = np.empty(u, dtype=np.int64)
+    starts = np.empty(u + 1, dtype=np.int64)
+    rows_v = rows
+    starts_v = starts
+    with nogil:
+        rows_v[0] = sorted_keys[0]
+        starts_v[0] = 0
+        k = 1
+        for i in range(1, n):
+            if sorted_keys[i] != sorted_keys[i - 1]:
+                rows_v[k] = sorted_keys[i]
+                starts_v[k] = i
+                k = k + 1
+        starts_v[u] = n
+    return np.asarray(perm[(n_passes - 1) % 2]), rows, starts
+
+
+def segment_sum(const floating[:, ::1] grad,   # IN (N, D)
+                const int64_t[::1] perm,       # IN (N,)
+                const int64_t[::1] starts,     # IN (U + 1,)
+                floating[:, ::1] out,          # OUT (U, D)
+                int n_threads):
+    """out[k] = 0 + grad[perm[starts[k]]] + grad[perm[starts[k] + 1]] + ... in that order.
+
+    Starting from +0.0 (not from a copy of the first row) makes the result bitwise equal to
+    ``np.zeros`` followed by ``np.add.at``, signed zeros included.
+    """
+    cdef Py_ssize_t n_seg = starts.shape[0] - 1
+    cdef Py_ssize_t d = grad.shape[1]
+    cdef Py_ssize_t k, j
+    cdef floating* dst
+    if n_seg <= 0 or d == 0:
+        return
+    with nogil:
+        # Segments are independent: one thread owns each, so the order within a row is fixed.
+        # Dynamic scheduling balances Zipf-skewed segment lengths without changing results.
+        for k in prange(n_seg, schedule="dynamic", chunksize=64, num_threads=n_threads):
+            dst = &out[k, 0]
+            memset(dst, 0, d * sizeof(floating))
+            for j in range(starts[k], starts[k + 1]):
+                _add_row(dst, &grad[perm[j], 0], d)
+
+
+def scatter_add_grouped(floating[:, ::1] table,      # IN/OUT (V, D)
+                        const floating[:, ::1] grad,  # IN (N, D)
+                        const int64_t[::1] perm,      # IN (N,)
+                        const int64_t[::1] rows,      # IN (U,)
+                        const int64_t[::1] starts,    # IN (U + 1,)
+                        int n_threads):
+    """table[rows[k]] += grad[perm[j]] for j in segment k, in increasing j, one thread a row."""
+    cdef Py_ssize_t n_seg = rows.shape[0]
+    cdef Py_ssize_t d = grad.shape[1]
+    cdef Py_ssize_t k, j
+    cdef floating* dst
+    if n_seg == 0 or d == 0:
+        return
+    with nogil:
+        for k in prange(n_seg, schedule="dynamic", chunksize=64, num_threads=n_threads):
+            dst = &table[rows[k], 0]
+            for j in range(starts[k], starts[k + 1]):
+                _add_row(dst, &grad[perm[j], 0], d)
+
+
+def scatter_add_serial(floating[:, ::1] table,      # IN/OUT (V, D)
+                       const index_t[::1] ids,       # IN (N,), all in [0, V)
+                       const floating[:, ::1] grad):  # IN (N, D)
+    """table[ids[i]] += grad[i] for i = 0, 1, ..., N-1 on one thread (no sort needed).
+
+    Each row receives its contributions in increasing position order, exactly as in the
+    grouped parallel kernel, so both give bitwise identical tables.
+    """
+    cdef Py_ssize_t n = ids.shape[0]
+    cdef Py_ssize_t d = grad.shape[1]
+    cdef Py_ssize_t i
+    if n == 0 or d == 0:
+        return
+    with nogil:
+        for i in range(n):
+            _add_row(&table[ids[i], 0], &grad[i, 0], d)

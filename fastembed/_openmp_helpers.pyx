@@ -1,0 +1,79 @@
+"""Thread-count helpers: the one place where ``n_threads`` arguments are resolved."""
+from ._openmp cimport (FASTEMBED_OPENMP, omp_get_max_threads, omp_get_num_procs,
+                       omp_set_num_threads)
+
+
+def openmp_enabled():
+    """Return True when the kernels were compiled with OpenMP.
+
+    Without OpenMP (a compiler without it, or ``FASTEMBED_NO_OPENMP=1`` at build time) every
+    kernel runs on one thread and gives the same results.
+    """
+    return bool(FASTEMBED_OPENMP)
+
+
+def get_num_threads():
+    """Number of threads a kernel uses when called with ``n_threads=None``.
+
+    This is OpenMP's ``omp_get_max_threads()``: it follows ``OMP_NUM_THREADS``,
+    :func:`set_num_threads` and ``threadpoolctl.threadpool_limits(..., user_api="openmp")``.
+    Always 1 in a build without OpenMP.
+    """
+    return omp_get_max_threads()
+
+
+def set_num_threads(n):
+    """Set the default number of threads used when ``n_threads=None``.
+
+    Parameters
+    ----------
+    n : int
+        A positive count, or a negative one counted back from the number of processors
+        (-1 means all of them). 0 is an error.
+
+    Notes
+    -----
+    This calls ``omp_set_num_threads`` on the calling thread, exactly like
+    ``threadpoolctl.threadpool_limits`` does; it has no effect in a build without OpenMP.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if n == 0:
+        raise ValueError("n must be a positive or negative int, not 0")
+    if n < 0:
+        n = max(1, omp_get_num_procs() + 1 + n)
+    omp_set_num_threads(n)
+
+
+def _resolve_n_threads(n_threads):
+    """Turn a user's ``n_threads`` into a positive thread count.
+
+    None means ``omp_get_max_threads()`` (OMP_NUM_THREADS, threadpoolctl, set_num_threads);
+    a negative value counts back from that maximum (-1: all, -2: all but one); 0 raises.
+    """
+    if n_threads is None:
+        return omp_get_max_threads()
+    if isinstance(n_threads, bool) or not hasattr(n_threads, "__index__"):
+        raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
+    n_threads = int(n_threads.__index__())
+    if n_threads == 0:
+        raise ValueError("n_threads=0 is not allowed: use None for the default, a positive "
+                         "count, or a negative one counted back from the maximum (-1 = all)")
+    if n_threads < 0:
+        return max(1, omp_get_max_threads() + 1 + n_threads)
+    if not FASTEMBED_OPENMP:
+        return 1
+    return n_threads
+
+
+# Below this many elements of work (ids x embedding_dim) a kernel runs on one thread: opening a
+# parallel region costs a few microseconds, more than the whole call at these sizes.
+PARALLEL_MIN_WORK = 1 << 15
+
+
+def _n_threads_for(n_threads, Py_ssize_t work):
+    """Resolve ``n_threads`` and drop to one thread for work too small to split."""
+    cdef int n = _resolve_n_threads(n_threads)
+    if work < PARALLEL_MIN_WORK:
+        return 1
+    return n

@@ -1,0 +1,135 @@
+"""Argument checks shared by the public functions and classes.
+
+Every check runs before any kernel writes a byte, so that bad input raises and changes nothing.
+Messages name the argument, the offending value and, for ids, its position.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def check_table(weight, name="weight", *, writeable=False):
+    """Check a (V, D) float32/float64 C-contiguous ndarray; never copy it."""
+    if not isinstance(weight, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32 or float64, got "
+                        f"{type(weight).__name__}; fastembed never copies a table silently, "
+                        f"so convert it yourself with np.ascontiguousarray({name}, dtype=...)")
+    if weight.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (num_embeddings, embedding_dim), got shape "
+                         f"{weight.shape}")
+    if weight.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64 (native byte order), got "
+                        f"{weight.dtype}")
+    if not weight.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous; fastembed never copies a table "
+                         f"silently: pass np.ascontiguousarray({name})")
+    if writeable and not weight.flags.writeable:
+        raise ValueError(f"{name} is read-only and cannot be updated in place")
+    return weight
+
+
+def as_ids(ids, name="ids"):
+    """Return (ids as an ndarray of its own shape, the same ids as contiguous int32/int64 1-D).
+
+    Accepts any integer array-like. int32 and int64 pass through without a copy when
+    contiguous; other integer types are converted exactly (uint64 only when every value fits
+    in int64). Booleans, floats and other types raise TypeError.
+    """
+    if isinstance(ids, np.ndarray):
+        arr = ids
+    else:
+        arr = np.asarray(ids)
+        if arr.size == 0 and arr.dtype == np.float64 and not hasattr(ids, "dtype"):
+            arr = arr.astype(np.int64)  # an empty list or tuple: np.asarray([]) is float64
+    kind = arr.dtype.kind
+    if kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {arr.dtype}"
+                        + (" (booleans are not ids)" if kind == "b" else ""))
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if kind == "i" and arr.dtype.itemsize <= 4 or kind == "u" and arr.dtype.itemsize <= 2:
+        target = np.int32
+    else:
+        target = np.int64
+        if kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > _INT64_MAX:
+            pos = int(np.argmax(arr > _INT64_MAX))
+            raise IndexError(f"{name}{_format_position(pos, arr.shape)} = "
+                             f"{arr.reshape(-1)[pos]} is out of range")
+    flat = np.ascontiguousarray(arr.reshape(-1), dtype=target)
+    return arr, flat
+
+
+def _format_position(pos, shape):
+    if len(shape) == 0:
+        return ""
+    if len(shape) == 1:
+        return f"[{pos}]"
+    return "[" + ", ".join(str(int(i)) for i in np.unravel_index(pos, shape)) + "]"
+
+
+def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids"):
+    """Raise IndexError naming the first id outside [0, num_embeddings) and its position."""
+    if flat.size == 0:
+        return
+    pos = _kernels.find_first_invalid(flat, num_embeddings, n_threads)
+    if pos < 0:
+        return
+    value = int(flat[pos])
+    where = f"{name}{_format_position(pos, shape)} = {value}"
+    if value < 0:
+        raise IndexError(f"{where} is negative; ids must lie in [0, {num_embeddings})")
+    raise IndexError(f"{where} is out of range for a table of {num_embeddings} rows; ids "
+                     f"must lie in [0, {num_embeddings})")
+
+
+def check_grad(grad, ids_shape, dim, dtype, name="grad"):
+    """Return grad as a C-contiguous (N, D) view or copy, after dtype and shape checks.
+
+    ``dim`` or ``dtype`` None means "take it from grad" (coalesce has no table).
+    """
+    if not isinstance(grad, np.ndarray):
+        grad = np.asarray(grad)
+    if dtype is None:
+        if grad.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name} must have dtype float32 or float64, got {grad.dtype}")
+    elif grad.dtype != dtype:
+        raise TypeError(f"{name} must have the table's dtype {np.dtype(dtype)}, got "
+                        f"{grad.dtype}; convert it with {name}.astype(np.{np.dtype(dtype)})")
+    if dim is None:
+        if grad.ndim != len(ids_shape) + 1:
+            raise ValueError(f"{name} must have shape ids.shape + (embedding_dim,) = "
+                             f"{tuple(ids_shape) + ('D',)}, got {grad.shape}")
+        dim = grad.shape[-1]
+    expected = tuple(ids_shape) + (dim,)
+    if grad.shape != expected:
+        raise ValueError(f"{name} must have shape ids.shape + (embedding_dim,) = {expected}, "
+                         f"got {grad.shape}")
+    n = int(np.prod(ids_shape, dtype=np.int64))
+    return np.ascontiguousarray(grad).reshape(n, dim)
+
+
+def check_out(out, shape, dtype, name="out"):
+    """Check a preallocated output array: exact shape and dtype, C-contiguous, writeable."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out
+
+
+def check_no_overlap(a, b, name_a, name_b):
+    # For C-contiguous arrays (all we accept) the memory extents are intervals, so the cheap
+    # bounds test is exact.
+    if np.may_share_memory(a, b):
+        raise ValueError(f"{name_a} and {name_b} must not share memory")

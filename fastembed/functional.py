@@ -1,0 +1,221 @@
+"""The functional API: ``gather``, ``scatter_add`` and ``coalesce``, NumPy style.
+
+These validate their arguments completely, then call the compiled kernels in
+``fastembed._kernels``. Bad input raises before any output byte is written.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _kernels
+from ._openmp_helpers import _n_threads_for
+from ._validation import (as_ids, check_grad, check_ids_in_range, check_no_overlap,
+                          check_out, check_table)
+
+__all__ = ["SparseGrad", "gather", "scatter_add", "coalesce"]
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+class SparseGrad(NamedTuple):
+    """A coalesced row-sparse gradient of an embedding table.
+
+    Attributes
+    ----------
+    rows : ndarray of int64, shape (U,)
+        The distinct rows that received gradient, ascending.
+    values : ndarray, shape (U, D)
+        ``values[k]`` is the summed gradient of row ``rows[k]``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastembed
+    >>> g = fastembed.coalesce([2, 0, 2], np.ones((3, 2), np.float32))
+    >>> g.rows
+    array([0, 2])
+    >>> g.values
+    array([[1., 1.],
+           [2., 2.]], dtype=float32)
+    >>> g.to_dense(4)
+    array([[1., 1.],
+           [0., 0.],
+           [2., 2.],
+           [0., 0.]], dtype=float32)
+    """
+
+    rows: np.ndarray
+    values: np.ndarray
+
+    def to_dense(self, num_embeddings):
+        """Return the gradient as a dense (num_embeddings, D) array."""
+        num_embeddings = int(num_embeddings)
+        if self.rows.size and self.rows[-1] >= num_embeddings:
+            raise IndexError(f"row {int(self.rows[-1])} is out of range for "
+                             f"num_embeddings={num_embeddings}")
+        dense = np.zeros((num_embeddings, self.values.shape[1]), dtype=self.values.dtype)
+        dense[self.rows] = self.values
+        return dense
+
+
+def gather(weight, ids, *, out=None, n_threads=None):
+    """Look up rows of a table: ``weight[ids]``, in parallel.
+
+    Parameters
+    ----------
+    weight : ndarray of float32 or float64, shape (V, D)
+        The table. Must be C-contiguous; it may be read-only or a ``np.memmap``. It is never
+        copied.
+    ids : array-like of int, any shape
+        Row ids in ``[0, V)``. Negative ids are errors (they do not wrap around).
+    out : ndarray, optional
+        Preallocated output of shape ``ids.shape + (D,)``, the table's dtype, C-contiguous.
+    n_threads : int, optional
+        None: OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl). Negative values count back
+        from the maximum. Small inputs always run on one thread.
+
+    Returns
+    -------
+    ndarray of shape ``ids.shape + (D,)``
+        ``out`` if it was given.
+
+    Raises
+    ------
+    IndexError
+        An id is negative or ``>= V``; the message names the first one and its position.
+    TypeError, ValueError
+        Non-integer ids, a table of the wrong dtype or layout, a mismatched ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastembed
+    >>> E = np.arange(12, dtype=np.float32).reshape(4, 3)
+    >>> fastembed.gather(E, [0, 1, 2, 0])
+    array([[0., 1., 2.],
+           [3., 4., 5.],
+           [6., 7., 8.],
+           [0., 1., 2.]], dtype=float32)
+    """
+    check_table(weight, "weight")
+    ids_arr, flat = as_ids(ids)
+    out = prepare_out(weight, ids_arr.shape, out)
+    n_threads = _n_threads_for(n_threads, flat.size * weight.shape[1])
+    check_ids_in_range(flat, ids_arr.shape, weight.shape[0], n_threads)
+    return gather_checked(weight, flat, out, n_threads)
+
+
+def prepare_out(weight, ids_shape, out):
+    """Allocate the output of a lookup, or check the one the caller passed."""
+    shape = tuple(ids_shape) + (weight.shape[1],)
+    if out is None:
+        return np.empty(shape, dtype=weight.dtype)
+    check_out(out, shape, weight.dtype)
+    check_no_overlap(out, weight, "out", "weight")
+    return out
+
+
+def gather_checked(weight, flat, out, n_threads):
+    """The lookup itself, once the ids, ``out`` and ``n_threads`` have been checked."""
+    if flat.size and weight.shape[1]:
+        _kernels.gather(weight, flat, out.reshape(flat.size, weight.shape[1]), n_threads)
+    return out
+
+
+def scatter_add(out, ids, grad, *, n_threads=None):
+    """Add rows into a table in place: ``out[ids[i]] += grad[i]``, duplicates summed.
+
+    The result is bitwise identical to ``np.add.at(out, ids, grad)`` and does not depend on
+    the thread count: contributions to a row are added in increasing position order.
+
+    Parameters
+    ----------
+    out : ndarray of float32 or float64, shape (V, D)
+        The table to update, C-contiguous and writeable.
+    ids : array-like of int, any shape
+        Row ids in ``[0, V)``.
+    grad : array-like, shape ``ids.shape + (D,)``
+        Rows to add, of ``out``'s dtype. A non-contiguous ``grad`` is copied first.
+    n_threads : int, optional
+        As in :func:`gather`.
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastembed
+    >>> out = np.zeros((3, 2), np.float32)
+    >>> fastembed.scatter_add(out, [0, 2, 0], np.ones((3, 2), np.float32))
+    array([[2., 2.],
+           [0., 0.],
+           [1., 1.]], dtype=float32)
+    """
+    check_table(out, "out", writeable=True)
+    ids_arr, flat = as_ids(ids)
+    num_embeddings, dim = out.shape
+    grad2d = check_grad(grad, ids_arr.shape, dim, out.dtype)
+    check_no_overlap(out, grad2d, "out", "grad")
+    n_threads = _n_threads_for(n_threads, flat.size * dim)
+    check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+    if flat.size == 0 or dim == 0:
+        return out
+    if n_threads == 1:
+        _kernels.scatter_add_serial(out, flat, grad2d)
+    else:
+        perm, rows, starts = _kernels.group_by_row(
+            flat.astype(np.int64, copy=False), num_embeddings, n_threads)
+        _kernels.scatter_add_grouped(out, grad2d, perm, rows, starts, n_threads)
+    return out
+
+
+def coalesce(ids, grad, *, num_embeddings=None, n_threads=None):
+    """Sum gradient rows that share an id: the sparse gradient of a lookup.
+
+    Parameters
+    ----------
+    ids : array-like of int, any shape
+        Row ids, non-negative (and below ``num_embeddings`` when it is given).
+    grad : array-like of float32 or float64, shape ``ids.shape + (D,)``
+        The gradient of the lookup's output.
+    num_embeddings : int, optional
+        The table's row count, to check the ids against.
+    n_threads : int, optional
+        As in :func:`gather`.
+
+    Returns
+    -------
+    SparseGrad
+        ``rows`` (int64, ascending, unique) and ``values`` where ``values[k]`` is the sum of
+        ``grad[i]`` over every ``i`` with ``ids[i] == rows[k]``, added in position order, so
+        bitwise equal to ``np.add.at`` into zeros, for any thread count.
+
+    Examples
+    --------
+    >>> import numpy as np, fastembed
+    >>> g = fastembed.coalesce([[3, 1], [3, 3]], np.ones((2, 2, 1)))
+    >>> g.rows, g.values.ravel()
+    (array([1, 3]), array([1., 3.]))
+    """
+    return _coalesce(ids, grad, num_embeddings, n_threads)[0]
+
+
+def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None):
+    """coalesce, also returning the per-row counts (for scale_grad_by_freq)."""
+    ids_arr, flat = as_ids(ids)
+    grad2d = check_grad(grad, ids_arr.shape, dim, dtype)
+    dim = grad2d.shape[1]
+    n_threads = _n_threads_for(n_threads, flat.size * max(dim, 1))
+    if num_embeddings is None:
+        check_ids_in_range(flat, ids_arr.shape, _INT64_MAX, n_threads)  # negatives only
+        num_embeddings = int(flat.max()) + 1 if flat.size else 0
+    else:
+        num_embeddings = int(num_embeddings)
+        check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+    perm, rows, starts = _kernels.group_by_row(
+        flat.astype(np.int64, copy=False), num_embeddings, n_threads)
+    values = np.empty((rows.size, dim), dtype=grad2d.dtype)
+    _kernels.segment_sum(grad2d, perm, starts, values, n_threads)
+    return SparseGrad(rows, values), np.diff(starts)

@@ -1,0 +1,342 @@
+"""Layers: ``Embedding``, a trainable lookup table with hand-written forward and backward."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._openmp_helpers import _n_threads_for
+from ._validation import FLOAT_DTYPES, as_ids, check_ids_in_range, check_table
+from .functional import SparseGrad, _coalesce, gather_checked, prepare_out
+
+__all__ = ["Embedding"]
+
+# Keras spells some arguments differently; these keyword aliases map them onto ours.
+_KERAS_ALIASES = {
+    "input_dim": "num_embeddings",
+    "output_dim": "embedding_dim",
+    "embeddings_initializer": "init",
+}
+
+
+def _rng(seed):
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, numbers.Integral):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got "
+                    f"{type(seed).__name__}")
+
+
+def _initial_table(shape, dtype, init, rng):
+    """A new table of the given shape and dtype, filled by ``init``."""
+    if init == "uniform":  # Keras's default: U(-0.05, 0.05)
+        return (rng.random(shape, dtype=dtype) * dtype.type(0.1) - dtype.type(0.05))
+    if init == "normal":  # PyTorch's default: N(0, 1)
+        return rng.standard_normal(shape, dtype=dtype)
+    if init == "zeros":
+        return np.zeros(shape, dtype=dtype)
+    if callable(init):
+        table = np.asarray(init(shape, rng))
+        if table.shape != shape:
+            raise ValueError(f"init returned shape {table.shape}, expected {shape}")
+        return np.ascontiguousarray(table, dtype=dtype)  # our own new table: copying is fine
+    raise ValueError(f"init must be 'uniform', 'normal', 'zeros' or a callable "
+                     f"init(shape, rng), got {init!r}")
+
+
+def _merge(a, b):
+    """Sum two SparseGrads of the same table (deterministically)."""
+    if a is None:
+        return b
+    rows = np.concatenate([a.rows, b.rows])
+    values = np.concatenate([a.values, b.values])
+    merged, _ = _coalesce(rows, values, None, 1)
+    return merged
+
+
+class Embedding:
+    """A lookup table mapping integer ids to rows of a learned (V, D) matrix.
+
+    ``layer(ids)`` returns ``weight[ids]`` with shape ``ids.shape + (D,)``;
+    ``layer.backward(grad_output)`` returns the row-sparse gradient of ``weight``.
+
+    Parameters
+    ----------
+    num_embeddings : int
+        V, the number of rows (Keras: ``input_dim``).
+    embedding_dim : int
+        D, the size of each row (Keras: ``output_dim``).
+    padding_idx : int, optional
+        A row that starts as zeros (when the layer initialises the table) and never receives
+        gradient. A negative value counts from the end.
+    max_norm : float, optional
+        Rows looked up whose ``norm_type``-norm exceeds ``max_norm`` are rescaled in place to
+        norm ``max_norm`` before the lookup (PyTorch's semantics: the scale is
+        ``max_norm / (norm + 1e-7)``).
+    norm_type : float, default 2.0
+        The p of the p-norm used with ``max_norm`` (``np.inf`` allowed).
+    scale_grad_by_freq : bool, default False
+        Divide each row's gradient by the number of times it occurs in the batch.
+    mask_zero : bool, default False
+        Keras: id 0 is padding, and :meth:`compute_mask` returns ``ids != 0``.
+    dtype : float32 or float64, optional
+        float32 by default; taken from ``weight`` when it is given.
+    init : {"uniform", "normal", "zeros"} or callable, optional
+        "uniform" (the default) is U(-0.05, 0.05), as Keras; "normal" is N(0, 1), as PyTorch. A
+        callable is called as ``init((V, D), rng)`` and must return that shape
+        (Keras: ``embeddings_initializer``).
+    seed : int or numpy.random.Generator, optional
+        Seeds the initialiser.
+    weight : ndarray, optional
+        Use this (V, D) table as the weight, by reference (never copied).
+    trainable : bool, default True
+        A frozen layer computes no gradient: ``backward`` returns None.
+    input_length : int, optional
+        Keras: the expected length of the last axis of the ids, checked at every call.
+
+    Attributes
+    ----------
+    weight : ndarray, shape (V, D)
+    grad : SparseGrad or None
+        The gradient accumulated by :meth:`backward` since the last :meth:`zero_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import Embedding
+    >>> layer = Embedding(input_dim=4, output_dim=3, seed=0)
+    >>> layer(np.array([0, 1, 2, 0])).shape
+    (4, 3)
+    >>> layer(np.zeros((32, 10), dtype=np.int64)).shape
+    (32, 10, 3)
+    """
+
+    def __init__(self, num_embeddings=None, embedding_dim=None, *, padding_idx=None,
+                 max_norm=None, norm_type=2.0, scale_grad_by_freq=False, mask_zero=False,
+                 dtype=None, init=None, seed=None, weight=None, trainable=True,
+                 input_length=None, **keras_aliases):
+        given = {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim,
+                 "init": init}
+        for alias, value in keras_aliases.items():
+            if alias not in _KERAS_ALIASES:
+                raise TypeError(f"Embedding() got an unexpected keyword argument {alias!r}")
+            ours = _KERAS_ALIASES[alias]
+            if given[ours] is not None:
+                raise TypeError(f"Embedding() got both {ours!r} and its Keras alias {alias!r}")
+            given[ours] = value
+        num_embeddings, embedding_dim, init = (given["num_embeddings"],
+                                               given["embedding_dim"], given["init"])
+        if init is None:
+            init = "uniform"
+
+        if weight is not None:
+            check_table(weight, "weight")
+            if num_embeddings is not None and num_embeddings != weight.shape[0]:
+                raise ValueError(f"num_embeddings={num_embeddings} disagrees with "
+                                 f"weight.shape={weight.shape}")
+            if embedding_dim is not None and embedding_dim != weight.shape[1]:
+                raise ValueError(f"embedding_dim={embedding_dim} disagrees with "
+                                 f"weight.shape={weight.shape}")
+            if dtype is not None and np.dtype(dtype) != weight.dtype:
+                raise TypeError(f"dtype={np.dtype(dtype)} disagrees with weight.dtype="
+                                f"{weight.dtype}; fastembed never converts a table silently")
+            num_embeddings, embedding_dim = weight.shape
+        else:
+            num_embeddings = _check_size(num_embeddings, "num_embeddings")
+            embedding_dim = _check_size(embedding_dim, "embedding_dim")
+            dtype = np.dtype(np.float32 if dtype is None else dtype)
+            if dtype not in FLOAT_DTYPES:
+                raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral):
+                raise TypeError(f"padding_idx must be an int, got {type(padding_idx).__name__}")
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx={padding_idx} must lie in "
+                                 f"[{-num_embeddings}, {num_embeddings})")
+            padding_idx = int(padding_idx) % num_embeddings
+        if max_norm is not None:
+            max_norm = float(max_norm)
+            if not max_norm > 0:
+                raise ValueError(f"max_norm must be positive, got {max_norm}")
+        norm_type = float(norm_type)
+        if not norm_type > 0:
+            raise ValueError(f"norm_type must be positive, got {norm_type}")
+        if input_length is not None:
+            input_length = _check_size(input_length, "input_length")
+
+        if weight is None:
+            weight = _initial_table((num_embeddings, embedding_dim), dtype, init, _rng(seed))
+            if padding_idx is not None:
+                weight[padding_idx] = 0
+        if max_norm is not None and not weight.flags.writeable:
+            raise ValueError("max_norm renormalises rows in place, but weight is read-only")
+
+        self.weight = weight
+        self.padding_idx = padding_idx
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = bool(scale_grad_by_freq)
+        self.mask_zero = bool(mask_zero)
+        self.trainable = bool(trainable)
+        self.input_length = input_length
+        self.grad = None
+        self._last_ids = None
+
+    # -- construction helpers -----------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, weights, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, **kwargs):
+        """Build a layer around an existing (V, D) table, used by reference.
+
+        Parameters
+        ----------
+        weights : ndarray of float32 or float64, shape (V, D)
+            The pretrained table (C-contiguous; a memmap works).
+        freeze : bool, default True
+            When True the layer is not trainable (PyTorch's default).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> layer = Embedding.from_pretrained(np.eye(3, dtype=np.float32))
+        >>> layer([2])
+        array([[0., 0., 1.]], dtype=float32)
+        """
+        check_table(weights, "weights")
+        return cls(weight=weights, dtype=weights.dtype, trainable=not freeze,
+                   padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, **kwargs)
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def num_embeddings(self):
+        return self.weight.shape[0]
+
+    @property
+    def embedding_dim(self):
+        return self.weight.shape[1]
+
+    @property
+    def dtype(self):
+        return self.weight.dtype
+
+    def __repr__(self):
+        extra = "".join(f", {name}={getattr(self, name)!r}" for name in
+                        ("padding_idx", "max_norm", "input_length")
+                        if getattr(self, name) is not None)
+        if self.scale_grad_by_freq:
+            extra += ", scale_grad_by_freq=True"
+        if self.mask_zero:
+            extra += ", mask_zero=True"
+        if not self.trainable:
+            extra += ", trainable=False"
+        return (f"Embedding({self.num_embeddings}, {self.embedding_dim}, "
+                f"dtype={self.dtype.name}{extra})")
+
+    # -- forward / backward ---------------------------------------------------------------
+
+    def _validated_ids(self, ids, n_threads):
+        """(ids, flat ids, resolved n_threads), with every id checked against the table."""
+        ids_arr, flat = as_ids(ids)
+        if self.input_length is not None and (ids_arr.ndim == 0
+                                              or ids_arr.shape[-1] != self.input_length):
+            raise ValueError(f"ids must have a last axis of input_length="
+                             f"{self.input_length}, got shape {ids_arr.shape}")
+        n_threads = _n_threads_for(n_threads, flat.size * self.embedding_dim)
+        check_ids_in_range(flat, ids_arr.shape, self.num_embeddings, n_threads)
+        return ids_arr, flat, n_threads
+
+    def forward(self, ids, out=None, *, n_threads=None):
+        """Look up ``ids``: returns ``weight[ids]``, of shape ``ids.shape + (D,)``.
+
+        With ``max_norm`` set, the rows looked up are first renormalised in place. The ids are
+        remembered for :meth:`backward`.
+        """
+        ids_arr, flat, n_threads = self._validated_ids(ids, n_threads)
+        out = prepare_out(self.weight, ids_arr.shape, out)  # checked before anything is written
+        if self.max_norm is not None:
+            self._renorm(flat)
+        gather_checked(self.weight, flat, out, n_threads)
+        self._last_ids = ids_arr.copy()
+        return out
+
+    __call__ = forward
+
+    def _renorm(self, flat):
+        """PyTorch's embedding_renorm_: rescale looked-up rows whose norm exceeds max_norm."""
+        rows = np.unique(flat)
+        if rows.size == 0:
+            return
+        sub = self.weight[rows]
+        norms = np.linalg.norm(sub, ord=self.norm_type, axis=1)
+        over = norms > self.max_norm
+        if over.any():
+            scale = (self.max_norm / (norms[over] + 1e-7)).astype(self.dtype)
+            self.weight[rows[over]] = sub[over] * scale[:, None]
+
+    def backward(self, grad_output, ids=None, *, n_threads=None):
+        """Gradient of the table for the last forward (or for ``ids``).
+
+        Parameters
+        ----------
+        grad_output : ndarray, shape ``ids.shape + (D,)``, the table's dtype
+            The gradient of the loss with respect to the lookup's output.
+        ids : array-like of int, optional
+            The ids of the lookup; by default those of the last :meth:`forward`.
+
+        Returns
+        -------
+        SparseGrad or None
+            The row-sparse gradient of this call (rows ascending, duplicates summed, the
+            padding row left out, divided by counts with ``scale_grad_by_freq``); it is also
+            added into :attr:`grad`. None for a frozen layer.
+        """
+        if not self.trainable:
+            return None
+        if ids is None:
+            if self._last_ids is None:
+                raise RuntimeError("backward() needs ids: call forward() first or pass ids=")
+            ids = self._last_ids
+        else:
+            ids = self._validated_ids(ids, n_threads)[0]
+        grad, counts = _coalesce(ids, grad_output, self.num_embeddings, n_threads,
+                                 dim=self.embedding_dim, dtype=self.dtype)
+        rows, values = grad
+        if self.scale_grad_by_freq and rows.size:
+            values /= counts[:, None].astype(self.dtype)
+        if self.padding_idx is not None:
+            keep = rows != self.padding_idx
+            if not keep.all():
+                grad = SparseGrad(rows[keep], values[keep])
+        self.grad = _merge(self.grad, grad)
+        return grad
+
+    def zero_grad(self):
+        """Forget the accumulated gradient."""
+        self.grad = None
+
+    def compute_mask(self, ids):
+        """Keras: ``ids != 0`` when ``mask_zero`` is set, else None."""
+        if not self.mask_zero:
+            return None
+        ids_arr, _ = as_ids(ids)
+        return ids_arr != 0
+
+    def parameters(self):
+        """The trainable arrays, as a list (empty for a frozen layer)."""
+        return [self.weight] if self.trainable else []
+
+
+def _check_size(value, name):
+    if value is None:
+        raise TypeError(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be non-negative, got {value}")
+    return int(value)

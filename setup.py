@@ -1,0 +1,116 @@
+"""Build script for fastembed's compiled kernels.
+
+The Cython sources are translated at build time (generated C is never committed). OpenMP is
+probed by compiling and linking a tiny program; when the probe fails, or when the environment
+sets ``FASTEMBED_NO_OPENMP=1``, the same sources are built serially and a loud warning says so.
+
+Environment switches
+--------------------
+FASTEMBED_NO_OPENMP=1   build without OpenMP (serial kernels).
+FASTEMBED_DEBUG=1       turn Cython's bounds, wraparound and initialisation checks back on and
+                        compile with -O0 -g, for debugging the kernels.
+"""
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+EXTENSIONS = ["_openmp_helpers", "_kernels"]
+
+
+def _env_flag(name):
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _openmp_flags(compiler):
+    """(compile_args, link_args) for OpenMP with this compiler, without probing."""
+    if compiler.compiler_type == "msvc":
+        return ["/openmp"], []
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+def _probe_openmp(compiler):
+    """Compile and link a tiny OpenMP program; return True when it works."""
+    compile_args, link_args = _openmp_flags(compiler)
+    source = textwrap.dedent(
+        """\
+        #include <omp.h>
+        int main(void) {
+            int n = 0;
+            #pragma omp parallel reduction(+:n)
+            n += 1;
+            return (n >= 1 && omp_get_max_threads() >= 1) ? 0 : 1;
+        }
+        """
+    )
+    tmp = tempfile.mkdtemp(prefix="fastembed-openmp-probe-")
+    try:
+        path = os.path.join(tmp, "probe.c")
+        with open(path, "w") as f:
+            f.write(source)
+        objects = compiler.compile([path], output_dir=tmp, extra_postargs=compile_args)
+        compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=link_args)
+        return True
+    except Exception:  # CompileError, LinkError, missing headers: all mean "no OpenMP"
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _warn(message):
+    bar = "*" * 78
+    sys.stderr.write(f"\n{bar}\n{message}\n{bar}\n\n")
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        if _env_flag("FASTEMBED_NO_OPENMP"):
+            use_openmp = False
+            _warn("fastembed: FASTEMBED_NO_OPENMP is set; building SERIAL kernels (no OpenMP).\n"
+                  "Every n_threads argument will run on one thread.")
+        else:
+            use_openmp = _probe_openmp(self.compiler)
+            if not use_openmp:
+                _warn("fastembed: WARNING: this compiler cannot build OpenMP programs.\n"
+                      "Building SERIAL kernels: results are identical, but only one thread\n"
+                      "is used. Install an OpenMP runtime (libgomp, or libomp with clang)\n"
+                      "and reinstall to get parallel kernels.")
+        compile_args, link_args = _openmp_flags(self.compiler) if use_openmp else ([], [])
+        debug = _env_flag("FASTEMBED_DEBUG")
+        for ext in self.extensions:
+            ext.extra_compile_args = list(ext.extra_compile_args) + compile_args
+            ext.extra_link_args = list(ext.extra_link_args) + link_args
+            if debug and self.compiler.compiler_type != "msvc":
+                ext.extra_compile_args += ["-O0", "-g"]
+        super().build_extensions()
+
+
+def _extensions():
+    from Cython.Build import cythonize
+
+    debug = _env_flag("FASTEMBED_DEBUG")
+    directives = {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": debug,
+        "initializedcheck": debug,
+        "cdivision": not debug,
+        "embedsignature": True,
+    }
+    extensions = [
+        Extension(
+            f"fastembed.{name}",
+            [os.path.join("fastembed", f"{name}.pyx")],
+            include_dirs=["fastembed"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+        for name in EXTENSIONS
+    ]
+    return cythonize(extensions, compiler_directives=directives)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": BuildExt})
