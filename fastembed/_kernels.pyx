@@ -47,13 +47,16 @@ cdef inline Py_ssize_t _chunk_start(Py_ssize_t n, Py_ssize_t n_chunks,
 # ---------------------------------------------------------------------------------------
 
 def find_first_invalid(const index_t[::1] ids,  # IN (N,)
-                       int64_t n_rows,
+                       uint64_t n_rows,
                        int n_threads):
-    """Return the first position i with ``ids[i] < 0`` or ``ids[i] >= n_rows``, else -1."""
+    """Return the first position i with ``ids[i] < 0`` or ``ids[i] >= n_rows``, else -1.
+
+    ``n_rows`` may be up to 2**63, which checks only for negative ids.
+    """
     cdef Py_ssize_t n = ids.shape[0]
     cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, n))
     cdef Py_ssize_t c, i, lo, hi
-    cdef uint64_t limit = <uint64_t>n_rows
+    cdef uint64_t limit = n_rows
     cdef Py_ssize_t[::1] first = np.full(n_chunks, n, dtype=np.intp)
     with nogil:
         for c in prange(n_chunks, schedule="static", num_threads=n_threads):
@@ -133,8 +136,8 @@ cdef void _radix_pass(const int64_t* src_keys, const int64_t* src_perm,
                 dst_perm[pos] = src_perm[i]
 
 
-def group_by_row(const int64_t[::1] ids,  # IN (N,), all in [0, n_rows)
-                 int64_t n_rows,
+def group_by_row(const int64_t[::1] ids,  # IN (N,), all in [0, max_id]
+                 int64_t max_id,
                  int n_threads):
     """Group positions by destination row with a stable LSD radix sort.
 
@@ -148,7 +151,7 @@ def group_by_row(const int64_t[::1] ids,  # IN (N,), all in [0, n_rows)
         Segment k of ``perm`` is ``perm[starts[k]:starts[k + 1]]``, the positions of ``rows[k]``.
     """
     cdef Py_ssize_t n = ids.shape[0]
-    cdef int bits = max(1, int(max(n_rows, 1) - 1).bit_length())
+    cdef int bits = max(1, int(max_id).bit_length())
     cdef int n_passes = (bits + MAX_DIGIT_BITS - 1) // MAX_DIGIT_BITS
     cdef int digit_bits = (bits + n_passes - 1) // n_passes
     cdef Py_ssize_t radix = (<Py_ssize_t>1) << digit_bits

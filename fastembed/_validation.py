@@ -73,18 +73,36 @@ def _format_position(pos, shape):
 
 
 def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids"):
-    """Raise IndexError naming the first id outside [0, num_embeddings) and its position."""
+    """Raise IndexError naming the first id outside [0, num_embeddings) and its position.
+
+    ``num_embeddings`` None checks only that the ids are non-negative.
+    """
     if flat.size == 0:
         return
-    pos = _kernels.find_first_invalid(flat, num_embeddings, n_threads)
+    limit = 2**63 if num_embeddings is None else num_embeddings
+    pos = _kernels.find_first_invalid(flat, limit, n_threads)
     if pos < 0:
         return
     value = int(flat[pos])
     where = f"{name}{_format_position(pos, shape)} = {value}"
     if value < 0:
-        raise IndexError(f"{where} is negative; ids must lie in [0, {num_embeddings})")
+        bound = ("must be non-negative" if num_embeddings is None
+                 else f"must lie in [0, {num_embeddings})")
+        raise IndexError(f"{where} is negative; ids {bound}")
     raise IndexError(f"{where} is out of range for a table of {num_embeddings} rows; ids "
                      f"must lie in [0, {num_embeddings})")
+
+
+def check_size(value, name):
+    """A non-negative Python int, from any integer type (not bool); else TypeError/ValueError."""
+    if value is None:
+        raise TypeError(f"{name} is required")
+    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value.__index__())
+    if value < 0:
+        raise ValueError(f"{name} must be non-negative, got {value}")
+    return value
 
 
 def check_grad(grad, ids_shape, dim, dtype, name="grad"):

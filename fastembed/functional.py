@@ -12,12 +12,9 @@ import numpy as np
 from . import _kernels
 from ._openmp_helpers import _n_threads_for
 from ._validation import (as_ids, check_grad, check_ids_in_range, check_no_overlap,
-                          check_out, check_table)
+                          check_out, check_size, check_table)
 
 __all__ = ["SparseGrad", "gather", "scatter_add", "coalesce"]
-
-_INT64_MAX = np.iinfo(np.int64).max
-
 
 class SparseGrad(NamedTuple):
     """A coalesced row-sparse gradient of an embedding table.
@@ -166,7 +163,7 @@ def scatter_add(out, ids, grad, *, n_threads=None):
         _kernels.scatter_add_serial(out, flat, grad2d)
     else:
         perm, rows, starts = _kernels.group_by_row(
-            flat.astype(np.int64, copy=False), num_embeddings, n_threads)
+            flat.astype(np.int64, copy=False), num_embeddings - 1, n_threads)
         _kernels.scatter_add_grouped(out, grad2d, perm, rows, starts, n_threads)
     return out
 
@@ -209,13 +206,14 @@ def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None):
     dim = grad2d.shape[1]
     n_threads = _n_threads_for(n_threads, flat.size * max(dim, 1))
     if num_embeddings is None:
-        check_ids_in_range(flat, ids_arr.shape, _INT64_MAX, n_threads)  # negatives only
-        num_embeddings = int(flat.max()) + 1 if flat.size else 0
+        check_ids_in_range(flat, ids_arr.shape, None, n_threads)  # negatives only
+        max_id = int(flat.max()) if flat.size else 0
     else:
-        num_embeddings = int(num_embeddings)
+        num_embeddings = check_size(num_embeddings, "num_embeddings")
         check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+        max_id = max(num_embeddings - 1, 0)
     perm, rows, starts = _kernels.group_by_row(
-        flat.astype(np.int64, copy=False), num_embeddings, n_threads)
+        flat.astype(np.int64, copy=False), max_id, n_threads)
     values = np.empty((rows.size, dim), dtype=grad2d.dtype)
     _kernels.segment_sum(grad2d, perm, starts, values, n_threads)
     return SparseGrad(rows, values), np.diff(starts)

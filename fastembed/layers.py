@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from ._openmp_helpers import _n_threads_for
-from ._validation import FLOAT_DTYPES, as_ids, check_ids_in_range, check_table
+from ._validation import FLOAT_DTYPES, as_ids, check_ids_in_range, check_size, check_table
 from .functional import SparseGrad, _coalesce, gather_checked, prepare_out
 
 __all__ = ["Embedding"]
@@ -47,8 +47,8 @@ def _initial_table(shape, dtype, init, rng):
 
 def _merge(a, b):
     """Sum two SparseGrads of the same table (deterministically)."""
-    if a is None:
-        return b
+    if a is None:  # a copy, so that changing the returned gradient cannot change layer.grad
+        return SparseGrad(b.rows.copy(), b.values.copy())
     rows = np.concatenate([a.rows, b.rows])
     values = np.concatenate([a.values, b.values])
     merged, _ = _coalesce(rows, values, None, 1)
@@ -143,8 +143,8 @@ class Embedding:
                                 f"{weight.dtype}; fastembed never converts a table silently")
             num_embeddings, embedding_dim = weight.shape
         else:
-            num_embeddings = _check_size(num_embeddings, "num_embeddings")
-            embedding_dim = _check_size(embedding_dim, "embedding_dim")
+            num_embeddings = check_size(num_embeddings, "num_embeddings")
+            embedding_dim = check_size(embedding_dim, "embedding_dim")
             dtype = np.dtype(np.float32 if dtype is None else dtype)
             if dtype not in FLOAT_DTYPES:
                 raise TypeError(f"dtype must be float32 or float64, got {dtype}")
@@ -164,7 +164,7 @@ class Embedding:
         if not norm_type > 0:
             raise ValueError(f"norm_type must be positive, got {norm_type}")
         if input_length is not None:
-            input_length = _check_size(input_length, "input_length")
+            input_length = check_size(input_length, "input_length")
 
         if weight is None:
             weight = _initial_table((num_embeddings, embedding_dim), dtype, init, _rng(seed))
@@ -273,11 +273,13 @@ class Embedding:
         if rows.size == 0:
             return
         sub = self.weight[rows]
-        norms = np.linalg.norm(sub, ord=self.norm_type, axis=1)
+        # Norms in float64, so that a float32 row whose squares overflow float32 is still
+        # scaled to max_norm rather than to zero.
+        norms = np.linalg.norm(sub.astype(np.float64), ord=self.norm_type, axis=1)
         over = norms > self.max_norm
         if over.any():
-            scale = (self.max_norm / (norms[over] + 1e-7)).astype(self.dtype)
-            self.weight[rows[over]] = sub[over] * scale[:, None]
+            scale = self.max_norm / (norms[over] + 1e-7)
+            self.weight[rows[over]] = (sub[over] * scale[:, None]).astype(self.dtype)
 
     def backward(self, grad_output, ids=None, *, n_threads=None):
         """Gradient of the table for the last forward (or for ``ids``).
@@ -331,12 +333,3 @@ class Embedding:
         """The trainable arrays, as a list (empty for a frozen layer)."""
         return [self.weight] if self.trainable else []
 
-
-def _check_size(value, name):
-    if value is None:
-        raise TypeError(f"{name} is required")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name} must be non-negative, got {value}")
-    return int(value)

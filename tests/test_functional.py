@@ -1,0 +1,1183 @@
+"""Tests of the functional kernels: gather, scatter_add, coalesce, SparseGrad and threads.
+
+Every result is compared with a NumPy reference, bitwise:
+
+* ``gather(E, X)``          == ``E[X]``
+* ``scatter_add(O, X, G)``  == ``np.add.at(O, X, G)``
+* ``coalesce(X, G)``        == ``np.unique(X)`` and ``np.add.at(zeros, inverse, G)``
+
+and every error path is checked to leave all arrays untouched.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import fastembed
+from fastembed import (SparseGrad, coalesce, gather, get_num_threads, openmp_enabled,
+                       scatter_add, set_num_threads)
+from fastembed import _kernels
+from fastembed._openmp_helpers import PARALLEL_MIN_WORK, _n_threads_for
+
+from conftest import assert_bitwise_equal, make_ids, make_table
+
+FLOATS = [np.float32, np.float64]
+INTS = [np.int32, np.int64]
+THREADS = [1, 2]
+ID_SHAPES = {
+    "empty": (0,),
+    "empty2d": (3, 0),
+    "scalar": (),
+    "1d": (17,),
+    "2d": (5, 7),
+    "3d": (3, 4, 5),
+}
+KINDS = ["uniform", "zipf", "same"]
+V_SMALL, D_SMALL = 13, 5
+
+# Sizes for the parallel tests: ids.size * D must be well above PARALLEL_MIN_WORK.
+N_BIG, D_BIG, V_BIG = 200_000, 16, 50_000
+
+
+# ----------------------------------------------------------------------------------------
+# NumPy references and small helpers
+# ----------------------------------------------------------------------------------------
+
+def ref_gather(weight, ids):
+    return np.asarray(weight)[np.asarray(ids)]
+
+
+def ref_scatter_add(out, ids, grad):
+    ref = np.array(out, copy=True)
+    with np.errstate(all="ignore"):
+        np.add.at(ref, np.asarray(ids), np.asarray(grad))
+    return ref
+
+
+def ref_coalesce(ids, grad):
+    ids = np.asarray(ids).astype(np.int64).reshape(-1)
+    grad = np.asarray(grad)
+    dim = grad.shape[-1]
+    rows, inverse = np.unique(ids, return_inverse=True)
+    values = np.zeros((rows.size, dim), dtype=grad.dtype)
+    with np.errstate(all="ignore"):  # inf - inf and overflow are fine: compare bits
+        np.add.at(values, inverse.reshape(-1), grad.reshape(ids.size, dim))
+    return rows.astype(np.int64), values
+
+
+def assert_sparse_grad_equal(g, rows, values):
+    assert isinstance(g, SparseGrad)
+    assert g.rows.dtype == np.int64
+    assert_bitwise_equal(g.rows, rows)
+    assert_bitwise_equal(g.values, values)
+    assert g.values.flags.c_contiguous
+    if g.rows.size > 1:
+        assert np.all(np.diff(g.rows) > 0), "rows must be strictly ascending"
+
+
+def random_bytes_like(shape, dtype, rng):
+    """An array filled with random bytes: any byte a kernel writes shows up bitwise."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    return rng.integers(0, 256, size=n, dtype=np.uint8).view(dtype).reshape(shape)
+
+
+def snapshot(*arrays):
+    return [np.array(a, copy=True) for a in arrays]
+
+
+def assert_unchanged(arrays, copies):
+    for a, c in zip(arrays, copies):
+        assert_bitwise_equal(np.asarray(a), c)
+
+
+def position(flat_pos, shape):
+    """Format a position the way fastembed's messages do: '', '[i]' or '[i, j, ...]'."""
+    if len(shape) == 0:
+        return ""
+    idx = np.unravel_index(flat_pos, shape)
+    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
+
+
+def first_invalid(ids, V):
+    flat = np.asarray(ids).reshape(-1)
+    bad = np.flatnonzero((flat < 0) | (flat >= V))
+    return int(bad[0]) if bad.size else None
+
+
+def zipf_big(rng, shape=(N_BIG,), V=V_BIG, dtype=np.int64):
+    return make_ids("zipf", shape, V, dtype, rng)
+
+
+# ----------------------------------------------------------------------------------------
+# conftest helpers behave as documented (other test files rely on them)
+# ----------------------------------------------------------------------------------------
+
+def test_make_ids_distributions(rng):
+    u = make_ids("uniform", (4, 500), 7, np.int32, rng)
+    assert u.shape == (4, 500) and u.dtype == np.int32
+    assert u.min() >= 0 and u.max() < 7 and np.unique(u).size == 7
+    s = make_ids("same", (3, 4), 7, np.int64, rng)
+    assert s.dtype == np.int64 and np.unique(s).size == 1 and 0 <= s.flat[0] < 7
+    z = make_ids("zipf", (200_000,), 1000, np.int64, rng)
+    assert z.min() >= 0 and z.max() < 1000
+    counts = np.bincount(z, minlength=1000)
+    # Hot rows at low ids; p_0 / p_1 = 2**1.1 ~ 2.14 and p_0 ~ 0.14 for V=1000.
+    assert counts[0] > counts[1] > counts[9] > counts[99]
+    assert 1.9 < counts[0] / counts[1] < 2.4
+    # Not clipped: the last id is not a pile-up of the tail mass.
+    assert counts[999] < counts[0] / 100
+    assert make_ids("uniform", (), 5, np.int32, rng).shape == ()
+    assert make_ids("zipf", (3, 0), 5, np.int32, rng).shape == (3, 0)
+
+
+# ----------------------------------------------------------------------------------------
+# The cartesian product: dtypes x id dtypes x threads x id shapes x id distributions
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("table_kind", ["plain", "readonly", "memmap"])
+@pytest.mark.parametrize("use_out", [False, True], ids=["alloc", "out"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", list(ID_SHAPES.values()), ids=list(ID_SHAPES))
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_gather_matches_numpy(dtype, id_dtype, n_threads, shape, kind, use_out, table_kind,
+                              rng, readonly_memmap):
+    E = make_table((V_SMALL, D_SMALL), dtype, rng)
+    E[3, 1] = np.nan
+    X = make_ids(kind, shape, V_SMALL, id_dtype, rng)
+    if table_kind == "plain":
+        table = E.copy()
+    elif table_kind == "readonly":
+        table = E.copy()
+        table.flags.writeable = False
+    else:
+        table = readonly_memmap(E)
+        assert isinstance(table, np.memmap) and not table.flags.writeable
+    expected = ref_gather(E, X)
+    X_copy = X.copy()
+    if use_out:
+        out = random_bytes_like(X.shape + (D_SMALL,), dtype, rng)
+        result = gather(table, X, out=out, n_threads=n_threads)
+        assert result is out
+    else:
+        result = gather(table, X, n_threads=n_threads)
+        assert type(result) is np.ndarray
+    assert result.shape == X.shape + (D_SMALL,)
+    assert result.dtype == dtype
+    assert result.flags.c_contiguous
+    assert_bitwise_equal(result, expected)
+    assert_bitwise_equal(np.asarray(table), E)  # the table is never written
+    assert_bitwise_equal(X, X_copy)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", list(ID_SHAPES.values()), ids=list(ID_SHAPES))
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_scatter_add_matches_numpy(dtype, id_dtype, n_threads, shape, kind, rng):
+    out = make_table((V_SMALL, D_SMALL), dtype, rng)
+    X = make_ids(kind, shape, V_SMALL, id_dtype, rng)
+    G = make_table(X.shape + (D_SMALL,), dtype, rng)
+    expected = ref_scatter_add(out, X, G)
+    X_copy, G_copy = X.copy(), G.copy()
+    result = scatter_add(out, X, G, n_threads=n_threads)
+    assert result is out
+    assert_bitwise_equal(out, expected)
+    assert_bitwise_equal(X, X_copy)
+    assert_bitwise_equal(G, G_copy)
+
+
+@pytest.mark.parametrize("given_v", [False, True], ids=["V=None", "V=given"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", list(ID_SHAPES.values()), ids=list(ID_SHAPES))
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_coalesce_matches_numpy(dtype, id_dtype, n_threads, shape, kind, given_v, rng):
+    X = make_ids(kind, shape, V_SMALL, id_dtype, rng)
+    G = make_table(X.shape + (D_SMALL,), dtype, rng)
+    rows, values = ref_coalesce(X, G)
+    X_copy, G_copy = X.copy(), G.copy()
+    g = coalesce(X, G, num_embeddings=V_SMALL if given_v else None, n_threads=n_threads)
+    assert_sparse_grad_equal(g, rows, values)
+    assert_bitwise_equal(X, X_copy)
+    assert_bitwise_equal(G, G_copy)
+    # The dense form is np.add.at into a zero table.
+    dense = np.zeros((V_SMALL, D_SMALL), dtype)
+    np.add.at(dense, X, G)
+    assert_bitwise_equal(g.to_dense(V_SMALL), dense)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_zero_width_and_empty_tables(dtype):
+    E0 = np.empty((6, 0), dtype)
+    X = np.array([[0, 5], [3, 3]])
+    assert gather(E0, X).shape == (2, 2, 0)
+    out = np.empty((2, 2, 0), dtype)
+    assert gather(E0, X, out=out) is out
+    assert scatter_add(E0, X, np.empty((2, 2, 0), dtype)) is E0
+    g = coalesce(X, np.empty((2, 2, 0), dtype))
+    assert_bitwise_equal(g.rows, np.array([0, 3, 5]))
+    assert g.values.shape == (3, 0) and g.values.dtype == dtype
+    # A table with no rows accepts no ids, except none at all.
+    Ev = np.empty((0, 3), dtype)
+    assert gather(Ev, []).shape == (0, 3)
+    assert gather(Ev, ()).shape == (0, 3)
+    with pytest.raises(IndexError, match=re.escape("ids[0] = 0")):
+        gather(Ev, [0])
+    with pytest.raises(IndexError, match=re.escape("ids = 0")):
+        gather(Ev, 0)
+    # Empty ids into an empty table: nothing to do, nothing to complain about.
+    assert scatter_add(np.zeros((0, 3), dtype), [], np.zeros((0, 3), dtype)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_signed_zeros_follow_numpy(dtype, n_threads):
+    # -0.0 + -0.0 = -0.0 and +0.0 + -0.0 = +0.0: only an exact replay of np.add.at agrees.
+    out = np.array([[-0.0, 0.0], [-0.0, -0.0], [1.0, -1.0]], dtype)
+    X = np.array([0, 1, 1, 2])
+    G = np.array([[-0.0, -0.0], [-0.0, 0.0], [-0.0, -0.0], [-1.0, 1.0]], dtype)
+    expected = ref_scatter_add(out, X, G)
+    assert np.signbit(expected[0, 0]) and not np.signbit(expected[0, 1])
+    scatter_add(out, X, G, n_threads=n_threads)
+    assert_bitwise_equal(out, expected)
+    # coalesce starts from +0.0 like np.add.at into np.zeros: all -0.0 sums to +0.0.
+    g = coalesce(X, np.full((4, 2), -0.0, dtype), n_threads=n_threads)
+    assert_sparse_grad_equal(g, *ref_coalesce(X, np.full((4, 2), -0.0, dtype)))
+    assert not np.signbit(g.values).any()
+    # gather copies bytes: -0.0 and NaN payloads survive.
+    E = np.array([[-0.0, np.nan], [np.inf, -np.inf]], dtype)
+    E.view(f"u{E.itemsize}")[0, 1] = 0x7FC0BEEF if dtype == np.float32 else 0x7FF8DEADBEEF0001
+    assert np.isnan(E[0, 1])
+    assert_bitwise_equal(gather(E, [0, 1, 0], n_threads=n_threads), E[[0, 1, 0]])
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_scatter_add_accepts_noncontiguous_and_list_grad(dtype, rng):
+    out = make_table((6, 3), dtype, rng)
+    X = np.array([5, 0, 5, 2])
+    G_big = make_table((4, 6), dtype, rng)
+    G = G_big[:, ::2]
+    assert not G.flags.c_contiguous
+    expected = ref_scatter_add(out, X, G)
+    scatter_add(out, X, G)
+    assert_bitwise_equal(out, expected)
+    # A broadcast (stride-0) grad is copied, then added like any other.
+    row = make_table((3,), dtype, rng)
+    Gb = np.broadcast_to(row, (4, 3))
+    expected = ref_scatter_add(out, X, Gb)
+    scatter_add(out, X, Gb, n_threads=2)
+    assert_bitwise_equal(out, expected)
+    assert_sparse_grad_equal(coalesce(X, Gb), *ref_coalesce(X, Gb))
+    out64 = np.zeros((6, 2))
+    scatter_add(out64, [1, 1], [[1.5, 2.0], [0.25, -1.0]])
+    assert_bitwise_equal(out64[1], np.array([1.75, 1.0]))
+    g = coalesce([3, 1, 3], [[1.0], [2.0], [4.0]])
+    assert_sparse_grad_equal(g, np.array([1, 3]), np.array([[2.0], [5.0]]))
+
+
+def test_scatter_add_into_writeable_memmap(tmp_path, rng):
+    E = make_table((40, 8), np.float32, rng)
+    path = tmp_path / "table.f32"
+    E.tofile(path)
+    m = np.memmap(path, dtype=np.float32, mode="r+", shape=E.shape)
+    X = make_ids("zipf", (5000,), 40, np.int32, rng)
+    G = make_table((5000, 8), np.float32, rng)
+    expected = ref_scatter_add(E, X, G)
+    assert scatter_add(m, X, G, n_threads=2) is m
+    m.flush()
+    assert_bitwise_equal(np.asarray(m), expected)
+    del m
+    assert_bitwise_equal(np.fromfile(path, np.float32).reshape(E.shape), expected)
+
+
+# ----------------------------------------------------------------------------------------
+# Determinism across thread counts, on inputs large enough to run in parallel
+# ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def big_problem():
+    rng = np.random.default_rng(20240601)
+    X = make_ids("zipf", (N_BIG // 500, 500), V_BIG, np.int64, rng)
+    data = {}
+    for dtype in FLOATS:
+        E = make_table((V_BIG, D_BIG), dtype, rng)
+        G = make_table(X.shape + (D_BIG,), dtype, rng)
+        data[np.dtype(dtype)] = (E, G)
+    assert X.size * D_BIG >= 16 * PARALLEL_MIN_WORK
+    return X, data
+
+
+def _thread_counts():
+    return [1, 2, 3, 7, -1, None]
+
+
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_parallel_determinism_gather(big_problem, dtype, id_dtype):
+    X64, data = big_problem
+    E, _ = data[np.dtype(dtype)]
+    X = X64.astype(id_dtype)
+    expected = ref_gather(E, X)
+    if openmp_enabled():
+        assert _n_threads_for(2, X.size * D_BIG) == 2  # really runs on two threads
+    out = np.empty(X.shape + (D_BIG,), dtype)
+    for n_threads in _thread_counts():
+        for _ in range(2):  # repeated runs: identical bytes
+            assert_bitwise_equal(gather(E, X, n_threads=n_threads), expected)
+        out.fill(-1)
+        assert gather(E, X, out=out, n_threads=n_threads) is out
+        assert_bitwise_equal(out, expected)
+
+
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypatch):
+    X64, data = big_problem
+    E, G = data[np.dtype(dtype)]
+    X = X64.astype(id_dtype)
+    expected = ref_scatter_add(E, X, G)
+
+    calls = []
+    grouped = _kernels.scatter_add_grouped
+
+    def spy(table, grad, perm, rows, starts, n_threads):
+        calls.append(n_threads)
+        return grouped(table, grad, perm, rows, starts, n_threads)
+
+    monkeypatch.setattr(_kernels, "scatter_add_grouped", spy)
+    for n_threads in _thread_counts():
+        for _ in range(2):
+            out = E.copy()
+            assert scatter_add(out, X, G, n_threads=n_threads) is out
+            assert_bitwise_equal(out, expected)
+    if openmp_enabled():
+        # n_threads in {2, 3, 7} certainly went through the parallel, grouped kernel.
+        assert {2, 3, 7} <= set(calls)
+    else:
+        assert calls == []
+
+
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_parallel_determinism_coalesce(big_problem, dtype, id_dtype):
+    X64, data = big_problem
+    _, G = data[np.dtype(dtype)]
+    X = X64.astype(id_dtype)
+    rows, values = ref_coalesce(X, G)
+    for n_threads in _thread_counts():
+        for num_embeddings in (None, V_BIG):
+            g = coalesce(X, G, num_embeddings=num_embeddings, n_threads=n_threads)
+            assert_sparse_grad_equal(g, rows, values)
+    assert_bitwise_equal(coalesce(X, G, n_threads=2).to_dense(V_BIG),
+                         ref_scatter_add(np.zeros((V_BIG, D_BIG), dtype), X, G))
+
+
+def test_parallel_determinism_all_same_and_uniform_ids(rng):
+    # The two other extremes for the grouping: one giant segment, and many tiny ones.
+    G = make_table((N_BIG, 8), np.float32, rng)  # N * D = 1.6e6 elements: parallel
+    for kind in ("same", "uniform"):
+        X = make_ids(kind, (N_BIG,), V_BIG, np.int64, rng)
+        out0 = make_table((V_BIG, G.shape[1]), np.float32, rng)
+        expected = ref_scatter_add(out0, X, G)
+        rows, values = ref_coalesce(X, G)
+        for n_threads in (1, 2, None):
+            out = out0.copy()
+            scatter_add(out, X, G, n_threads=n_threads)
+            assert_bitwise_equal(out, expected)
+            assert_sparse_grad_equal(coalesce(X, G, n_threads=n_threads), rows, values)
+
+
+# ----------------------------------------------------------------------------------------
+# Other id types
+# ----------------------------------------------------------------------------------------
+
+ID_CONVERSIONS = {
+    "int8": lambda X: X.astype(np.int8),
+    "int16": lambda X: X.astype(np.int16),
+    "uint8": lambda X: X.astype(np.uint8),
+    "uint16": lambda X: X.astype(np.uint16),
+    "uint32": lambda X: X.astype(np.uint32),
+    "uint64": lambda X: X.astype(np.uint64),
+    "intp": lambda X: X.astype(np.intp),
+    "list": lambda X: X.tolist(),
+    "tuple": lambda X: tuple(tuple(int(v) for v in row) for row in X),
+    "list_of_np_ints": lambda X: [[np.int16(v) for v in row] for row in X],
+    "strided": lambda X: np.repeat(X, 2, axis=1)[:, ::2],
+    "reversed": lambda X: X[::-1, ::-1].copy()[::-1, ::-1],
+    "fortran": lambda X: np.asfortranarray(X),
+    "big_endian_i4": lambda X: X.astype(">i4"),
+    "big_endian_i8": lambda X: X.astype(">i8"),
+    "big_endian_u2": lambda X: X.astype(">u2"),
+    "big_endian_u8": lambda X: X.astype(">u8"),
+    "big_endian_strided": lambda X: np.repeat(X.astype(">i8"), 3, axis=0)[::3],
+}
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("conv", list(ID_CONVERSIONS.values()), ids=list(ID_CONVERSIONS))
+def test_other_id_types(conv, n_threads, rng):
+    V, D = 50, 3
+    X = make_ids("zipf", (6, 9), V, np.int64, rng)
+    ids = conv(X)
+    if isinstance(ids, np.ndarray):
+        assert np.array_equal(ids, X)
+    E = make_table((V, D), np.float64, rng)
+    G = make_table(X.shape + (D,), np.float64, rng)
+    assert_bitwise_equal(gather(E, ids, n_threads=n_threads), ref_gather(E, X))
+    out = E.copy()
+    scatter_add(out, ids, G, n_threads=n_threads)
+    assert_bitwise_equal(out, ref_scatter_add(E, X, G))
+    assert_sparse_grad_equal(coalesce(ids, G, num_embeddings=V, n_threads=n_threads),
+                             *ref_coalesce(X, G))
+
+
+@pytest.mark.parametrize("ids", [3, np.int8(3), np.uint64(3), np.array(3, ">i2")],
+                         ids=["int", "np.int8", "np.uint64", "0d_big_endian"])
+def test_scalar_ids(ids, rng):
+    E = make_table((5, 4), np.float32, rng)
+    assert_bitwise_equal(gather(E, ids), E[3])
+    out = E.copy()
+    scatter_add(out, ids, np.ones(4, np.float32))
+    assert_bitwise_equal(out, ref_scatter_add(E, 3, np.ones(4, np.float32)))
+    assert_sparse_grad_equal(coalesce(ids, np.ones(4)), np.array([3]), np.ones((1, 4)))
+
+
+@pytest.mark.parametrize("conv", [
+    lambda X: X.astype(np.uint16),
+    lambda X: X.astype(">i4"),
+    lambda X: np.repeat(X, 2, axis=1)[:, ::2],
+    lambda X: X.astype(np.uint64),
+    lambda X: np.asfortranarray(X.astype(np.int32)),
+], ids=["uint16", "big_endian_i4", "strided", "uint64", "fortran_i32"])
+def test_other_id_types_parallel(conv, big_problem):
+    X, data = big_problem
+    E, G = data[np.dtype(np.float32)]
+    ids = conv(X)
+    assert np.array_equal(ids, X)
+    expected = ref_scatter_add(E, X, G)
+    rows, values = ref_coalesce(X, G)
+    for n_threads in (1, 2):
+        assert_bitwise_equal(gather(E, ids, n_threads=n_threads), ref_gather(E, X))
+        out = E.copy()
+        scatter_add(out, ids, G, n_threads=n_threads)
+        assert_bitwise_equal(out, expected)
+        assert_sparse_grad_equal(coalesce(ids, G, n_threads=n_threads), rows, values)
+
+
+@pytest.mark.parametrize("ids, where, value", [
+    (np.array([0, 2**63], np.uint64), "ids[1]", 2**63),
+    (np.array([[0, 1], [2**64 - 1, 2**63]], np.uint64), "ids[1, 0]", 2**64 - 1),
+    (np.array(2**63 + 5, np.uint64), "ids", 2**63 + 5),
+    (np.array([1, 2**63], ">u8"), "ids[1]", 2**63),
+    ([2**63 + 1, 2**63], "ids[0]", 2**63 + 1),  # NumPy makes this list uint64
+], ids=["1d", "2d", "0d", "big_endian", "list"])
+def test_uint64_above_int64_max_raises(ids, where, value, rng):
+    E = make_table((4, 3), np.float64, rng)
+    pattern = re.escape(f"{where} = {value}")
+    shape = np.shape(ids)
+    out = random_bytes_like(shape + (3,), np.float64, rng)
+    before = snapshot(E, out)
+    with pytest.raises(IndexError, match=pattern):
+        gather(E, ids, out=out)
+    with pytest.raises(IndexError, match=pattern):
+        scatter_add(E, ids, np.ones(shape + (3,)))
+    with pytest.raises(IndexError, match=pattern):
+        coalesce(ids, np.ones(shape + (3,)))
+    assert_unchanged([E, out], before)
+
+
+def test_uint64_at_int64_max_is_just_out_of_range(rng):
+    E = make_table((4, 3), np.float64, rng)
+    ids = np.array([1, 2**63 - 1], np.uint64)
+    with pytest.raises(IndexError, match=re.escape(f"ids[1] = {2**63 - 1} is out of range")):
+        gather(E, ids)
+
+
+def test_coalesce_huge_ids_without_num_embeddings():
+    # No table, so ids may be huge: the radix sort needs several passes.
+    ids = np.array([2**62, 5, 2**62, 2**40 + 1, 5, 0], np.uint64)
+    G = np.arange(12, dtype=np.float64).reshape(6, 2)
+    for n_threads in (1, 2):
+        g = coalesce(ids, G, n_threads=n_threads)
+        assert_sparse_grad_equal(g, *ref_coalesce(ids.astype(np.int64), G))
+
+
+def test_coalesce_accepts_the_largest_nonnegative_id():
+    # The docstring promises any non-negative id when num_embeddings is None; int64 max is one.
+    ids = np.array([2**63 - 1, 3, 2**63 - 1], np.int64)
+    g = coalesce(ids, np.ones((3, 2)))
+    assert_sparse_grad_equal(g, np.array([3, 2**63 - 1]), np.array([[1.0, 1.0], [2.0, 2.0]]))
+
+
+# ----------------------------------------------------------------------------------------
+# Property tests
+# ----------------------------------------------------------------------------------------
+
+ID_DTYPES_ALL = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
+                 np.uint64]
+PROPERTY_SETTINGS = settings(max_examples=75, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def problems(draw, allow_nan=False, id_lo=0, id_hi_extra=0, signed_ids=False):
+    dtype = draw(st.sampled_from(FLOATS))
+    id_dtypes = [d for d in ID_DTYPES_ALL if not signed_ids or np.dtype(d).kind == "i"]
+    id_dtype = draw(st.sampled_from(id_dtypes))
+    V = draw(st.integers(1, 40))
+    D = draw(st.integers(0, 6))
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=6))
+    X = draw(hnp.arrays(id_dtype, shape, elements=st.integers(id_lo, V - 1 + id_hi_extra)))
+    width = 32 if dtype == np.float32 else 64
+    floats = st.floats(width=width, allow_nan=allow_nan)
+    E = draw(hnp.arrays(dtype, (V, D), elements=floats))
+    G = draw(hnp.arrays(dtype, shape + (D,), elements=floats))
+    n_threads = draw(st.sampled_from([1, 2, 3, -1, None]))
+    return E, X, G, n_threads
+
+
+@PROPERTY_SETTINGS
+@given(problems(allow_nan=True), st.booleans())
+def test_property_gather(problem, use_out):
+    E, X, _, n_threads = problem
+    expected = ref_gather(E, X.astype(np.int64))
+    if use_out:
+        out = np.full(expected.shape, 7, E.dtype)
+        assert gather(E, X, out=out, n_threads=n_threads) is out
+    else:
+        out = gather(E, X, n_threads=n_threads)
+    assert_bitwise_equal(out, expected)
+
+
+@PROPERTY_SETTINGS
+@given(problems())
+def test_property_scatter_add(problem):
+    E, X, G, n_threads = problem
+    expected = ref_scatter_add(E, X.astype(np.int64), G)
+    out = E.copy()
+    assert scatter_add(out, X, G, n_threads=n_threads) is out
+    assert_bitwise_equal(out, expected)
+
+
+@PROPERTY_SETTINGS
+@given(problems(), st.booleans())
+def test_property_coalesce(problem, given_v):
+    E, X, G, n_threads = problem
+    V = E.shape[0]
+    g = coalesce(X, G, num_embeddings=V if given_v else None, n_threads=n_threads)
+    assert_sparse_grad_equal(g, *ref_coalesce(X, G))
+    dense = ref_scatter_add(np.zeros(E.shape, E.dtype), X.astype(np.int64), G)
+    assert_bitwise_equal(g.to_dense(V), dense)
+
+
+@PROPERTY_SETTINGS
+@given(problems(id_lo=-3, id_hi_extra=3, signed_ids=True))
+def test_property_out_of_range_ids(problem):
+    """Any bad id raises IndexError naming the first bad one; nothing is written."""
+    E, X, G, n_threads = problem
+    V = E.shape[0]
+    bad = first_invalid(X, V)
+    out = np.full(X.shape + (E.shape[1],), 7, E.dtype)
+    table = E.copy()
+    if bad is None:
+        assert_bitwise_equal(gather(E, X, out=out, n_threads=n_threads), ref_gather(E, X))
+        scatter_add(table, X, G, n_threads=n_threads)
+        assert_bitwise_equal(table, ref_scatter_add(E, X, G))
+        return
+    value = int(X.reshape(-1)[bad])
+    message = re.escape(f"ids{position(bad, X.shape)} = {value} ")
+    before = snapshot(E, out, table, G)
+    with pytest.raises(IndexError, match=message):
+        gather(E, X, out=out, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        scatter_add(table, X, G, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        coalesce(X, G, num_embeddings=V, n_threads=n_threads)
+    if value < 0:
+        with pytest.raises(IndexError, match=message):
+            coalesce(X, G, n_threads=n_threads)
+    assert_unchanged([E, out, table, G], before)
+
+
+# ----------------------------------------------------------------------------------------
+# Error paths: each leaves every array untouched
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("ids, where, value", [
+    ([[0, 1], [-3, 2]], "ids[1, 0]", -3),
+    ([4, 0, -1, 2], "ids[2]", -1),
+    (-2, "ids", -2),
+    ([[[0, 1]], [[2, -7]]], "ids[1, 0, 1]", -7),
+    (np.array([1, -2**31], np.int32), "ids[1]", -2**31),
+    (np.array([[1], [-2**63]], np.int64), "ids[1, 0]", -2**63),
+    (np.array([1, -1], np.int8), "ids[1]", -1),
+    ([[0, 5], [-1, 0]], "ids[0, 1]", 5),            # the first bad id is reported
+], ids=["2d", "1d", "0d", "3d", "int32_min", "int64_min", "int8", "first_of_two"])
+def test_negative_and_too_large_ids(ids, where, value, n_threads, rng):
+    V, D = 5, 3
+    E = make_table((V, D), np.float32, rng)
+    shape = np.shape(ids)
+    out = random_bytes_like(shape + (D,), np.float32, rng)
+    table = E.copy()
+    G = make_table(shape + (D,), np.float32, rng)
+    before = snapshot(E, out, table, G)
+    message = re.escape(f"{where} = {value} ")
+    with pytest.raises(IndexError, match=message):
+        gather(E, ids, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        gather(E, ids, out=out, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        scatter_add(table, ids, G, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        coalesce(ids, G, num_embeddings=V, n_threads=n_threads)
+    if value < 0:
+        with pytest.raises(IndexError, match=message + ".*negative"):
+            coalesce(ids, G, n_threads=n_threads)
+    assert_unchanged([E, out, table, G], before)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("ids, where", [
+    ([0, 5], "ids[1]"),
+    ([[0, 1], [2, 5]], "ids[1, 1]"),
+    (5, "ids"),
+], ids=["1d", "2d", "0d"])
+def test_id_equal_to_num_embeddings(ids, where, n_threads, rng):
+    V, D = 5, 4
+    E = make_table((V, D), np.float64, rng)
+    shape = np.shape(ids)
+    out = random_bytes_like(shape + (D,), np.float64, rng)
+    table = E.copy()
+    G = make_table(shape + (D,), np.float64, rng)
+    before = snapshot(E, out, table, G)
+    message = re.escape(f"{where} = 5 is out of range")
+    with pytest.raises(IndexError, match=message):
+        gather(E, ids, out=out, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        scatter_add(table, ids, G, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        coalesce(ids, G, num_embeddings=5, n_threads=n_threads)
+    assert_unchanged([E, out, table, G], before)
+    # One more row and the same ids are fine.
+    assert_bitwise_equal(coalesce(ids, G, num_embeddings=6).to_dense(6),
+                         ref_scatter_add(np.zeros((6, D)), ids, G))
+
+
+@pytest.mark.parametrize("n_threads", [2, None, -1])
+@pytest.mark.parametrize("bad_value", [-1, V_BIG], ids=["negative", "too_large"])
+@pytest.mark.parametrize("where", ["late", "early_and_late", "middle"])
+def test_bad_id_in_large_parallel_input_changes_nothing(where, bad_value, n_threads, rng):
+    X = zipf_big(rng, shape=(N_BIG // 1000, 1000))
+    flat = X.reshape(-1)
+    if where == "late":
+        first = N_BIG - 1
+    elif where == "middle":
+        first = N_BIG // 2 + 17
+    else:
+        first = 12
+        flat[N_BIG - 3] = -5
+    flat[first] = bad_value
+    out = make_table((V_BIG, D_BIG), np.float32, rng)
+    G = make_table(X.shape + (D_BIG,), np.float32, rng)
+    gout = random_bytes_like(X.shape + (D_BIG,), np.float32, rng)
+    before = snapshot(out, G, gout, X)
+    message = re.escape(f"ids{position(first, X.shape)} = {bad_value} ")
+    with pytest.raises(IndexError, match=message):
+        scatter_add(out, X, G, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        scatter_add(out, X.astype(np.int32), G, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        gather(out, X, out=gout, n_threads=n_threads)
+    with pytest.raises(IndexError, match=message):
+        coalesce(X, G, num_embeddings=V_BIG, n_threads=n_threads)
+    assert_unchanged([out, G, gout, X], before)
+
+
+@pytest.mark.parametrize("ids", [
+    [0.0, 1.0],
+    np.array([0, 1], np.float32),
+    np.array([0, 1], np.float64),
+    np.empty(0, np.float64),
+    np.array(1.0),
+    [True, False],
+    np.array([True]),
+    True,
+    ["0", "1"],
+    np.array(["a", "b"]),
+    np.array([0, 1], dtype=object),
+    [0, None],
+    np.array([0, 1], np.complex128),
+    np.array([0, 1], "m8[s]"),
+], ids=["float_list", "f32", "f64", "empty_f64_array", "0d_float", "bool_list", "bool_array",
+        "bool", "str_list", "str_array", "object", "None", "complex", "timedelta"])
+def test_non_integer_ids_raise_type_error(ids, rng):
+    E = make_table((4, 3), np.float64, rng)
+    shape = np.shape(np.asarray(ids, dtype=object)) if not isinstance(ids, np.ndarray) else ids.shape
+    out = random_bytes_like(tuple(shape) + (3,), np.float64, rng)
+    table = E.copy()
+    G = np.ones(tuple(shape) + (3,))
+    before = snapshot(E, out, table, G)
+    with pytest.raises(TypeError, match="ids must be integers"):
+        gather(E, ids)
+    with pytest.raises(TypeError, match="ids must be integers"):
+        gather(E, ids, out=out)
+    with pytest.raises(TypeError, match="ids must be integers"):
+        scatter_add(table, ids, G)
+    with pytest.raises(TypeError, match="ids must be integers"):
+        coalesce(ids, G)
+    assert_unchanged([E, out, table, G], before)
+
+
+def test_bool_ids_message_says_so():
+    with pytest.raises(TypeError, match="booleans are not ids"):
+        gather(np.zeros((2, 2)), np.array([True, False]))
+
+
+@pytest.mark.parametrize("weight, exc, match", [
+    ([[0.0, 1.0], [2.0, 3.0]], TypeError, "numpy.ndarray"),
+    (((0.0, 1.0), (2.0, 3.0)), TypeError, "numpy.ndarray"),
+    (np.arange(6, dtype=np.int64).reshape(3, 2), TypeError, "dtype float32 or float64"),
+    (np.arange(6, dtype=np.int32).reshape(3, 2), TypeError, "dtype float32 or float64"),
+    (np.zeros((3, 2), np.float16), TypeError, "dtype float32 or float64"),
+    (np.zeros((3, 2), np.longdouble), TypeError, "dtype float32 or float64"),
+    (np.zeros((3, 2), np.complex64), TypeError, "dtype float32 or float64"),
+    (np.zeros((3, 2), ">f4"), TypeError, "dtype float32 or float64"),
+    (np.zeros((3, 2), bool), TypeError, "dtype float32 or float64"),
+    (np.zeros(6, np.float32), ValueError, "2-D"),
+    (np.zeros((3, 2, 1), np.float64), ValueError, "2-D"),
+    (np.zeros((), np.float64), ValueError, "2-D"),
+    (np.asfortranarray(np.zeros((3, 2), np.float32)), ValueError, "np.ascontiguousarray"),
+    (np.zeros((3, 4), np.float64)[:, ::2], ValueError, "np.ascontiguousarray"),
+    (np.zeros((6, 2), np.float32)[::2], ValueError, "np.ascontiguousarray"),
+    (np.zeros((3, 2), np.float64)[::-1], ValueError, "np.ascontiguousarray"),
+    (np.zeros((2, 3), np.float32).T, ValueError, "np.ascontiguousarray"),
+], ids=["list", "tuple", "int64", "int32", "float16", "longdouble", "complex64",
+        "big_endian_f4", "bool", "1d", "3d", "0d", "fortran", "strided_cols", "strided_rows",
+        "reversed", "transposed"])
+def test_bad_table(weight, exc, match, rng):
+    ids = np.array([[0, 1], [1, 0]])
+    before = snapshot(np.asarray(weight))
+    D = np.shape(weight)[-1] if np.ndim(weight) >= 1 else 1
+    dtype = np.float32 if getattr(weight, "dtype", None) == np.float32 else np.float64
+    out = random_bytes_like((2, 2, D), dtype, rng)
+    out_before = snapshot(out)
+    with pytest.raises(exc, match=match):
+        gather(weight, ids)
+    with pytest.raises(exc, match=match):
+        gather(weight, ids, out=out)
+    # scatter_add validates its table the same way (the name in the message is "out").
+    grad = np.ones((2, 2, D), dtype=getattr(weight, "dtype", np.float64))
+    with pytest.raises(exc, match=match):
+        scatter_add(weight, ids, grad)
+    assert_unchanged([np.asarray(weight), out], before + out_before)
+
+
+def test_noncontiguous_table_message_names_the_fix():
+    E = np.zeros((4, 6), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match=re.escape("np.ascontiguousarray(weight)")):
+        gather(E, [0])
+    with pytest.raises(ValueError, match=re.escape("np.ascontiguousarray(out)")):
+        scatter_add(E, [0], np.ones((1, 3), np.float32))
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_bad_out_for_gather(dtype, rng):
+    E = make_table((6, 4), dtype, rng)
+    E_before = E.copy()
+    ids = np.array([[0, 5, 1], [2, 2, 3]])
+    other = np.float32 if dtype == np.float64 else np.float64
+
+    def check(out, exc, match):
+        before = snapshot(out) if isinstance(out, np.ndarray) else []
+        with pytest.raises(exc, match=match):
+            gather(E, ids, out=out)
+        if before:
+            assert_unchanged([out], before)
+        assert_bitwise_equal(E, E_before)
+
+    check(random_bytes_like((2, 3, 5), dtype, rng), ValueError, "shape")
+    check(random_bytes_like((2, 4, 4), dtype, rng), ValueError, "shape")
+    check(random_bytes_like((6, 4), dtype, rng), ValueError, "shape")
+    check(random_bytes_like((2, 3, 4, 1), dtype, rng), ValueError, "shape")
+    check(random_bytes_like((2, 3, 4), other, rng), TypeError, "dtype")
+    check(random_bytes_like((2, 3, 4), np.int64, rng), TypeError, "dtype")
+    check(random_bytes_like((2, 3, 4), np.dtype(dtype).newbyteorder(">"), rng), TypeError,
+          "dtype")
+    ro = random_bytes_like((2, 3, 4), dtype, rng)
+    ro.flags.writeable = False
+    check(ro, ValueError, "read-only")
+    check(np.asfortranarray(random_bytes_like((2, 3, 4), dtype, rng)), ValueError,
+          "C-contiguous")
+    check(random_bytes_like((2, 3, 8), dtype, rng)[..., ::2], ValueError, "C-contiguous")
+    check(np.zeros((2, 3, 4)).tolist(), TypeError, "numpy.ndarray")
+    # out overlapping the table: a slice of the table, and the whole table.
+    big = make_table((12, 4), dtype, rng)
+    big_before = big.copy()
+    for out in (big[2:8].reshape(2, 3, 4), big[6:12].reshape(2, 3, 4)):
+        with pytest.raises(ValueError, match="share memory"):
+            gather(big, ids, out=out)
+        assert_bitwise_equal(big, big_before)
+    with pytest.raises(ValueError, match="share memory"):
+        gather(big, np.arange(12), out=big)
+    assert_bitwise_equal(big, big_before)
+
+
+def test_bad_out_for_gather_readonly_memmap(readonly_memmap, rng):
+    E = make_table((6, 4), np.float32, rng)
+    out = readonly_memmap(random_bytes_like((3, 4), np.float32, rng))
+    before = snapshot(out)
+    with pytest.raises(ValueError, match="read-only"):
+        gather(E, [0, 1, 2], out=out)
+    assert_unchanged([out], before)
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_scatter_add_bad_out_and_grad(dtype, rng, readonly_memmap):
+    other = np.float32 if dtype == np.float64 else np.float64
+    ids = np.array([[0, 3], [3, 1]])
+    grad = make_table((2, 2, 4), dtype, rng)
+
+    def check(out, grad, exc, match, n_threads=None):
+        arrays = [a for a in (out, grad) if isinstance(a, np.ndarray)]
+        before = snapshot(*arrays)
+        with pytest.raises(exc, match=match):
+            scatter_add(out, ids, grad, n_threads=n_threads)
+        assert_unchanged(arrays, before)
+
+    table = make_table((5, 4), dtype, rng)
+    ro = table.copy()
+    ro.flags.writeable = False
+    check(ro, grad, ValueError, "read-only")
+    check(readonly_memmap(table), grad, ValueError, "read-only")
+    # grad of the wrong dtype
+    check(table, grad.astype(other), TypeError, "grad must have the table's dtype")
+    check(table, grad.astype(np.float16), TypeError, "grad must have the table's dtype")
+    check(table, grad.astype(np.int64), TypeError, "grad must have the table's dtype")
+    check(table, grad.astype(np.int64).tolist(), TypeError, "grad must have the table's dtype")
+    # grad of the wrong shape
+    check(table, make_table((2, 2, 5), dtype, rng), ValueError, "grad must have shape")
+    check(table, make_table((2, 2, 3), dtype, rng), ValueError, "grad must have shape")
+    check(table, make_table((4, 4), dtype, rng), ValueError, "grad must have shape")
+    check(table, make_table((2, 3, 4), dtype, rng), ValueError, "grad must have shape")
+    check(table, make_table((2, 2), dtype, rng), ValueError, "grad must have shape")
+    check(table, make_table((2, 2, 4, 1), dtype, rng), ValueError, "grad must have shape")
+    # grad overlapping out
+    big = make_table((10, 4), dtype, rng)
+    check(big, big[2:6].reshape(2, 2, 4), ValueError, "share memory")
+    check(big, big[6:10].reshape(2, 2, 4), ValueError, "share memory", n_threads=2)
+    # n_threads
+    check(table, grad, ValueError, "n_threads=0", n_threads=0)
+    check(table, grad, TypeError, "n_threads", n_threads="2")
+
+
+def test_coalesce_errors(rng):
+    ids = np.array([[0, 5], [2, 5]])
+    G = make_table((2, 2, 3), np.float64, rng)
+
+    def check(ids, grad, exc, match, **kwargs):
+        arrays = [a for a in (ids, grad) if isinstance(a, np.ndarray)]
+        before = snapshot(*arrays)
+        with pytest.raises(exc, match=match):
+            coalesce(ids, grad, **kwargs)
+        assert_unchanged(arrays, before)
+
+    check(ids, G, IndexError, re.escape("ids[0, 1] = 5 is out of range"), num_embeddings=5)
+    check(ids, G, IndexError, re.escape("ids[0, 1] = 5 is out of range"), num_embeddings=3)
+    check(ids, G, IndexError, re.escape("ids[0, 0] = 0 is out of range"), num_embeddings=0)
+    check(ids, G, IndexError, re.escape("ids[0, 1] = 5 is out of range"),
+          num_embeddings=np.int64(5), n_threads=2)
+    check(np.array([[0, 5], [-2, 5]]), G, IndexError, re.escape("ids[1, 0] = -2 is negative"))
+    check(ids, G.astype(np.float16), TypeError, "float32 or float64")
+    check(ids, G.astype(np.int64), TypeError, "float32 or float64")
+    check(ids, G.astype(np.complex128), TypeError, "float32 or float64")
+    check(ids, G[..., 0], ValueError, "grad must have shape")
+    check(ids, G[0], ValueError, "grad must have shape")
+    check(ids, G[:, :1], ValueError, "grad must have shape")
+    check(ids, G[None], ValueError, "grad must have shape")
+    check(ids, G, ValueError, "n_threads=0", n_threads=0)
+    check(ids, G, TypeError, "n_threads", n_threads="2")
+    # Good call for contrast: the coalesced gradient is right.
+    assert_sparse_grad_equal(coalesce(ids, G, num_embeddings=6), *ref_coalesce(ids, G))
+
+
+@pytest.mark.parametrize("num_embeddings", [-1, -5])
+def test_coalesce_negative_num_embeddings_raises(num_embeddings):
+    # No id lies in [0, num_embeddings) when num_embeddings < 0: this must be an error, not a
+    # silently wrong (unsorted, ungrouped) SparseGrad.
+    ids = np.array([3, 1, 2, 1])
+    G = np.arange(4.0).reshape(4, 1)
+    before = snapshot(ids, G)
+    with pytest.raises((IndexError, ValueError)):
+        coalesce(ids, G, num_embeddings=num_embeddings)
+    assert_unchanged([ids, G], before)
+
+
+@pytest.mark.parametrize("n_threads, exc", [
+    (0, ValueError), ("2", TypeError), (2.0, TypeError), (True, TypeError),
+    (False, TypeError), ([2], TypeError), (np.float64(2), TypeError),
+])
+def test_bad_n_threads(n_threads, exc, rng):
+    E = make_table((5, 3), np.float32, rng)
+    ids = [[1, 4], [0, 4]]
+    out = random_bytes_like((2, 2, 3), np.float32, rng)
+    table = E.copy()
+    G = make_table((2, 2, 3), np.float32, rng)
+    before = snapshot(E, out, table, G)
+    with pytest.raises(exc):
+        gather(E, ids, out=out, n_threads=n_threads)
+    with pytest.raises(exc):
+        scatter_add(table, ids, G, n_threads=n_threads)
+    with pytest.raises(exc):
+        coalesce(ids, G, n_threads=n_threads)
+    assert_unchanged([E, out, table, G], before)
+    # Also on an input large enough to be parallel.
+    X = zipf_big(rng, shape=(40_000,), V=5)
+    with pytest.raises(exc):
+        gather(E, X, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 64, -1, -2, -1000, None, np.int64(2),
+                                       np.uint8(3)])
+def test_good_n_threads_values(n_threads, rng):
+    E = make_table((7, 5), np.float64, rng)
+    X = make_ids("zipf", (10_000,), 7, np.int64, rng)  # 50_000 elements of work: parallel
+    G = make_table((10_000, 5), np.float64, rng)
+    assert_bitwise_equal(gather(E, X, n_threads=n_threads), ref_gather(E, X))
+    out = E.copy()
+    scatter_add(out, X, G, n_threads=n_threads)
+    assert_bitwise_equal(out, ref_scatter_add(E, X, G))
+    assert_sparse_grad_equal(coalesce(X, G, n_threads=n_threads), *ref_coalesce(X, G))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 7, 64])
+def test_more_threads_than_ids(n_threads, rng):
+    # 33 ids x 1024 columns is parallel work, so the kernels cut 33 positions into up to
+    # n_threads chunks, some of them a single id.
+    V, D = 5, 1024
+    E = make_table((V, D), np.float32, rng)
+    X = make_ids("zipf", (3, 11), V, np.int32, rng)
+    G = make_table((3, 11, D), np.float32, rng)
+    assert X.size * D >= PARALLEL_MIN_WORK
+    assert_bitwise_equal(gather(E, X, n_threads=n_threads), ref_gather(E, X))
+    out = E.copy()
+    scatter_add(out, X, G, n_threads=n_threads)
+    assert_bitwise_equal(out, ref_scatter_add(E, X, G))
+    assert_sparse_grad_equal(coalesce(X, G, n_threads=n_threads), *ref_coalesce(X, G))
+    X[2, 10] = V
+    with pytest.raises(IndexError, match=re.escape(f"ids[2, 10] = {V} ")):
+        scatter_add(out, X, G, n_threads=n_threads)
+
+
+# ----------------------------------------------------------------------------------------
+# Thread-count API
+# ----------------------------------------------------------------------------------------
+
+def test_openmp_enabled_is_bool():
+    assert isinstance(openmp_enabled(), bool)
+    assert openmp_enabled() is fastembed.openmp_enabled()
+
+
+def test_get_num_threads_positive():
+    n = get_num_threads()
+    assert isinstance(n, int) and n >= 1
+    if not openmp_enabled():
+        assert n == 1
+
+
+def test_set_num_threads_round_trip():
+    before = get_num_threads()
+    try:
+        set_num_threads(1)
+        assert get_num_threads() == 1
+        big = N_BIG * D_BIG
+        assert _n_threads_for(None, big) == 1  # n_threads=None follows it
+        set_num_threads(3)
+        assert get_num_threads() == (3 if openmp_enabled() else 1)
+        assert _n_threads_for(None, big) == get_num_threads()
+        assert _n_threads_for(-1, big) == get_num_threads()
+        assert _n_threads_for(-2, big) == max(1, get_num_threads() - 1)
+        assert _n_threads_for(None, PARALLEL_MIN_WORK - 1) == 1  # small work: one thread
+        set_num_threads(-1)
+        assert get_num_threads() >= 1
+        set_num_threads(-10**6)
+        assert get_num_threads() == 1
+    finally:
+        set_num_threads(before)
+    assert get_num_threads() == before
+
+
+@pytest.mark.parametrize("n, exc", [(0, ValueError), ("2", TypeError), (2.0, TypeError),
+                                    (True, TypeError), (None, TypeError)])
+def test_set_num_threads_rejects(n, exc):
+    before = get_num_threads()
+    try:
+        with pytest.raises(exc):
+            set_num_threads(n)
+        assert get_num_threads() == before
+    finally:
+        set_num_threads(before)
+
+
+def test_threadpoolctl_limits_openmp():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not openmp_enabled():
+        pytest.skip("fastembed was built without OpenMP: get_num_threads() is always 1 and "
+                    "threadpoolctl has no OpenMP runtime of fastembed's to limit")
+    before = get_num_threads()
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert get_num_threads() == 1
+        assert _n_threads_for(None, N_BIG * D_BIG) == 1
+    assert get_num_threads() == before
+
+
+def test_results_do_not_depend_on_default_thread_count(big_problem, restore_num_threads):
+    X, data = big_problem
+    E, G = data[np.dtype(np.float64)]
+    expected = ref_scatter_add(E, X, G)
+    for n in (1, 2, 3):
+        set_num_threads(n)
+        out = E.copy()
+        scatter_add(out, X, G)
+        assert_bitwise_equal(out, expected)
+
+
+# ----------------------------------------------------------------------------------------
+# Large sizes: index arithmetic beyond 32 bits where memory allows
+# ----------------------------------------------------------------------------------------
+
+def test_gather_large_output(rng):
+    # 40_000 x 1024 float32 = 164 MB of output, 2**25+ elements, from int32 ids.
+    V, D = 4, 1024
+    E = make_table((V, D), np.float32, rng)
+    X = make_ids("uniform", (200, 200), V, np.int32, rng)
+    X[-1, -1] = V - 1
+    out = gather(E, X, n_threads=2)
+    assert out.shape == (200, 200, D) and out.nbytes > 2**27
+    flat_out = out.reshape(-1, D)
+    flat_x = X.reshape(-1)
+    for lo in range(0, flat_x.size, 8192):
+        assert_bitwise_equal(flat_out[lo:lo + 8192], E[flat_x[lo:lo + 8192]])
+    assert_bitwise_equal(out[-1, -1], E[V - 1])
+    del out, flat_out
+
+
+def test_scatter_add_and_coalesce_large_grad(rng):
+    # 20_000 x 1024 float32 = 82 MB of grad summed into 4 rows.
+    V, D, N = 4, 1024, 20_000
+    E = make_table((V, D), np.float32, rng)
+    X = make_ids("zipf", (N,), V, np.int32, rng)
+    G = make_table((N, D), np.float32, rng)
+    expected = ref_scatter_add(E, X, G)
+    for n_threads in (1, 2):
+        out = E.copy()
+        scatter_add(out, X, G, n_threads=n_threads)
+        assert_bitwise_equal(out, expected)
+        assert_sparse_grad_equal(coalesce(X, G, n_threads=n_threads), *ref_coalesce(X, G))
+
+
+def test_table_beyond_2_31_elements_with_int32_ids(tmp_path):
+    """A (2**21 + 8) x 1024 float32 table (8 GB, > 2**31 elements) as a sparse memmap.
+
+    Only the rows touched are ever backed by memory or disk, so this stays tiny; it checks
+    that row offsets ``id * D`` are computed in 64 bits even for int32 ids.
+    """
+    if sys.maxsize < 2**40:
+        pytest.skip("needs a 64-bit address space to map an 8 GB file")
+    D = 1024
+    V = 2**21 + 8
+    assert V * D > 2**31
+    path = tmp_path / "huge.f32"
+    with open(path, "wb") as f:
+        f.truncate(V * D * 4)
+    if os.stat(path).st_blocks * 512 > 2**20:
+        path.unlink()
+        pytest.skip("this filesystem does not support sparse files")
+    try:
+        table = np.memmap(path, dtype=np.float32, mode="r+", shape=(V, D))
+        hot = np.array([0, 1, 2**21 - 1, 2**21, 2**21 + 1, V - 3, V - 1], np.int64)
+        for k, row in enumerate(hot):
+            table[row] = np.arange(D, dtype=np.float32) + 1000 * k
+        table.flush()
+        rng = np.random.default_rng(7)
+        X = hot[rng.integers(0, hot.size, size=(8, 8))].astype(np.int32)  # 64 * 1024 > 2**15
+        ro = np.memmap(path, dtype=np.float32, mode="r", shape=(V, D))
+        for n_threads in (1, 2):
+            got = gather(ro, X, n_threads=n_threads)
+            for idx in np.ndindex(X.shape):
+                k = int(np.flatnonzero(hot == X[idx])[0])
+                assert_bitwise_equal(got[idx], np.arange(D, dtype=np.float32) + 1000 * k)
+        with pytest.raises(IndexError, match=re.escape(f"ids[1] = {V}")):
+            gather(ro, np.array([V - 1, V], np.int64))
+        G = np.ones(X.shape + (D,), np.float32)
+        counts = {int(r): int(np.sum(X == r)) for r in hot}
+        scatter_add(table, X, G, n_threads=2)
+        for k, row in enumerate(hot):
+            assert_bitwise_equal(np.asarray(table[row]),
+                                 np.arange(D, dtype=np.float32) + 1000 * k + counts[int(row)])
+        assert_bitwise_equal(np.asarray(table[2**21 + 2]), np.zeros(D, np.float32))
+        del table, ro
+    finally:
+        path.unlink()
+
+
+# ----------------------------------------------------------------------------------------
+# SparseGrad.to_dense
+# ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_sparse_grad_to_dense_round_trip(dtype, rng):
+    V, D = 30, 4
+    X = make_ids("zipf", (7, 11), V, np.int64, rng)
+    G = make_table(X.shape + (D,), dtype, rng)
+    g = coalesce(X, G, num_embeddings=V)
+    dense = g.to_dense(V)
+    assert dense.shape == (V, D) and dense.dtype == dtype
+    assert_bitwise_equal(dense, ref_scatter_add(np.zeros((V, D), dtype), X, G))
+    assert_bitwise_equal(dense[g.rows], g.values)
+    untouched = np.setdiff1d(np.arange(V), g.rows)
+    assert_bitwise_equal(dense[untouched], np.zeros((untouched.size, D), dtype))
+    # Back again: the rows of the dense form, coalesced, give the same SparseGrad.
+    g2 = coalesce(g.rows, dense[g.rows], num_embeddings=V)
+    assert_sparse_grad_equal(g2, g.rows, g.values)
+    # Any size from max(rows) + 1 up works; a larger one just adds zero rows.
+    top = int(g.rows[-1])
+    assert_bitwise_equal(g.to_dense(top + 1), dense[:top + 1])
+    assert_bitwise_equal(g.to_dense(np.int64(V + 5))[:V], dense)
+    assert not g.to_dense(V + 5)[V:].any()
+    # A hand-built SparseGrad works too.
+    h = SparseGrad(np.array([1, 3]), np.array([[1.0, 2.0], [3.0, 4.0]], dtype))
+    assert_bitwise_equal(h.to_dense(4), np.array([[0, 0], [1, 2], [0, 0], [3, 4]], dtype))
+
+
+def test_sparse_grad_to_dense_too_small(rng):
+    X = np.array([[4, 0], [2, 4]])
+    G = make_table((2, 2, 3), np.float32, rng)
+    g = coalesce(X, G)
+    rows_before, values_before = snapshot(g.rows, g.values)
+    for n in (4, 3, 0):
+        with pytest.raises(IndexError, match=re.escape("row 4 is out of range for "
+                                                       f"num_embeddings={n}")):
+            g.to_dense(n)
+    assert_unchanged([g.rows, g.values], [rows_before, values_before])
+    assert g.to_dense(5).shape == (5, 3)
+
+
+def test_sparse_grad_empty_to_dense():
+    g = coalesce([], np.zeros((0, 3), np.float32))
+    assert g.rows.shape == (0,) and g.rows.dtype == np.int64
+    assert g.values.shape == (0, 3) and g.values.dtype == np.float32
+    assert_bitwise_equal(g.to_dense(0), np.zeros((0, 3), np.float32))
+    assert_bitwise_equal(g.to_dense(2), np.zeros((2, 3), np.float32))
