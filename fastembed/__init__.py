@@ -7,7 +7,14 @@ tables and int32 and int64 ids.
 The distribution is called ``fastembed-layer`` on PyPI (an unrelated package already uses the
 name ``fastembed``); the import name is ``fastembed``.
 """
-from ._openmp_helpers import get_num_threads, openmp_enabled, set_num_threads
+try:
+    from ._openmp_helpers import get_num_threads, openmp_enabled, set_num_threads
+except ImportError as exc:  # pragma: no cover - only in an unbuilt source tree
+    raise ImportError(
+        "fastembed's compiled kernels are missing. If you are running from a source checkout, "
+        "build them with `pip install -e .` (or run from another directory after "
+        "`pip install .`, so that the installed package is imported, not the source tree)."
+    ) from exc
 from ._version import __version__
 from .functional import SparseGrad, coalesce, gather, scatter_add
 from .layers import Embedding
