@@ -1,0 +1,59 @@
+"""The examples in README.md and in the docstrings run and say what they claim."""
+from __future__ import annotations
+
+import doctest
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import fastembed
+import fastembed.functional
+import fastembed.layers
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _python_blocks():
+    """The README's runnable python blocks (the Embedding signature listing is not one)."""
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return [b for b in blocks if not b.lstrip().startswith("Embedding(")]
+
+
+def test_readme_has_python_examples():
+    assert len(_python_blocks()) >= 1
+
+
+@pytest.mark.parametrize("block", _python_blocks())
+def test_readme_python_blocks_run(block):
+    namespace: dict = {}
+    exec(compile(block, str(README), "exec"), namespace)
+    if "layer" in namespace and "y" in namespace:
+        # the seed example: [0, 1, 2, 0] -> (4, 3); (32, 10) ids -> (32, 10, 3)
+        layer = namespace["layer"]
+        np.testing.assert_array_equal(layer(np.array([0, 1, 2, 0])),
+                                      layer.weight[[0, 1, 2, 0]])
+        assert namespace["y"].shape == (32, 10, 3)
+        assert namespace["grad"].values.shape == (namespace["grad"].rows.size, 3)
+
+
+@pytest.mark.parametrize("module", [fastembed.functional, fastembed.layers])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0
+
+
+def test_main_job_prints_seed_example_and_table(capsys):
+    from fastembed.__main__ import seed_example, timing_table
+
+    seed_example()
+    timing_table(num_embeddings=1000, embedding_dim=8, n_ids=4096, repeat=1)
+    out = capsys.readouterr().out
+    assert "layer(np.array([0, 1, 2, 0]))" in out
+    assert "(32, 10, 3)" in out
+    for contender in ("numpy E[X]", "fastembed.gather", "numpy np.add.at",
+                      "fastembed.scatter_add"):
+        assert contender in out
