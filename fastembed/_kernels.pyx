@@ -12,7 +12,7 @@ stable radix sort, so that a row's contributions are always summed in increasing
 order, by a single thread. The result is bitwise identical for any thread count, and equal to
 ``np.add.at`` (which adds in position order too).
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -20,9 +20,19 @@ import numpy as np
 
 from ._typedefs cimport floating, index_t
 
+cdef extern from "_rowops.h" nogil:
+    void fe_prefetch_row(const void* row, size_t nbytes)
+    void fe_prefetch_row_w(const void* row, size_t nbytes)
+    int fe_can_stream(const void* dst, size_t nbytes)
+    void fe_stream_row(void* dst, const void* src, size_t nbytes)
+    void fe_stream_fence()
+
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
 cdef enum:
     MAX_DIGIT_BITS = 11
+    # Rows are prefetched this many positions ahead: random rows of a large table are
+    # latency-bound, and a few misses in flight per thread hide most of the latency.
+    PREFETCH_AHEAD = 8
 
 
 # ---------------------------------------------------------------------------------------
@@ -76,20 +86,42 @@ def find_first_invalid(const index_t[::1] ids,  # IN (N,)
 def gather(const floating[:, ::1] weight,  # IN (V, D)
            const index_t[::1] ids,         # IN (N,), all in [0, V)
            floating[:, ::1] out,           # OUT (N, D)
-           int n_threads):
-    """out[i, :] = weight[ids[i], :]."""
+           int n_threads,
+           bint stream=False):
+    """out[i, :] = weight[ids[i], :].
+
+    ``stream=True`` writes ``out`` with streaming stores where the platform and alignment
+    allow; worth it when ``out`` is much larger than the last-level cache.
+    """
     cdef Py_ssize_t n = ids.shape[0]
     cdef Py_ssize_t i
     cdef size_t row_bytes = weight.shape[1] * sizeof(floating)
     if n == 0 or row_bytes == 0:
         return
+    stream = stream and fe_can_stream(&out[0, 0], row_bytes)
     with nogil:
         if n_threads == 1:
             for i in range(n):
-                memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
+                _gather_row(weight, ids, out, i, n, row_bytes, stream)
+            if stream:
+                fe_stream_fence()
         else:
-            for i in prange(n, schedule="static", num_threads=n_threads):
-                memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
+            with parallel(num_threads=n_threads):
+                for i in prange(n, schedule="static"):
+                    _gather_row(weight, ids, out, i, n, row_bytes, stream)
+                if stream:
+                    fe_stream_fence()
+
+
+cdef inline void _gather_row(const floating[:, ::1] weight, const index_t[::1] ids,
+                             floating[:, ::1] out, Py_ssize_t i, Py_ssize_t n,
+                             size_t row_bytes, bint stream) noexcept nogil:
+    if i + PREFETCH_AHEAD < n:
+        fe_prefetch_row(&weight[ids[i + PREFETCH_AHEAD], 0], row_bytes)
+    if stream:
+        fe_stream_row(&out[i, 0], &weight[ids[i], 0], row_bytes)
+    else:
+        memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
 
 
 cdef void _radix_pass(const int64_t* src_keys, const int64_t* src_perm,
@@ -231,39 +263,174 @@ def segment_sum(const floating[:, ::1] grad,   # IN (N, D)
                 _add_row(dst, &grad[perm[j], 0], d)
 
 
-def scatter_add_grouped(floating[:, ::1] table,      # IN/OUT (V, D)
-                        const floating[:, ::1] grad,  # IN (N, D)
-                        const int64_t[::1] perm,      # IN (N,)
-                        const int64_t[::1] rows,      # IN (U,)
-                        const int64_t[::1] starts,    # IN (U + 1,)
-                        int n_threads):
-    """table[rows[k]] += grad[perm[j]] for j in segment k, in increasing j, one thread a row."""
-    cdef Py_ssize_t n_seg = rows.shape[0]
-    cdef Py_ssize_t d = grad.shape[1]
-    cdef Py_ssize_t k, j
-    cdef floating* dst
-    if n_seg == 0 or d == 0:
-        return
-    with nogil:
-        for k in prange(n_seg, schedule="dynamic", chunksize=64, num_threads=n_threads):
-            dst = &table[rows[k], 0]
-            for j in range(starts[k], starts[k + 1]):
-                _add_row(dst, &grad[perm[j], 0], d)
+# ---------------------------------------------------------------------------------------
+# Row ownership: each thread owns a contiguous range of rows and alone writes to them.
+# ---------------------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _owner_of(int64_t row, const int64_t* bounds,
+                                 Py_ssize_t n_owners) noexcept nogil:
+    """The t with bounds[t] <= row < bounds[t + 1] (bounds ascending, may repeat)."""
+    cdef Py_ssize_t lo = 0, hi = n_owners, mid
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if row >= bounds[mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
-def scatter_add_serial(floating[:, ::1] table,      # IN/OUT (V, D)
-                       const index_t[::1] ids,       # IN (N,), all in [0, V)
-                       const floating[:, ::1] grad):  # IN (N, D)
-    """table[ids[i]] += grad[i] for i = 0, 1, ..., N-1 on one thread (no sort needed).
+def partition_by_owner(const index_t[::1] ids,     # IN (N,)
+                       const int64_t[::1] bounds,  # IN (T + 1,): owner t has rows [b_t, b_t+1)
+                       int n_threads):
+    """Stable partition of the positions 0..N-1 by the owner of their row.
 
-    Each row receives its contributions in increasing position order, exactly as in the
-    grouped parallel kernel, so both give bitwise identical tables.
+    Returns ``pos`` (int64, N) and ``starts`` (int64, T + 1): owner t's positions are
+    ``pos[starts[t]:starts[t + 1]]``, in increasing order. One counting pass with T buckets,
+    parallel over contiguous chunks of positions, as in ``_radix_pass``.
     """
     cdef Py_ssize_t n = ids.shape[0]
+    cdef Py_ssize_t n_owners = bounds.shape[0] - 1
+    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, n))
+    cdef Py_ssize_t c, i, t, lo, hi
+    cdef int64_t total, cnt
+    cdef int64_t* h
+    cdef int64_t[::1] counts = np.zeros(n_chunks * n_owners, dtype=np.int64)
+    pos_np = np.empty(n, dtype=np.int64)
+    starts_np = np.empty(n_owners + 1, dtype=np.int64)
+    cdef int64_t[::1] pos = pos_np
+    cdef int64_t[::1] starts = starts_np
+    with nogil:
+        for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+            lo = _chunk_start(n, n_chunks, c)
+            hi = _chunk_start(n, n_chunks, c + 1)
+            h = &counts[c * n_owners]
+            for i in range(lo, hi):
+                h[_owner_of(ids[i], &bounds[0], n_owners)] += 1
+        total = 0
+        for t in range(n_owners):
+            starts[t] = total
+            for c in range(n_chunks):
+                cnt = counts[c * n_owners + t]
+                counts[c * n_owners + t] = total
+                total = total + cnt
+        starts[n_owners] = total
+        for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+            lo = _chunk_start(n, n_chunks, c)
+            hi = _chunk_start(n, n_chunks, c + 1)
+            h = &counts[c * n_owners]
+            for i in range(lo, hi):
+                t = _owner_of(ids[i], &bounds[0], n_owners)
+                pos[h[t]] = i
+                h[t] += 1
+    return pos_np, starts_np
+
+
+cdef inline Py_ssize_t _position(const int64_t* pos, Py_ssize_t j) noexcept nogil:
+    """Owner-local position j -> global position (identity when there is one owner)."""
+    return j if pos == NULL else pos[j]
+
+
+def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
+                      const index_t[::1] ids,       # IN (N,), all in [0, V)
+                      const floating[:, ::1] grad,  # IN (N, D)
+                      const int64_t[::1] pos,       # IN (N,) from partition_by_owner, or None
+                      const int64_t[::1] starts,    # IN (T + 1,)
+                      int n_threads):
+    """table[ids[i]] += grad[i], each owner adding its positions in increasing order.
+
+    A row is written by one owner only, and receives its contributions in increasing position
+    order: the result is bitwise that of the serial loop (and of ``np.add.at``) for any number
+    of owners. With ``pos`` None there is a single owner and positions are 0..N-1.
+    """
+    cdef Py_ssize_t n_owners = starts.shape[0] - 1
     cdef Py_ssize_t d = grad.shape[1]
-    cdef Py_ssize_t i
-    if n == 0 or d == 0:
+    cdef size_t row_bytes = d * sizeof(floating)
+    cdef Py_ssize_t t, j, i, ahead, end
+    cdef const int64_t* p = NULL
+    if pos is not None and pos.shape[0] > 0:
+        p = &pos[0]
+    if d == 0 or starts[n_owners] == 0:
         return
     with nogil:
-        for i in range(n):
-            _add_row(&table[ids[i], 0], &grad[i, 0], d)
+        for t in prange(n_owners, schedule="static", chunksize=1, num_threads=n_threads):
+            end = starts[t + 1]
+            for j in range(starts[t], end):
+                ahead = j + PREFETCH_AHEAD
+                if ahead < end:
+                    fe_prefetch_row_w(&table[ids[_position(p, ahead)], 0], row_bytes)
+                i = _position(p, j)
+                _add_row(&table[ids[i], 0], &grad[i, 0], d)
+
+
+def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
+                   const floating[:, ::1] grad,  # IN (N, D)
+                   const int64_t[::1] pos,       # IN (N,) from partition_by_owner, or None
+                   const int64_t[::1] starts,    # IN (T + 1,)
+                   const int64_t[::1] bounds,    # IN (T + 1,), bounds[T] = V
+                   int n_threads):
+    """Coalesce with a dense (V,) row -> slot map; for V not much larger than N.
+
+    Returns (rows, values, counts): the distinct ids ascending, their summed gradient rows
+    (each summed from +0.0 in increasing position order, as ``np.add.at`` into zeros) and how
+    often each occurs. Owner t marks its rows, numbers them in ascending order after the
+    slots of owners < t, then adds its positions' gradients in increasing order.
+    """
+    cdef Py_ssize_t n_owners = starts.shape[0] - 1
+    cdef Py_ssize_t n_rows = bounds[n_owners]
+    cdef Py_ssize_t d = grad.shape[1]
+    cdef Py_ssize_t t, j, i, r, k, end, ahead
+    cdef size_t row_bytes = d * sizeof(floating)
+    cdef int64_t u
+    cdef const int64_t* p = NULL
+    if pos is not None and pos.shape[0] > 0:
+        p = &pos[0]
+    cdef int64_t[::1] slot = np.empty(max(n_rows, 1), dtype=np.int64)
+    cdef int64_t[::1] n_unique = np.zeros(n_owners + 1, dtype=np.int64)
+    cdef int64_t[::1] rows_v, counts_v
+    cdef floating[:, ::1] values_v
+    with nogil:
+        for t in prange(n_owners, schedule="static", chunksize=1, num_threads=n_threads):
+            for r in range(bounds[t], bounds[t + 1]):
+                slot[r] = -1
+            for j in range(starts[t], starts[t + 1]):
+                slot[ids[_position(p, j)]] = 0
+            k = 0
+            for r in range(bounds[t], bounds[t + 1]):
+                if slot[r] == 0:
+                    k = k + 1
+            n_unique[t + 1] = k
+        for t in range(n_owners):
+            n_unique[t + 1] += n_unique[t]
+    u = n_unique[n_owners]
+    rows = np.empty(u, dtype=np.int64)
+    counts = np.zeros(u, dtype=np.int64)
+    # Not np.zeros: each owner zeroes its own slots below, so that the page faults of a large
+    # fresh array are taken by all threads, not by one.
+    values = np.empty((u, d), dtype=np.float32 if floating is float else np.float64)
+    rows_v = rows
+    counts_v = counts
+    values_v = values
+    if u == 0:
+        return rows, values, counts
+    with nogil:
+        for t in prange(n_owners, schedule="static", chunksize=1, num_threads=n_threads):
+            k = n_unique[t]
+            if d:
+                memset(&values_v[k, 0], 0, (n_unique[t + 1] - k) * row_bytes)
+            for r in range(bounds[t], bounds[t + 1]):
+                if slot[r] == 0:
+                    slot[r] = k
+                    rows_v[k] = r
+                    k = k + 1
+            end = starts[t + 1]
+            for j in range(starts[t], end):
+                ahead = j + PREFETCH_AHEAD
+                if d and ahead < end:
+                    fe_prefetch_row_w(&values_v[slot[ids[_position(p, ahead)]], 0], row_bytes)
+                i = _position(p, j)
+                k = slot[ids[i]]
+                counts_v[k] += 1
+                if d:
+                    _add_row(&values_v[k, 0], &grad[i, 0], d)
+    return rows, values, counts

@@ -159,13 +159,38 @@ def scatter_add(out, ids, grad, *, n_threads=None):
     check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
     if flat.size == 0 or dim == 0:
         return out
-    if n_threads == 1:
-        _kernels.scatter_add_serial(out, flat, grad2d)
-    else:
-        perm, rows, starts = _kernels.group_by_row(
-            flat.astype(np.int64, copy=False), num_embeddings - 1, n_threads)
-        _kernels.scatter_add_grouped(out, grad2d, perm, rows, starts, n_threads)
+    pos, starts, _ = _partition(flat, num_embeddings, n_threads)
+    _kernels.scatter_add_owned(out, flat, grad2d, pos, starts, n_threads)
     return out
+
+
+# Sample this many ids to cut the rows into ranges of about equal work, one per thread.
+_BALANCE_SAMPLE = 4096
+
+
+def _owner_bounds(flat, num_embeddings, n_owners):
+    """Row ranges [b_t, b_t+1) for n_owners threads, each with about the same number of ids.
+
+    The cut points are quantiles of a strided sample of the ids, so Zipf-skewed ids (hot rows
+    at low ids) still split evenly. Results never depend on the cut points, only speed does.
+    """
+    bounds = np.empty(n_owners + 1, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, num_embeddings
+    if n_owners > 1:
+        step = max(1, flat.size // _BALANCE_SAMPLE)
+        sample = np.sort(flat[::step])
+        cuts = sample[(np.arange(1, n_owners) * sample.size) // n_owners]
+        bounds[1:-1] = np.maximum.accumulate(cuts)
+    return bounds
+
+
+def _partition(flat, num_embeddings, n_threads):
+    """(positions grouped by owning thread or None, their starts, the owners' row bounds)."""
+    bounds = _owner_bounds(flat, num_embeddings, n_threads)
+    if n_threads == 1:
+        return None, np.array([0, flat.size], dtype=np.int64), bounds
+    pos, starts = _kernels.partition_by_owner(flat, bounds, n_threads)
+    return pos, starts, bounds
 
 
 def coalesce(ids, grad, *, num_embeddings=None, n_threads=None):
@@ -207,13 +232,25 @@ def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None):
     n_threads = _n_threads_for(n_threads, flat.size * max(dim, 1))
     if num_embeddings is None:
         check_ids_in_range(flat, ids_arr.shape, None, n_threads)  # negatives only
-        max_id = int(flat.max()) if flat.size else 0
+        n_rows = int(flat.max()) + 1 if flat.size else 0
     else:
         num_embeddings = check_size(num_embeddings, "num_embeddings")
         check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
-        max_id = max(num_embeddings - 1, 0)
+        n_rows = num_embeddings
+    if n_rows <= _DENSE_MAP_RATIO * flat.size + _DENSE_MAP_MIN:
+        # A (V,) row -> slot map costs O(V): cheap next to the O(N) work here.
+        pos, starts, bounds = _partition(flat, n_rows, n_threads)
+        rows, values, counts = _kernels.coalesce_owned(flat, grad2d, pos, starts, bounds,
+                                                       n_threads)
+        return SparseGrad(rows, values), counts
+    # Few ids in a huge id space: sort them instead (O(N) memory).
     perm, rows, starts = _kernels.group_by_row(
-        flat.astype(np.int64, copy=False), max_id, n_threads)
+        flat.astype(np.int64, copy=False), max(n_rows - 1, 0), n_threads)
     values = np.empty((rows.size, dim), dtype=grad2d.dtype)
     _kernels.segment_sum(grad2d, perm, starts, values, n_threads)
     return SparseGrad(rows, values), np.diff(starts)
+
+
+# coalesce uses a dense row map when V <= _DENSE_MAP_RATIO * N + _DENSE_MAP_MIN, else a sort.
+_DENSE_MAP_RATIO = 8
+_DENSE_MAP_MIN = 1 << 16

@@ -350,23 +350,24 @@ def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypa
     expected = ref_scatter_add(E, X, G)
 
     calls = []
-    grouped = _kernels.scatter_add_grouped
+    owned = _kernels.scatter_add_owned
 
-    def spy(table, grad, perm, rows, starts, n_threads):
-        calls.append(n_threads)
-        return grouped(table, grad, perm, rows, starts, n_threads)
+    def spy(table, ids, grad, pos, starts, n_threads):
+        calls.append((n_threads, len(starts) - 1))
+        return owned(table, ids, grad, pos, starts, n_threads)
 
-    monkeypatch.setattr(_kernels, "scatter_add_grouped", spy)
+    monkeypatch.setattr(_kernels, "scatter_add_owned", spy)
     for n_threads in _thread_counts():
         for _ in range(2):
             out = E.copy()
             assert scatter_add(out, X, G, n_threads=n_threads) is out
             assert_bitwise_equal(out, expected)
     if openmp_enabled():
-        # n_threads in {2, 3, 7} certainly went through the parallel, grouped kernel.
-        assert {2, 3, 7} <= set(calls)
+        # n_threads in {2, 3, 7} certainly went through the parallel kernel, one row range
+        # (owner) per thread.
+        assert {(2, 2), (3, 3), (7, 7)} <= set(calls)
     else:
-        assert calls == []
+        assert {n for n, _ in calls} == {1} and {t for _, t in calls} == {1}
 
 
 @pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
@@ -1181,3 +1182,28 @@ def test_sparse_grad_empty_to_dense():
     assert g.values.shape == (0, 3) and g.values.dtype == np.float32
     assert_bitwise_equal(g.to_dense(0), np.zeros((0, 3), np.float32))
     assert_bitwise_equal(g.to_dense(2), np.zeros((2, 3), np.float32))
+
+
+# -- coalesce has two algorithms: a dense row map (V not much larger than N) and a radix sort
+# (few ids in a huge id space). They must agree bitwise, for any thread count.
+
+@pytest.mark.parametrize("kind", ["uniform", "zipf", "same"])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, rng):
+    from fastembed import functional
+
+    V, D, N = 5000, 8, 40_000  # large enough to run in parallel
+    X = make_ids(kind, (N,), V, np.int64, rng)
+    G = make_table((N, D), dtype, rng)
+    rows_ref, values_ref = ref_coalesce(X, G)
+    results = []
+    for ratio, minimum in [(10**9, 10**9), (0, 0)]:  # always the map; never the map
+        monkeypatch.setattr(functional, "_DENSE_MAP_RATIO", ratio)
+        monkeypatch.setattr(functional, "_DENSE_MAP_MIN", minimum)
+        g, counts = functional._coalesce(X, G, V, n_threads)
+        assert_bitwise_equal(g.rows, rows_ref)
+        assert_bitwise_equal(g.values, values_ref)
+        np.testing.assert_array_equal(counts, np.bincount(X, minlength=V)[rows_ref])
+        results.append(g)
+    assert_bitwise_equal(results[0].values, results[1].values)
