@@ -90,6 +90,7 @@ class BuildExt(build_ext):
 
 
 def _extensions():
+    import numpy  # a build requirement (pyproject.toml); imported only when building
     from Cython.Build import cythonize
 
     debug = _env_flag("FASTEMBED_DEBUG")
@@ -105,7 +106,7 @@ def _extensions():
         Extension(
             f"fastembed.{name}",
             [os.path.join("fastembed", f"{name}.pyx")],
-            include_dirs=["fastembed"],
+            include_dirs=["fastembed", numpy.get_include()],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
         for name in EXTENSIONS

@@ -12,27 +12,27 @@ stable radix sort, so that a row's contributions are always summed in increasing
 order, by a single thread. The result is bitwise identical for any thread count, and equal to
 ``np.add.at`` (which adds in position order too).
 """
-from cython.parallel cimport parallel, prange
-from libc.stdint cimport int64_t, uint64_t
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
 import numpy as np
+
+cnp.import_array()
 
 from ._typedefs cimport floating, index_t
 
 cdef extern from "_rowops.h" nogil:
     void fe_prefetch_row(const void* row, size_t nbytes)
     void fe_prefetch_row_w(const void* row, size_t nbytes)
-    int fe_can_stream(const void* dst, size_t nbytes)
-    void fe_stream_row(void* dst, const void* src, size_t nbytes)
-    void fe_stream_fence()
 
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
 cdef enum:
     MAX_DIGIT_BITS = 11
     # Rows are prefetched this many positions ahead: random rows of a large table are
     # latency-bound, and a few misses in flight per thread hide most of the latency.
-    PREFETCH_AHEAD = 8
+    PREFETCH_AHEAD = 16
 
 
 # ---------------------------------------------------------------------------------------
@@ -86,42 +86,107 @@ def find_first_invalid(const index_t[::1] ids,  # IN (N,)
 def gather(const floating[:, ::1] weight,  # IN (V, D)
            const index_t[::1] ids,         # IN (N,), all in [0, V)
            floating[:, ::1] out,           # OUT (N, D)
-           int n_threads,
-           bint stream=False):
-    """out[i, :] = weight[ids[i], :].
-
-    ``stream=True`` writes ``out`` with streaming stores where the platform and alignment
-    allow; worth it when ``out`` is much larger than the last-level cache.
-    """
+           int n_threads):
+    """out[i, :] = weight[ids[i], :], prefetching rows a few positions ahead."""
     cdef Py_ssize_t n = ids.shape[0]
     cdef Py_ssize_t i
     cdef size_t row_bytes = weight.shape[1] * sizeof(floating)
     if n == 0 or row_bytes == 0:
         return
-    stream = stream and fe_can_stream(&out[0, 0], row_bytes)
     with nogil:
         if n_threads == 1:
             for i in range(n):
-                _gather_row(weight, ids, out, i, n, row_bytes, stream)
-            if stream:
-                fe_stream_fence()
+                _gather_row(weight, ids, out, i, n, row_bytes)
         else:
-            with parallel(num_threads=n_threads):
-                for i in prange(n, schedule="static"):
-                    _gather_row(weight, ids, out, i, n, row_bytes, stream)
-                if stream:
-                    fe_stream_fence()
+            for i in prange(n, schedule="static", num_threads=n_threads):
+                _gather_row(weight, ids, out, i, n, row_bytes)
 
 
 cdef inline void _gather_row(const floating[:, ::1] weight, const index_t[::1] ids,
                              floating[:, ::1] out, Py_ssize_t i, Py_ssize_t n,
-                             size_t row_bytes, bint stream) noexcept nogil:
+                             size_t row_bytes) noexcept nogil:
     if i + PREFETCH_AHEAD < n:
         fe_prefetch_row(&weight[ids[i + PREFETCH_AHEAD], 0], row_bytes)
-    if stream:
-        fe_stream_row(&out[i, 0], &weight[ids[i], 0], row_bytes)
+    memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
+
+
+def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
+    """The whole of ``functional.gather`` for small, well-formed calls, or None.
+
+    Handles ndarray tables (float32/float64, native, C-contiguous, 2-D), ndarray ids
+    (int32/int64, native, C-contiguous) and an ``out`` that is None or exactly right, when
+    ``ids.size * D <= max_work`` and every id is in range, with the checks done through
+    NumPy's C API in nanoseconds. Anything else returns None, and the caller takes the general
+    path, which validates fully and raises the proper errors. Runs on one thread.
+    """
+    if not (cnp.PyArray_Check(weight) and cnp.PyArray_Check(ids)):
+        return None
+    if not (n_threads is None or (type(n_threads) is int and n_threads != 0)):
+        return None
+    cdef cnp.ndarray w = <cnp.ndarray>weight
+    cdef cnp.ndarray x = <cnp.ndarray>ids
+    cdef int w_type = cnp.PyArray_TYPE(w)
+    if (cnp.PyArray_NDIM(w) != 2 or not cnp.PyArray_IS_C_CONTIGUOUS(w)
+            or not cnp.PyArray_ISNOTSWAPPED(w)
+            or (w_type != cnp.NPY_FLOAT32 and w_type != cnp.NPY_FLOAT64)):
+        return None
+    cdef int x_size = cnp.PyArray_ITEMSIZE(x)
+    if (not cnp.PyArray_ISSIGNED(x) or (x_size != 4 and x_size != 8)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not cnp.PyArray_ISNOTSWAPPED(x)):
+        return None
+    cdef int ndim = cnp.PyArray_NDIM(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef Py_ssize_t n_rows = cnp.PyArray_DIM(w, 0)
+    cdef Py_ssize_t d = cnp.PyArray_DIM(w, 1)
+    if n * d > max_work or ndim >= cnp.NPY_MAXDIMS:
+        return None
+    cdef cnp.npy_intp dims[cnp.NPY_MAXDIMS]
+    cdef int k
+    for k in range(ndim):
+        dims[k] = cnp.PyArray_DIM(x, k)
+    dims[ndim] = d
+    cdef cnp.ndarray o
+    cdef char* o_data
+    cdef size_t row_bytes = d * cnp.PyArray_ITEMSIZE(w)
+    if out is None:
+        o = cnp.PyArray_EMPTY(ndim + 1, dims, w_type, 0)
     else:
-        memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
+        if not cnp.PyArray_Check(out):
+            return None
+        o = <cnp.ndarray>out
+        if (cnp.PyArray_TYPE(o) != w_type or cnp.PyArray_NDIM(o) != ndim + 1
+                or not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o)
+                or not cnp.PyArray_ISNOTSWAPPED(o)):
+            return None
+        for k in range(ndim + 1):
+            if cnp.PyArray_DIM(o, k) != dims[k]:
+                return None
+        o_data = <char*>cnp.PyArray_DATA(o)
+        if (o_data < <char*>cnp.PyArray_DATA(w) + n_rows * row_bytes
+                and <char*>cnp.PyArray_DATA(w) < o_data + n * row_bytes):
+            return None  # overlapping out and weight: the general path raises
+    cdef const char* w_data = <const char*>cnp.PyArray_DATA(w)
+    cdef const int32_t* x32 = <const int32_t*>cnp.PyArray_DATA(x)
+    cdef const int64_t* x64 = <const int64_t*>cnp.PyArray_DATA(x)
+    cdef Py_ssize_t i
+    cdef uint64_t limit = <uint64_t>n_rows
+    o_data = <char*>cnp.PyArray_DATA(o)
+    # Check every id before writing a byte; a bad one sends the call to the general path.
+    if x_size == 4:
+        for i in range(n):
+            if <uint64_t>(<int64_t>x32[i]) >= limit:
+                return None
+        if row_bytes:
+            for i in range(n):
+                memcpy(o_data + i * row_bytes, w_data + x32[i] * row_bytes, row_bytes)
+    else:
+        for i in range(n):
+            if <uint64_t>x64[i] >= limit:
+                return None
+        if row_bytes:
+            for i in range(n):
+                memcpy(o_data + i * row_bytes, w_data + x64[i] * row_bytes, row_bytes)
+    return o
 
 
 cdef void _radix_pass(const int64_t* src_keys, const int64_t* src_perm,

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _kernels
-from ._openmp_helpers import _n_threads_for
+from ._openmp_helpers import PARALLEL_MIN_WORK, _n_threads_for
 from ._validation import (as_ids, check_grad, check_ids_in_range, check_no_overlap,
                           check_out, check_size, check_table)
 
@@ -94,6 +94,10 @@ def gather(weight, ids, *, out=None, n_threads=None):
            [6., 7., 8.],
            [0., 1., 2.]], dtype=float32)
     """
+    # Small calls on plain arrays: checked and copied in C, without Python-level overhead.
+    result = _kernels.gather_small(weight, ids, out, n_threads, PARALLEL_MIN_WORK)
+    if result is not None:
+        return result
     check_table(weight, "weight")
     ids_arr, flat = as_ids(ids)
     out = prepare_out(weight, ids_arr.shape, out)

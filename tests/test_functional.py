@@ -1207,3 +1207,70 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
         np.testing.assert_array_equal(counts, np.bincount(X, minlength=V)[rows_ref])
         results.append(g)
     assert_bitwise_equal(results[0].values, results[1].values)
+
+
+# -- gather has a C fast path for small calls on plain arrays; it must agree with the general
+# path bitwise and hand every unusual input over to it.
+
+@pytest.mark.parametrize("shape", [(0,), (), (7,), (3, 5), (2, 3, 4)], ids=str)
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_gather_small_fast_path_matches_general_path(shape, id_dtype, dtype, rng):
+    E = make_table((50, 6), dtype, rng)
+    X = rng.integers(0, 50, size=shape).astype(id_dtype)
+    fast = _kernels.gather_small(E, X, None, None, 1 << 15)
+    assert fast is not None, "the fast path should take this call"
+    out = np.full(shape + (6,), np.nan, dtype=dtype)
+    assert _kernels.gather_small(E, X, out, 1, 1 << 15) is out
+    assert_bitwise_equal(fast, E[X])
+    assert_bitwise_equal(out, E[X])
+
+
+@pytest.mark.parametrize("case", ["bad id", "negative id", "list ids", "uint32 ids", "int16 ids",
+                                  "F-order table", "big-endian table", "float16 table",
+                                  "wrong out shape", "wrong out dtype", "read-only out",
+                                  "out overlaps weight", "too much work", "n_threads=0",
+                                  "n_threads str", "n_threads bool", "3-D table"])
+def test_gather_small_declines_what_it_does_not_handle(case, rng):
+    E = make_table((50, 6), np.float32, rng)
+    X = np.array([1, 2, 3])
+    out, n_threads, max_work = None, None, 1 << 15
+    if case == "bad id":
+        X = np.array([1, 50])
+    elif case == "negative id":
+        X = np.array([1, -1])
+    elif case == "list ids":
+        X = [1, 2]
+    elif case == "uint32 ids":
+        X = X.astype(np.uint32)
+    elif case == "int16 ids":
+        X = X.astype(np.int16)
+    elif case == "F-order table":
+        E = np.asfortranarray(E)
+    elif case == "big-endian table":
+        E = E.astype(">f4")
+    elif case == "float16 table":
+        E = E.astype(np.float16)
+    elif case == "wrong out shape":
+        out = np.empty((3, 5), np.float32)
+    elif case == "wrong out dtype":
+        out = np.empty((3, 6), np.float64)
+    elif case == "read-only out":
+        out = np.empty((3, 6), np.float32)
+        out.flags.writeable = False
+    elif case == "out overlaps weight":
+        out = E[:3]
+    elif case == "too much work":
+        max_work = 17
+    elif case == "n_threads=0":
+        n_threads = 0
+    elif case == "n_threads str":
+        n_threads = "2"
+    elif case == "n_threads bool":
+        n_threads = True
+    elif case == "3-D table":
+        E = E.reshape(5, 10, 6)
+    before = None if out is None else out.copy()
+    assert _kernels.gather_small(E, X, out, n_threads, max_work) is None
+    if out is not None:
+        assert_bitwise_equal(out, before)
