@@ -80,6 +80,12 @@ class BuildExt(build_ext):
                       "is used. Install an OpenMP runtime (libgomp, or libomp with clang)\n"
                       "and reinstall to get parallel kernels.")
         compile_args, link_args = _openmp_flags(self.compiler) if use_openmp else ([], [])
+        if self.compiler.compiler_type != "msvc":
+            # CPython compiles itself with -fwrapv and passes it on to extensions. Our kernels
+            # never rely on signed overflow wrapping, and the flag blocks loop optimisations
+            # in the row loops (measured: about 20% on scatter-add). Meson-built Cython
+            # projects (SciPy, scikit-learn) do not use it either.
+            compile_args = compile_args + ["-fno-wrapv"]
         debug = _env_flag("FASTEMBED_DEBUG")
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args) + compile_args

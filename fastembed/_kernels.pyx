@@ -360,7 +360,10 @@ def partition_by_owner(const index_t[::1] ids,     # IN (N,)
     cdef Py_ssize_t c, i, t, lo, hi
     cdef int64_t total, cnt
     cdef int64_t* h
-    cdef int64_t[::1] counts = np.zeros(n_chunks * n_owners, dtype=np.int64)
+    # Each chunk's counters sit at least a cache line apart from the next chunk's, so that
+    # threads incrementing their own counters do not fight over one line (false sharing).
+    cdef Py_ssize_t stride = n_owners + 8
+    cdef int64_t[::1] counts = np.zeros(n_chunks * stride, dtype=np.int64)
     pos_np = np.empty(n, dtype=np.int64)
     starts_np = np.empty(n_owners + 1, dtype=np.int64)
     cdef int64_t[::1] pos = pos_np
@@ -369,21 +372,21 @@ def partition_by_owner(const index_t[::1] ids,     # IN (N,)
         for c in prange(n_chunks, schedule="static", num_threads=n_threads):
             lo = _chunk_start(n, n_chunks, c)
             hi = _chunk_start(n, n_chunks, c + 1)
-            h = &counts[c * n_owners]
+            h = &counts[c * stride]
             for i in range(lo, hi):
                 h[_owner_of(ids[i], &bounds[0], n_owners)] += 1
         total = 0
         for t in range(n_owners):
             starts[t] = total
             for c in range(n_chunks):
-                cnt = counts[c * n_owners + t]
-                counts[c * n_owners + t] = total
+                cnt = counts[c * stride + t]
+                counts[c * stride + t] = total
                 total = total + cnt
         starts[n_owners] = total
         for c in prange(n_chunks, schedule="static", num_threads=n_threads):
             lo = _chunk_start(n, n_chunks, c)
             hi = _chunk_start(n, n_chunks, c + 1)
-            h = &counts[c * n_owners]
+            h = &counts[c * stride]
             for i in range(lo, hi):
                 t = _owner_of(ids[i], &bounds[0], n_owners)
                 pos[h[t]] = i
@@ -413,19 +416,27 @@ def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
     cdef size_t row_bytes = d * sizeof(floating)
     cdef Py_ssize_t t, j, i, ahead, end
     cdef const int64_t* p = NULL
+    cdef floating* tab
+    cdef const floating* g
+    cdef const index_t* idp
     if pos is not None and pos.shape[0] > 0:
         p = &pos[0]
     if d == 0 or starts[n_owners] == 0:
         return
+    # Raw pointers for the hot loop: the stores into the table cannot then be taken to alias
+    # the memoryviews' own fields, which the compiler would otherwise reload every row.
+    tab = &table[0, 0]
+    g = &grad[0, 0]
+    idp = &ids[0]
     with nogil:
         for t in prange(n_owners, schedule="static", chunksize=1, num_threads=n_threads):
             end = starts[t + 1]
             for j in range(starts[t], end):
                 ahead = j + PREFETCH_AHEAD
                 if ahead < end:
-                    fe_prefetch_row_w(&table[ids[_position(p, ahead)], 0], row_bytes)
+                    fe_prefetch_row_w(tab + idp[_position(p, ahead)] * d, row_bytes)
                 i = _position(p, j)
-                _add_row(&table[ids[i], 0], &grad[i, 0], d)
+                _add_row(tab + idp[i] * d, g + i * d, d)
 
 
 def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
