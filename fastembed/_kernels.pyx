@@ -489,24 +489,32 @@ def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
     values_v = values
     if u == 0:
         return rows, values, counts
+    # Raw pointers for the hot loop (see scatter_add_owned).
+    cdef const index_t* idp = &ids[0]
+    cdef int64_t* sl = &slot[0]
+    cdef floating* vals = NULL
+    cdef const floating* g = NULL
+    if d:
+        vals = &values_v[0, 0]
+        g = &grad[0, 0]
     with nogil:
         for t in prange(n_owners, schedule="static", chunksize=1, num_threads=n_threads):
             k = n_unique[t]
             if d:
-                memset(&values_v[k, 0], 0, (n_unique[t + 1] - k) * row_bytes)
+                memset(vals + k * d, 0, (n_unique[t + 1] - k) * row_bytes)
             for r in range(bounds[t], bounds[t + 1]):
-                if slot[r] == 0:
-                    slot[r] = k
+                if sl[r] == 0:
+                    sl[r] = k
                     rows_v[k] = r
                     k = k + 1
             end = starts[t + 1]
             for j in range(starts[t], end):
                 ahead = j + PREFETCH_AHEAD
                 if d and ahead < end:
-                    fe_prefetch_row_w(&values_v[slot[ids[_position(p, ahead)]], 0], row_bytes)
+                    fe_prefetch_row_w(vals + sl[idp[_position(p, ahead)]] * d, row_bytes)
                 i = _position(p, j)
-                k = slot[ids[i]]
+                k = sl[idp[i]]
                 counts_v[k] += 1
                 if d:
-                    _add_row(&values_v[k, 0], &grad[i, 0], d)
+                    _add_row(vals + k * d, g + i * d, d)
     return rows, values, counts
