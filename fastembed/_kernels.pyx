@@ -89,25 +89,28 @@ def gather(const floating[:, ::1] weight,  # IN (V, D)
            int n_threads):
     """out[i, :] = weight[ids[i], :], prefetching rows a few positions ahead."""
     cdef Py_ssize_t n = ids.shape[0]
+    cdef Py_ssize_t d = weight.shape[1]
     cdef Py_ssize_t i
-    cdef size_t row_bytes = weight.shape[1] * sizeof(floating)
-    if n == 0 or row_bytes == 0:
+    if n == 0 or d == 0:
         return
+    # Raw pointers for the hot loop (see scatter_add_owned).
+    cdef const floating* w = &weight[0, 0]
+    cdef const index_t* idp = &ids[0]
+    cdef floating* o = &out[0, 0]
     with nogil:
         if n_threads == 1:
             for i in range(n):
-                _gather_row(weight, ids, out, i, n, row_bytes)
+                _gather_row(w, idp, o, i, n, d)
         else:
             for i in prange(n, schedule="static", num_threads=n_threads):
-                _gather_row(weight, ids, out, i, n, row_bytes)
+                _gather_row(w, idp, o, i, n, d)
 
 
-cdef inline void _gather_row(const floating[:, ::1] weight, const index_t[::1] ids,
-                             floating[:, ::1] out, Py_ssize_t i, Py_ssize_t n,
-                             size_t row_bytes) noexcept nogil:
+cdef inline void _gather_row(const floating* weight, const index_t* ids, floating* out,
+                             Py_ssize_t i, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
     if i + PREFETCH_AHEAD < n:
-        fe_prefetch_row(&weight[ids[i + PREFETCH_AHEAD], 0], row_bytes)
-    memcpy(&out[i, 0], &weight[ids[i], 0], row_bytes)
+        fe_prefetch_row(weight + ids[i + PREFETCH_AHEAD] * d, d * sizeof(floating))
+    memcpy(out + i * d, weight + ids[i] * d, d * sizeof(floating))
 
 
 def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
