@@ -1,31 +1,35 @@
-"""Compiled kernels: row gather, deterministic row grouping, segment sums and scatter-add.
+"""Compiled kernels: row gather, scatter-add and coalesce (the sparse gradient).
 
 Three layers, as in the rest of fastembed:
 
-1. ``cdef inline ... noexcept nogil`` per-row helpers (``_add_row``);
+1. ``cdef inline ... noexcept nogil`` per-row helpers (``_rowops.pxd``);
 2. ``def`` kernels over typed memoryviews: inputs ``const``, outputs allocated by the caller,
    ``n_threads`` last. They trust their arguments: no bounds checks, no dtype checks;
 3. the Python functions in ``functional.py`` validate, coerce, allocate and call them.
 
-Determinism: every reduction first groups the contributions by destination row with a
-stable radix sort, so that a row's contributions are always summed in increasing position
-order, by a single thread. The result is bitwise identical for any thread count, and equal to
-``np.add.at`` (which adds in position order too).
+Determinism: every reduction adds a row's contributions in increasing position order, on one
+thread, starting from the row's old value (scatter-add) or from +0.0 (coalesce). Two schemes
+guarantee it without atomics:
+
+- row ownership (``partition_by_owner``): each thread owns a range of rows and alone writes
+  them, visiting its positions in increasing order;
+- grouping (``group_by_row``): a stable radix sort puts each row's positions together, in
+  increasing order, and one thread reduces each row's segment.
+
+Either way the result is bitwise identical for any thread count, and equal to ``np.add.at``.
 """
 cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
+from ._rowops cimport add_row as _add_row, chunk_start as _chunk_start
+from ._rowops cimport fe_prefetch_row, fe_prefetch_row_w
+from ._typedefs cimport floating, index_t
+
 import numpy as np
 
 cnp.import_array()
-
-from ._typedefs cimport floating, index_t
-
-cdef extern from "_rowops.h" nogil:
-    void fe_prefetch_row(const void* row, size_t nbytes)
-    void fe_prefetch_row_w(const void* row, size_t nbytes)
 
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
 cdef enum:
@@ -33,23 +37,6 @@ cdef enum:
     # Rows are prefetched this many positions ahead: random rows of a large table are
     # latency-bound, and a few misses in flight per thread hide most of the latency.
     PREFETCH_AHEAD = 16
-
-
-# ---------------------------------------------------------------------------------------
-# Layer 1: per-row helpers
-# ---------------------------------------------------------------------------------------
-
-cdef inline void _add_row(floating* dst, const floating* src, Py_ssize_t d) noexcept nogil:
-    """dst[:] += src[:] (a loop the compiler vectorises)."""
-    cdef Py_ssize_t c
-    for c in range(d):
-        dst[c] += src[c]
-
-
-cdef inline Py_ssize_t _chunk_start(Py_ssize_t n, Py_ssize_t n_chunks,
-                                    Py_ssize_t c) noexcept nogil:
-    """First position of chunk c when 0..n-1 is cut into n_chunks contiguous chunks."""
-    return (n // n_chunks) * c + min(c, n % n_chunks)
 
 
 # ---------------------------------------------------------------------------------------
