@@ -3,6 +3,9 @@
 With no arguments it runs the main job: the seed example (a 4-word, 3-dimensional table), then
 a short timing table of ``gather`` and ``scatter_add`` against NumPy's ``E[X]`` and
 ``np.add.at`` at V=1e6, D=64, N=2**20, on one thread and on all threads.
+
+``python -m fastembed bench [--quick] [--json PATH] [--plot PATH.png] [--threads 1,2]
+[--repeat N]`` runs the benchmark suite of :mod:`fastembed.bench`.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import time
 import numpy as np
 
 import fastembed
+from fastembed import bench as _bench
 
 
 def _median_seconds(fn, repeat):
@@ -25,8 +29,9 @@ def _median_seconds(fn, repeat):
     return float(np.median(times))
 
 
-def seed_example(file=sys.stdout):
+def seed_example(file=None):
     """Print the seed example: a lookup of [0, 1, 2, 0] and a (batch, sequence) lookup."""
+    file = sys.stdout if file is None else file  # resolved per call, so capture works
     layer = fastembed.Embedding(input_dim=4, output_dim=3, seed=0)
     print("Embedding(input_dim=4, output_dim=3, seed=0).weight:", file=file)
     print(layer.weight, file=file)
@@ -37,8 +42,9 @@ def seed_example(file=sys.stdout):
 
 
 def timing_table(num_embeddings=1_000_000, embedding_dim=64, n_ids=2**20, repeat=5,
-                 file=sys.stdout):
+                 file=None):
     """Time gather and scatter_add against NumPy on one random problem; print a table."""
+    file = sys.stdout if file is None else file
     rng = np.random.default_rng(0)
     weight = rng.random((num_embeddings, embedding_dim), dtype=np.float32)
     ids = rng.integers(0, num_embeddings, size=n_ids)
@@ -78,7 +84,15 @@ def main(argv=None):
                         version=f"fastembed {fastembed.__version__}")
     parser.add_argument("--repeat", type=int, default=5,
                         help="timed runs per contender (default 5; the median is shown)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    bench_parser = commands.add_parser(
+        "bench", help="run the benchmark suite (gather, scatter_add, coalesce vs NumPy and torch)",
+        description="Benchmark fastembed against NumPy (and torch when installed); prints a "
+                    "table of medians, GB/s and speed-ups, then the targets.")
+    _bench.add_arguments(bench_parser)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _bench.main(args, parser=bench_parser)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     seed_example()

@@ -424,7 +424,12 @@ def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
             for j in range(starts[t], end):
                 ahead = j + PREFETCH_AHEAD
                 if ahead < end:
-                    fe_prefetch_row_w(tab + idp[_position(p, ahead)] * d, row_bytes)
+                    i = _position(p, ahead)
+                    fe_prefetch_row_w(tab + idp[i] * d, row_bytes)
+                    if p != NULL:
+                        # An owner's grad rows are irregularly spaced: a stream the hardware
+                        # prefetcher cannot follow, so fetch them ahead too.
+                        fe_prefetch_row(g + i * d, row_bytes)
                 i = _position(p, j)
                 _add_row(tab + idp[i] * d, g + i * d, d)
 
@@ -501,7 +506,10 @@ def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
             for j in range(starts[t], end):
                 ahead = j + PREFETCH_AHEAD
                 if d and ahead < end:
-                    fe_prefetch_row_w(vals + sl[idp[_position(p, ahead)]] * d, row_bytes)
+                    i = _position(p, ahead)
+                    fe_prefetch_row_w(vals + sl[idp[i]] * d, row_bytes)
+                    if p != NULL:
+                        fe_prefetch_row(g + i * d, row_bytes)
                 i = _position(p, j)
                 k = sl[idp[i]]
                 counts_v[k] += 1

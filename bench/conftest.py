@@ -1,0 +1,32 @@
+"""Fixtures for the pytest-benchmark suite (``pytest bench/ --benchmark-only``).
+
+The arrays come from :mod:`fastembed.bench`, the same generators as ``python -m fastembed
+bench``: float32 tables and grads of standard normal values, int64 ids either uniform over
+[0, V) or Zipf(1.1) truncated to the ranks 1..V (hot rows at low ids).
+
+* ``problem``: a :class:`fastembed.bench.Problem` (E, X, G, shared output buffers and exact
+  references) for each of the small and mid shapes and each id distribution; session scoped,
+  so each is generated once;
+* ``threads``: 1 and ``fastembed.get_num_threads()``.
+"""
+from __future__ import annotations
+
+import pytest
+
+from fastembed import bench
+
+BENCH_SHAPES = ("small", "mid")
+PROBLEMS = [(shape, dist) for shape in BENCH_SHAPES for dist in bench.DISTS]
+
+
+@pytest.fixture(scope="session", params=PROBLEMS, ids=[f"{s}-{d}" for s, d in PROBLEMS])
+def problem(request):
+    shape, dist = request.param
+    p = bench.make_problem(bench.shape_by_name(shape), dist, seed=0)
+    yield p
+    p.release()
+
+
+@pytest.fixture(params=bench.default_threads(), ids=lambda n: f"{n}thr")
+def threads(request):
+    return request.param
