@@ -86,6 +86,10 @@ class BuildExt(build_ext):
             # in the row loops (measured: about 20% on scatter-add). Meson-built Cython
             # projects (SciPy, scikit-learn) do not use it either.
             compile_args = compile_args + ["-fno-wrapv"]
+            # No fused multiply-add contraction: `a + s * b` must round the product, as NumPy
+            # does, on every platform (FMA is baseline on aarch64), so that results are the
+            # same bits everywhere.
+            compile_args = compile_args + ["-ffp-contract=off"]
         debug = _env_flag("FASTEMBED_DEBUG")
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args) + compile_args

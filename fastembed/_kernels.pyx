@@ -23,7 +23,8 @@ from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
-from ._rowops cimport add_row as _add_row, chunk_start as _chunk_start
+from ._rowops cimport add_row as _add_row, add_scaled_row as _add_scaled_row
+from ._rowops cimport chunk_start as _chunk_start
 from ._rowops cimport fe_prefetch_row, fe_prefetch_row_w
 from ._typedefs cimport floating, index_t
 
@@ -292,30 +293,52 @@ def group_by_row(const int64_t[::1] ids,  # IN (N,), all in [0, max_id]
     return np.asarray(perm[(n_passes - 1) % 2]), rows, starts
 
 
-def segment_sum(const floating[:, ::1] grad,   # IN (N, D)
+def segment_sum(const floating[:, ::1] grad,   # IN (M, D)
                 const int64_t[::1] perm,       # IN (N,)
                 const int64_t[::1] starts,     # IN (U + 1,)
                 floating[:, ::1] out,          # OUT (U, D)
+                const int64_t[::1] src_row,    # IN (N,) or None: position -> row of grad
+                const floating[::1] scale,     # IN (N,) or None: position -> factor
                 int n_threads):
-    """out[k] = 0 + grad[perm[starts[k]]] + grad[perm[starts[k] + 1]] + ... in that order.
+    """out[k] = 0 + c(perm[starts[k]]) + c(perm[starts[k] + 1]) + ... in that order.
 
-    Starting from +0.0 (not from a copy of the first row) makes the result bitwise equal to
-    ``np.zeros`` followed by ``np.add.at``, signed zeros included.
+    The contribution of position i is ``c(i) = scale[i] * grad[src_row[i]]``; ``src_row`` None
+    means ``i`` and ``scale`` None means no multiplication. Starting from +0.0 (not from a copy
+    of the first row) makes the result bitwise equal to ``np.zeros`` followed by
+    ``np.add.at``, signed zeros included.
     """
     cdef Py_ssize_t n_seg = starts.shape[0] - 1
     cdef Py_ssize_t d = grad.shape[1]
-    cdef Py_ssize_t k, j
-    cdef floating* dst
+    cdef Py_ssize_t k, j, i
+    cdef const int64_t* src = NULL
+    cdef const floating* sc = NULL
     if n_seg <= 0 or d == 0:
         return
+    if src_row is not None and src_row.shape[0] > 0:
+        src = &src_row[0]
+    if scale is not None and scale.shape[0] > 0:
+        sc = &scale[0]
+    cdef const floating* g = &grad[0, 0]
+    cdef floating* o = &out[0, 0]
     with nogil:
         # Segments are independent: one thread owns each, so the order within a row is fixed.
         # Dynamic scheduling balances Zipf-skewed segment lengths without changing results.
         for k in prange(n_seg, schedule="dynamic", chunksize=64, num_threads=n_threads):
-            dst = &out[k, 0]
-            memset(dst, 0, d * sizeof(floating))
+            memset(o + k * d, 0, d * sizeof(floating))
             for j in range(starts[k], starts[k + 1]):
-                _add_row(dst, &grad[perm[j], 0], d)
+                i = perm[j]
+                _add_contribution(o + k * d, g, src, sc, i, d)
+
+
+cdef inline void _add_contribution(floating* dst, const floating* grad, const int64_t* src,
+                                   const floating* scale, Py_ssize_t i,
+                                   Py_ssize_t d) noexcept nogil:
+    """dst += scale[i] * grad[src[i]] (src NULL: row i; scale NULL: no multiplication)."""
+    cdef const floating* row = grad + (i if src == NULL else src[i]) * d
+    if scale == NULL:
+        _add_row(dst, row, d)
+    else:
+        _add_scaled_row(dst, row, scale[i], d)
 
 
 # ---------------------------------------------------------------------------------------
@@ -435,17 +458,20 @@ def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
 
 
 def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
-                   const floating[:, ::1] grad,  # IN (N, D)
+                   const floating[:, ::1] grad,  # IN (M, D)
                    const int64_t[::1] pos,       # IN (N,) from partition_by_owner, or None
                    const int64_t[::1] starts,    # IN (T + 1,)
                    const int64_t[::1] bounds,    # IN (T + 1,), bounds[T] = V
+                   const int64_t[::1] src_row,   # IN (N,) or None: position -> row of grad
+                   const floating[::1] scale,    # IN (N,) or None: position -> factor
                    int n_threads):
     """Coalesce with a dense (V,) row -> slot map; for V not much larger than N.
 
-    Returns (rows, values, counts): the distinct ids ascending, their summed gradient rows
+    Returns (rows, values, counts): the distinct ids ascending, their summed contributions
     (each summed from +0.0 in increasing position order, as ``np.add.at`` into zeros) and how
-    often each occurs. Owner t marks its rows, numbers them in ascending order after the
-    slots of owners < t, then adds its positions' gradients in increasing order.
+    often each occurs. The contribution of position i is ``scale[i] * grad[src_row[i]]``, as
+    in ``segment_sum``. Owner t marks its rows, numbers them in ascending order after the
+    slots of owners < t, then adds its positions' contributions in increasing order.
     """
     cdef Py_ssize_t n_owners = starts.shape[0] - 1
     cdef Py_ssize_t n_rows = bounds[n_owners]
@@ -489,9 +515,15 @@ def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
     cdef int64_t* sl = &slot[0]
     cdef floating* vals = NULL
     cdef const floating* g = NULL
+    cdef const int64_t* src = NULL
+    cdef const floating* sc = NULL
     if d:
         vals = &values_v[0, 0]
         g = &grad[0, 0]
+    if src_row is not None:
+        src = &src_row[0]
+    if scale is not None:
+        sc = &scale[0]
     with nogil:
         for t in prange(n_owners, schedule="static", chunksize=1, num_threads=n_threads):
             k = n_unique[t]
@@ -509,10 +541,10 @@ def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
                     i = _position(p, ahead)
                     fe_prefetch_row_w(vals + sl[idp[i]] * d, row_bytes)
                     if p != NULL:
-                        fe_prefetch_row(g + i * d, row_bytes)
+                        fe_prefetch_row(g + (i if src == NULL else src[i]) * d, row_bytes)
                 i = _position(p, j)
                 k = sl[idp[i]]
                 counts_v[k] += 1
                 if d:
-                    _add_row(vals + k * d, g + i * d, d)
+                    _add_contribution(vals + k * d, g, src, sc, i, d)
     return rows, values, counts

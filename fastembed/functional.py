@@ -244,8 +244,7 @@ def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None):
     """coalesce, also returning the per-row counts (for scale_grad_by_freq)."""
     ids_arr, flat = as_ids(ids)
     grad2d = check_grad(grad, ids_arr.shape, dim, dtype)
-    dim = grad2d.shape[1]
-    n_threads = _n_threads_for(n_threads, flat.size * max(dim, 1))
+    n_threads = _n_threads_for(n_threads, flat.size * max(grad2d.shape[1], 1))
     if num_embeddings is None:
         check_ids_in_range(flat, ids_arr.shape, None, n_threads)  # negatives only
         n_rows = int(flat.max()) + 1 if flat.size else 0
@@ -253,17 +252,28 @@ def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None):
         num_embeddings = check_size(num_embeddings, "num_embeddings")
         check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
         n_rows = num_embeddings
+    return coalesce_checked(flat, grad2d, n_rows, n_threads)
+
+
+def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None):
+    """Sum contributions by row, once every argument has been checked.
+
+    Position i contributes ``scale[i] * grad2d[src_row[i]]`` to row ``flat[i]`` (``src_row``
+    None: ``grad2d[i]``; ``scale`` None: no factor). Returns ``(SparseGrad, counts)``; each
+    row's sum starts from +0.0 and adds its contributions in increasing position order.
+    """
+    dim = grad2d.shape[1]
     if n_rows <= _DENSE_MAP_RATIO * flat.size + _DENSE_MAP_MIN:
         # A (V,) row -> slot map costs O(V): cheap next to the O(N) work here.
         pos, starts, bounds = _partition(flat, n_rows, n_threads)
         rows, values, counts = _kernels.coalesce_owned(flat, grad2d, pos, starts, bounds,
-                                                       n_threads)
+                                                       src_row, scale, n_threads)
         return SparseGrad(rows, values), counts
     # Few ids in a huge id space: sort them instead (O(N) memory).
     perm, rows, starts = _kernels.group_by_row(
         flat.astype(np.int64, copy=False), max(n_rows - 1, 0), n_threads)
     values = np.empty((rows.size, dim), dtype=grad2d.dtype)
-    _kernels.segment_sum(grad2d, perm, starts, values, n_threads)
+    _kernels.segment_sum(grad2d, perm, starts, values, src_row, scale, n_threads)
     return SparseGrad(rows, values), np.diff(starts)
 
 
