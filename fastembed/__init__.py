@@ -16,13 +16,15 @@ except ImportError as exc:  # pragma: no cover - only in an unbuilt source tree
         "`pip install .`, so that the installed package is imported, not the source tree)."
     ) from exc
 from ._version import __version__
-from .functional import SparseGrad, coalesce, gather, scatter_add
-from .layers import Embedding
+from .functional import SparseGrad, coalesce, embedding_bag, gather, scatter_add
+from .layers import Embedding, EmbeddingBag
 
 __all__ = [
     "Embedding",
+    "EmbeddingBag",
     "SparseGrad",
     "coalesce",
+    "embedding_bag",
     "gather",
     "get_num_threads",
     "openmp_enabled",

@@ -9,12 +9,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _kernels
+from . import _bag_kernels, _kernels
 from ._openmp_helpers import PARALLEL_MIN_WORK, _n_threads_for
 from ._validation import (as_ids, check_grad, check_ids_in_range, check_no_overlap,
                           check_out, check_size, check_table)
 
-__all__ = ["SparseGrad", "gather", "scatter_add", "coalesce"]
+__all__ = ["SparseGrad", "gather", "scatter_add", "coalesce", "embedding_bag"]
 
 class SparseGrad(NamedTuple):
     """A coalesced row-sparse gradient of an embedding table.
@@ -280,3 +280,190 @@ def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None):
 # coalesce uses a dense row map when V <= _DENSE_MAP_RATIO * N + _DENSE_MAP_MIN, else a sort.
 _DENSE_MAP_RATIO = 8
 _DENSE_MAP_MIN = 1 << 16
+
+
+# ---------------------------------------------------------------------------------------
+# Pooled lookups (EmbeddingBag)
+# ---------------------------------------------------------------------------------------
+
+class _Bags(NamedTuple):
+    """Checked bag layout: flat ids, offsets (B + 1, int64), flat per-sample weights."""
+
+    shape: tuple
+    flat: np.ndarray
+    offsets: np.ndarray
+    weights: object  # ndarray (N,) or None
+
+
+def _bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtype):
+    """Check the bag arguments and return a _Bags; raise before anything is written."""
+    if mode not in _bag_kernels.MODES:
+        raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    ids_arr, flat = as_ids(ids)
+    n = flat.size
+    if offsets is None:
+        if ids_arr.ndim != 2:
+            raise ValueError(f"ids must be 2-D (bags, ids per bag) when offsets is not given, "
+                             f"got shape {ids_arr.shape}; pass 1-D ids with offsets")
+        if include_last_offset:
+            raise ValueError("include_last_offset applies only to 1-D ids with offsets")
+        n_bags, length = ids_arr.shape
+        offs = np.arange(n_bags + 1, dtype=np.int64) * length
+    else:
+        if ids_arr.ndim != 1:
+            raise ValueError(f"with offsets, ids must be 1-D, got shape {ids_arr.shape}")
+        off_arr, off = as_ids(offsets, "offsets")
+        if off_arr.ndim != 1:
+            raise ValueError(f"offsets must be 1-D, got shape {off_arr.shape}")
+        off = off.astype(np.int64)
+        if include_last_offset:
+            if off.size == 0:
+                raise ValueError("offsets must not be empty with include_last_offset=True")
+            if off[-1] != n:
+                raise ValueError(f"with include_last_offset=True the last offset must equal "
+                                 f"len(ids) = {n}, got {int(off[-1])}")
+            offs = off
+        else:
+            offs = np.append(off, np.int64(n))
+        if offs.size > 1 and offs[0] != 0:
+            raise ValueError(f"offsets[0] must be 0, got {int(offs[0])}")
+        if offs.size == 1 and n:
+            raise ValueError(f"offsets is empty, so there are no bags, but {n} ids were given")
+        steps = np.diff(offs)
+        if (steps < 0).any():
+            k = int(np.argmax(steps < 0))
+            if k + 1 < off.size:
+                raise ValueError(f"offsets must be non-decreasing: offsets[{k}] = "
+                                 f"{int(offs[k])} > offsets[{k + 1}] = {int(offs[k + 1])}")
+            raise ValueError(f"offsets[{k}] = {int(offs[k])} is beyond len(ids) = {n}")
+    weights = None
+    if per_sample_weights is not None:
+        if mode == "max":
+            raise ValueError("per_sample_weights works with mode 'sum' and 'mean', not 'max'")
+        w = np.asarray(per_sample_weights)
+        if w.dtype != dtype:
+            raise TypeError(f"per_sample_weights must have the table's dtype {np.dtype(dtype)}"
+                            f", got {w.dtype}")
+        if w.shape != ids_arr.shape:
+            raise ValueError(f"per_sample_weights must have the shape of ids {ids_arr.shape}, "
+                             f"got {w.shape}")
+        weights = np.ascontiguousarray(w.reshape(-1))
+    return _Bags(ids_arr.shape, flat, offs, weights)
+
+
+def _bag_forward(weight, bags, mode, padding_idx, out, n_threads):
+    """Run the pooling kernel; returns (out, denom, argmax or None)."""
+    n_bags = bags.offsets.size - 1
+    out = _prepare_bag_out(weight, n_bags, out)
+    denom = np.empty(n_bags, dtype=weight.dtype)
+    argmax = (np.empty((n_bags, weight.shape[1]), dtype=np.int64) if mode == "max"
+              else None)
+    _bag_kernels.bag_forward(weight, bags.flat, bags.offsets, bags.weights,
+                             _bag_kernels.MODES[mode],
+                             -1 if padding_idx is None else padding_idx,
+                             out, denom, argmax, n_threads)
+    return out, denom, argmax
+
+
+def _prepare_bag_out(weight, n_bags, out):
+    if out is None:
+        return np.empty((n_bags, weight.shape[1]), dtype=weight.dtype)
+    check_out(out, (n_bags, weight.shape[1]), weight.dtype)
+    check_no_overlap(out, weight, "out", "weight")
+    return out
+
+
+def embedding_bag(weight, ids, offsets=None, *, mode="mean", per_sample_weights=None,
+                  include_last_offset=False, padding_idx=None, out=None, n_threads=None):
+    """Pooled lookups: the sum, mean or max of the rows of each bag of ids.
+
+    Parameters
+    ----------
+    weight : ndarray of float32 or float64, shape (V, D)
+    ids : array-like of int
+        2-D ``(B, L)``: each row is a bag. 1-D with ``offsets``: bag b is
+        ``ids[offsets[b]:offsets[b + 1]]`` (the last bag runs to the end).
+    offsets : array-like of int, optional
+        Non-decreasing bag starts, the first 0. With ``include_last_offset=True`` it has
+        ``B + 1`` entries and the last one must equal ``len(ids)`` (PyTorch's CSR layout).
+    mode : {"sum", "mean", "max"}
+    per_sample_weights : array-like, optional
+        One weight per id, the table's dtype, with ``sum`` (Σ wᵢxᵢ) or ``mean``
+        (Σ wᵢxᵢ / Σ wᵢ; PyTorch allows only ``sum``).
+    padding_idx : int, optional
+        Ids equal to it are left out of the pooling and of the mean's count.
+    out : ndarray, optional
+        Preallocated (B, D) output.
+    n_threads : int, optional
+        As in :func:`gather`; bags are pooled in parallel.
+
+    Returns
+    -------
+    ndarray of shape (B, D)
+        Empty bags (and bags of padding only, or whose weights sum to 0 in mean mode) give
+        zeros.
+
+    Examples
+    --------
+    >>> import numpy as np, fastembed
+    >>> E = np.arange(8, dtype=np.float32).reshape(4, 2)
+    >>> fastembed.embedding_bag(E, [0, 1, 3, 2], [0, 3], mode="sum")
+    array([[ 8., 11.],
+           [ 4.,  5.]], dtype=float32)
+    >>> fastembed.embedding_bag(E, [[0, 2], [1, 1]], mode="max")
+    array([[4., 5.],
+           [2., 3.]], dtype=float32)
+    """
+    check_table(weight, "weight")
+    bags = _bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode,
+                       weight.dtype)
+    padding_idx = _check_padding_idx(padding_idx, weight.shape[0])
+    n_threads = _n_threads_for(n_threads, bags.flat.size * weight.shape[1])
+    check_ids_in_range(bags.flat, bags.shape, weight.shape[0], n_threads)
+    return _bag_forward(weight, bags, mode, padding_idx, out, n_threads)[0]
+
+
+def _check_padding_idx(padding_idx, num_embeddings):
+    """None, or padding_idx as a row in [0, V) (negative values count from the end)."""
+    if padding_idx is None:
+        return None
+    if isinstance(padding_idx, bool) or not hasattr(padding_idx, "__index__"):
+        raise TypeError(f"padding_idx must be an int, got {type(padding_idx).__name__}")
+    padding_idx = int(padding_idx.__index__())
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"padding_idx={padding_idx} must lie in "
+                         f"[{-num_embeddings}, {num_embeddings})")
+    return padding_idx % num_embeddings
+
+
+def _bag_backward(bags, mode, padding_idx, denom, argmax, grad_output, num_embeddings,
+                  n_threads):
+    """The table's gradient for a pooled lookup: (SparseGrad, per-row counts or None)."""
+    dtype = grad_output.dtype
+    n_bags, dim = grad_output.shape
+    if mode == "max":
+        valid = argmax >= 0
+        rows = np.unique(argmax[valid])
+        slot = np.searchsorted(rows, np.where(valid, argmax, 0))
+        values = np.zeros((rows.size, dim), dtype=dtype)
+        _bag_kernels.bag_max_backward(argmax, grad_output, slot, values, n_threads)
+        return SparseGrad(rows, values), None
+    sizes = np.diff(bags.offsets)
+    bag_of = np.repeat(np.arange(n_bags, dtype=np.int64), sizes)
+    keep = None
+    if padding_idx is not None:
+        keep = bags.flat != padding_idx
+    if mode == "mean":
+        live = (denom != 0)[bag_of]
+        keep = live if keep is None else keep & live
+        # d(sum_i w_i x_i / W) / dx_i = w_i / W (w_i = 1 without weights)
+        numer = np.ones(bags.flat.size, dtype) if bags.weights is None else bags.weights
+        safe = np.where(denom != 0, denom, dtype.type(1))
+        scale = (numer / safe[bag_of]).astype(dtype, copy=False)
+    else:
+        scale = bags.weights  # None: every contribution is grad_output[bag] itself
+    flat = bags.flat
+    if keep is not None and not keep.all():
+        flat, bag_of = flat[keep], bag_of[keep]
+        scale = None if scale is None else np.ascontiguousarray(scale[keep])
+    return coalesce_checked(flat, grad_output, num_embeddings, n_threads, bag_of, scale)

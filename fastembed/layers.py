@@ -1,4 +1,4 @@
-"""Layers: ``Embedding``, a trainable lookup table with hand-written forward and backward."""
+"""Layers: ``Embedding`` and ``EmbeddingBag``, trainable tables with hand-written backward passes."""
 from __future__ import annotations
 
 import numbers
@@ -6,10 +6,12 @@ import numbers
 import numpy as np
 
 from ._openmp_helpers import _n_threads_for
-from ._validation import FLOAT_DTYPES, as_ids, check_ids_in_range, check_size, check_table
-from .functional import SparseGrad, _coalesce, gather_checked, prepare_out
+from ._validation import (FLOAT_DTYPES, as_ids, check_grad, check_ids_in_range, check_size,
+                          check_table)
+from .functional import (SparseGrad, _bag_backward, _bag_forward, _bag_layout, _Bags,
+                         _coalesce, _prepare_bag_out, gather_checked, prepare_out)
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 # Keras spells some arguments differently; these keyword aliases map them onto ours.
 _KERAS_ALIASES = {
@@ -55,7 +57,146 @@ def _merge(a, b):
     return merged
 
 
-class Embedding:
+class _TableLayer:
+    """What Embedding and EmbeddingBag share: the table, its options, the gradient."""
+
+    _name = "layer"
+
+    def __init__(self, num_embeddings, embedding_dim, *, padding_idx, max_norm, norm_type,
+                 scale_grad_by_freq, dtype, init, seed, weight, trainable):
+        if init is None:
+            init = "uniform"
+        if weight is not None:
+            check_table(weight, "weight")
+            if num_embeddings is not None and num_embeddings != weight.shape[0]:
+                raise ValueError(f"num_embeddings={num_embeddings} disagrees with "
+                                 f"weight.shape={weight.shape}")
+            if embedding_dim is not None and embedding_dim != weight.shape[1]:
+                raise ValueError(f"embedding_dim={embedding_dim} disagrees with "
+                                 f"weight.shape={weight.shape}")
+            if dtype is not None and np.dtype(dtype) != weight.dtype:
+                raise TypeError(f"dtype={np.dtype(dtype)} disagrees with weight.dtype="
+                                f"{weight.dtype}; fastembed never converts a table silently")
+            num_embeddings, embedding_dim = weight.shape
+        else:
+            num_embeddings = check_size(num_embeddings, "num_embeddings")
+            embedding_dim = check_size(embedding_dim, "embedding_dim")
+            dtype = np.dtype(np.float32 if dtype is None else dtype)
+            if dtype not in FLOAT_DTYPES:
+                raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral):
+                raise TypeError(f"padding_idx must be an int, got {type(padding_idx).__name__}")
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx={padding_idx} must lie in "
+                                 f"[{-num_embeddings}, {num_embeddings})")
+            padding_idx = int(padding_idx) % num_embeddings
+        if max_norm is not None:
+            max_norm = float(max_norm)
+            if not max_norm > 0:
+                raise ValueError(f"max_norm must be positive, got {max_norm}")
+        norm_type = float(norm_type)
+        if not norm_type > 0:
+            raise ValueError(f"norm_type must be positive, got {norm_type}")
+
+        if weight is None:
+            weight = _initial_table((num_embeddings, embedding_dim), dtype, init, _rng(seed))
+            if padding_idx is not None:
+                weight[padding_idx] = 0
+        if max_norm is not None and not weight.flags.writeable:
+            raise ValueError("max_norm renormalises rows in place, but weight is read-only")
+
+        self.weight = weight
+        self.padding_idx = padding_idx
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = bool(scale_grad_by_freq)
+        self.trainable = bool(trainable)
+        self.grad = None
+
+    @classmethod
+    def from_pretrained(cls, weights, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, **kwargs):
+        """Build a layer around an existing (V, D) table, used by reference.
+
+        Parameters
+        ----------
+        weights : ndarray of float32 or float64, shape (V, D)
+            The pretrained table (C-contiguous; a memmap works).
+        freeze : bool, default True
+            When True the layer is not trainable (PyTorch's default).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> layer = Embedding.from_pretrained(np.eye(3, dtype=np.float32))
+        >>> layer([2])
+        array([[0., 0., 1.]], dtype=float32)
+        """
+        check_table(weights, "weights")
+        return cls(weight=weights, dtype=weights.dtype, trainable=not freeze,
+                   padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, **kwargs)
+
+    @property
+    def num_embeddings(self):
+        return self.weight.shape[0]
+
+    @property
+    def embedding_dim(self):
+        return self.weight.shape[1]
+
+    @property
+    def dtype(self):
+        return self.weight.dtype
+
+    def _repr_options(self):
+        extra = "".join(f", {name}={getattr(self, name)!r}" for name in
+                        ("padding_idx", "max_norm") if getattr(self, name) is not None)
+        if self.scale_grad_by_freq:
+            extra += ", scale_grad_by_freq=True"
+        if not self.trainable:
+            extra += ", trainable=False"
+        return extra
+
+    def _renorm(self, flat):
+        """PyTorch's embedding_renorm_: rescale looked-up rows whose norm exceeds max_norm."""
+        rows = np.unique(flat)
+        if rows.size == 0:
+            return
+        sub = self.weight[rows]
+        # Norms in float64, so that a float32 row whose squares overflow float32 is still
+        # scaled to max_norm rather than to zero.
+        norms = np.linalg.norm(sub.astype(np.float64), ord=self.norm_type, axis=1)
+        over = norms > self.max_norm
+        if over.any():
+            scale = self.max_norm / (norms[over] + 1e-7)
+            self.weight[rows[over]] = (sub[over] * scale[:, None]).astype(self.dtype)
+
+    def _finish_grad(self, grad, counts):
+        """Apply scale_grad_by_freq and padding_idx to a fresh SparseGrad, then accumulate."""
+        rows, values = grad
+        if self.scale_grad_by_freq and rows.size:
+            values /= counts[:, None].astype(self.dtype)
+        if self.padding_idx is not None:
+            keep = rows != self.padding_idx
+            if not keep.all():
+                grad = SparseGrad(rows[keep], values[keep])
+        self.grad = _merge(self.grad, grad)
+        return grad
+
+    def zero_grad(self):
+        """Forget the accumulated gradient."""
+        self.grad = None
+
+    def parameters(self):
+        """The trainable arrays, as a list (empty for a frozen layer)."""
+        return [self.weight] if self.trainable else []
+
+
+class Embedding(_TableLayer):
     """A lookup table mapping integer ids to rows of a learned (V, D) matrix.
 
     ``layer(ids)`` returns ``weight[ids]`` with shape ``ids.shape + (D,)``;
@@ -127,114 +268,22 @@ class Embedding:
             given[ours] = value
         num_embeddings, embedding_dim, init = (given["num_embeddings"],
                                                given["embedding_dim"], given["init"])
-        if init is None:
-            init = "uniform"
-
-        if weight is not None:
-            check_table(weight, "weight")
-            if num_embeddings is not None and num_embeddings != weight.shape[0]:
-                raise ValueError(f"num_embeddings={num_embeddings} disagrees with "
-                                 f"weight.shape={weight.shape}")
-            if embedding_dim is not None and embedding_dim != weight.shape[1]:
-                raise ValueError(f"embedding_dim={embedding_dim} disagrees with "
-                                 f"weight.shape={weight.shape}")
-            if dtype is not None and np.dtype(dtype) != weight.dtype:
-                raise TypeError(f"dtype={np.dtype(dtype)} disagrees with weight.dtype="
-                                f"{weight.dtype}; fastembed never converts a table silently")
-            num_embeddings, embedding_dim = weight.shape
-        else:
-            num_embeddings = check_size(num_embeddings, "num_embeddings")
-            embedding_dim = check_size(embedding_dim, "embedding_dim")
-            dtype = np.dtype(np.float32 if dtype is None else dtype)
-            if dtype not in FLOAT_DTYPES:
-                raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-
-        if padding_idx is not None:
-            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral):
-                raise TypeError(f"padding_idx must be an int, got {type(padding_idx).__name__}")
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"padding_idx={padding_idx} must lie in "
-                                 f"[{-num_embeddings}, {num_embeddings})")
-            padding_idx = int(padding_idx) % num_embeddings
-        if max_norm is not None:
-            max_norm = float(max_norm)
-            if not max_norm > 0:
-                raise ValueError(f"max_norm must be positive, got {max_norm}")
-        norm_type = float(norm_type)
-        if not norm_type > 0:
-            raise ValueError(f"norm_type must be positive, got {norm_type}")
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx,
+                         max_norm=max_norm, norm_type=norm_type,
+                         scale_grad_by_freq=scale_grad_by_freq, dtype=dtype, init=init,
+                         seed=seed, weight=weight, trainable=trainable)
         if input_length is not None:
             input_length = check_size(input_length, "input_length")
-
-        if weight is None:
-            weight = _initial_table((num_embeddings, embedding_dim), dtype, init, _rng(seed))
-            if padding_idx is not None:
-                weight[padding_idx] = 0
-        if max_norm is not None and not weight.flags.writeable:
-            raise ValueError("max_norm renormalises rows in place, but weight is read-only")
-
-        self.weight = weight
-        self.padding_idx = padding_idx
-        self.max_norm = max_norm
-        self.norm_type = norm_type
-        self.scale_grad_by_freq = bool(scale_grad_by_freq)
         self.mask_zero = bool(mask_zero)
-        self.trainable = bool(trainable)
         self.input_length = input_length
-        self.grad = None
         self._last_ids = None
 
-    # -- construction helpers -----------------------------------------------------------
-
-    @classmethod
-    def from_pretrained(cls, weights, freeze=True, padding_idx=None, max_norm=None,
-                        norm_type=2.0, scale_grad_by_freq=False, **kwargs):
-        """Build a layer around an existing (V, D) table, used by reference.
-
-        Parameters
-        ----------
-        weights : ndarray of float32 or float64, shape (V, D)
-            The pretrained table (C-contiguous; a memmap works).
-        freeze : bool, default True
-            When True the layer is not trainable (PyTorch's default).
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastembed import Embedding
-        >>> layer = Embedding.from_pretrained(np.eye(3, dtype=np.float32))
-        >>> layer([2])
-        array([[0., 0., 1.]], dtype=float32)
-        """
-        check_table(weights, "weights")
-        return cls(weight=weights, dtype=weights.dtype, trainable=not freeze,
-                   padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
-                   scale_grad_by_freq=scale_grad_by_freq, **kwargs)
-
-    # -- properties -----------------------------------------------------------------------
-
-    @property
-    def num_embeddings(self):
-        return self.weight.shape[0]
-
-    @property
-    def embedding_dim(self):
-        return self.weight.shape[1]
-
-    @property
-    def dtype(self):
-        return self.weight.dtype
-
     def __repr__(self):
-        extra = "".join(f", {name}={getattr(self, name)!r}" for name in
-                        ("padding_idx", "max_norm", "input_length")
-                        if getattr(self, name) is not None)
-        if self.scale_grad_by_freq:
-            extra += ", scale_grad_by_freq=True"
+        extra = self._repr_options()
+        if self.input_length is not None:
+            extra += f", input_length={self.input_length}"
         if self.mask_zero:
             extra += ", mask_zero=True"
-        if not self.trainable:
-            extra += ", trainable=False"
         return (f"Embedding({self.num_embeddings}, {self.embedding_dim}, "
                 f"dtype={self.dtype.name}{extra})")
 
@@ -267,20 +316,6 @@ class Embedding:
 
     __call__ = forward
 
-    def _renorm(self, flat):
-        """PyTorch's embedding_renorm_: rescale looked-up rows whose norm exceeds max_norm."""
-        rows = np.unique(flat)
-        if rows.size == 0:
-            return
-        sub = self.weight[rows]
-        # Norms in float64, so that a float32 row whose squares overflow float32 is still
-        # scaled to max_norm rather than to zero.
-        norms = np.linalg.norm(sub.astype(np.float64), ord=self.norm_type, axis=1)
-        over = norms > self.max_norm
-        if over.any():
-            scale = self.max_norm / (norms[over] + 1e-7)
-            self.weight[rows[over]] = (sub[over] * scale[:, None]).astype(self.dtype)
-
     def backward(self, grad_output, ids=None, *, n_threads=None):
         """Gradient of the table for the last forward (or for ``ids``).
 
@@ -308,19 +343,7 @@ class Embedding:
             ids = self._validated_ids(ids, n_threads)[0]
         grad, counts = _coalesce(ids, grad_output, self.num_embeddings, n_threads,
                                  dim=self.embedding_dim, dtype=self.dtype)
-        rows, values = grad
-        if self.scale_grad_by_freq and rows.size:
-            values /= counts[:, None].astype(self.dtype)
-        if self.padding_idx is not None:
-            keep = rows != self.padding_idx
-            if not keep.all():
-                grad = SparseGrad(rows[keep], values[keep])
-        self.grad = _merge(self.grad, grad)
-        return grad
-
-    def zero_grad(self):
-        """Forget the accumulated gradient."""
-        self.grad = None
+        return self._finish_grad(grad, counts)
 
     def compute_mask(self, ids):
         """Keras: ``ids != 0`` when ``mask_zero`` is set, else None."""
@@ -329,7 +352,99 @@ class Embedding:
         ids_arr, _ = as_ids(ids)
         return ids_arr != 0
 
-    def parameters(self):
-        """The trainable arrays, as a list (empty for a frozen layer)."""
-        return [self.weight] if self.trainable else []
 
+
+class EmbeddingBag(_TableLayer):
+    """Pooled lookups: each bag of ids becomes the sum, mean or max of its rows.
+
+    ``layer(ids)`` with 2-D ids pools each row of ids; ``layer(ids, offsets)`` with 1-D ids
+    pools ``ids[offsets[b]:offsets[b + 1]]``. The gathered (B, L, D) rows are never built.
+
+    Parameters
+    ----------
+    num_embeddings, embedding_dim : int
+        The table's shape (V, D).
+    mode : {"sum", "mean", "max"}, default "mean"
+    padding_idx : int, optional
+        Ids equal to it are left out of the pooling and of the mean's count, and the row
+        gets no gradient (it starts as zeros when the layer initialises the table).
+    max_norm, norm_type, scale_grad_by_freq, dtype, init, seed, weight, trainable
+        As in :class:`Embedding`. ``scale_grad_by_freq`` divides a row's gradient by its count
+        in the batch; it does not work with ``mode="max"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import EmbeddingBag
+    >>> bag = EmbeddingBag(weight=np.arange(8, dtype=np.float32).reshape(4, 2), mode="sum")
+    >>> bag(np.array([0, 1, 3, 2]), offsets=np.array([0, 3]))
+    array([[ 8., 11.],
+           [ 4.,  5.]], dtype=float32)
+    >>> bag.backward(np.ones((2, 2), np.float32)).rows
+    array([0, 1, 2, 3])
+    """
+
+    def __init__(self, num_embeddings=None, embedding_dim=None, *, mode="mean",
+                 padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+                 dtype=None, init=None, seed=None, weight=None, trainable=True):
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        if mode == "max" and scale_grad_by_freq:
+            raise ValueError("scale_grad_by_freq does not work with mode='max'")
+        super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx,
+                         max_norm=max_norm, norm_type=norm_type,
+                         scale_grad_by_freq=scale_grad_by_freq, dtype=dtype, init=init,
+                         seed=seed, weight=weight, trainable=trainable)
+        self.mode = mode
+        self._last = None
+
+    def __repr__(self):
+        return (f"EmbeddingBag({self.num_embeddings}, {self.embedding_dim}, "
+                f"mode={self.mode!r}, dtype={self.dtype.name}{self._repr_options()})")
+
+    def forward(self, ids, offsets=None, per_sample_weights=None, include_last_offset=False,
+                *, out=None, n_threads=None):
+        """Pool the bags; returns a (B, D) array and remembers what backward needs.
+
+        See :func:`fastembed.embedding_bag` for the arguments.
+        """
+        bags = _bag_layout(ids, offsets, include_last_offset, per_sample_weights, self.mode,
+                           self.dtype)
+        n_threads = _n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
+        check_ids_in_range(bags.flat, bags.shape, self.num_embeddings, n_threads)
+        out = _prepare_bag_out(self.weight, bags.offsets.size - 1, out)  # before any write
+        if self.max_norm is not None:
+            self._renorm(bags.flat)
+        out, denom, argmax = _bag_forward(self.weight, bags, self.mode, self.padding_idx,
+                                          out, n_threads)
+        self._last = (_copy_bags(bags), denom, argmax)
+        return out
+
+    __call__ = forward
+
+    def backward(self, grad_output, *, n_threads=None):
+        """Gradient of the table for the last forward, for every mode.
+
+        ``sum``: each id of bag b gets ``grad_output[b]`` (times its weight); ``mean``: divided
+        by the bag's count (or times wᵢ / Σ w); ``max``: each element of ``grad_output[b]``
+        goes to the row that won it in the forward. Returns the SparseGrad (also added into
+        :attr:`grad`), or None for a frozen layer.
+        """
+        if not self.trainable:
+            return None
+        if self._last is None:
+            raise RuntimeError("backward() needs a forward() first")
+        bags, denom, argmax = self._last
+        n_bags = bags.offsets.size - 1
+        grad_output = check_grad(grad_output, (n_bags,), self.embedding_dim, self.dtype,
+                                 name="grad_output")
+        n_threads = _n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
+        grad, counts = _bag_backward(bags, self.mode, self.padding_idx, denom, argmax,
+                                     grad_output, self.num_embeddings, n_threads)
+        return self._finish_grad(grad, counts)
+
+
+def _copy_bags(bags):
+    """The layout, with copies of the caller's arrays (so later edits cannot change backward)."""
+    return _Bags(bags.shape, bags.flat.copy(), bags.offsets,
+                 None if bags.weights is None else bags.weights.copy())

@@ -1,0 +1,137 @@
+"""Compiled kernels of EmbeddingBag: pooled lookups (sum, mean, max) and the max backward.
+
+Layers as in ``_kernels.pyx``: per-row helpers from ``_rowops.pxd``, ``def`` kernels over typed
+memoryviews that trust their arguments, and the checks in ``functional.py`` / ``layers.py``.
+
+Every bag is pooled by one thread, in position order, so the output does not depend on the
+thread count. The (B, L, D) gathered rows are never materialised: each row is added into its
+bag's output as it is read. The sum/mean backward goes through the coalesce kernels of
+``_kernels.pyx`` (each position contributes ``scale * grad_output[bag]``); the max backward
+routes each output element's gradient to the row that won it, recorded by the forward.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+
+from ._rowops cimport add_row, add_scaled_row, fe_prefetch_row
+from ._typedefs cimport floating, index_t
+
+cdef enum:
+    MODE_SUM = 0
+    MODE_MEAN = 1
+    MODE_MAX = 2
+    PREFETCH_AHEAD = 8
+
+MODES = {"sum": MODE_SUM, "mean": MODE_MEAN, "max": MODE_MAX}
+
+
+def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
+                const index_t[::1] ids,         # IN (N,), all in [0, V)
+                const int64_t[::1] offsets,     # IN (B + 1,): bag b is ids[off[b]:off[b+1]]
+                const floating[::1] psw,        # IN (N,) per-sample weights, or None
+                int mode,
+                int64_t padding_idx,            # -1: none
+                floating[:, ::1] out,           # OUT (B, D)
+                floating[::1] denom,            # OUT (B,): rows pooled (or sum of weights)
+                int64_t[:, ::1] argmax,         # OUT (B, D) for mode max, else None
+                int n_threads):
+    """Pool each bag's rows: sum, mean (sum / denom) or elementwise max.
+
+    ``denom[b]`` is the number of non-padding ids of bag b, or the sum of their weights when
+    ``psw`` is given. A bag with ``denom[b] == 0`` (empty, all padding, or weights summing to
+    zero in mean mode) outputs zeros. In max mode ``argmax[b, c]`` is the id whose row gave
+    ``out[b, c]`` (the first one on ties; a NaN wins and stays), -1 for an empty bag.
+    """
+    cdef Py_ssize_t n_bags = offsets.shape[0] - 1
+    cdef Py_ssize_t d = weight.shape[1]
+    cdef Py_ssize_t b, j, c, end
+    cdef int64_t r
+    cdef floating acc_w, v, cur
+    cdef floating* o
+    cdef const floating* row
+    cdef int64_t* am
+    cdef bint empty
+    if n_bags <= 0:
+        return
+    cdef const floating* w = &weight[0, 0] if weight.shape[0] > 0 and d > 0 else NULL
+    cdef floating* outp = &out[0, 0] if d > 0 else NULL
+    cdef int64_t* amp = NULL
+    cdef const floating* ps = NULL
+    cdef const index_t* idp = NULL
+    if argmax is not None and d > 0:
+        amp = &argmax[0, 0]
+    if psw is not None and psw.shape[0] > 0:
+        ps = &psw[0]
+    if ids.shape[0] > 0:
+        idp = &ids[0]
+    with nogil:
+        for b in prange(n_bags, schedule="dynamic", chunksize=16, num_threads=n_threads):
+            o = outp + b * d
+            am = amp + b * d if amp != NULL else NULL
+            if d > 0:
+                memset(o, 0, d * sizeof(floating))
+            acc_w = 0
+            empty = True
+            end = offsets[b + 1]
+            for j in range(offsets[b], end):
+                r = idp[j]
+                if r == padding_idx:
+                    continue
+                if j + PREFETCH_AHEAD < end and d > 0:
+                    fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, d * sizeof(floating))
+                row = w + r * d
+                if mode == MODE_MAX:
+                    if empty:
+                        if d > 0:
+                            memcpy(o, row, d * sizeof(floating))
+                        for c in range(d):
+                            am[c] = r
+                    else:
+                        for c in range(d):
+                            v = row[c]
+                            cur = o[c]
+                            # v > cur, or v is NaN; a NaN already there stays (like np.max).
+                            if not (v <= cur) and cur == cur:
+                                o[c] = v
+                                am[c] = r
+                    acc_w = acc_w + 1
+                elif ps == NULL:
+                    add_row(o, row, d)
+                    acc_w = acc_w + 1
+                else:
+                    add_scaled_row(o, row, ps[j], d)
+                    acc_w = acc_w + ps[j]
+                empty = False
+            if mode == MODE_MAX:
+                if empty:
+                    for c in range(d):
+                        am[c] = -1
+            elif mode == MODE_MEAN:
+                if acc_w != 0:
+                    for c in range(d):
+                        o[c] = o[c] / acc_w
+                else:
+                    for c in range(d):
+                        o[c] = 0
+            denom[b] = acc_w
+
+
+def bag_max_backward(const int64_t[:, ::1] argmax,  # IN (B, D), -1 for empty bags
+                     const floating[:, ::1] grad,   # IN (B, D)
+                     const int64_t[:, ::1] slot,    # IN (B, D): index of argmax in rows
+                     floating[:, ::1] values,       # IN/OUT (U, D), zeros on entry
+                     int n_threads):
+    """values[slot[b, c], c] += grad[b, c] wherever argmax[b, c] >= 0, b in increasing order.
+
+    Each column is owned by one thread, so every element's sum has a fixed order.
+    """
+    cdef Py_ssize_t n_bags = argmax.shape[0]
+    cdef Py_ssize_t d = argmax.shape[1]
+    cdef Py_ssize_t b, c
+    if n_bags == 0 or d == 0 or values.shape[0] == 0:
+        return
+    with nogil:
+        for c in prange(d, schedule="static", num_threads=n_threads):
+            for b in range(n_bags):
+                if argmax[b, c] >= 0:
+                    values[slot[b, c], c] += grad[b, c]
