@@ -17,6 +17,7 @@ except ImportError as exc:  # pragma: no cover - only in an unbuilt source tree
     ) from exc
 from ._version import __version__
 from .functional import SparseGrad, coalesce, embedding_bag, gather, scatter_add
+from . import optim
 from .layers import Embedding, EmbeddingBag
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "SparseGrad",
     "coalesce",
     "embedding_bag",
+    "optim",
     "gather",
     "get_num_threads",
     "openmp_enabled",

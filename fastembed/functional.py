@@ -448,6 +448,18 @@ def _bag_backward(bags, mode, padding_idx, denom, argmax, grad_output, num_embed
         values = np.zeros((rows.size, dim), dtype=dtype)
         _bag_kernels.bag_max_backward(argmax, grad_output, slot, values, n_threads)
         return SparseGrad(rows, values), None
+    flat, bag_of, scale = _bag_contributions(bags, mode, padding_idx, denom, dtype)
+    return coalesce_checked(flat, grad_output, num_embeddings, n_threads, bag_of, scale)
+
+
+def _bag_contributions(bags, mode, padding_idx, denom, dtype):
+    """For sum/mean bags: (ids, bag of each id, factor or None) of the gradient's positions.
+
+    Position i of bag b contributes ``scale[i] * grad_output[b]`` to row ``ids[i]``: the
+    scale is wᵢ (or 1) for ``sum`` and wᵢ / Σ w (or 1 / count) for ``mean``. Padding ids and
+    positions of mean bags with a zero denominator contribute nothing and are left out.
+    """
+    n_bags = bags.offsets.size - 1
     sizes = np.diff(bags.offsets)
     bag_of = np.repeat(np.arange(n_bags, dtype=np.int64), sizes)
     keep = None
@@ -466,4 +478,4 @@ def _bag_backward(bags, mode, padding_idx, denom, argmax, grad_output, num_embed
     if keep is not None and not keep.all():
         flat, bag_of = flat[keep], bag_of[keep]
         scale = None if scale is None else np.ascontiguousarray(scale[keep])
-    return coalesce_checked(flat, grad_output, num_embeddings, n_threads, bag_of, scale)
+    return flat, bag_of, scale

@@ -8,8 +8,9 @@ import numpy as np
 from ._openmp_helpers import _n_threads_for
 from ._validation import (FLOAT_DTYPES, as_ids, check_grad, check_ids_in_range, check_size,
                           check_table)
-from .functional import (SparseGrad, _bag_backward, _bag_forward, _bag_layout, _Bags,
-                         _coalesce, _prepare_bag_out, gather_checked, prepare_out)
+from .functional import (SparseGrad, _bag_backward, _bag_contributions, _bag_forward,
+                         _bag_layout, _Bags, _coalesce, _prepare_bag_out, gather_checked,
+                         prepare_out)
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -345,6 +346,32 @@ class Embedding(_TableLayer):
                                  dim=self.embedding_dim, dtype=self.dtype)
         return self._finish_grad(grad, counts)
 
+    def backward_and_step(self, grad_output, optimizer, *, n_threads=None):
+        """Backward of the last forward fused with ``optimizer``'s update of the touched rows.
+
+        Each touched row's contributions are summed into a per-thread buffer and the row is
+        updated at once; the (U, D) gradient is never built. The result is bitwise that of
+        ``backward(grad_output)`` followed by ``optimizer.step()``. ``layer.grad`` must be
+        empty (this applies one batch's gradient alone) and stays empty.
+        """
+        ids, grad2d, n_threads = self._fused_prologue(grad_output, optimizer, n_threads)
+        optimizer._fused(self, grad2d, ids.reshape(-1), None, None, self.scale_grad_by_freq,
+                         self.padding_idx, n_threads)
+
+    def _fused_prologue(self, grad_output, optimizer, n_threads):
+        if not self.trainable:
+            raise RuntimeError("a frozen layer (trainable=False) cannot be trained")
+        if self.grad is not None:
+            raise RuntimeError("backward_and_step applies one batch's gradient alone, but "
+                               "layer.grad already holds one: call optimizer.step() or "
+                               "zero_grad() first")
+        if self._last_ids is None:
+            raise RuntimeError("backward_and_step() needs a forward() first")
+        ids = as_ids(self._last_ids)[1]
+        grad2d = check_grad(grad_output, self._last_ids.shape, self.embedding_dim, self.dtype,
+                            name="grad_output")
+        return ids, grad2d, _n_threads_for(n_threads, ids.size * self.embedding_dim)
+
     def compute_mask(self, ids):
         """Keras: ``ids != 0`` when ``mask_zero`` is set, else None."""
         if not self.mask_zero:
@@ -442,6 +469,43 @@ class EmbeddingBag(_TableLayer):
         grad, counts = _bag_backward(bags, self.mode, self.padding_idx, denom, argmax,
                                      grad_output, self.num_embeddings, n_threads)
         return self._finish_grad(grad, counts)
+
+    def backward_and_step(self, grad_output, optimizer, *, n_threads=None):
+        """Backward of the last forward fused with ``optimizer``'s update of the touched rows.
+
+        As :meth:`Embedding.backward_and_step`: bitwise equal to ``backward`` then
+        ``optimizer.step()``, without building the (U, D) gradient. In ``max`` mode, whose
+        gradient is routed element by element, it runs the two steps one after the other.
+        """
+        _bag_backward_and_step(self, grad_output, optimizer, n_threads)
+
+
+def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):
+    if not layer.trainable:
+        raise RuntimeError("a frozen layer (trainable=False) cannot be trained")
+    if layer.grad is not None:
+        raise RuntimeError("backward_and_step applies one batch's gradient alone, but "
+                           "layer.grad already holds one: call optimizer.step() or "
+                           "zero_grad() first")
+    if layer._last is None:
+        raise RuntimeError("backward_and_step() needs a forward() first")
+    bags, denom, argmax = layer._last
+    grad_output = check_grad(grad_output, (bags.offsets.size - 1,), layer.embedding_dim,
+                             layer.dtype, name="grad_output")
+    n_threads = _n_threads_for(n_threads, bags.flat.size * layer.embedding_dim)
+    if layer.mode == "max":
+        # Max routes each element to its own row: no row-grouped sum to fuse. Same result.
+        optimizer._index(layer)
+        layer.backward(grad_output, n_threads=n_threads)
+        try:
+            optimizer._step_layer(layer)
+        finally:
+            layer.zero_grad()
+        return
+    flat, bag_of, scale = _bag_contributions(bags, layer.mode, layer.padding_idx, denom,
+                                             layer.dtype)
+    optimizer._fused(layer, grad_output, flat, bag_of, scale, layer.scale_grad_by_freq,
+                     layer.padding_idx, n_threads)
 
 
 def _copy_bags(bags):

@@ -1,0 +1,327 @@
+"""Sparse optimizers: they update only the rows a batch touched.
+
+Every optimizer takes layers (``Embedding``, ``EmbeddingBag``, or anything with ``weight`` and
+a row-sparse ``grad``), and ``step()`` applies each layer's accumulated :class:`SparseGrad`.
+The hyper-parameters go into one C struct, filled before the nogil region; each touched row is
+updated by one thread, so results do not depend on the thread count.
+
+Lazy semantics, shared by all of them: a row that no id touched in a step is not updated at
+all, and neither is its optimizer state. This is PyTorch's ``SparseAdam`` and sparse
+``Adagrad`` behaviour, and what FBGEMM does; it differs from a dense optimizer, under which
+momentum or weight decay would keep moving rows whose gradient is zero.
+
+- :class:`SGD`: ``w -= lr * g``; with ``momentum`` the buffer of a touched row becomes
+  ``momentum * buf + g`` and ``w -= lr * buf``. An untouched row's buffer is not decayed (lazy
+  momentum), unlike dense ``torch.optim.SGD``.
+- :class:`Adagrad`: ``sum += g²``; ``w -= lr * g / (sqrt(sum) + eps)`` (PyTorch's sparse path).
+- :class:`RowWiseAdagrad`: one accumulator per row, ``acc += mean(g²)``,
+  ``w -= lr * g / (sqrt(acc) + eps)`` (FBGEMM's row-wise Adagrad): D times less state.
+- :class:`Adam`: PyTorch's ``SparseAdam``: moments of touched rows only; the step count ``t``
+  used for bias correction counts the steps at which the layer had a gradient.
+- :class:`AdamW`: Adam plus decoupled weight decay ``w *= 1 - lr * weight_decay``, applied to
+  the touched rows only (a dense AdamW would decay every row at every step).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _kernels, _optim_kernels
+from ._openmp_helpers import _n_threads_for
+
+__all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW"]
+
+
+def _as_layers(params):
+    layers = list(params) if isinstance(params, (list, tuple)) else [params]
+    if not layers:
+        raise ValueError("the optimizer got no layers")
+    for layer in layers:
+        if not (hasattr(layer, "weight") and hasattr(layer, "grad")):
+            raise TypeError(f"optimizers take layers with .weight and .grad (Embedding, "
+                            f"EmbeddingBag), got {type(layer).__name__}")
+        if not layer.weight.flags.writeable:
+            raise ValueError("a layer's weight is read-only and cannot be trained")
+    return layers
+
+
+def _positive(value, name, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, "
+                         f"got {value}")
+    return float(value)
+
+
+class _SparseOptimizer:
+    """The machinery shared by the optimizers; subclasses define the state and hyper-params."""
+
+    kind = ""
+
+    def __init__(self, params, *, n_threads=None):
+        self.layers = _as_layers(params)
+        self.n_threads = n_threads
+        self.steps = [0] * len(self.layers)
+        self.state = [self._new_state(layer.weight) for layer in self.layers]
+
+    # -- subclasses ---------------------------------------------------------------------------
+
+    def _new_state(self, weight):
+        """(state1, state2) arrays for one table; (1, 0) arrays for unused ones."""
+        return _unused(weight), _unused(weight)
+
+    def _hyper(self, step):
+        raise NotImplementedError
+
+    # -- public -------------------------------------------------------------------------------
+
+    def step(self):
+        """Apply every layer's accumulated gradient to the rows it touched.
+
+        Raises ValueError, before any row is changed, if a gradient holds NaN or infinity.
+        """
+        todo = [(k, layer) for k, layer in enumerate(self.layers) if layer.grad is not None]
+        for k, layer in todo:
+            _check_finite(layer.grad.values, k)
+        for k, layer in todo:
+            self._apply(k, layer)
+
+    def _step_layer(self, layer):
+        """step() for one layer only (used by the fused path of max-mode bags)."""
+        k = self._index(layer)
+        if layer.grad is not None:
+            _check_finite(layer.grad.values, k)
+            self._apply(k, layer)
+
+    def _apply(self, k, layer):
+        rows, values = layer.grad
+        self.steps[k] += 1
+        n_threads = _n_threads_for(self.n_threads, values.size)
+        state1, state2 = self.state[k]
+        _optim_kernels.sparse_step(layer.weight, rows, values, state1, state2,
+                                   self._hyper(self.steps[k]), n_threads)
+
+    def zero_grad(self):
+        """Clear every layer's accumulated gradient."""
+        for layer in self.layers:
+            layer.zero_grad()
+
+    def state_dict(self):
+        """Plain NumPy arrays and numbers: saving and loading them resumes exactly."""
+        return {
+            "kind": type(self).__name__,
+            "hyper": dict(self._hyper_params()),
+            "steps": list(self.steps),
+            "state": [{"state1": s1.copy(), "state2": s2.copy()} for s1, s2 in self.state],
+        }
+
+    def load_state_dict(self, state_dict):
+        """Restore a :meth:`state_dict`; checks everything before changing anything."""
+        if state_dict.get("kind") != type(self).__name__:
+            raise ValueError(f"a {state_dict.get('kind')} state cannot be loaded into "
+                             f"{type(self).__name__}")
+        states = state_dict["state"]
+        if len(states) != len(self.state) or len(state_dict["steps"]) != len(self.steps):
+            raise ValueError(f"the state has {len(states)} layers, this optimizer "
+                             f"{len(self.state)}")
+        for (s1, s2), saved in zip(self.state, states):
+            for mine, theirs in ((s1, saved["state1"]), (s2, saved["state2"])):
+                theirs = np.asarray(theirs)
+                if theirs.shape != mine.shape or theirs.dtype != mine.dtype:
+                    raise ValueError(f"state array of shape {theirs.shape} and dtype "
+                                     f"{theirs.dtype} does not fit {mine.shape} {mine.dtype}")
+        for (s1, s2), saved in zip(self.state, states):
+            np.copyto(s1, saved["state1"])
+            np.copyto(s2, saved["state2"])
+        self.steps = [int(t) for t in state_dict["steps"]]
+        for name, value in state_dict["hyper"].items():
+            setattr(self, name, value)
+
+    def _hyper_params(self):
+        return {name: getattr(self, name) for name in self._hyper_names}
+
+    # -- fused path (called by the layers' backward_and_step) -----------------------------
+
+    def _index(self, layer):
+        for k, mine in enumerate(self.layers):
+            if mine is layer:
+                return k
+        raise ValueError("this layer is not one of the optimizer's layers")
+
+    def _fused(self, layer, grad, flat, src_row, scale, divide_by_count, skip_row, n_threads):
+        """Group the batch's positions by row, then sum and update each row in one pass."""
+        k = self._index(layer)
+        _check_finite(grad, k)
+        perm, rows, starts = _kernels.group_by_row(
+            flat.astype(np.int64, copy=False), max(layer.num_embeddings - 1, 0), n_threads)
+        self.steps[k] += 1
+        state1, state2 = self.state[k]
+        _optim_kernels.fused_step(layer.weight, grad, perm, rows, starts, src_row, scale,
+                                  divide_by_count, -1 if skip_row is None else skip_row,
+                                  state1, state2, self._hyper(self.steps[k]), n_threads)
+
+
+def _unused(weight):
+    return np.zeros((1, 0), dtype=weight.dtype)
+
+
+def _check_finite(values, k):
+    if not np.isfinite(values).all():
+        raise ValueError(f"the gradient of layer {k} holds NaN or infinity; no row was updated")
+
+
+class SGD(_SparseOptimizer):
+    """Stochastic gradient descent on touched rows, with optional lazy momentum.
+
+    Parameters
+    ----------
+    params : layer or list of layers
+    lr : float
+    momentum : float, default 0
+        Lazy: a row's buffer changes only at the steps where the row has a gradient.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import Embedding, optim
+    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
+    >>> opt = optim.SGD(layer, lr=0.5)
+    >>> _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32)); opt.step()
+    >>> layer.weight
+    array([[1. , 1. ],
+           [1. , 1. ],
+           [0.5, 0.5]], dtype=float32)
+    """
+
+    kind = "sgd"
+    _hyper_names = ("lr", "momentum")
+
+    def __init__(self, params, lr, momentum=0.0, *, n_threads=None):
+        self.lr = _positive(lr, "lr")
+        self.momentum = _positive(momentum, "momentum", allow_zero=True)
+        super().__init__(params, n_threads=n_threads)
+
+    def _new_state(self, weight):
+        if self.momentum:
+            return np.zeros_like(weight), _unused(weight)
+        return _unused(weight), _unused(weight)
+
+    def _hyper(self, step):
+        return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
+
+
+class Adagrad(_SparseOptimizer):
+    """Adagrad on touched rows (PyTorch's sparse Adagrad).
+
+    Parameters
+    ----------
+    params : layer or list of layers
+    lr : float, default 0.01
+    eps : float, default 1e-10
+    initial_accumulator_value : float, default 0
+    """
+
+    kind = "adagrad"
+    _hyper_names = ("lr", "eps", "initial_accumulator_value")
+
+    def __init__(self, params, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, *,
+                 n_threads=None):
+        self.lr = _positive(lr, "lr")
+        self.eps = _positive(eps, "eps", allow_zero=True)
+        self.initial_accumulator_value = _positive(initial_accumulator_value,
+                                                   "initial_accumulator_value", allow_zero=True)
+        super().__init__(params, n_threads=n_threads)
+
+    def _new_state(self, weight):
+        return (np.full_like(weight, self.initial_accumulator_value), _unused(weight))
+
+    def _hyper(self, step):
+        return {"kind": "adagrad", "lr": self.lr, "eps": self.eps}
+
+
+class RowWiseAdagrad(_SparseOptimizer):
+    """Row-wise Adagrad (FBGEMM): one accumulator per row, D times less state.
+
+    ``acc[r] += mean(g[r]²)``; ``w[r] -= lr * g[r] / (sqrt(acc[r]) + eps)``.
+    """
+
+    kind = "rowwise_adagrad"
+    _hyper_names = ("lr", "eps")
+
+    def __init__(self, params, lr=0.01, eps=1e-10, *, n_threads=None):
+        self.lr = _positive(lr, "lr")
+        self.eps = _positive(eps, "eps", allow_zero=True)
+        super().__init__(params, n_threads=n_threads)
+
+    def _new_state(self, weight):
+        return np.zeros((weight.shape[0], 1), dtype=weight.dtype), _unused(weight)
+
+    def _hyper(self, step):
+        return {"kind": "rowwise_adagrad", "lr": self.lr, "eps": self.eps}
+
+
+class Adam(_SparseOptimizer):
+    """Lazy Adam on touched rows: PyTorch's ``SparseAdam``.
+
+    Parameters
+    ----------
+    params : layer or list of layers
+    lr : float, default 0.001
+    betas : (float, float), default (0.9, 0.999)
+    eps : float, default 1e-8
+    """
+
+    kind = "adam"
+    _hyper_names = ("lr", "betas", "eps")
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, *, n_threads=None):
+        self.lr = _positive(lr, "lr")
+        self.betas = _betas(betas)
+        self.eps = _positive(eps, "eps", allow_zero=True)
+        super().__init__(params, n_threads=n_threads)
+
+    def _new_state(self, weight):
+        return np.zeros_like(weight), np.zeros_like(weight)
+
+    def _decay(self):
+        return 1.0
+
+    def _hyper(self, step):
+        beta1, beta2 = self.betas
+        step_size = self.lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+        return {"kind": "adam", "beta1": beta1, "beta2": beta2, "eps": self.eps,
+                "step_size": step_size, "decay": self._decay()}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, applied to the touched rows only.
+
+    Before each Adam update of a touched row, ``w *= 1 - lr * weight_decay`` (PyTorch's AdamW
+    order). Rows that no id touched are neither updated nor decayed: the decay is lazy, like
+    the moments, so a row's total decay depends on how often it is seen.
+    """
+
+    kind = "adamw"
+    _hyper_names = ("lr", "betas", "eps", "weight_decay")
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *,
+                 n_threads=None):
+        self.weight_decay = _positive(weight_decay, "weight_decay", allow_zero=True)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, n_threads=n_threads)
+
+    def _decay(self):
+        return 1.0 - self.lr * self.weight_decay
+
+
+def _betas(betas):
+    try:
+        beta1, beta2 = (float(b) for b in betas)
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be a pair of floats, got {betas!r}") from None
+    for b in (beta1, beta2):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
+    return (beta1, beta2)
