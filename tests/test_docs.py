@@ -11,6 +11,7 @@ import pytest
 import fastembed
 import fastembed.functional
 import fastembed.layers
+import fastembed.optim
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
@@ -30,16 +31,25 @@ def test_readme_has_python_examples():
 def test_readme_python_blocks_run(block):
     namespace: dict = {}
     exec(compile(block, str(README), "exec"), namespace)
-    if "layer" in namespace and "y" in namespace:
+    if "Embedding(4, 3" in block:
         # the seed example: [0, 1, 2, 0] -> (4, 3); (32, 10) ids -> (32, 10, 3)
         layer = namespace["layer"]
         np.testing.assert_array_equal(layer(np.array([0, 1, 2, 0])),
                                       layer.weight[[0, 1, 2, 0]])
         assert namespace["y"].shape == (32, 10, 3)
         assert namespace["grad"].values.shape == (namespace["grad"].rows.size, 3)
+    if "optim.Adam" in block:
+        # the training example learns: the table moved most of the way to its target
+        layer, target = namespace["layer"], namespace["target"]
+        assert np.mean((layer.weight - target) ** 2) < 0.5 * np.mean(target ** 2)
+        assert set(namespace["checkpoint"]["state"][0]) == {"state1", "state2"}
+    if "EmbeddingBag(" in block:
+        assert namespace["y"].shape == (3, 64) and namespace["y2"].shape == (2, 64)
+        np.testing.assert_array_equal(namespace["y"][1], 0)  # the empty bag
+        assert 0 not in namespace["grad"].rows  # padding never gets gradient
 
 
-@pytest.mark.parametrize("module", [fastembed.functional, fastembed.layers])
+@pytest.mark.parametrize("module", [fastembed.functional, fastembed.layers, fastembed.optim])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
