@@ -16,12 +16,13 @@ from libc.stdint cimport int64_t
 from libc.string cimport memset
 
 from ._openmp cimport omp_get_thread_num
-from ._rowops cimport add_row, add_scaled_row
+from ._rowops cimport add_row, add_scaled_row, fe_prefetch_row
 from ._typedefs cimport floating
 
 import numpy as np
 
 cdef enum:
+    PREFETCH_AHEAD = 16
     KIND_SGD = 0
     KIND_ADAGRAD = 1
     KIND_ROWWISE_ADAGRAD = 2
@@ -166,6 +167,9 @@ def fused_step(floating[:, ::1] weight,           # IN/OUT (V, D)
         src = &src_row[0]
     if scale is not None and scale.shape[0] > 0:
         sc = &scale[0]
+    cdef const floating* g = &grad[0, 0]
+    cdef Py_ssize_t n_pos = perm.shape[0]
+    cdef size_t row_bytes = d * sizeof(floating)
     buf = NULL
     with nogil, parallel(num_threads=n_threads):
         buf = &scratch[omp_get_thread_num(), 0]
@@ -175,11 +179,15 @@ def fused_step(floating[:, ::1] weight,           # IN/OUT (V, D)
                 continue
             memset(buf, 0, d * sizeof(floating))
             for j in range(starts[k], starts[k + 1]):
+                # The positions of a row are scattered through grad: fetch ahead.
+                if j + PREFETCH_AHEAD < n_pos:
+                    i = perm[j + PREFETCH_AHEAD]
+                    fe_prefetch_row(g + (i if src == NULL else src[i]) * d, row_bytes)
                 i = perm[j]
                 if sc == NULL:
-                    add_row(buf, &grad[i if src == NULL else src[i], 0], d)
+                    add_row(buf, g + (i if src == NULL else src[i]) * d, d)
                 else:
-                    add_scaled_row(buf, &grad[i if src == NULL else src[i], 0], sc[i], d)
+                    add_scaled_row(buf, g + (i if src == NULL else src[i]) * d, sc[i], d)
             if divide_by_count:
                 count = <floating>(starts[k + 1] - starts[k])
                 for c in range(d):
