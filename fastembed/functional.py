@@ -449,7 +449,27 @@ def _bag_backward(bags, mode, padding_idx, denom, argmax, grad_output, num_embed
         _bag_kernels.bag_max_backward(argmax, grad_output, slot, values, n_threads)
         return SparseGrad(rows, values), None
     flat, bag_of, scale = _bag_contributions(bags, mode, padding_idx, denom, dtype)
-    return coalesce_checked(flat, grad_output, num_embeddings, n_threads, bag_of, scale)
+    grad, counts = coalesce_checked(flat, grad_output, num_embeddings, n_threads, bag_of, scale)
+    if _dropped_live_ids(bags, mode, padding_idx, denom):
+        # Ids of mean bags whose weights sum to 0 contribute nothing, but they still occur in
+        # the batch: scale_grad_by_freq counts every non-padding occurrence.
+        counts = _occurrences(grad.rows, bags.flat, padding_idx)
+    return grad, counts
+
+
+def _dropped_live_ids(bags, mode, padding_idx, denom):
+    """True when _bag_contributions leaves out ids for a reason other than padding."""
+    if mode != "mean" or (denom != 0).all():
+        return False
+    dead = np.repeat(denom == 0, np.diff(bags.offsets))
+    return bool((bags.flat[dead] != (-1 if padding_idx is None else padding_idx)).any())
+
+
+def _occurrences(rows, flat, padding_idx):
+    """How often each of ``rows`` occurs in ``flat`` (padding left out)."""
+    ids = flat if padding_idx is None else flat[flat != padding_idx]
+    uniq, counts = np.unique(ids, return_counts=True)
+    return counts[np.searchsorted(uniq, rows)]
 
 
 def _bag_contributions(bags, mode, padding_idx, denom, dtype):

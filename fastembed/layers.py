@@ -9,8 +9,8 @@ from ._openmp_helpers import _n_threads_for
 from ._validation import (FLOAT_DTYPES, as_ids, check_grad, check_ids_in_range, check_size,
                           check_table)
 from .functional import (SparseGrad, _bag_backward, _bag_contributions, _bag_forward,
-                         _bag_layout, _Bags, _coalesce, _prepare_bag_out, gather_checked,
-                         prepare_out)
+                         _bag_layout, _Bags, _coalesce, _dropped_live_ids, _prepare_bag_out,
+                         gather_checked, prepare_out)
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -493,8 +493,11 @@ def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):
     grad_output = check_grad(grad_output, (bags.offsets.size - 1,), layer.embedding_dim,
                              layer.dtype, name="grad_output")
     n_threads = _n_threads_for(n_threads, bags.flat.size * layer.embedding_dim)
-    if layer.mode == "max":
-        # Max routes each element to its own row: no row-grouped sum to fuse. Same result.
+    if layer.mode == "max" or (layer.scale_grad_by_freq and _dropped_live_ids(
+            bags, layer.mode, layer.padding_idx, denom)):
+        # Max routes each element to its own row: no row-grouped sum to fuse. And ids that
+        # occur but contribute nothing (mean bags with weights summing to 0) change the
+        # counts of scale_grad_by_freq. Both run backward, then step: the same result.
         optimizer._index(layer)
         layer.backward(grad_output, n_threads=n_threads)
         try:
