@@ -11,7 +11,7 @@ the row at once: the (U, D) gradient is never built, and the result is bitwise t
 ``backward()`` followed by ``step()``.
 """
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
+from libc.math cimport sqrt, sqrtf
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
@@ -57,6 +57,14 @@ cdef OptimConfig _config(dict hyper) except *:
     return cfg
 
 
+cdef inline floating _sqrt(floating x) noexcept nogil:
+    """sqrt in the table's precision (libc's sqrt would promote float32 to double)."""
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
 cdef inline void _update_row(const OptimConfig* cfg, floating* w, const floating* g,
                              floating* s1, floating* s2, Py_ssize_t d) noexcept nogil:
     """Update one touched row w with its summed gradient g and its state rows s1, s2.
@@ -79,7 +87,7 @@ cdef inline void _update_row(const OptimConfig* cfg, floating* w, const floating
     elif cfg.kind == KIND_ADAGRAD:
         for c in range(d):                        # sum += g^2; w += -lr * g / (sqrt(sum) + eps)
             s1[c] = s1[c] + g[c] * g[c]
-            w[c] = w[c] + (-lr) * (g[c] / (sqrt(s1[c]) + eps))
+            w[c] = w[c] + (-lr) * (g[c] / (_sqrt(s1[c]) + eps))
     elif cfg.kind == KIND_ROWWISE_ADAGRAD:
         mean_sq = 0                               # one accumulator per row: mean of g^2
         for c in range(d):
@@ -87,7 +95,7 @@ cdef inline void _update_row(const OptimConfig* cfg, floating* w, const floating
         if d:
             mean_sq = mean_sq / <floating>d
         s1[0] = s1[0] + mean_sq
-        step = lr / (<floating>sqrt(s1[0]) + eps)
+        step = lr / (_sqrt(s1[0]) + eps)
         for c in range(d):
             w[c] = w[c] - step * g[c]
     else:                                         # Adam / AdamW, lazy (PyTorch's SparseAdam)
@@ -104,7 +112,7 @@ cdef inline void _update_row(const OptimConfig* cfg, floating* w, const floating
             upd_v = (g[c] * g[c] - old_v) * one_m_b2
             s1[c] = old_m + upd_m
             s2[c] = old_v + upd_v
-            w[c] = w[c] + (-step) * ((upd_m + old_m) / (<floating>sqrt(upd_v + old_v) + eps))
+            w[c] = w[c] + (-step) * ((upd_m + old_m) / (_sqrt(upd_v + old_v) + eps))
 
 
 cdef inline floating* _state_row(floating[:, ::1] state, int64_t r) noexcept nogil:

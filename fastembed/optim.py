@@ -20,6 +20,11 @@ momentum or weight decay would keep moving rows whose gradient is zero.
   used for bias correction counts the steps at which the layer had a gradient.
 - :class:`AdamW`: Adam plus decoupled weight decay ``w *= 1 - lr * weight_decay``, applied to
   the touched rows only (a dense AdamW would decay every row at every step).
+
+Non-finite gradients: ``step()`` raises ValueError before changing any row when a summed
+gradient holds NaN or infinity. The fused ``backward_and_step`` checks the gradient rows that
+contribute, before writing; a sum of finite rows that overflows to infinity is the one case it
+does not catch.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import numbers
 import numpy as np
 
 from . import _kernels, _optim_kernels
-from ._openmp_helpers import _n_threads_for
+from ._openmp_helpers import _n_threads_for, _resolve_n_threads
 
 __all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW"]
 
@@ -38,6 +43,8 @@ def _as_layers(params):
     layers = list(params) if isinstance(params, (list, tuple)) else [params]
     if not layers:
         raise ValueError("the optimizer got no layers")
+    if len({id(layer) for layer in layers}) != len(layers):
+        raise ValueError("a layer is given twice: its gradient would be applied twice")
     for layer in layers:
         if not (hasattr(layer, "weight") and hasattr(layer, "grad")):
             raise TypeError(f"optimizers take layers with .weight and .grad (Embedding, "
@@ -63,6 +70,7 @@ class _SparseOptimizer:
 
     def __init__(self, params, *, n_threads=None):
         self.layers = _as_layers(params)
+        _resolve_n_threads(n_threads)  # a bad value raises here, not halfway through a step
         self.n_threads = n_threads
         self.steps = [0] * len(self.layers)
         self.state = [self._new_state(layer.weight) for layer in self.layers]
@@ -98,8 +106,8 @@ class _SparseOptimizer:
 
     def _apply(self, k, layer):
         rows, values = layer.grad
-        self.steps[k] += 1
         n_threads = _n_threads_for(self.n_threads, values.size)
+        self.steps[k] += 1
         state1, state2 = self.state[k]
         _optim_kernels.sparse_step(layer.weight, rows, values, state1, state2,
                                    self._hyper(self.steps[k]), n_threads)
@@ -152,9 +160,22 @@ class _SparseOptimizer:
         raise ValueError("this layer is not one of the optimizer's layers")
 
     def _fused(self, layer, grad, flat, src_row, scale, divide_by_count, skip_row, n_threads):
-        """Group the batch's positions by row, then sum and update each row in one pass."""
+        """Group the batch's positions by row, then sum and update each row in one pass.
+
+        Before anything is written, the rows of ``grad`` that contribute (those of positions
+        that are not padding) must be finite, as ``step()`` requires of the summed gradient.
+        """
         k = self._index(layer)
-        _check_finite(grad, k)
+        used = flat != skip_row if skip_row is not None else None
+        rows_used = src_row if src_row is not None else None
+        if used is not None and rows_used is not None:
+            rows_used = rows_used[used]
+        if rows_used is not None:
+            _check_finite(grad[np.unique(rows_used)], k)
+        elif used is not None:
+            _check_finite(grad[used], k)
+        else:
+            _check_finite(grad, k)
         perm, rows, starts = _kernels.group_by_row(
             flat.astype(np.int64, copy=False), max(layer.num_embeddings - 1, 0), n_threads)
         self.steps[k] += 1
