@@ -7,6 +7,8 @@ bench``: float32 tables and grads of standard normal values, int64 ids either un
 * ``problem``: a :class:`fastembed.bench.Problem` (E, X, G, shared output buffers and exact
   references) for each of the small and mid shapes and each id distribution; session scoped,
   so each is generated once;
+* ``small_problem``: the same at the small shape only (for ``bag_forward`` and
+  ``adam_step``);
 * ``threads``: 1 and ``fastembed.get_num_threads()``.
 """
 from __future__ import annotations
@@ -23,6 +25,13 @@ PROBLEMS = [(shape, dist) for shape in BENCH_SHAPES for dist in bench.DISTS]
 def problem(request):
     shape, dist = request.param
     p = bench.make_problem(bench.shape_by_name(shape), dist, seed=0)
+    yield p
+    p.release()
+
+
+@pytest.fixture(scope="session", params=bench.DISTS, ids=[f"small-{d}" for d in bench.DISTS])
+def small_problem(request):
+    p = bench.make_problem(bench.shape_by_name("small"), request.param, seed=0)
     yield p
     p.release()
 

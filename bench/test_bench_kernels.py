@@ -5,9 +5,15 @@ contenders of one op, shape and id distribution side by side; that is the defaul
 set here through ``benchmark.group``). These are not collected by ``pytest tests``.
 
 Each test builds its contender with :data:`fastembed.bench.CONTENDERS` (the same calls that
-``python -m fastembed bench`` times), asserts once, untimed, that its result equals the exact
-reference (bitwise for fastembed, within float tolerance for the contenders that sum in a
-different order), then benchmarks it. No test asserts anything about speed.
+``python -m fastembed bench`` times), asserts once, untimed, that its result passes the
+runner's check (:func:`fastembed.bench.check_case`: bitwise for the exact contenders, within
+float tolerance for those that sum in a different order), then benchmarks it. No test asserts
+anything about speed.
+
+``bag_forward`` (mean bags of 32 ids) and ``adam_step`` (one training step with lazy Adam,
+lr 1e-3) run at the small shape only (the ``small_problem`` fixture). Every ``adam_step``
+contender trains its own copy of the table, and its forward re-runs untimed as the setup of
+every round.
 """
 from __future__ import annotations
 
@@ -27,16 +33,16 @@ def run_contender(benchmark, problem, name, threads=1, torch=None):
         torch.set_num_threads(threads)
     try:
         case = c.make(problem, threads, torch)
-        verdict = bench.compare(c.op, case.check(), problem.reference(c.op), c.exact)
-        assert verdict in (("bitwise",) if c.exact else ("bitwise", "close")), verdict
+        verdict = bench.check_case(problem, c, case)
+        assert verdict in (("ref", "bitwise") if c.exact else ("ref", "bitwise", "close")), \
+            verdict
         benchmark.group = f"{c.op} {shape.name} {problem.dist}"
         benchmark.extra_info.update(
-            contender=name, threads=threads, V=shape.V, D=shape.D, N=shape.N,
-            bytes=bench.bytes_moved(c.op, shape.N, shape.D, problem.E.dtype.itemsize,
-                                    problem.X.dtype.itemsize, problem.unique_count()))
+            contender=case.name or name, threads=threads, V=shape.V, D=shape.D, N=shape.N,
+            bytes=bench.problem_bytes(problem, c.op))
         if case.prepare is None:
             benchmark(case.call)
-        else:  # the untimed part (torch's forward) runs as the setup of every round
+        else:  # the untimed part (a forward) runs as the setup of every round
             benchmark.pedantic(case.call, setup=case.prepare, rounds=10, iterations=1,
                                warmup_rounds=1)
     finally:
@@ -97,3 +103,39 @@ def test_coalesce_torch_sparse_backward(benchmark, problem, threads):
     """torch: ``F.embedding(tX, w, sparse=True)`` untimed, then timed backward + coalesce."""
     torch = pytest.importorskip("torch")
     run_contender(benchmark, problem, bench.TORCH_SPARSE, threads, torch)
+
+
+# bag_forward (mean bags of 32 ids; small shape) ---------------------------------------------
+
+def test_bag_forward_numpy_reshape_mean(benchmark, small_problem):
+    run_contender(benchmark, small_problem, bench.NP_BAG_MEAN)
+
+
+def test_bag_forward_fastembed(benchmark, small_problem, threads):
+    run_contender(benchmark, small_problem, bench.FE_BAG, threads)
+
+
+def test_bag_forward_torch_embedding_bag(benchmark, small_problem, threads):
+    torch = pytest.importorskip("torch")
+    run_contender(benchmark, small_problem, bench.TORCH_BAG, threads, torch)
+
+
+# adam_step (one training step, lazy Adam; small shape) ----------------------------------------
+
+def test_adam_step_fastembed_fused(benchmark, small_problem, threads):
+    run_contender(benchmark, small_problem, bench.FE_ADAM_FUSED, threads)
+
+
+def test_adam_step_fastembed_unfused(benchmark, small_problem, threads):
+    run_contender(benchmark, small_problem, bench.FE_ADAM, threads)
+
+
+def test_adam_step_torch_sparse_adam(benchmark, small_problem, threads):
+    torch = pytest.importorskip("torch")
+    run_contender(benchmark, small_problem, bench.TORCH_SPARSE_ADAM, threads, torch)
+
+
+def test_adam_step_torch_dense_adam(benchmark, small_problem, threads):
+    """torch.optim.Adam(fused=True) (foreach=True where fused is unavailable)."""
+    torch = pytest.importorskip("torch")
+    run_contender(benchmark, small_problem, bench.TORCH_DENSE_ADAM, threads, torch)

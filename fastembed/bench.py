@@ -1,21 +1,56 @@
 """The benchmark runner behind ``python -m fastembed bench``.
 
-It times fastembed's three kernels against NumPy (the baseline of every speed-up) and, when it
-is importable, PyTorch, over a fixed matrix, in one process, with the same input arrays for
-every contender, and prints a table of medians and speed-ups followed by a ``targets`` section.
+It times fastembed's kernels, its pooled lookup (``embedding_bag``) and its lazy Adam step
+against NumPy (the baseline of most speed-ups) and, when it is importable, PyTorch, over a
+fixed matrix, in one process, with the same input arrays for every contender, and prints a
+table of medians and speed-ups followed by a ``targets`` section.
 
 The matrix
 ----------
-* ops: ``gather`` (``E[X]``), ``scatter_add`` (dense ``np.add.at(W, X, G)``) and ``coalesce``
-  (the sparse gradient: distinct ids and their summed rows);
+* ops: ``gather`` (``E[X]``), ``scatter_add`` (dense ``np.add.at(W, X, G)``), ``coalesce``
+  (the sparse gradient: distinct ids and their summed rows), ``bag_forward`` (mean pooling of
+  bags), ``bag_backward`` (its gradient) and ``adam_step`` (one training step of the table
+  with lazy Adam);
 * shapes ``(V, D, N)``: tiny (1e3, 16, 32), small (1e4, 64, 8192), mid (1e5, 128, 65536),
-  big (1e6, 64, 2**20), wide (1e6, 300, 2**18); float32 tables, int64 ids;
+  big (1e6, 64, 2**20), wide (1e6, 300, 2**18); float32 tables, int64 ids. ``bag_forward``,
+  ``bag_backward`` and ``adam_step`` run on small, mid and big only (``OP_SHAPES``; a custom
+  :class:`Shape` whose name is not one of ``SHAPES`` runs every op);
 * id distributions: ``uniform`` over [0, V) and ``zipf``: Zipf(1.1) truncated to the ranks
   1..V (p_k proportional to k**-1.1, sampled exactly by inverse CDF, id = k - 1, so the hot
   rows are the low ids; nothing is clipped);
 * threads: 1 and all (``fastembed.get_num_threads()``). NumPy's contenders are single-threaded
   and are timed once per (shape, dist, op), shown with threads = 1; fastembed's get
   ``n_threads=t`` and torch's get ``torch.set_num_threads(t)``.
+
+Bags: the bag ops pool the same ids X as the other ops of the (shape, dist), cut into
+B = N // L bags of fixed length L = ``BAG_LENGTH`` = 32 (1-D ids with int64 offsets
+``0, L, 2L, ...``), in mode "mean". ``bag_backward``'s output gradient Gb is a (B, D) float32
+array of standard normal values drawn from the problem's seed.
+
+Contenders of the new ops
+-------------------------
+* bag_forward: ``E[X].reshape(B, L, D).mean(1)`` (NumPy, the baseline);
+  ``fastembed.embedding_bag(E, X, offsets, mode="mean", out=out, n_threads=t)``;
+  ``F.embedding_bag(tX, tE, toffsets, mode="mean")``.
+* bag_backward: NumPy ``np.add.at(zeros(V, D), X, np.repeat(Gb, L, axis=0) * (1/L))`` (the
+  baseline; a dense gradient); fastembed: an ``EmbeddingBag(weight=E, mode="mean")`` whose
+  forward ran once, untimed, then timed ``layer.backward(Gb); layer.zero_grad()`` (the
+  SparseGrad); torch: a leaf ``w`` over ``tE``, ``F.embedding_bag(tX, w, toffsets,
+  mode="mean", sparse=True)`` untimed (``w.grad = None`` before it), then timed
+  ``.backward(tGb)`` + ``w.grad.coalesce()``.
+* adam_step: one training step, ids X and the (N, D) output gradient G in, table updated, with
+  lr = ``ADAM_LR`` (1e-3) and the default betas and eps. fastembed fused: an
+  ``Embedding(weight=copy of E)`` and ``fastembed.optim.Adam(layer, lr=1e-3)``, timed
+  ``layer.backward_and_step(G, opt)``; fastembed unfused: timed ``layer.backward(G);
+  opt.step(); opt.zero_grad()``; torch sparse: a leaf ``w`` over a copy of E,
+  ``F.embedding(tX, w, sparse=True)``, timed ``y.backward(tG); opt.step(); opt.zero_grad()``
+  with ``torch.optim.SparseAdam([w], lr=1e-3)``; torch dense: the same with ``F.embedding(tX,
+  w)`` and ``torch.optim.Adam([w], lr=1e-3, fused=True)`` (``foreach=True``, and labelled so,
+  where this torch cannot run the fused CPU kernel). Every timed call changes its table, so
+  each contender trains its own copy of E, and its forward re-runs untimed (the ``prepare``
+  hook) before every timed call. The speed-up baseline of this op is torch's SparseAdam when
+  torch is importable, else the fastembed unfused path (there is no NumPy contender), at the
+  smallest thread count of the sweep; the table notes say which.
 
 Timing
 ------
@@ -26,19 +61,29 @@ A call shorter than ``MIN_MEASURE_SECONDS`` (20 ms) is timed timeit-style: one m
 is a loop of ``number`` calls lasting at least 20 ms, and the time per call is reported.
 The garbage collector is off while timing. For ``torch sparse bwd+coalesce`` the forward
 ``F.embedding(tX, w, sparse=True)`` runs untimed before every call, and the timed part is
-``y.backward(tG)`` followed by ``w.grad.coalesce()``.
+``y.backward(tG)`` followed by ``w.grad.coalesce()``; the torch bag backward and every
+``adam_step`` contender also run their forward untimed before every call.
 
 The byte model (GB/s and % of the copy limit)
 ---------------------------------------------
 Each row's effective bandwidth is the number of bytes the operation must move, divided by its
 median time, in decimal GB/s (1 GB = 1e9 bytes). With s the table's itemsize (4 for float32),
-i the ids' itemsize (8 for int64) and U the number of distinct ids:
+i the ids' itemsize (8 for int64), U the number of distinct ids and, for the bag ops,
+B = N // L bags (int64 offsets, 8 bytes each):
 
 * gather: ``N*D*s`` rows read + ``N*D*s`` output written + ``N*i`` ids read;
 * scatter_add: ``N*D*s`` grad read + ``N*D*s`` table rows read + ``N*D*s`` table rows
   written (``3*N*D*s``) + ``N*i`` ids read;
 * coalesce: ``N*D*s`` grad read + ``U*D*s`` values written + ``U*8`` rows written + ``N*i``
-  ids read.
+  ids read;
+* bag_forward: ``N*D*s`` rows read + ``B*D*s`` output written + ``N*i`` ids + ``B*8`` offsets
+  read;
+* bag_backward: ``B*D*s`` bag grads read + ``U*D*s`` values written + ``U*8`` rows written +
+  ``N*i`` ids + ``B*8`` offsets read (the sparse gradient's bytes; the dense NumPy baseline
+  and torch move more);
+* adam_step: ``N*D*s`` grad read + ``N*i`` ids read + the U touched rows of the table and of
+  Adam's two moments, each read and written (``6*U*D*s``). A dense Adam moves all V rows; the
+  model counts what the lazy update needs.
 
 The copy limit is ``np.copyto`` of a 1 GiB float32 array into another (2 GiB moved per copy:
 1 GiB read + 1 GiB written), single-threaded, median GB/s; "% copy" is a row's GB/s over it.
@@ -46,15 +91,40 @@ Multi-threaded rows and cache-resident shapes can exceed 100%.
 
 Correctness
 -----------
-Before timing, every contender is run once on fresh output buffers (NaN-filled for gather,
-zeros for scatter_add) at every thread count, and compared with an exact reference computed
-once per (shape, dist): ``E[X]``; ``np.add.at`` into a zeroed table; ``np.unique(X)`` and the
-rows of that ``np.add.at`` table (bitwise equal to ``np.unique`` + ``np.add.at`` into a zeroed
-(U, D) array, since both add each row's contributions to +0.0 in position order). fastembed
-must match bitwise; other contenders (argsort + reduceat, torch index_add_, torch's sparse
-coalesce) sum in other orders and may differ within float tolerance ("close"). A failed
-check prints MISMATCH in the row's ``check`` column and again below the table, and makes the
-command exit with status 1.
+Before timing, every contender is run once on fresh output buffers (NaN-filled for gather and
+bag_forward, zeros for scatter_add; fresh copies of E and fresh optimizers for adam_step) at
+every thread count, and compared with a reference computed once per (shape, dist): ``E[X]``;
+``np.add.at`` into a zeroed table; ``np.unique(X)`` and the rows of that ``np.add.at`` table
+(bitwise equal to ``np.unique`` + ``np.add.at`` into a zeroed (U, D) array, since both add
+each row's contributions to +0.0 in position order). fastembed must match these bitwise; other
+contenders (argsort + reduceat, torch index_add_, torch's sparse coalesce) sum in other orders
+and may differ within float tolerance ("close": rtol 1e-4, atol 1e-4 * max |reference|).
+For the new ops:
+
+* bag_forward: the reference is the NumPy baseline ``E[X].reshape(B, L, D).mean(1)``; mean
+  pooling may sum and divide in another order, so "close" is expected and passes for every
+  contender, fastembed included;
+* bag_backward: the reference is the dense NumPy gradient of the baseline; fastembed's
+  SparseGrad (``.to_dense(V)``) and torch's coalesced sparse gradient (``.to_dense()``) must
+  be within float tolerance ("close", or "bitwise");
+* adam_step: the table after exactly one step from E. The reference is the fastembed unfused
+  path on one thread, itself checked once against an independent NumPy model of lazy Adam (in
+  float64, from gradients summed in position order with np.add.at; a disagreement makes every
+  row of the group ERROR). fastembed fused and unfused must be bitwise equal to it at every
+  thread count; torch's SparseAdam must be within rtol 1e-5 of it, atol 1e-5 * lr (the scale
+  of one update, for entries near 0) plus each entry's slack. The slack is how far the update
+  moves when the entry's summed gradient moves by twice the error bound of a float32 sum of
+  its n contributions (2 * (n - 1) * 2**-24 * sum |contributions|): a first Adam step,
+  lr * g / (|g| + eps / sqrt(1 - b2)), is ill-conditioned where g cancels to about 3e-7, and
+  there torch's other summation order legitimately moves it (at the big shape a handful of
+  entries move by up to 3% of lr); elsewhere the slack is negligible (and 0 for rows touched
+  once, whose gradient is not a sum). torch's dense Adam is another formula (it adds
+  eps after the bias correction, which matters where |g| is near eps), so it is checked, with
+  the same tolerance, against a NumPy model of dense Adam's first step (untouched rows:
+  0 / (0 + eps) = no change).
+
+A failed check prints MISMATCH in the row's ``check`` column and again below the table, and
+makes the command exit with status 1.
 """
 from __future__ import annotations
 
@@ -71,17 +141,20 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 import fastembed
 
 __all__ = [
-    "Shape", "SHAPES", "QUICK_SHAPES", "DISTS", "OPS", "TARGETS", "Target", "TargetResult",
+    "Shape", "SHAPES", "QUICK_SHAPES", "DISTS", "OPS", "QUICK_OPS", "OP_SHAPES", "BAG_LENGTH",
+    "ADAM_LR", "op_runs_on", "TARGETS", "Target", "TargetResult",
     "Contender", "CONTENDERS", "Case", "Problem", "Record", "RECORD_FIELDS", "BenchResult",
     "shape_by_name", "default_threads", "zipf_cdf", "make_ids", "make_table", "make_grad",
-    "make_problem", "numpy_coalesce", "bytes_moved", "compare", "measure", "measure_copy_limit",
+    "make_problem", "numpy_coalesce", "exact_coalesce", "numpy_bag_mean", "numpy_bag_backward",
+    "numpy_adam_step", "AdamReference",
+    "bytes_moved", "problem_bytes", "compare", "check_case", "measure", "measure_copy_limit",
     "run", "format_table", "evaluate_targets", "write_json", "plot", "require_matplotlib",
     "MissingDependencyError", "add_arguments", "main",
 ]
@@ -110,7 +183,19 @@ SHAPES = (
 )
 QUICK_SHAPES = ("tiny", "small", "mid")
 DISTS = ("uniform", "zipf")
-OPS = ("gather", "scatter_add", "coalesce")
+OPS = ("gather", "scatter_add", "coalesce", "bag_forward", "bag_backward", "adam_step")
+QUICK_OPS = ("gather", "scatter_add", "coalesce", "bag_forward", "adam_step")
+# The named shapes an op runs on; ops not listed run on every shape, and a custom Shape (a name
+# not in SHAPES) runs every op.
+OP_SHAPES = {
+    "bag_forward": ("small", "mid", "big"),
+    "bag_backward": ("small", "mid", "big"),
+    "adam_step": ("small", "mid", "big"),
+}
+BAG_OPS = ("bag_forward", "bag_backward")
+BAG_LENGTH = 32               # bag_forward / bag_backward: B = N // BAG_LENGTH bags of this length
+ADAM_LR = 1e-3                # adam_step's learning rate (betas and eps: the defaults)
+ADAM_RTOL = 1e-5              # adam_step: torch vs fastembed, and fastembed vs the NumPy model
 
 ZIPF_EXPONENT = 1.1
 TABLE_DTYPE = np.float32
@@ -135,6 +220,17 @@ TORCH_INDEX_ADD = "torch index_add_"
 NP_REDUCEAT = "numpy argsort+reduceat"
 FE_COALESCE = "fastembed.coalesce"
 TORCH_SPARSE = "torch sparse bwd+coalesce"
+NP_BAG_MEAN = "numpy E[X].reshape.mean(1)"
+FE_BAG = "fastembed.embedding_bag"
+TORCH_BAG = "torch F.embedding_bag"
+NP_BAG_BACKWARD = "numpy repeat+np.add.at"
+FE_BAG_BACKWARD = "fastembed EmbeddingBag.bwd"
+TORCH_BAG_BACKWARD = "torch sparse bag bwd+coalesce"
+FE_ADAM_FUSED = "fastembed fused bwd+Adam"
+FE_ADAM = "fastembed bwd+Adam.step"
+TORCH_SPARSE_ADAM = "torch sparse bwd+SparseAdam"
+TORCH_DENSE_ADAM = "torch dense bwd+Adam(fused)"
+TORCH_DENSE_ADAM_FOREACH = "torch dense bwd+Adam(foreach)"
 
 
 def shape_by_name(name):
@@ -142,6 +238,14 @@ def shape_by_name(name):
         if s.name == name:
             return s
     raise ValueError(f"unknown shape {name!r}; known: {', '.join(s.name for s in SHAPES)}")
+
+
+def op_runs_on(op, shape):
+    """Whether ``op`` runs on ``shape`` (see ``OP_SHAPES``)."""
+    names = OP_SHAPES.get(op)
+    if names is None or shape.name not in {s.name for s in SHAPES}:
+        return True
+    return shape.name in names
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,13 +303,16 @@ class Problem:
     """The arrays of one (shape, dist): table E, ids X, grad G, shared outputs, references.
 
     Every contender of the (shape, dist) reads the same E, X and G; ``out`` (gather's output)
-    and ``table`` (scatter_add's target) are shared buffers too. References are computed once
-    and cached; ``release()`` drops everything but the inputs.
+    and ``table`` (scatter_add's target) are shared buffers too. The bag ops read ``bag_ids``
+    (X cut to B * L ids), ``offsets`` and ``bag_grad`` (Gb, (B, D), drawn from ``seed``), and
+    write ``bag_out``. References are computed once and cached; ``release()`` drops everything
+    but the inputs.
     """
 
-    def __init__(self, shape, dist, E, X, G):
+    def __init__(self, shape, dist, E, X, G, seed=0):
         self.shape, self.dist = shape, dist
         self.E, self.X, self.G = E, X, G
+        self.seed = seed
         self._cache = {}
 
     # shared timing buffers, allocated and touched on first use
@@ -221,8 +328,42 @@ class Problem:
             self._cache["table"] = np.zeros_like(self.E)
         return self._cache["table"]
 
+    # the bag ops' inputs: B = N // BAG_LENGTH bags of BAG_LENGTH ids, mode "mean"
+    @property
+    def n_bags(self):
+        return self.X.size // BAG_LENGTH
+
+    @property
+    def bag_ids(self):
+        if self.n_bags == 0:
+            raise ValueError(f"the bag ops need at least {BAG_LENGTH} ids, got {self.X.size}")
+        return self.X[: self.n_bags * BAG_LENGTH]
+
+    @property
+    def offsets(self):
+        if "offsets" not in self._cache:
+            self._cache["offsets"] = np.arange(self.n_bags, dtype=np.int64) * BAG_LENGTH
+        return self._cache["offsets"]
+
+    @property
+    def bag_grad(self):
+        if "bag_grad" not in self._cache:
+            B, D = self.n_bags, self.E.shape[1]
+            self._cache["bag_grad"] = make_grad(B, D, _rng(self.seed, B, D, 3), self.E.dtype)
+        return self._cache["bag_grad"]
+
+    @property
+    def bag_out(self):
+        if "bag_out" not in self._cache:
+            self._cache["bag_out"] = np.zeros((self.n_bags, self.E.shape[1]), self.E.dtype)
+        return self._cache["bag_out"]
+
+    def ids_for(self, op):
+        """The ids ``op`` reads: X, or X cut to whole bags for the bag ops."""
+        return self.bag_ids if op in BAG_OPS else self.X
+
     def reference(self, op):
-        """The exact result of ``op`` on these arrays (see the module docstring)."""
+        """The result ``op`` must produce on these arrays (see the module docstring)."""
         key = ("ref", op)
         if key not in self._cache:
             if op == "gather":
@@ -233,15 +374,33 @@ class Problem:
             elif op == "coalesce":
                 rows = np.unique(self.X).astype(np.int64)
                 ref = (rows, self.reference("scatter_add")[rows])
+            elif op == "bag_forward":
+                ref = numpy_bag_mean(self.E, self.bag_ids)
+            elif op == "bag_backward":
+                ref = numpy_bag_backward(self.E.shape[0], self.bag_ids, self.bag_grad)
+            elif op == "adam_step":
+                ref = _adam_reference(self)
+            elif op == "adam_step/dense":
+                ref = AdamReference(*numpy_adam_step(self.E, self.X, self.G, dense=True,
+                                                     with_slack=True, sums=self.adam_sums()))
             else:
                 raise ValueError(f"unknown op {op!r}")
             self._cache[key] = ref
         return self._cache[key]
 
-    def unique_count(self):
-        if "U" not in self._cache:
-            self._cache["U"] = int(np.unique(self.X).size)
-        return self._cache["U"]
+    def adam_sums(self):
+        """``exact_coalesce(X, G)``, cached for the two Adam models."""
+        if "adam_sums" not in self._cache:
+            self._cache["adam_sums"] = exact_coalesce(self.X, self.G)
+        return self._cache["adam_sums"]
+
+    def unique_count(self, op=None):
+        """The number of distinct ids ``op`` reads (all of X by default)."""
+        ids = self.X if op is None else self.ids_for(op)
+        key = ("U", ids.size)
+        if key not in self._cache:
+            self._cache[key] = int(np.unique(ids).size)
+        return self._cache[key]
 
     def release(self, *names):
         """Drop cached buffers (all of them when no name is given)."""
@@ -258,7 +417,7 @@ def make_problem(shape, dist, seed=0, *, E=None, G=None):
     if G is None:
         G = make_grad(shape.N, shape.D, _rng(seed, shape.N, shape.D, 2))
     X = make_ids(dist, shape.N, shape.V, _rng(seed, shape.V, shape.N, DISTS.index(dist)))
-    return Problem(shape, dist, E, X, G)
+    return Problem(shape, dist, E, X, G, seed)
 
 
 def numpy_coalesce(X, G):
@@ -277,24 +436,158 @@ def numpy_coalesce(X, G):
     return sx[starts].astype(np.int64, copy=False), np.add.reduceat(G[order], starts, axis=0)
 
 
+def numpy_bag_mean(E, ids, length=BAG_LENGTH):
+    """The NumPy baseline of bag_forward: ``E[ids].reshape(B, length, D).mean(1)``."""
+    return E[ids].reshape(-1, length, E.shape[1]).mean(axis=1)
+
+
+def numpy_bag_backward(V, ids, bag_grad, length=BAG_LENGTH):
+    """The NumPy baseline of bag_backward (mean bags of ``length`` ids): a dense (V, D) grad.
+
+    ``np.add.at(zeros(V, D), ids, np.repeat(bag_grad, length, axis=0) * (1 / length))``.
+    """
+    dense = np.zeros((V, bag_grad.shape[1]), dtype=bag_grad.dtype)
+    np.add.at(dense, ids, np.repeat(bag_grad, length, axis=0) * (1 / length))
+    return dense
+
+
+def exact_coalesce(X, G):
+    """(rows, values, inverse): ``np.unique(X)`` and each row's grad summed in position order.
+
+    ``np.add.at`` into a zeroed (U, D) array adds each row's contributions to +0.0 in position
+    order: bitwise what fastembed's coalesce computes (argsort + reduceat is not).
+    """
+    rows, inverse = np.unique(X, return_inverse=True)
+    values = np.zeros((rows.size, G.shape[1]), dtype=G.dtype)
+    np.add.at(values, inverse, G)
+    return rows.astype(np.int64, copy=False), values, inverse.reshape(-1)
+
+
+class AdamReference(NamedTuple):
+    """adam_step's reference: the table after one step, and each entry's extra tolerance."""
+
+    table: np.ndarray   # (V, D)
+    slack: np.ndarray   # (V, D) float32; 0 for the rows no id touched
+
+
+def numpy_adam_step(E, X, G, lr=ADAM_LR, betas=(0.9, 0.999), eps=1e-8, dense=False,
+                    with_slack=False, sums=None):
+    """An independent model of one Adam step from zero moments; returns the new table.
+
+    Each touched row's gradient g is summed in position order (:func:`exact_coalesce`, as
+    fastembed does), then in float64 m = (1 - b1) g and v = (1 - b2) g². Lazy (PyTorch's
+    SparseAdam, fastembed's Adam): ``w -= lr * sqrt(1 - b2) / (1 - b1) * m / (sqrt(v) + eps)``.
+    ``dense=True`` models ``torch.optim.Adam``, which adds eps after the bias correction:
+    ``w -= lr / (1 - b1) * m / (sqrt(v) / sqrt(1 - b2) + eps)`` (the two differ where |g| is
+    near eps). Untouched rows keep E's values in both (their update is 0 / (0 + eps) = 0).
+
+    ``with_slack=True`` also returns each entry's slack: how far the update moves when g moves
+    by ``delta = 2 * (n - 1) * 2**-24 * sum|contributions|``, twice the error bound of a
+    float32 sum of the row's n contributions in any order. A first step, lr * g / (|g| + e)
+    with e = eps / sqrt(1 - b2) (lazy) or eps (dense), is ill-conditioned where g cancels to
+    about e: there another summation order (torch's) legitimately moves the update by up to
+    2 * lr. Elsewhere the slack is negligible, and rows touched once (no sum) get none.
+    ``sums``: ``exact_coalesce(X, G)``, when already computed.
+    """
+    beta1, beta2 = betas
+    rows, g, inverse = exact_coalesce(X, G) if sums is None else sums
+
+    def update(g):                                  # the formulas above, in place
+        denom = np.multiply(g, g)
+        denom *= 1 - beta2                          # v
+        np.sqrt(denom, out=denom)
+        if dense:
+            denom /= math.sqrt(1 - beta2)
+        denom += eps
+        step = np.multiply(g, 1 - beta1)            # m
+        step /= denom
+        step *= (lr / (1 - beta1) if dense else lr * math.sqrt(1 - beta2) / (1 - beta1))
+        return step
+
+    g64 = g.astype(np.float64)
+    u = update(g64)
+    out = E.copy()
+    out[rows] = (E[rows].astype(np.float64) - u).astype(E.dtype)
+    if not with_slack:
+        return out
+    slack = np.zeros(E.shape, dtype=np.float32)
+    counts = np.bincount(inverse, minlength=rows.size)
+    summed = np.flatnonzero(counts > 1)                 # rows touched once are exact
+    if summed.size:
+        slot = np.full(rows.size, -1, dtype=np.int64)
+        slot[summed] = np.arange(summed.size)
+        pos = slot[inverse] >= 0
+        mass = np.zeros((summed.size, G.shape[1]), dtype=G.dtype)  # sum |contributions|
+        np.add.at(mass, slot[inverse[pos]], np.abs(G[pos]))
+        delta = (2.0 * 2.0**-24) * (counts[summed] - 1)[:, None] * mass.astype(np.float64)
+        gs, us = g64[summed], u[summed]
+        slack[rows[summed]] = np.maximum(update(gs + delta) - us,       # u is increasing in g
+                                         us - update(gs - delta))
+    return out, slack
+
+
+def _fe_adam_one_step(E, X, G, fused, n_threads, out=None):
+    """One fastembed Adam step of a fresh copy of E (fused or not); returns the new table."""
+    layer = fastembed.Embedding(weight=E.copy())
+    opt = fastembed.optim.Adam(layer, lr=ADAM_LR, n_threads=n_threads)
+    layer.forward(X, out=out, n_threads=n_threads)
+    if fused:
+        layer.backward_and_step(G, opt, n_threads=n_threads)
+    else:
+        layer.backward(G, n_threads=n_threads)
+        opt.step()
+        opt.zero_grad()
+    return layer.weight
+
+
+def _adam_reference(p):
+    """adam_step's reference: the fastembed unfused step on 1 thread, checked against NumPy."""
+    table = _fe_adam_one_step(p.E, p.X, p.G, fused=False, n_threads=1, out=p.out)
+    model, slack = numpy_adam_step(p.E, p.X, p.G, with_slack=True, sums=p.adam_sums())
+    verdict = compare("adam_step", table, AdamReference(model, slack), exact=False)
+    if not _check_ok(verdict):
+        raise RuntimeError(f"fastembed's unfused Adam step (the reference) disagrees with the "
+                           f"NumPy model of lazy Adam: {verdict}")
+    return AdamReference(table, slack)
+
+
 # --------------------------------------------------------------------------------------------
 # The byte model
 # --------------------------------------------------------------------------------------------
 
 
-def bytes_moved(op, N, D, itemsize=4, ids_itemsize=8, unique=None):
-    """Bytes ``op`` must move (see the module docstring)."""
+def bytes_moved(op, N, D, itemsize=4, ids_itemsize=8, unique=None, bag_length=BAG_LENGTH):
+    """Bytes ``op`` must move (see the module docstring).
+
+    N is the shape's number of ids; the bag ops use the ``B = N // bag_length`` whole bags.
+    """
     rows = N * D * itemsize
     ids = N * ids_itemsize
     if op == "gather":
         return 2 * rows + ids
     if op == "scatter_add":
         return 3 * rows + ids
+    if op in ("coalesce", "bag_backward", "adam_step") and unique is None:
+        raise ValueError(f"{op}'s byte count needs the number of distinct ids")
     if op == "coalesce":
-        if unique is None:
-            raise ValueError("coalesce's byte count needs the number of distinct ids")
         return rows + unique * D * itemsize + unique * 8 + ids
+    if op in BAG_OPS:
+        B = N // bag_length
+        n = B * bag_length
+        offsets = B * 8
+        if op == "bag_forward":
+            return n * D * itemsize + B * D * itemsize + n * ids_itemsize + offsets
+        return (B * D * itemsize + unique * D * itemsize + unique * 8 + n * ids_itemsize
+                + offsets)
+    if op == "adam_step":
+        return rows + ids + 6 * unique * D * itemsize
     raise ValueError(f"unknown op {op!r}")
+
+
+def problem_bytes(problem, op):
+    """``bytes_moved`` for ``op`` on a Problem's arrays."""
+    return bytes_moved(op, problem.shape.N, problem.shape.D, problem.E.dtype.itemsize,
+                       problem.X.dtype.itemsize, problem.unique_count(op))
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,12 +601,16 @@ class Case:
 
     ``call()`` is what is timed; ``prepare()``, when given, runs untimed before every call;
     ``check()`` runs the operation once on fresh outputs and returns its result: an array for
-    gather and scatter_add, (rows, values) for coalesce.
+    gather, scatter_add and bag_forward, (rows, values) for coalesce, the dense (V, D)
+    gradient for bag_backward, the table after one step for adam_step. ``name``, when given,
+    replaces the contender's name in the records (a label that depends on what the installed
+    torch supports).
     """
 
     call: Callable[[], object]
     check: Callable[[], object]
     prepare: Optional[Callable[[], object]] = None
+    name: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -323,7 +620,10 @@ class Contender:
     make(problem, n_threads, torch) -> Case. ``threaded`` contenders are timed at every thread
     count of the sweep, the others once (threads = 1). ``exact``: the result must be bitwise
     equal to the reference; otherwise "close" within float tolerance passes too.
-    ``baseline``: the speed-up denominator of its (shape, dist, op) group.
+    ``baseline``: the speed-up denominator of its (shape, dist, op) group;
+    ``fallback_baseline``: the denominator when the group has no ``baseline`` contender (the
+    baseline needs torch and torch is absent). ``reference``: the key of the problem's
+    reference to check against, when it is not the op's own (torch's dense Adam).
     """
 
     op: str
@@ -335,6 +635,8 @@ class Contender:
     baseline: bool = False
     needs_torch: bool = False
     note: str = ""
+    fallback_baseline: bool = False
+    reference: Optional[str] = None
 
 
 def _nan_like_out(p):
@@ -442,6 +744,169 @@ def _torch_sparse(p, n, torch):
     return Case(call=call, check=check, prepare=prepare)
 
 
+# bag_forward (mean) -------------------------------------------------------------------------
+
+def _np_bag_forward(p, n, torch):
+    return Case(call=functools.partial(numpy_bag_mean, p.E, p.bag_ids),
+                check=lambda: numpy_bag_mean(p.E, p.bag_ids))
+
+
+def _fe_bag_forward(p, n, torch):
+    ids, offsets = p.bag_ids, p.offsets
+
+    def check():
+        out = np.full((p.n_bags, p.E.shape[1]), np.nan, dtype=p.E.dtype)
+        return fastembed.embedding_bag(p.E, ids, offsets, mode="mean", out=out, n_threads=n)
+    return Case(call=functools.partial(fastembed.embedding_bag, p.E, ids, offsets, mode="mean",
+                                       out=p.bag_out, n_threads=n),
+                check=check)
+
+
+def _torch_bag_forward(p, n, torch):
+    F = torch.nn.functional
+    tX, tE = torch.from_numpy(p.bag_ids), torch.from_numpy(p.E)
+    toffsets = torch.from_numpy(p.offsets)
+    return Case(call=functools.partial(F.embedding_bag, tX, tE, toffsets, mode="mean"),
+                check=lambda: F.embedding_bag(tX, tE, toffsets, mode="mean").numpy())
+
+
+# bag_backward (mean) ------------------------------------------------------------------------
+
+def _np_bag_backward(p, n, torch):
+    call = functools.partial(numpy_bag_backward, p.E.shape[0], p.bag_ids, p.bag_grad)
+    return Case(call=call, check=call)
+
+
+def _fe_bag_backward(p, n, torch):
+    layer = fastembed.EmbeddingBag(weight=p.E, mode="mean")
+    layer.forward(p.bag_ids, p.offsets, n_threads=n)     # untimed, once: backward reuses it
+    Gb = p.bag_grad
+
+    def call():
+        layer.backward(Gb, n_threads=n)
+        layer.zero_grad()
+
+    def check():
+        g = layer.backward(Gb, n_threads=n)
+        layer.zero_grad()
+        return g.to_dense(p.E.shape[0])
+    return Case(call=call, check=check)
+
+
+def _torch_bag_backward(p, n, torch):
+    F = torch.nn.functional
+    tX, tGb = torch.from_numpy(p.bag_ids), torch.from_numpy(p.bag_grad)
+    toffsets = torch.from_numpy(p.offsets)
+    w = torch.from_numpy(p.E).requires_grad_(True)   # a leaf over E's memory
+    state = {}
+
+    def prepare():                                   # untimed: reset the grad, forward
+        state.clear()
+        w.grad = None
+        state["y"] = F.embedding_bag(tX, w, toffsets, mode="mean", sparse=True)
+
+    def call():                                      # timed: backward + coalesce
+        state["y"].backward(tGb)
+        state["g"] = w.grad.coalesce()
+
+    def check():
+        prepare()
+        call()
+        g = state["g"]
+        state.clear()
+        w.grad = None
+        return g.to_dense().numpy()
+    return Case(call=call, check=check, prepare=prepare)
+
+
+# adam_step ----------------------------------------------------------------------------------
+
+def _fe_adam(p, n, torch, fused):
+    layer = fastembed.Embedding(weight=p.E.copy())   # its own copy: every call trains it
+    opt = fastembed.optim.Adam(layer, lr=ADAM_LR, n_threads=n)
+    X, G, out = p.X, p.G, p.out
+
+    def prepare():                                   # untimed: the forward
+        layer.forward(X, out=out, n_threads=n)
+
+    if fused:
+        def call():
+            layer.backward_and_step(G, opt, n_threads=n)
+    else:
+        def call():
+            layer.backward(G, n_threads=n)
+            opt.step()
+            opt.zero_grad()
+    return Case(call=call, prepare=prepare,
+                check=lambda: _fe_adam_one_step(p.E, X, G, fused, n))
+
+
+def _fe_adam_fused(p, n, torch):
+    return _fe_adam(p, n, torch, fused=True)
+
+
+def _fe_adam_unfused(p, n, torch):
+    return _fe_adam(p, n, torch, fused=False)
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_fused_adam_works(torch):
+    """Whether this torch runs ``Adam(fused=True)`` on CPU tensors."""
+    try:
+        w = torch.zeros(2, 2, requires_grad=True)
+        opt = torch.optim.Adam([w], lr=ADAM_LR, fused=True)
+        w.sum().backward()
+        opt.step()
+    except Exception:  # noqa: BLE001 - any failure means: not available here
+        return False
+    return True
+
+
+def _torch_adam(p, n, torch, sparse):
+    F = torch.nn.functional
+    tX, tG = torch.from_numpy(p.X), torch.from_numpy(p.G)
+    name = None
+    if sparse:
+        def optimizer(w):
+            return torch.optim.SparseAdam([w], lr=ADAM_LR)
+    elif _torch_fused_adam_works(torch):
+        def optimizer(w):
+            return torch.optim.Adam([w], lr=ADAM_LR, fused=True)
+    else:
+        name = TORCH_DENSE_ADAM_FOREACH
+
+        def optimizer(w):
+            return torch.optim.Adam([w], lr=ADAM_LR, foreach=True)
+    w = torch.from_numpy(p.E.copy()).requires_grad_(True)   # its own copy: every call trains it
+    opt = optimizer(w)
+    state = {}
+
+    def prepare():                                   # untimed: the forward
+        state.clear()
+        state["y"] = F.embedding(tX, w, sparse=sparse)
+
+    def call():                                      # timed: backward + step + zero_grad
+        state["y"].backward(tG)
+        opt.step()
+        opt.zero_grad()
+
+    def check():                                     # one step of a fresh copy of E
+        w1 = torch.from_numpy(p.E.copy()).requires_grad_(True)
+        opt1 = optimizer(w1)
+        F.embedding(tX, w1, sparse=sparse).backward(tG)
+        opt1.step()
+        return w1.detach().numpy()
+    return Case(call=call, check=check, prepare=prepare, name=name)
+
+
+def _torch_sparse_adam(p, n, torch):
+    return _torch_adam(p, n, torch, sparse=True)
+
+
+def _torch_dense_adam(p, n, torch):
+    return _torch_adam(p, n, torch, sparse=False)
+
+
 CONTENDERS = (
     Contender("gather", NP_GATHER, _np_gather, baseline=True),
     Contender("gather", NP_TAKE, _np_take),
@@ -460,6 +925,40 @@ CONTENDERS = (
               exact=True),
     Contender("coalesce", TORCH_SPARSE, _torch_sparse, kind="torch", threaded=True,
               needs_torch=True, note="backward + coalesce timed; the forward is not"),
+    Contender("bag_forward", NP_BAG_MEAN, _np_bag_forward, baseline=True,
+              note=f"E[X].reshape(B, {BAG_LENGTH}, D).mean(1)"),
+    Contender("bag_forward", FE_BAG, _fe_bag_forward, kind="fastembed", threaded=True,
+              note="embedding_bag(E, X, offsets, mode='mean', out=out); mean pooling sums in "
+                   "another order than NumPy, so 'close' passes"),
+    Contender("bag_forward", TORCH_BAG, _torch_bag_forward, kind="torch", threaded=True,
+              needs_torch=True, note="F.embedding_bag(tX, tE, toffsets, mode='mean')"),
+    Contender("bag_backward", NP_BAG_BACKWARD, _np_bag_backward, baseline=True,
+              note=f"np.add.at(zeros(V, D), X, np.repeat(Gb, {BAG_LENGTH}, axis=0) * "
+                   f"(1/{BAG_LENGTH})): a dense grad"),
+    Contender("bag_backward", FE_BAG_BACKWARD, _fe_bag_backward, kind="fastembed",
+              threaded=True, note="EmbeddingBag(mode='mean').backward(Gb) + zero_grad() timed "
+                                  "(a SparseGrad); the forward ran once, untimed"),
+    Contender("bag_backward", TORCH_BAG_BACKWARD, _torch_bag_backward, kind="torch",
+              threaded=True, needs_torch=True,
+              note="F.embedding_bag(..., mode='mean', sparse=True) untimed; .backward(tGb) + "
+                   "w.grad.coalesce() timed"),
+    Contender("adam_step", FE_ADAM_FUSED, _fe_adam_fused, kind="fastembed", threaded=True,
+              exact=True, note="layer.backward_and_step(G, optim.Adam(lr=1e-3)) timed; the "
+                               "forward re-runs untimed before each call"),
+    Contender("adam_step", FE_ADAM, _fe_adam_unfused, kind="fastembed", threaded=True,
+              exact=True, fallback_baseline=True,
+              note="layer.backward(G); opt.step(); opt.zero_grad() timed (optim.Adam, "
+                   "lr=1e-3); the forward re-runs untimed before each call"),
+    Contender("adam_step", TORCH_SPARSE_ADAM, _torch_sparse_adam, kind="torch", threaded=True,
+              baseline=True, needs_torch=True,
+              note="F.embedding(tX, w, sparse=True) untimed; y.backward(tG); opt.step(); "
+                   "opt.zero_grad() timed (SparseAdam, lr=1e-3)"),
+    Contender("adam_step", TORCH_DENSE_ADAM, _torch_dense_adam, kind="torch", threaded=True,
+              needs_torch=True, reference="adam_step/dense",
+              note="F.embedding(tX, w) untimed; y.backward(tG); opt.step(); opt.zero_grad() "
+                   "timed (Adam(lr=1e-3, fused=True); foreach=True, labelled so, where fused "
+                   "is unavailable); checked against the NumPy model of dense Adam, whose eps "
+                   "comes after the bias correction"),
 )
 
 
@@ -473,7 +972,8 @@ def _bits(a):
     return a.view(f"u{a.dtype.itemsize}") if a.dtype.kind == "f" else a
 
 
-def _compare_arrays(result, ref, exact):
+def _compare_arrays(result, ref, exact, rtol=1e-4, atol=None):
+    """'bitwise', 'close' or 'MISMATCH (...)'; atol defaults to rtol * max(1, max |ref|)."""
     result = np.asarray(result)
     if result.shape != ref.shape:
         return f"MISMATCH (shape {result.shape} != {ref.shape})"
@@ -484,8 +984,9 @@ def _compare_arrays(result, ref, exact):
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(result.astype(np.float64) - ref.astype(np.float64))
         worst = float(diff.max()) if diff.size else 0.0   # NaN if any element is NaN
-        scale = max(1.0, float(np.abs(ref).max())) if ref.size else 1.0
-        close = bool(np.allclose(result, ref, rtol=1e-4, atol=1e-4 * scale))
+        if atol is None:
+            atol = rtol * (max(1.0, float(np.abs(ref).max())) if ref.size else 1.0)
+        close = bool(np.allclose(result, ref, rtol=rtol, atol=atol))
     if close and not exact:
         return "close"
     why = "not bitwise" if close else "wrong values"
@@ -493,7 +994,12 @@ def _compare_arrays(result, ref, exact):
 
 
 def compare(op, result, ref, exact):
-    """'bitwise', 'close' (only when not ``exact``) or 'MISMATCH (...)'."""
+    """'bitwise', 'close' (only when not ``exact``) or 'MISMATCH (...)'.
+
+    "close" is rtol 1e-4, atol 1e-4 * max(1, max |ref|); for adam_step (whose result is a whole
+    table after one step of size about lr; ``ref`` is an :class:`AdamReference`) it is rtol
+    1e-5, atol 1e-5 * lr plus each entry's slack (see :func:`numpy_adam_step`).
+    """
     if op == "coalesce":
         rows, values = result
         ref_rows, ref_values = ref
@@ -501,7 +1007,23 @@ def compare(op, result, ref, exact):
         if rows.shape != ref_rows.shape or not np.array_equal(rows, ref_rows):
             return (f"MISMATCH (rows differ: {rows.size} rows vs {ref_rows.size} expected)")
         return _compare_arrays(values, ref_values, exact)
+    if op == "adam_step":
+        table, slack = ref
+        return _compare_arrays(result, table, exact, rtol=ADAM_RTOL,
+                               atol=ADAM_RTOL * ADAM_LR + slack)
     return _compare_arrays(result, ref, exact)
+
+
+# ops whose NumPy baseline computes the reference itself (its check column says "ref")
+BASELINE_IS_REFERENCE = ("gather", "scatter_add", "bag_forward", "bag_backward")
+
+
+def check_case(problem, contender, case):
+    """Run ``case.check()`` once and compare it with the problem's reference for its op."""
+    if contender.baseline and contender.op in BASELINE_IS_REFERENCE:
+        return "ref"                    # the baseline is the exact reference
+    ref = problem.reference(contender.reference or contender.op)
+    return compare(contender.op, case.check(), ref, contender.exact)
 
 
 def _check_ok(check):
@@ -636,6 +1158,12 @@ BYTE_MODEL = {
     "gather": "N*D*s read + N*D*s written + N*i ids",
     "scatter_add": "N*D*s grad read + N*D*s table rows read + N*D*s written + N*i ids",
     "coalesce": "N*D*s grad read + U*D*s values written + U*8 rows written + N*i ids",
+    "bag_forward": "B = N // 32 mean bags: N*D*s rows read + B*D*s written + N*i ids + B*8 "
+                   "offsets",
+    "bag_backward": "B*D*s bag grads read + U*D*s values written + U*8 rows written + N*i ids "
+                    "+ B*8 offsets",
+    "adam_step": "N*D*s grad read + N*i ids + 6*U*D*s (the touched rows of the table and of "
+                 "both moments, read and written)",
     "copy_limit": "np.copyto of a 1 GiB float32 array: 2 GiB moved per copy, single thread",
 }
 
@@ -732,10 +1260,11 @@ def run(shapes=None, dists=DISTS, ops=OPS, threads=None, repeat=DEFAULT_REPEAT, 
         progress=None):
     """Run the matrix and return a :class:`BenchResult` (records, copy limit, targets).
 
-    shapes: Shape objects or names (default: all of SHAPES); threads: the thread counts
-    (default 1 and ``fastembed.get_num_threads()``); contenders: default CONTENDERS (the
-    torch ones are skipped when ``use_torch`` is False or torch is not importable);
-    progress: a callable taking a str, for status lines.
+    shapes: Shape objects or names (default: all of SHAPES); an op runs on a shape only if
+    ``op_runs_on(op, shape)``; threads: the thread counts (default 1 and
+    ``fastembed.get_num_threads()``); contenders: default CONTENDERS (the torch ones are
+    skipped when ``use_torch`` is False or torch is not importable); progress: a callable
+    taking a str, for status lines.
     """
     shapes = [shape_by_name(s) if isinstance(s, str) else s for s in (shapes or SHAPES)]
     threads = sorted(set(int(t) for t in (threads or default_threads())))
@@ -763,11 +1292,16 @@ def run(shapes=None, dists=DISTS, ops=OPS, threads=None, repeat=DEFAULT_REPEAT, 
             for dist in dists:
                 problem = make_problem(shape, dist, seed, E=E, G=G)
                 for op in ops:
+                    if not op_runs_on(op, shape):
+                        continue
                     say(f"[{time.perf_counter() - t_start:7.1f}s] {shape.name} {dist} {op}")
                     group = [c for c in contenders if c.op == op]
                     records.extend(_run_group(problem, op, group, threads, repeat, torch,
                                               copy["gbps"], min_time))
-                    problem.release("out", "table")
+                    problem.release("out", "table", "bag_out")
+                    if op in OP_SHAPES:             # the new ops' references are not reused
+                        problem.release(("ref", op), ("ref", op + "/dense"), "adam_sums")
+                        gc.collect()
                 problem.release()
                 del problem
                 gc.collect()
@@ -785,27 +1319,33 @@ def run(shapes=None, dists=DISTS, ops=OPS, threads=None, repeat=DEFAULT_REPEAT, 
 
 def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
     shape = problem.shape
-    unique = problem.unique_count()
-    nbytes = bytes_moved(op, shape.N, shape.D, problem.E.dtype.itemsize,
-                         problem.X.dtype.itemsize, unique)
     records = []
+    try:
+        unique = problem.unique_count(op)
+        nbytes = problem_bytes(problem, op)
+    except Exception as exc:  # noqa: BLE001 - e.g. a shape too small for one bag
+        unique, nbytes, setup_error = 0, 0, f"{type(exc).__name__}: {exc}"
+    else:
+        setup_error = None
+    has_baseline = any(c.baseline for c in group)
     for c in group:
+        is_baseline = c.baseline or (c.fallback_baseline and not has_baseline)
         for n in (threads if c.threaded else [1]):
             if c.kind == "torch" and torch is not None:
                 torch.set_num_threads(n)
             rec = Record(shape=shape.name, V=shape.V, D=shape.D, N=shape.N, dist=problem.dist,
-                         op=op, contender=c.name, kind=c.kind, threads=n, baseline=c.baseline,
+                         op=op, contender=c.name, kind=c.kind, threads=n, baseline=is_baseline,
                          median_s=None, times_s=[], repeat=0, number=0, bytes=nbytes,
                          gbps=None, pct_copy=None, speedup=None, check="-",
                          unique_rows=unique, note=c.note)
             case = None
             try:
+                if setup_error is not None:
+                    raise RuntimeError(setup_error)
                 case = c.make(problem, n, torch)
-                ref = problem.reference(op)
-                if c.baseline and op != "coalesce":
-                    rec.check = "ref"           # the baseline is the exact reference
-                else:
-                    rec.check = compare(op, case.check(), ref, c.exact)
+                if case.name:
+                    rec.contender = case.name
+                rec.check = check_case(problem, c, case)
                 times, number = measure(case.call, repeat=repeat, prepare=case.prepare,
                                         min_time=min_time)
                 rec.times_s = [float(t) for t in times]
@@ -818,8 +1358,13 @@ def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
                 rec.check = "ERROR"
             records.append(rec)
             case = None
-    base = next((r for r in records if r.baseline and r.median_s), None)
+    # the denominator: the baseline's first timed row (its smallest thread count); only that
+    # row keeps baseline=True, so a threaded baseline's other rows plot as contenders
+    flagged = [r for r in records if r.baseline]
+    base = next((r for r in flagged if r.median_s), None)
+    keep = base if base is not None else (flagged[0] if flagged else None)
     for r in records:
+        r.baseline = r is keep
         if base is not None and r.median_s:
             r.speedup = base.median_s / r.median_s
     return records
@@ -879,6 +1424,14 @@ TARGETS = (
            "big", "uniform", 3.0, versus=TORCH_SPARSE, needs_torch=True),
     Target("coalesce big uniform >= 15x argsort+reduceat", "coalesce", FE_COALESCE, "big",
            "uniform", 15.0, versus=NP_REDUCEAT),
+    Target("adam_step big zipf: fastembed fused >= 3x torch sparse backward + SparseAdam",
+           "adam_step", FE_ADAM_FUSED, "big", "zipf", 3.0, versus=TORCH_SPARSE_ADAM,
+           needs_torch=True),
+    Target("adam_step big zipf: fastembed fused faster than torch dense backward + "
+           "Adam(fused=True)", "adam_step", FE_ADAM_FUSED, "big", "zipf", 1.0,
+           versus=TORCH_DENSE_ADAM, needs_torch=True),
+    Target("bag_forward big: fastembed embedding_bag mean >= 1.5x torch F.embedding_bag",
+           "bag_forward", FE_BAG, "big", "*", 1.5, versus=TORCH_BAG, needs_torch=True),
 )
 
 
@@ -992,6 +1545,11 @@ def format_header(env, copy):
     ])
 
 
+# why an op's speed-up baseline is not NumPy (printed in the table notes)
+BASELINE_NOTES = {
+    "adam_step": "torch SparseAdam when torch is importable, else the fastembed unfused path",
+}
+
 TABLE_COLUMNS = ("shape", "dist", "op", "contender", "threads", "median", "GB/s", "% copy",
                  "vs numpy", "check")
 
@@ -1048,6 +1606,13 @@ def format_table(result):
     notes = sorted({f"{r.contender}: {r.note}" for r in result.records if r.note})
     notes.append("vs numpy: the NumPy baseline's median / this row's median, same (shape, dist, "
                  "op); numpy rows are single-threaded (threads = 1)")
+    for op in dict.fromkeys(r.op for r in result.records):
+        bases = list(dict.fromkeys(f"{r.contender} ({r.threads} thr)" for r in result.records
+                                   if r.op == op and r.baseline and r.kind != "numpy"))
+        if bases:
+            why = BASELINE_NOTES.get(op, "")
+            notes.append(f"vs numpy for {op}: there is no NumPy contender; the speed-ups are "
+                         f"relative to {' / '.join(bases)}" + (f": {why}" if why else ""))
     notes.append("check: ref = the exact reference itself; bitwise / close = equal to it "
                  "bitwise / within float tolerance")
     parts.extend("note: " + n for n in notes)
@@ -1179,8 +1744,8 @@ def _parse_list(text, known, what):
 def add_arguments(parser):
     """Add the ``bench`` options to an argparse (sub)parser."""
     parser.add_argument("--quick", action="store_true",
-                        help="a small subset (tiny, small and mid shapes, 3 repeats), "
-                             "under a minute on 2 cores")
+                        help="a small subset (tiny, small and mid shapes, 3 repeats, no "
+                             "bag_backward), under a minute on 2 cores")
     parser.add_argument("--json", metavar="PATH", dest="bench_json",
                         help="also write every measurement and the environment as JSON")
     parser.add_argument("--plot", metavar="PATH.png", dest="bench_plot",
@@ -1195,7 +1760,8 @@ def add_arguments(parser):
                         help="only these shapes (default all; with --quick: "
                              f"{','.join(QUICK_SHAPES)})")
     parser.add_argument("--ops", metavar="A,B", dest="bench_ops",
-                        help=f"only these ops (default {','.join(OPS)})")
+                        help=f"only these ops (default {','.join(OPS)}; with --quick: "
+                             f"{','.join(QUICK_OPS)})")
     parser.add_argument("--no-torch", action="store_true", dest="bench_no_torch",
                         help="leave out the torch contenders even if torch is installed")
     return parser
@@ -1215,7 +1781,8 @@ def main(args, parser=None, file=None):
         shapes = (_parse_list(args.bench_shapes, [s.name for s in SHAPES], "shape")
                   if args.bench_shapes else list(QUICK_SHAPES if args.quick else
                                                  [s.name for s in SHAPES]))
-        ops = _parse_list(args.bench_ops, OPS, "op") if args.bench_ops else list(OPS)
+        ops = (_parse_list(args.bench_ops, OPS, "op") if args.bench_ops else
+               list(QUICK_OPS if args.quick else OPS))
     except ValueError as exc:
         fail(str(exc))
     repeat = args.bench_repeat

@@ -95,6 +95,61 @@ def test_make_problem_shares_and_shapes():
     np.testing.assert_array_equal(p.E, q.E)
 
 
+def test_bag_inputs_use_the_same_ids():
+    p = bench.make_problem(bench.Shape("s", 50, 4, 70), "uniform", seed=0)
+    assert p.n_bags == 70 // bench.BAG_LENGTH == 2
+    np.testing.assert_array_equal(p.bag_ids, p.X[:64])        # whole bags of X
+    np.testing.assert_array_equal(p.offsets, [0, 32])
+    assert p.offsets.dtype == np.int64
+    assert p.bag_grad.shape == (2, 4) and p.bag_grad.dtype == np.float32
+    q = bench.make_problem(bench.Shape("s", 50, 4, 70), "uniform", seed=0)
+    np.testing.assert_array_equal(p.bag_grad, q.bag_grad)    # reproducible
+    assert p.unique_count("bag_forward") == np.unique(p.X[:64]).size
+    assert p.unique_count() == np.unique(p.X).size
+    with pytest.raises(ValueError, match="at least 32 ids"):
+        bench.make_problem(bench.Shape("s", 50, 4, 31), "uniform").bag_ids
+
+
+def test_new_ops_run_on_small_mid_big_only():
+    for op in ("bag_forward", "bag_backward", "adam_step"):
+        assert [s.name for s in bench.SHAPES if bench.op_runs_on(op, s)] == [
+            "small", "mid", "big"]
+        assert bench.op_runs_on(op, MICRO)                   # custom shapes run every op
+    for op in ("gather", "scatter_add", "coalesce"):
+        assert all(bench.op_runs_on(op, s) for s in bench.SHAPES)
+    assert set(bench.QUICK_OPS) == set(bench.OPS) - {"bag_backward"}
+    res = bench.run(shapes=["tiny"], ops=("bag_forward", "adam_step"), threads=[1],
+                    use_torch=False, **FAST)
+    assert res.records == []
+
+
+def test_reference_models():
+    rng = np.random.default_rng(5)
+    E = rng.standard_normal((6, 3), dtype=np.float32)
+    X = np.array([1, 1, 4, 0] * 8 + [2] * 32, dtype=np.int64)          # 2 bags of 32
+    mean = bench.numpy_bag_mean(E, X)
+    np.testing.assert_allclose(mean[0], (E[1] * 2 + E[4] + E[0]) / 4, rtol=1e-6)
+    np.testing.assert_allclose(mean[1], E[2], rtol=1e-6)
+    Gb = rng.standard_normal((2, 3), dtype=np.float32)
+    dense = bench.numpy_bag_backward(6, X, Gb)
+    assert dense.dtype == np.float32
+    np.testing.assert_allclose(dense[1], Gb[0] * 16 / 32, rtol=1e-6)
+    np.testing.assert_allclose(dense[2], Gb[1], rtol=1e-6)
+    assert not dense[[3, 5]].any()
+    # one Adam step moves each touched entry by about lr; untouched rows stay
+    G = rng.standard_normal((X.size, 3), dtype=np.float32)
+    w = bench.numpy_adam_step(E, X, G)
+    assert w.dtype == np.float32
+    np.testing.assert_array_equal(w[[3, 5]], E[[3, 5]])
+    np.testing.assert_allclose(np.abs(w[[0, 1, 2, 4]] - E[[0, 1, 2, 4]]), bench.ADAM_LR,
+                               rtol=1e-3)
+    # dense Adam adds eps after the bias correction: different where |g| is near eps
+    tiny = np.full_like(G, 1e-10)
+    lazy = bench.numpy_adam_step(E, X, tiny).astype(np.float64) - E
+    dense_adam = bench.numpy_adam_step(E, X, tiny, dense=True).astype(np.float64) - E
+    assert abs(dense_adam[2, 0]) > 2 * abs(lazy[2, 0]) > 0
+
+
 # --- byte model -----------------------------------------------------------------------------
 
 def test_byte_model_arithmetic():
@@ -108,6 +163,27 @@ def test_byte_model_arithmetic():
         bench.bytes_moved("coalesce", N, D)
     with pytest.raises(ValueError):
         bench.bytes_moved("sort", N, D)
+
+
+def test_byte_model_of_bags_and_adam():
+    N, D, U = 64, 4, 10                   # B = 64 // 32 = 2 bags
+    rows, ids = N * D * 4, N * 8          # 1024, 512
+    # rows read 1024 + bag outputs written 2*4*4 + ids 512 + offsets 2*8
+    assert bench.bytes_moved("bag_forward", N, D, 4, 8) == rows + 32 + ids + 16 == 1584
+    # bag grads read 2*4*4 + values written 10*4*4 + rows written 10*8 + ids 512 + offsets 16
+    assert bench.bytes_moved("bag_backward", N, D, 4, 8, unique=U) == 32 + 160 + 80 + 512 + 16
+    # grad read 1024 + ids 512 + table, m and v rows read and written: 6*10*4*4
+    assert bench.bytes_moved("adam_step", N, D, 4, 8, unique=U) == rows + ids + 960 == 2496
+    # only whole bags count: 70 ids are still 2 bags of 32
+    assert bench.bytes_moved("bag_forward", 70, D, 4, 8) == 1584
+    assert bench.bytes_moved("bag_forward", 2**20, 64, 4, 8) == (
+        2**20 * 64 * 4 + 2**15 * 64 * 4 + 2**20 * 8 + 2**15 * 8)
+    for op in ("bag_backward", "adam_step"):
+        with pytest.raises(ValueError):
+            bench.bytes_moved(op, N, D)
+    p = bench.make_problem(MICRO, "zipf")
+    assert bench.problem_bytes(p, "adam_step") == bench.bytes_moved(
+        "adam_step", 64, 4, 4, 8, unique=np.unique(p.X).size)
 
 
 def test_records_use_the_byte_model(micro_result):
@@ -176,7 +252,10 @@ def test_run_returns_complete_records(micro_result):
     recs = micro_result.records
     names = {r.contender for r in recs}
     expected = {c.name for c in bench.CONTENDERS if not c.needs_torch or _has_torch()}
+    if bench.TORCH_DENSE_ADAM_FOREACH in names:      # this torch has no fused CPU Adam
+        expected = expected - {bench.TORCH_DENSE_ADAM} | {bench.TORCH_DENSE_ADAM_FOREACH}
     assert names == expected
+    # a custom shape (not one of SHAPES) runs every op, the new ones included
     assert {(r.dist, r.op) for r in recs} == {(d, o) for d in bench.DISTS for o in bench.OPS}
     threads = bench.default_threads()
     for r in recs:
@@ -187,12 +266,17 @@ def test_run_returns_complete_records(micro_result):
         assert r.check in ("ref", "bitwise", "close"), (r.contender, r.check)
         assert r.threads in threads
         if r.kind == "fastembed":
-            assert r.check == "bitwise"
+            # mean pooling may sum in another order than NumPy: close passes for the bag ops
+            assert r.check in (("bitwise", "close") if r.op in bench.BAG_OPS
+                               else ("bitwise",)), (r.contender, r.check)
         if r.baseline:
             assert r.speedup == 1.0
         else:
             base = next(b for b in recs if b.baseline and (b.dist, b.op) == (r.dist, r.op))
             assert r.speedup == pytest.approx(base.median_s / r.median_s)
+    for dist in bench.DISTS:
+        for op in bench.OPS:      # exactly one denominator row per group
+            assert sum(r.baseline for r in recs if (r.dist, r.op) == (dist, op)) == 1
     for c in bench.CONTENDERS:
         if c.threaded and c.name in names:
             assert {r.threads for r in recs if r.contender == c.name} == set(threads)
@@ -220,7 +304,8 @@ def test_table_and_json_contain_the_records(micro_result, tmp_path):
     for rec in data["records"]:
         assert set(rec) == set(bench.RECORD_FIELDS)
     assert {t["label"] for t in data["targets"]} == {t.label for t in bench.TARGETS}
-    assert "gather" in data["byte_model"]
+    for op in bench.OPS:
+        assert op in data["byte_model"]
 
 
 def test_run_without_torch(monkeypatch):
@@ -275,6 +360,137 @@ def test_a_wrong_contender_is_flagged_loudly():
     assert "MISMATCH: micro uniform gather broken gather" in text
 
 
+def _sum_bags(p, n, torch):       # sum pooling where mean is asked for
+    def check():
+        return fastembed.embedding_bag(p.E, p.bag_ids, p.offsets, mode="sum")
+    return bench.Case(call=lambda: None, check=check)
+
+
+def _bag_backward_without_mean(p, n, torch):       # forgets the 1 / L of mean bags
+    def check():
+        return bench.numpy_bag_backward(p.E.shape[0], p.bag_ids, p.bag_grad * bench.BAG_LENGTH)
+    return bench.Case(call=lambda: None, check=check)
+
+
+def _nudged_adam(p, n, torch):   # one ulp off the unfused step: not bitwise, yet "close"
+    def check():
+        w = bench._fe_adam_one_step(p.E, p.X, p.G, fused=True, n_threads=n)
+        return np.nextafter(w, np.float32(np.inf))
+    return bench.Case(call=lambda: None, check=check)
+
+
+def _adam_with_lr(lr):
+    def make(p, n, torch):
+        def check():
+            layer = fastembed.Embedding(weight=p.E.copy())
+            opt = fastembed.optim.Adam(layer, lr=lr)
+            layer.forward(p.X)
+            layer.backward_and_step(p.G, opt)
+            return layer.weight
+        return bench.Case(call=lambda: None, check=check)
+    return make
+
+
+def test_adam_slack_covers_another_summation_order_only_where_g_cancels():
+    E = np.full((3, 1), 0.5, dtype=np.float32)
+    X = np.array([0, 0, 0, 1], dtype=np.int64)
+    G = np.array([[1e-8], [1.0], [-1.0], [2.0]], dtype=np.float32)
+    # row 0 sums to 0 in this order ((1e-8 + 1) - 1) and to 1e-8 in the reverse one
+    table, slack = bench.numpy_adam_step(E, X, G, with_slack=True)
+    assert slack[0, 0] > 1e-4                 # ill-conditioned: g cancels
+    assert slack[1, 0] == 0 and slack[2, 0] == 0   # one contribution; untouched
+    reverse = bench.numpy_adam_step(E, X[::-1].copy(), G[::-1].copy())
+    assert reverse[0, 0] != table[0, 0]
+    assert bench.compare("adam_step", reverse, bench.AdamReference(table, slack),
+                         exact=False) == "close"
+    no_slack = bench.AdamReference(table, np.zeros_like(slack))
+    assert bench.compare("adam_step", reverse, no_slack, exact=False).startswith("MISMATCH")
+    # the slack does not excuse a wrong step on the well-conditioned rows
+    wrong = reverse.copy()
+    wrong[1, 0] -= np.float32(1e-4)
+    assert bench.compare("adam_step", wrong, bench.AdamReference(table, slack),
+                         exact=False).startswith("MISMATCH")
+    # exact_coalesce sums in position order: bitwise fastembed.coalesce
+    p = bench.make_problem(bench.Shape("s", 20, 8, 5000), "zipf")
+    rows, values, _ = bench.exact_coalesce(p.X, p.G)
+    g = fastembed.coalesce(p.X, p.G, num_embeddings=20)
+    np.testing.assert_array_equal(rows, g.rows)
+    assert values.tobytes() == g.values.tobytes()
+
+
+def test_new_ops_flag_wrong_contenders():
+    C = {c.name: c for c in bench.CONTENDERS}
+    contenders = [
+        C[bench.NP_BAG_MEAN], C[bench.FE_BAG], C[bench.NP_BAG_BACKWARD], C[bench.FE_BAG_BACKWARD],
+        C[bench.FE_ADAM_FUSED], C[bench.FE_ADAM],
+        bench.Contender("bag_forward", "sum bags", _sum_bags),
+        bench.Contender("bag_backward", "no 1/L", _bag_backward_without_mean),
+        bench.Contender("adam_step", "nudged exact", _nudged_adam, exact=True),
+        bench.Contender("adam_step", "nudged", _nudged_adam),
+        bench.Contender("adam_step", "lr 1.1e-3", _adam_with_lr(1.1e-3)),
+        bench.Contender("adam_step", "lr 0.9e-3", _adam_with_lr(0.9e-3)),
+    ]
+    res = bench.run(shapes=[MICRO], dists=("zipf",), threads=[1, 2], contenders=contenders,
+                    use_torch=False, ops=("bag_forward", "bag_backward", "adam_step"), **FAST)
+    checks = {(r.contender, r.threads): r.check for r in res.records}
+    for t in (1, 2):
+        assert checks[(bench.FE_BAG, t)] in ("bitwise", "close")
+        assert checks[(bench.FE_BAG_BACKWARD, t)] in ("bitwise", "close")
+        assert checks[(bench.FE_ADAM_FUSED, t)] == "bitwise"
+        assert checks[(bench.FE_ADAM, t)] == "bitwise"
+    assert checks[(bench.NP_BAG_MEAN, 1)] == checks[(bench.NP_BAG_BACKWARD, 1)] == "ref"
+    assert checks[("nudged", 1)] == "close"           # within rtol 1e-5 ...
+    for name in ("sum bags", "no 1/L", "nudged exact", "lr 1.1e-3", "lr 0.9e-3"):
+        assert checks[(name, 1)].startswith("MISMATCH"), (name, checks[(name, 1)])
+    assert "not bitwise" in checks[("nudged exact", 1)]  # ... but fused must be bitwise
+    assert {r.contender for r in res.mismatches} == {"sum bags", "no 1/L", "nudged exact",
+                                                     "lr 1.1e-3", "lr 0.9e-3"}
+    text = bench.format_table(res)
+    assert "MISMATCH: micro zipf adam_step lr 1.1e-3 threads=1" in text
+    assert "MISMATCH: 5 row(s)" in text
+
+
+def test_adam_reference_disagreeing_with_numpy_errors_every_row(monkeypatch):
+    monkeypatch.setattr(bench, "numpy_adam_step",                      # a model without a step
+                        lambda E, X, G, **kw: (E.copy(), np.zeros_like(E)))
+    C = {c.name: c for c in bench.CONTENDERS}
+    res = bench.run(shapes=[MICRO], dists=("uniform",), ops=("adam_step",), threads=[1],
+                    contenders=[C[bench.FE_ADAM_FUSED], C[bench.FE_ADAM]], **FAST)
+    assert [r.check for r in res.records] == ["ERROR", "ERROR"]
+    assert all("disagrees with the NumPy model" in r.error for r in res.records)
+
+
+def test_adam_baseline_without_torch(monkeypatch):
+    monkeypatch.setattr(bench, "_import_torch", lambda: None)
+    res = bench.run(shapes=[MICRO], dists=("zipf",), ops=("adam_step", "bag_forward"),
+                    threads=[1, 2], **FAST)
+    adam = [r for r in res.records if r.op == "adam_step"]
+    assert {r.contender for r in adam} == {bench.FE_ADAM_FUSED, bench.FE_ADAM}
+    (base,) = [r for r in adam if r.baseline]
+    assert (base.contender, base.threads, base.speedup) == (bench.FE_ADAM, 1, 1.0)
+    for r in adam:
+        assert r.speedup == pytest.approx(base.median_s / r.median_s)
+    text = bench.format_table(res)
+    assert ("vs numpy for adam_step: there is no NumPy contender; the speed-ups are relative "
+            "to fastembed bwd+Adam.step (1 thr)") in text
+    assert "vs numpy for bag_forward" not in text
+    status = {t.label: t.status for t in res.targets}
+    for t in bench.TARGETS:
+        if t.op in ("adam_step", "bag_forward"):
+            assert status[t.label] == "n/a (torch not installed)"
+
+
+@pytest.mark.skipif(not _has_torch(), reason="needs torch")
+def test_adam_baseline_is_torch_sparse_adam_with_torch(micro_result):
+    for dist in bench.DISTS:
+        adam = [r for r in micro_result.records if r.op == "adam_step" and r.dist == dist]
+        (base,) = [r for r in adam if r.baseline]
+        assert (base.contender, base.threads) == (bench.TORCH_SPARSE_ADAM, 1)
+        torch_rows = [r for r in adam if r.kind == "torch"]
+        assert {r.check for r in torch_rows} <= {"bitwise", "close"}
+    assert "relative to torch sparse bwd+SparseAdam (1 thr)" in bench.format_table(micro_result)
+
+
 # --- targets --------------------------------------------------------------------------------
 
 def _rec(shape, dist, op, contender, threads, median, check="bitwise"):
@@ -284,8 +500,10 @@ def _rec(shape, dist, op, contender, threads, median, check="bitwise"):
                         pct_copy=1.0, speedup=None, check=check, unique_rows=1)
 
 
-def _synthetic(fe_big_uniform=1.0, fe_big_zipf=1.0, fe_tiny=1.5e-6, fe_check="bitwise"):
+def _synthetic(fe_big_uniform=1.0, fe_big_zipf=1.0, fe_tiny=1.5e-6, fe_check="bitwise",
+               fe_adam=1.0, torch_bag_zipf=1.4):
     G, S, C = "gather", "scatter_add", "coalesce"
+    A, BF = "adam_step", "bag_forward"
     recs = [
         _rec("tiny", "uniform", G, bench.NP_GATHER, 1, 2.0e-6, "ref"),
         _rec("tiny", "uniform", G, bench.FE_GATHER, 1, 1.0e-6),
@@ -305,6 +523,20 @@ def _synthetic(fe_big_uniform=1.0, fe_big_zipf=1.0, fe_tiny=1.5e-6, fe_check="bi
         _rec("big", "uniform", C, bench.NP_REDUCEAT, 1, 16.0, "close"),
         _rec("big", "uniform", C, bench.TORCH_SPARSE, 2, 3.5),
         _rec("big", "uniform", C, bench.FE_COALESCE, 2, 1.0),
+        _rec("big", "zipf", A, bench.FE_ADAM_FUSED, 1, 2.0),
+        _rec("big", "zipf", A, bench.FE_ADAM_FUSED, 2, fe_adam),
+        _rec("big", "zipf", A, bench.FE_ADAM, 2, 1.5),
+        _rec("big", "zipf", A, bench.TORCH_SPARSE_ADAM, 1, 4.0, "close"),
+        _rec("big", "zipf", A, bench.TORCH_SPARSE_ADAM, 2, 3.5, "close"),
+        _rec("big", "zipf", A, bench.TORCH_DENSE_ADAM, 2, 0.9, "close"),
+        _rec("big", "uniform", A, bench.FE_ADAM_FUSED, 2, 9.0),      # uniform: not a target
+        _rec("big", "uniform", A, bench.TORCH_SPARSE_ADAM, 2, 1.0, "close"),
+        _rec("big", "uniform", BF, bench.NP_BAG_MEAN, 1, 5.0, "ref"),
+        _rec("big", "uniform", BF, bench.FE_BAG, 2, 1.0, "close"),
+        _rec("big", "uniform", BF, bench.TORCH_BAG, 2, 2.0),
+        _rec("big", "zipf", BF, bench.NP_BAG_MEAN, 1, 5.0, "ref"),
+        _rec("big", "zipf", BF, bench.FE_BAG, 2, 1.0, "close"),
+        _rec("big", "zipf", BF, bench.TORCH_BAG, 2, torch_bag_zipf),
     ]
     return recs
 
@@ -328,6 +560,14 @@ def test_targets_pass_and_miss_on_synthetic_records():
         "scatter_add big zipf >= 30x np.add.at": ("MISS", 29.0),
         "coalesce big uniform >= 3x torch sparse bwd+coalesce": ("PASS", 3.5),
         "coalesce big uniform >= 15x argsort+reduceat": ("PASS", 16.0),
+        # 2-thread rows: 3.5 / 1.0 and 0.9 / 1.0
+        "adam_step big zipf: fastembed fused >= 3x torch sparse backward + SparseAdam":
+            ("PASS", 3.5),
+        "adam_step big zipf: fastembed fused faster than torch dense backward + "
+        "Adam(fused=True)": ("MISS", 0.9),
+        # both dists must pass: uniform 2.0x, zipf 1.4x, the worst is shown
+        "bag_forward big: fastembed embedding_bag mean >= 1.5x torch F.embedding_bag":
+            ("MISS", 1.4),
     }
     assert set(expect) == set(T)
     for label, (status, value) in expect.items():
@@ -363,6 +603,36 @@ def test_targets_worst_row_edges_and_missing_data():
     assert all(t.status == "n/a (not measured)" for t in res.values())
     res = _status(bench.evaluate_targets(_synthetic(), all_threads=1, torch_available=True))
     assert res["gather big all threads >= 1.5x 1 thread"].status.startswith("n/a")
+
+
+def test_new_targets_edges():
+    A1 = "adam_step big zipf: fastembed fused >= 3x torch sparse backward + SparseAdam"
+    A2 = ("adam_step big zipf: fastembed fused faster than torch dense backward + "
+          "Adam(fused=True)")
+    BAG = "bag_forward big: fastembed embedding_bag mean >= 1.5x torch F.embedding_bag"
+    res = _status(bench.evaluate_targets(_synthetic(fe_adam=0.5, torch_bag_zipf=1.6),
+                                         all_threads=2, torch_available=True))
+    assert res[A1].status == "PASS" and res[A1].measured == pytest.approx(7.0)
+    assert res[A2].status == "PASS" and res[A2].measured == pytest.approx(1.8)
+    assert "big/zipf, 2 thr" in res[A1].detail
+    assert res[BAG].status == "PASS" and res[BAG].measured == pytest.approx(1.6)
+    assert "worst of 2 rows" in res[BAG].detail and "big/zipf" in res[BAG].detail
+    text = bench.format_targets(list(res.values()))
+    assert f"PASS  {A1}" in text and "measured 7.00x (need >= 3x)" in text
+    assert "measured 1.80x (need >= 1x)" in text
+    # on one thread only, the 1-thread rows are compared
+    res = _status(bench.evaluate_targets(_synthetic(), all_threads=1, torch_available=True))
+    assert res[A1].status == "MISS" and res[A1].measured == pytest.approx(2.0)
+    # a wrong fastembed row never passes; no torch: n/a
+    recs = [r if r.contender != bench.FE_BAG or r.dist != "uniform" else
+            _rec("big", "uniform", "bag_forward", bench.FE_BAG, 2, 0.1, "MISMATCH (x)")
+            for r in _synthetic(torch_bag_zipf=1.6)]
+    res = _status(bench.evaluate_targets(recs, all_threads=2, torch_available=True))
+    assert res[BAG].status == "MISS" and "wrong result" in res[BAG].detail
+    res = _status(bench.evaluate_targets(_synthetic(), all_threads=2, torch_available=False))
+    for label in (A1, A2, BAG):
+        assert res[label].status == "n/a (torch not installed)"
+        assert f"n/a   {label}" in bench.format_targets(list(res.values()))
 
 
 def test_targets_are_extensible():
@@ -421,6 +691,26 @@ def test_bench_subcommand_is_wired(monkeypatch, tmp_path, capsys):
     assert {r["shape"] for r in data["records"]} == {"tiny"}
     assert {r["threads"] for r in data["records"]} == {1}
     assert data["environment"]["repeat"] == 1
+
+
+def test_quick_and_ops_options_choose_the_ops(monkeypatch, capsys):
+    seen = []
+
+    def fake_run(**kwargs):
+        seen.append(kwargs)
+        return bench.BenchResult(bench.environment([1], 1), {"array_bytes": 1 << 20,
+                                 "gbps": 1.0, "repeat": 1}, [])
+    monkeypatch.setattr(bench, "run", fake_run)
+    monkeypatch.setattr(bench, "measure_copy_limit", None)
+    assert cli_main(["bench", "--quick"]) == 0
+    assert seen[-1]["ops"] == list(bench.QUICK_OPS)
+    assert "bag_forward" in seen[-1]["ops"] and "adam_step" in seen[-1]["ops"]
+    assert seen[-1]["shapes"] == list(bench.QUICK_SHAPES)
+    assert cli_main(["bench", "--ops", "bag_forward,bag_backward,adam_step"]) == 0
+    assert seen[-1]["ops"] == ["bag_forward", "bag_backward", "adam_step"]
+    assert cli_main(["bench"]) == 0
+    assert seen[-1]["ops"] == list(bench.OPS)
+    capsys.readouterr()
 
 
 def test_bench_subcommand_rejects_bad_options(capsys):
