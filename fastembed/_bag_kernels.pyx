@@ -20,7 +20,7 @@ cdef enum:
     MODE_SUM = 0
     MODE_MEAN = 1
     MODE_MAX = 2
-    PREFETCH_AHEAD = 8
+    PREFETCH_AHEAD = 16
 
 MODES = {"sum": MODE_SUM, "mean": MODE_MEAN, "max": MODE_MAX}
 
@@ -43,6 +43,7 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
     ``out[b, c]`` (the first one on ties; a NaN wins and stays), -1 for an empty bag.
     """
     cdef Py_ssize_t n_bags = offsets.shape[0] - 1
+    cdef Py_ssize_t n_ids = ids.shape[0]
     cdef Py_ssize_t d = weight.shape[1]
     cdef Py_ssize_t b, j, c, end
     cdef int64_t r
@@ -77,7 +78,9 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
                 r = idp[j]
                 if r == padding_idx:
                     continue
-                if j + PREFETCH_AHEAD < end and d > 0:
+                # Bags are contiguous runs of ids, so look ahead across bag boundaries: the
+                # next bags of this thread's chunk follow.
+                if j + PREFETCH_AHEAD < n_ids and d > 0:
                     fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, d * sizeof(floating))
                 row = w + r * d
                 if mode == MODE_MAX:
