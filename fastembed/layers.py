@@ -188,6 +188,17 @@ class _TableLayer:
         self.grad = _merge(self.grad, grad)
         return grad
 
+    def _check_fused_ready(self, had_forward):
+        """The preconditions of backward_and_step, checked before anything is written."""
+        if not self.trainable:
+            raise RuntimeError("a frozen layer (trainable=False) cannot be trained")
+        if self.grad is not None:
+            raise RuntimeError("backward_and_step applies one batch's gradient alone, but "
+                               "layer.grad already holds one: call optimizer.step() or "
+                               "zero_grad() first")
+        if not had_forward:
+            raise RuntimeError("backward_and_step() needs a forward() first")
+
     def zero_grad(self):
         """Forget the accumulated gradient."""
         self.grad = None
@@ -359,14 +370,7 @@ class Embedding(_TableLayer):
                          self.padding_idx, n_threads)
 
     def _fused_prologue(self, grad_output, optimizer, n_threads):
-        if not self.trainable:
-            raise RuntimeError("a frozen layer (trainable=False) cannot be trained")
-        if self.grad is not None:
-            raise RuntimeError("backward_and_step applies one batch's gradient alone, but "
-                               "layer.grad already holds one: call optimizer.step() or "
-                               "zero_grad() first")
-        if self._last_ids is None:
-            raise RuntimeError("backward_and_step() needs a forward() first")
+        self._check_fused_ready(self._last_ids is not None)
         ids = as_ids(self._last_ids)[1]
         grad2d = check_grad(grad_output, self._last_ids.shape, self.embedding_dim, self.dtype,
                             name="grad_output")
@@ -481,14 +485,7 @@ class EmbeddingBag(_TableLayer):
 
 
 def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):
-    if not layer.trainable:
-        raise RuntimeError("a frozen layer (trainable=False) cannot be trained")
-    if layer.grad is not None:
-        raise RuntimeError("backward_and_step applies one batch's gradient alone, but "
-                           "layer.grad already holds one: call optimizer.step() or "
-                           "zero_grad() first")
-    if layer._last is None:
-        raise RuntimeError("backward_and_step() needs a forward() first")
+    layer._check_fused_ready(layer._last is not None)
     bags, denom, argmax = layer._last
     grad_output = check_grad(grad_output, (bags.offsets.size - 1,), layer.embedding_dim,
                              layer.dtype, name="grad_output")
