@@ -45,13 +45,9 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
     cdef Py_ssize_t n_bags = offsets.shape[0] - 1
     cdef Py_ssize_t n_ids = ids.shape[0]
     cdef Py_ssize_t d = weight.shape[1]
-    cdef Py_ssize_t b, j, c, end
-    cdef int64_t r
-    cdef floating acc_w, v, cur
+    cdef Py_ssize_t b, c
+    cdef floating acc_w
     cdef floating* o
-    cdef const floating* row
-    cdef int64_t* am
-    cdef bint empty
     if n_bags <= 0:
         return
     cdef const floating* w = &weight[0, 0] if weight.shape[0] > 0 and d > 0 else NULL
@@ -68,48 +64,17 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
     with nogil:
         for b in prange(n_bags, schedule="dynamic", chunksize=16, num_threads=n_threads):
             o = outp + b * d
-            am = amp + b * d if amp != NULL else NULL
             if d > 0:
                 memset(o, 0, d * sizeof(floating))
-            acc_w = 0
-            empty = True
-            end = offsets[b + 1]
-            for j in range(offsets[b], end):
-                r = idp[j]
-                if r == padding_idx:
-                    continue
-                # Bags are contiguous runs of ids, so look ahead across bag boundaries: the
-                # next bags of this thread's chunk follow.
-                if j + PREFETCH_AHEAD < n_ids and d > 0:
-                    fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, d * sizeof(floating))
-                row = w + r * d
-                if mode == MODE_MAX:
-                    if empty:
-                        if d > 0:
-                            memcpy(o, row, d * sizeof(floating))
-                        for c in range(d):
-                            am[c] = r
-                    else:
-                        for c in range(d):
-                            v = row[c]
-                            cur = o[c]
-                            # v > cur, or v is NaN; a NaN already there stays (like np.max).
-                            if not (v <= cur) and cur == cur:
-                                o[c] = v
-                                am[c] = r
-                    acc_w = acc_w + 1
-                elif ps == NULL:
-                    add_row(o, row, d)
-                    acc_w = acc_w + 1
-                else:
-                    add_scaled_row(o, row, ps[j], d)
-                    acc_w = acc_w + ps[j]
-                empty = False
             if mode == MODE_MAX:
-                if empty:
-                    for c in range(d):
-                        am[c] = -1
-            elif mode == MODE_MEAN:
+                acc_w = _pool_max(w, idp, offsets[b], offsets[b + 1], n_ids, padding_idx, o,
+                                  amp + b * d if amp != NULL else NULL, d)
+            elif ps == NULL:
+                acc_w = _pool_sum(w, idp, offsets[b], offsets[b + 1], n_ids, padding_idx, o, d)
+            else:
+                acc_w = _pool_weighted_sum(w, idp, ps, offsets[b], offsets[b + 1], n_ids,
+                                           padding_idx, o, d)
+            if mode == MODE_MEAN:
                 if acc_w != 0:
                     for c in range(d):
                         o[c] = o[c] / acc_w
@@ -117,6 +82,85 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
                     for c in range(d):
                         o[c] = 0
             denom[b] = acc_w
+
+
+# Bags are contiguous runs of ids, so each pooling loop looks ahead across bag boundaries: the
+# next bags of the thread's chunk follow.
+
+cdef inline floating _pool_sum(const floating* w, const index_t* idp, Py_ssize_t start,
+                               Py_ssize_t end, Py_ssize_t n_ids, int64_t padding_idx,
+                               floating* o, Py_ssize_t d) noexcept nogil:
+    """o += the rows of ids[start:end] that are not padding; returns how many."""
+    cdef Py_ssize_t j
+    cdef int64_t r
+    cdef Py_ssize_t count = 0
+    cdef size_t row_bytes = d * sizeof(floating)
+    for j in range(start, end):
+        if j + PREFETCH_AHEAD < n_ids:
+            fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, row_bytes)
+        r = idp[j]
+        if r != padding_idx:
+            add_row(o, w + r * d, d)
+            count += 1
+    return <floating>count
+
+
+cdef inline floating _pool_weighted_sum(const floating* w, const index_t* idp,
+                                        const floating* ps, Py_ssize_t start, Py_ssize_t end,
+                                        Py_ssize_t n_ids, int64_t padding_idx, floating* o,
+                                        Py_ssize_t d) noexcept nogil:
+    """o += ps[j] * row for the non-padding ids of the bag; returns the sum of their weights."""
+    cdef Py_ssize_t j
+    cdef int64_t r
+    cdef floating total = 0
+    cdef size_t row_bytes = d * sizeof(floating)
+    for j in range(start, end):
+        if j + PREFETCH_AHEAD < n_ids:
+            fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, row_bytes)
+        r = idp[j]
+        if r != padding_idx:
+            add_scaled_row(o, w + r * d, ps[j], d)
+            total = total + ps[j]
+    return total
+
+
+cdef inline floating _pool_max(const floating* w, const index_t* idp, Py_ssize_t start,
+                               Py_ssize_t end, Py_ssize_t n_ids, int64_t padding_idx,
+                               floating* o, int64_t* am, Py_ssize_t d) noexcept nogil:
+    """Elementwise max of the bag's non-padding rows into o, the winning ids into am.
+
+    The first row wins ties; a NaN wins and stays (as np.max). Returns how many rows; an empty
+    bag leaves o at zeros and am at -1.
+    """
+    cdef Py_ssize_t j, c
+    cdef int64_t r
+    cdef Py_ssize_t count = 0
+    cdef floating v, cur
+    cdef const floating* row
+    cdef size_t row_bytes = d * sizeof(floating)
+    for j in range(start, end):
+        if j + PREFETCH_AHEAD < n_ids:
+            fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, row_bytes)
+        r = idp[j]
+        if r == padding_idx:
+            continue
+        row = w + r * d
+        if count == 0:
+            for c in range(d):
+                o[c] = row[c]
+                am[c] = r
+        else:
+            for c in range(d):
+                v = row[c]
+                cur = o[c]
+                if not (v <= cur) and cur == cur:
+                    o[c] = v
+                    am[c] = r
+        count += 1
+    if count == 0:
+        for c in range(d):
+            am[c] = -1
+    return <floating>count
 
 
 def bag_max_backward(const int64_t[:, ::1] argmax,  # IN (B, D), -1 for empty bags
