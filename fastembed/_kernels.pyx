@@ -156,6 +156,9 @@ def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
         if (o_data < <char*>cnp.PyArray_DATA(w) + n_rows * row_bytes
                 and <char*>cnp.PyArray_DATA(w) < o_data + n * row_bytes):
             return None  # overlapping out and weight: the general path raises
+        if (o_data < <char*>cnp.PyArray_DATA(x) + n * x_size
+                and <char*>cnp.PyArray_DATA(x) < o_data + n * row_bytes):
+            return None  # overlapping out and ids: the general path raises
     cdef const char* w_data = <const char*>cnp.PyArray_DATA(w)
     cdef const int32_t* x32 = <const int32_t*>cnp.PyArray_DATA(x)
     cdef const int64_t* x64 = <const int64_t*>cnp.PyArray_DATA(x)

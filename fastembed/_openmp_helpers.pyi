@@ -1,5 +1,6 @@
 # Stubs for fastembed/_openmp_helpers.pyx.
 PARALLEL_MIN_WORK: int
+MAX_THREADS_PER_CORE: int
 
 def openmp_enabled() -> bool: ...
 def get_num_threads() -> int: ...

@@ -49,7 +49,8 @@ def _resolve_n_threads(n_threads):
     """Turn a user's ``n_threads`` into a positive thread count.
 
     None means ``omp_get_max_threads()`` (OMP_NUM_THREADS, threadpoolctl, set_num_threads);
-    a negative value counts back from that maximum (-1: all, -2: all but one); 0 raises.
+    a negative value counts back from that maximum (-1: all, -2: all but one); 0 raises. An
+    explicit count is capped at ``MAX_THREADS_PER_CORE`` threads per processor.
     """
     if n_threads is None:
         return omp_get_max_threads()
@@ -63,7 +64,12 @@ def _resolve_n_threads(n_threads):
         return max(1, omp_get_max_threads() + 1 + n_threads)
     if not FASTEMBED_OPENMP:
         return 1
-    return n_threads
+    # More threads than this only oversubscribes the cores (and allocates per-thread scratch).
+    return min(n_threads, MAX_THREADS_PER_CORE * max(omp_get_num_procs(), 1))
+
+
+# An explicit n_threads is capped at this many threads per processor.
+MAX_THREADS_PER_CORE = 4
 
 
 # Below this many elements of work (ids x embedding_dim) a kernel runs on one thread: opening a

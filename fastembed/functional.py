@@ -101,6 +101,7 @@ def gather(weight, ids, *, out=None, n_threads=None):
     check_table(weight, "weight")
     ids_arr, flat = as_ids(ids)
     out = prepare_out(weight, ids_arr.shape, out)
+    check_no_overlap(out, ids_arr, "out", "ids")
     n_threads = _n_threads_for(n_threads, flat.size * weight.shape[1])
     check_ids_in_range(flat, ids_arr.shape, weight.shape[0], n_threads)
     return gather_checked(weight, flat, out, n_threads)
@@ -159,6 +160,7 @@ def scatter_add(out, ids, grad, *, n_threads=None):
     num_embeddings, dim = out.shape
     grad2d = check_grad(grad, ids_arr.shape, dim, out.dtype)
     check_no_overlap(out, grad2d, "out", "grad")
+    check_no_overlap(out, ids_arr, "out", "ids")
     n_threads = _n_threads_for(n_threads, flat.size * dim)
     check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
     if flat.size == 0 or dim == 0:
@@ -187,7 +189,9 @@ def _owner_bounds(flat, num_embeddings, n_owners):
     """
     bounds = np.empty(n_owners + 1, dtype=np.int64)
     bounds[0], bounds[-1] = 0, num_embeddings
-    if n_owners > 1:
+    if n_owners > 1 and flat.size == 0:
+        bounds[1:-1] = num_embeddings  # nothing to share out: owner 0 gets every row
+    elif n_owners > 1:
         step = max(1, flat.size // _BALANCE_SAMPLE)
         sample = np.sort(flat[::step])
         repeated = np.zeros(sample.size, dtype=bool)
@@ -354,7 +358,7 @@ def _bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dty
 def _bag_forward(weight, bags, mode, padding_idx, out, n_threads):
     """Run the pooling kernel; returns (out, denom, argmax or None)."""
     n_bags = bags.offsets.size - 1
-    out = _prepare_bag_out(weight, n_bags, out)
+    out = _prepare_bag_out(weight, n_bags, out, bags)
     denom = np.empty(n_bags, dtype=weight.dtype)
     argmax = (np.empty((n_bags, weight.shape[1]), dtype=np.int64) if mode == "max"
               else None)
@@ -365,11 +369,16 @@ def _bag_forward(weight, bags, mode, padding_idx, out, n_threads):
     return out, denom, argmax
 
 
-def _prepare_bag_out(weight, n_bags, out):
+def _prepare_bag_out(weight, n_bags, out, bags=None):
     if out is None:
         return np.empty((n_bags, weight.shape[1]), dtype=weight.dtype)
     check_out(out, (n_bags, weight.shape[1]), weight.dtype)
     check_no_overlap(out, weight, "out", "weight")
+    if bags is not None:
+        check_no_overlap(out, bags.flat, "out", "ids")
+        check_no_overlap(out, bags.offsets, "out", "offsets")
+        if bags.weights is not None:
+            check_no_overlap(out, bags.weights, "out", "per_sample_weights")
     return out
 
 

@@ -6,8 +6,8 @@ import numbers
 import numpy as np
 
 from ._openmp_helpers import _n_threads_for
-from ._validation import (FLOAT_DTYPES, as_ids, check_grad, check_ids_in_range, check_size,
-                          check_table)
+from ._validation import (FLOAT_DTYPES, as_ids, check_grad, check_ids_in_range,
+                          check_no_overlap, check_size, check_table)
 from .functional import (SparseGrad, _bag_backward, _bag_contributions, _bag_forward,
                          _bag_layout, _Bags, _coalesce, _dropped_live_ids, _prepare_bag_out,
                          gather_checked, prepare_out)
@@ -320,6 +320,7 @@ class Embedding(_TableLayer):
         """
         ids_arr, flat, n_threads = self._validated_ids(ids, n_threads)
         out = prepare_out(self.weight, ids_arr.shape, out)  # checked before anything is written
+        check_no_overlap(out, ids_arr, "out", "ids")
         if self.max_norm is not None:
             self._renorm(flat)
         gather_checked(self.weight, flat, out, n_threads)
@@ -443,7 +444,7 @@ class EmbeddingBag(_TableLayer):
                            self.dtype)
         n_threads = _n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
         check_ids_in_range(bags.flat, bags.shape, self.num_embeddings, n_threads)
-        out = _prepare_bag_out(self.weight, bags.offsets.size - 1, out)  # before any write
+        out = _prepare_bag_out(self.weight, bags.offsets.size - 1, out, bags)  # before writes
         if self.max_norm is not None:
             self._renorm(bags.flat)
         out, denom, argmax = _bag_forward(self.weight, bags, self.mode, self.padding_idx,

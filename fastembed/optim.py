@@ -84,6 +84,9 @@ class _SparseOptimizer:
     def _hyper(self, step):
         raise NotImplementedError
 
+    def _ensure_state(self, k):
+        """Make the state fit the current hyper-parameters (SGD's momentum may be turned on)."""
+
     # -- public -------------------------------------------------------------------------------
 
     def step(self):
@@ -91,22 +94,25 @@ class _SparseOptimizer:
 
         Raises ValueError, before any row is changed, if a gradient holds NaN or infinity.
         """
+        self._check_hyper()
         todo = [(k, layer) for k, layer in enumerate(self.layers) if layer.grad is not None]
         for k, layer in todo:
-            _check_finite(layer.grad.values, k)
+            _check_sparse_grad(layer, k)
         for k, layer in todo:
             self._apply(k, layer)
 
     def _step_layer(self, layer):
         """step() for one layer only (used by the fused path of max-mode bags)."""
         k = self._index(layer)
+        self._check_hyper()
         if layer.grad is not None:
-            _check_finite(layer.grad.values, k)
+            _check_sparse_grad(layer, k)
             self._apply(k, layer)
 
     def _apply(self, k, layer):
         rows, values = layer.grad
         n_threads = _n_threads_for(self.n_threads, values.size)
+        self._ensure_state(k)
         self.steps[k] += 1
         state1, state2 = self.state[k]
         _optim_kernels.sparse_step(layer.weight, rows, values, state1, state2,
@@ -141,12 +147,23 @@ class _SparseOptimizer:
                 if theirs.shape != mine.shape or theirs.dtype != mine.dtype:
                     raise ValueError(f"state array of shape {theirs.shape} and dtype "
                                      f"{theirs.dtype} does not fit {mine.shape} {mine.dtype}")
+        unknown = set(state_dict["hyper"]) - set(self._hyper_names)
+        if unknown:
+            raise ValueError(f"unknown hyper-parameters {sorted(unknown)} for "
+                             f"{type(self).__name__}")
+        hyper = {name: _HYPER_CHECKS[name](value, name)
+                 for name, value in state_dict["hyper"].items()}
         for (s1, s2), saved in zip(self.state, states):
             np.copyto(s1, saved["state1"])
             np.copyto(s2, saved["state2"])
         self.steps = [int(t) for t in state_dict["steps"]]
-        for name, value in state_dict["hyper"].items():
+        for name, value in hyper.items():
             setattr(self, name, value)
+
+    def _check_hyper(self):
+        """Hyper-parameters may be changed between steps (schedules): check them each time."""
+        for name in self._hyper_names:
+            _HYPER_CHECKS[name](getattr(self, name), name)
 
     def _hyper_params(self):
         return {name: getattr(self, name) for name in self._hyper_names}
@@ -166,6 +183,8 @@ class _SparseOptimizer:
         that are not padding) must be finite, as ``step()`` requires of the summed gradient.
         """
         k = self._index(layer)
+        self._check_hyper()
+        self._ensure_state(k)
         used = flat != skip_row if skip_row is not None else None
         rows_used = src_row if src_row is not None else None
         if used is not None and rows_used is not None:
@@ -187,6 +206,32 @@ class _SparseOptimizer:
 
 def _unused(weight):
     return np.zeros((1, 0), dtype=weight.dtype)
+
+
+def _check_sparse_grad(layer, k):
+    """A layer's .grad must be a well-formed SparseGrad of its table, and finite."""
+    grad = layer.grad
+    try:
+        rows, values = grad
+    except (TypeError, ValueError):
+        raise TypeError(f"layer {k}'s grad must be a SparseGrad(rows, values), got "
+                        f"{type(grad).__name__}") from None
+    if not (isinstance(rows, np.ndarray) and rows.dtype == np.int64 and rows.ndim == 1
+            and rows.flags.c_contiguous):
+        raise TypeError(f"layer {k}'s grad.rows must be a contiguous 1-D int64 array")
+    if not (isinstance(values, np.ndarray) and values.dtype == layer.weight.dtype
+            and values.shape == (rows.size, layer.weight.shape[1])
+            and values.flags.c_contiguous):
+        raise ValueError(f"layer {k}'s grad.values must be a C-contiguous "
+                         f"{layer.weight.dtype} array of shape "
+                         f"{(rows.size, layer.weight.shape[1])}")
+    if rows.size:
+        if rows[0] < 0 or rows[-1] >= layer.weight.shape[0]:
+            raise IndexError(f"layer {k}'s grad.rows must lie in [0, "
+                             f"{layer.weight.shape[0]})")
+        if rows.size > 1 and not (rows[1:] > rows[:-1]).all():
+            raise ValueError(f"layer {k}'s grad.rows must be strictly increasing (coalesced)")
+    _check_finite(values, k)
 
 
 def _check_finite(values, k):
@@ -229,6 +274,12 @@ class SGD(_SparseOptimizer):
         if self.momentum:
             return np.zeros_like(weight), _unused(weight)
         return _unused(weight), _unused(weight)
+
+    def _ensure_state(self, k):
+        # momentum may have been turned on after construction: give the buffer then
+        state1, state2 = self.state[k]
+        if self.momentum and state1.shape != self.layers[k].weight.shape:
+            self.state[k] = (np.zeros_like(self.layers[k].weight), state2)
 
     def _hyper(self, step):
         return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
@@ -335,6 +386,16 @@ class AdamW(Adam):
 
     def _decay(self):
         return 1.0 - self.lr * self.weight_decay
+
+
+_HYPER_CHECKS = {
+    "lr": _positive,
+    "momentum": lambda v, n: _positive(v, n, allow_zero=True),
+    "eps": lambda v, n: _positive(v, n, allow_zero=True),
+    "weight_decay": lambda v, n: _positive(v, n, allow_zero=True),
+    "initial_accumulator_value": lambda v, n: _positive(v, n, allow_zero=True),
+    "betas": lambda v, n: _betas(v),
+}
 
 
 def _betas(betas):
