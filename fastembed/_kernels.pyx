@@ -183,6 +183,88 @@ def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
     return o
 
 
+cdef inline bint _overlap(cnp.ndarray a, Py_ssize_t a_bytes, cnp.ndarray b,
+                          Py_ssize_t b_bytes):
+    """Whether the byte ranges of two C-contiguous arrays intersect."""
+    cdef char* pa = <char*>cnp.PyArray_DATA(a)
+    cdef char* pb = <char*>cnp.PyArray_DATA(b)
+    return a_bytes > 0 and b_bytes > 0 and pa < pb + b_bytes and pb < pa + a_bytes
+
+
+cdef inline bint _plain(cnp.ndarray a):
+    """C-contiguous and in native byte order."""
+    return cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISNOTSWAPPED(a)
+
+
+def scatter_add_small(out, ids, grad, n_threads, Py_ssize_t max_work):
+    """The whole of ``functional.scatter_add`` for small, well-formed calls, or None.
+
+    As ``gather_small``: plain ndarrays only (a float32/float64 table, int32/int64 ids, a grad
+    of the table's dtype and of shape ``ids.shape + (D,)``, no two sharing memory), at most
+    ``max_work`` elements, every id in range; checked through NumPy's C API, then added on one
+    thread in position order (bitwise what the parallel kernel and ``np.add.at`` give).
+    Anything else returns None and the caller takes the general path, which raises properly.
+    """
+    if not (cnp.PyArray_Check(out) and cnp.PyArray_Check(ids) and cnp.PyArray_Check(grad)):
+        return None
+    if not (n_threads is None or (type(n_threads) is int and n_threads != 0)):
+        return None
+    cdef cnp.ndarray t = <cnp.ndarray>out
+    cdef cnp.ndarray x = <cnp.ndarray>ids
+    cdef cnp.ndarray g = <cnp.ndarray>grad
+    cdef int t_type = cnp.PyArray_TYPE(t)
+    if (cnp.PyArray_NDIM(t) != 2 or not _plain(t) or not cnp.PyArray_ISWRITEABLE(t)
+            or (t_type != cnp.NPY_FLOAT32 and t_type != cnp.NPY_FLOAT64)):
+        return None
+    cdef int x_size = cnp.PyArray_ITEMSIZE(x)
+    if not cnp.PyArray_ISSIGNED(x) or (x_size != 4 and x_size != 8) or not _plain(x):
+        return None
+    cdef int ndim = cnp.PyArray_NDIM(x)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef Py_ssize_t n_rows = cnp.PyArray_DIM(t, 0)
+    cdef Py_ssize_t d = cnp.PyArray_DIM(t, 1)
+    cdef int k
+    if n * d > max_work or cnp.PyArray_TYPE(g) != t_type or not _plain(g):
+        return None
+    if cnp.PyArray_NDIM(g) != ndim + 1 or cnp.PyArray_DIM(g, ndim) != d:
+        return None
+    for k in range(ndim):
+        if cnp.PyArray_DIM(g, k) != cnp.PyArray_DIM(x, k):
+            return None
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(t)
+    cdef Py_ssize_t t_bytes = n_rows * d * item
+    if (_overlap(t, t_bytes, g, n * d * item) or _overlap(t, t_bytes, x, n * x_size)):
+        return None
+    cdef const int32_t* x32 = <const int32_t*>cnp.PyArray_DATA(x)
+    cdef const int64_t* x64 = <const int64_t*>cnp.PyArray_DATA(x)
+    cdef uint64_t limit = <uint64_t>n_rows
+    cdef Py_ssize_t i
+    for i in range(n):  # check every id before writing a byte
+        if (<uint64_t>(<int64_t>x32[i]) if x_size == 4 else <uint64_t>x64[i]) >= limit:
+            return None
+    if n == 0 or d == 0:
+        return out
+    if t_type == cnp.NPY_FLOAT32:
+        _scatter_rows(<float*>cnp.PyArray_DATA(t), <const float*>cnp.PyArray_DATA(g),
+                      x32, x64, x_size, n, d)
+    else:
+        _scatter_rows(<double*>cnp.PyArray_DATA(t), <const double*>cnp.PyArray_DATA(g),
+                      x32, x64, x_size, n, d)
+    return out
+
+
+cdef inline void _scatter_rows(floating* table, const floating* grad, const int32_t* x32,
+                               const int64_t* x64, int x_size, Py_ssize_t n,
+                               Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t i
+    if x_size == 4:
+        for i in range(n):
+            _add_row(table + x32[i] * d, grad + i * d, d)
+    else:
+        for i in range(n):
+            _add_row(table + x64[i] * d, grad + i * d, d)
+
+
 cdef void _radix_pass(const int64_t* src_keys, const int64_t* src_perm,
                       int64_t* dst_keys, int64_t* dst_perm,
                       Py_ssize_t n, int shift, int64_t mask,

@@ -155,6 +155,9 @@ def scatter_add(out, ids, grad, *, n_threads=None):
            [0., 0.],
            [1., 1.]], dtype=float32)
     """
+    # Small calls on plain arrays: checked and added in C, without Python-level overhead.
+    if _kernels.scatter_add_small(out, ids, grad, n_threads, PARALLEL_MIN_WORK) is not None:
+        return out
     check_table(out, "out", writeable=True)
     ids_arr, flat = as_ids(ids)
     num_embeddings, dim = out.shape

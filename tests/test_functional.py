@@ -1274,3 +1274,65 @@ def test_gather_small_declines_what_it_does_not_handle(case, rng):
     assert _kernels.gather_small(E, X, out, n_threads, max_work) is None
     if out is not None:
         assert_bitwise_equal(out, before)
+
+
+# -- scatter_add's C fast path for small calls ------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(0,), (), (7,), (3, 5), (2, 3, 4)], ids=str)
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_scatter_add_small_fast_path_matches_np_add_at(shape, id_dtype, dtype, rng):
+    table = make_table((9, 6), dtype, rng)
+    X = rng.integers(0, 9, size=shape).astype(id_dtype)  # few rows: many duplicates
+    G = make_table(shape + (6,), dtype, rng)
+    expected = table.copy()
+    np.add.at(expected, X, G)
+    out = table.copy()
+    assert _kernels.scatter_add_small(out, X, G, None, 1 << 15) is out
+    assert_bitwise_equal(out, expected)
+
+
+@pytest.mark.parametrize("case", ["bad id", "negative id", "list ids", "uint32 ids",
+                                  "F-order table", "read-only table", "float16 table",
+                                  "grad dtype", "grad shape", "F-order grad", "grad overlaps",
+                                  "ids overlap", "too much work", "n_threads=0", "3-D table"])
+def test_scatter_add_small_declines_what_it_does_not_handle(case, rng):
+    table = make_table((10, 4), np.float32, rng)
+    X = np.array([1, 2, 2])
+    G = make_table((3, 4), np.float32, rng)
+    n_threads, max_work = None, 1 << 15
+    if case == "bad id":
+        X = np.array([1, 10, 2])
+    elif case == "negative id":
+        X = np.array([1, -1, 2])
+    elif case == "list ids":
+        X = [1, 2, 2]
+    elif case == "uint32 ids":
+        X = X.astype(np.uint32)
+    elif case == "F-order table":
+        table = np.asfortranarray(table)
+    elif case == "read-only table":
+        table.flags.writeable = False
+    elif case == "float16 table":
+        table = table.astype(np.float16)
+    elif case == "grad dtype":
+        G = G.astype(np.float64)
+    elif case == "grad shape":
+        G = G[:, :3].copy()
+    elif case == "F-order grad":
+        G = np.asfortranarray(make_table((3, 4), np.float32, rng))
+    elif case == "grad overlaps":
+        G = table[:3]
+    elif case == "ids overlap":
+        table.view(np.int32)[0, :3] = [1, 2, 2]  # valid ids, stored inside the table
+        X = table.view(np.int32)[0, :3]
+    elif case == "too much work":
+        max_work = 5
+    elif case == "n_threads=0":
+        n_threads = 0
+    elif case == "3-D table":
+        table = table.reshape(2, 5, 4)
+        G = make_table((3, 4), np.float32, rng)
+    before = np.array(table, copy=True)
+    assert _kernels.scatter_add_small(table, X, G, n_threads, max_work) is None
+    assert_bitwise_equal(np.asarray(table), before)
