@@ -19,10 +19,37 @@ from ._version import __version__
 from .functional import SparseGrad, coalesce, embedding_bag, gather, scatter_add
 from . import optim
 from .layers import Embedding, EmbeddingBag
+from . import datasets, io, nn, text, train, vectors, word2vec
+from .classifier import BagClassifier
+from .io import load_word2vec, save_word2vec
+from .nn import Linear
+from .text import Vocab, pad_sequences, tokenize
+from .train import ArrayDataset, Trainer
+from .vectors import Vectors
+from .word2vec import SkipGram, train_word2vec
 
 __all__ = [
+    "ArrayDataset",
+    "BagClassifier",
     "Embedding",
     "EmbeddingBag",
+    "Linear",
+    "SkipGram",
+    "Trainer",
+    "Vectors",
+    "Vocab",
+    "datasets",
+    "io",
+    "load_word2vec",
+    "nn",
+    "pad_sequences",
+    "save_word2vec",
+    "text",
+    "tokenize",
+    "train",
+    "train_word2vec",
+    "vectors",
+    "word2vec",
     "SparseGrad",
     "coalesce",
     "embedding_bag",

@@ -6,6 +6,15 @@ a short timing table of ``gather`` and ``scatter_add`` against NumPy's ``E[X]`` 
 
 ``python -m fastembed bench [--quick] [--json PATH] [--plot PATH.png] [--threads 1,2]
 [--repeat N]`` runs the benchmark suite of :mod:`fastembed.bench`.
+
+Training commands (:mod:`fastembed.cli`):
+
+- ``python -m fastembed word2vec [CORPUS] [--out vectors.txt] ...`` trains skip-gram word
+  vectors (on the built-in State of the Union corpus when no CORPUS is given) and prints the
+  nearest neighbours of a few words;
+- ``python -m fastembed similar vectors.txt WORD [WORD ...] [-n 10]``;
+- ``python -m fastembed classify train.txt [--test test.txt] [--out model.npz]`` trains a
+  fastText-style classifier on ``__label__X text`` lines.
 """
 from __future__ import annotations
 
@@ -18,6 +27,7 @@ import numpy as np
 
 import fastembed
 from fastembed import bench as _bench
+from fastembed import cli
 
 
 def _median_seconds(fn, repeat):
@@ -90,9 +100,34 @@ def main(argv=None):
         description="Benchmark fastembed against NumPy (and torch when installed); prints a "
                     "table of medians, GB/s and speed-ups, then the targets.")
     _bench.add_arguments(bench_parser)
+    w2v_parser = commands.add_parser(
+        "word2vec", help="train skip-gram word vectors (default corpus: State of the Union)",
+        description="Train word2vec skip-gram vectors with negative sampling (gensim's "
+                    "defaults), write them in word2vec text format, and print the nearest "
+                    "neighbours of a few words.")
+    cli.add_word2vec_arguments(w2v_parser)
+    similar_parser = commands.add_parser(
+        "similar", help="nearest neighbours of words in a word2vec text file",
+        description="Print the nearest neighbours, by cosine similarity, of words in a "
+                    "word2vec (or GloVe) text file.")
+    cli.add_similar_arguments(similar_parser)
+    classify_parser = commands.add_parser(
+        "classify", help="train a fastText-style text classifier",
+        description="Train a bag-of-embeddings classifier on fastText-format lines "
+                    "('__label__X text'); print accuracy and timing.")
+    cli.add_classify_arguments(classify_parser)
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench.main(args, parser=bench_parser)
+    runners = {"word2vec": cli.run_word2vec, "similar": cli.run_similar,
+               "classify": cli.run_classify}
+    if args.command in runners:
+        try:
+            return runners[args.command](args)
+        except (cli.UserError, FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"python -m fastembed {args.command}: error: {message}", file=sys.stderr)
+            return 2
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     seed_example()

@@ -11,7 +11,14 @@ import pytest
 import fastembed
 import fastembed.functional
 import fastembed.layers
+import fastembed.classifier
+import fastembed.datasets
+import fastembed.nn
 import fastembed.optim
+import fastembed.text
+import fastembed.train
+import fastembed.vectors
+import fastembed.word2vec
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
@@ -49,7 +56,11 @@ def test_readme_python_blocks_run(block):
         assert 0 not in namespace["grad"].rows  # padding never gets gradient
 
 
-@pytest.mark.parametrize("module", [fastembed.functional, fastembed.layers, fastembed.optim])
+@pytest.mark.parametrize("module", [
+    fastembed.functional, fastembed.layers, fastembed.optim, fastembed.text, fastembed.train,
+    fastembed.nn, fastembed.classifier, fastembed.word2vec, fastembed.vectors,
+    fastembed.datasets,
+], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0

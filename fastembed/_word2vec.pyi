@@ -1,0 +1,35 @@
+"""Type stubs for the compiled word2vec kernel (``_word2vec.pyx``)."""
+from typing import Optional
+
+import numpy as np
+import numpy.typing as npt
+
+def sigmoid(x: float) -> float: ...
+def softplus(x: float) -> float: ...
+def sgns_step(
+    syn0: npt.NDArray[np.floating],
+    syn1neg: npt.NDArray[np.floating],
+    words: npt.NDArray[np.int32],
+    starts: npt.NDArray[np.int64],
+    shard_bounds: npt.NDArray[np.int64],
+    keep: npt.NDArray[np.uint32],
+    subsample: bool,
+    accept: npt.NDArray[np.uint64],
+    alias: npt.NDArray[np.int32],
+    window: int,
+    negative: int,
+    alpha: float,
+    seed: int,
+    slots: npt.NDArray[np.int32],
+    buf: npt.NDArray[np.uint8],
+    touched: npt.NDArray[np.int64],
+    cap_in: int,
+    hogwild: bool,
+    loss: npt.NDArray[np.float64],
+    pairs: npt.NDArray[np.int64],
+    kept: npt.NDArray[np.int64],
+    n_threads: int,
+    record: bool = ...,
+    rec_reduced: Optional[npt.NDArray[np.int32]] = ...,
+    rec_neg: Optional[npt.NDArray[np.int32]] = ...,
+) -> None: ...

@@ -1,0 +1,328 @@
+"""Compiled kernel of word2vec's skip-gram with negative sampling (SGNS).
+
+Layers as in ``_kernels.pyx``: the window arithmetic lives in ``_sgns.h`` (nogil C helpers);
+``sgns_step`` is the ``def`` kernel over typed memoryviews; ``fastembed.word2vec.SkipGram``
+validates, owns the tables and the workspace, and calls it once per batch of sentences.
+
+One call trains on a batch of sentences, split into ``n_shards`` contiguous shards of about
+equal word counts; shard ``t`` runs on its own thread with its own random stream
+(``splitmix64`` seeded from ``seed`` and ``t``). For each sentence the shard:
+
+1. drops words by frequency subsampling, gensim's rule: word ``w`` is kept when a 32-bit
+   random number is at most ``keep[w]`` (``keep[w] = P(keep w) * (2**32 - 1)``);
+2. for each kept word, the centre, draws a reduced window ``b`` uniform in [0, window) and
+   takes the kept words within ``window - b`` positions as contexts (never across sentences);
+3. draws ``negative`` noise words from the unigram**0.75 distribution (Walker's alias
+   method); a draw equal to the centre is skipped, as gensim does;
+4. applies one SGD step on the window (``fe_sgns_window_*``, ``_sgns.h``).
+
+Deterministic by default. With one shard, updates go straight into the tables: plain online
+SGD. With several shards, each shard works on private copies of the rows it touches (copied
+from the tables on first touch), so shards never see each other's writes during the call;
+at the end each shard's change (copy - original) is added to the tables, shard after shard,
+in shard order. The result depends on the seed and the number of shards only, never on how
+the threads were scheduled. ``hogwild=True`` writes straight into the shared tables from all
+threads, as gensim and word2vec.c do: a little faster, not reproducible.
+
+``record=True`` trains nothing and writes the random draws (kept words, reduced windows,
+negatives) to arrays instead, so that tests can replay them in a NumPy reference.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy
+
+from ._typedefs cimport floating
+
+import numpy as np
+
+cdef extern from "_sgns.h" nogil:
+    void fe_sgns_init_tables()
+    double fe_sgns_sigmoid(double x)
+    double fe_sgns_softplus(double x)
+    double fe_sgns_window_f(float **in_rows, int n_in, float **out_rows, int n_out,
+                            Py_ssize_t d, float alpha, float *g, float *delta)
+    double fe_sgns_window_d(double **in_rows, int n_in, double **out_rows, int n_out,
+                            Py_ssize_t d, double alpha, double *g, double *delta)
+
+fe_sgns_init_tables()
+
+
+def sigmoid(double x):
+    """The kernels' table sigmoid (for the tests' reference implementation)."""
+    return fe_sgns_sigmoid(x)
+
+
+def softplus(double x):
+    """The kernels' table softplus, log(1 + e^x) (for the tests' reference implementation)."""
+    return fe_sgns_softplus(x)
+
+
+cdef inline uint64_t _next(uint64_t* state) noexcept nogil:
+    """splitmix64: a fast 64-bit generator with a one-word state (Steele et al., 2014)."""
+    cdef uint64_t z
+    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
+    z = state[0]
+    z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline int32_t _draw_negative(uint64_t* state, const uint64_t* accept,
+                                   const int32_t* alias, uint64_t n) noexcept nogil:
+    """One draw from the alias table: a uniform column, then its own id or its alias."""
+    cdef uint64_t u = _next(state)
+    cdef uint64_t col = ((u >> 32) * n) >> 32
+    if (u & <uint64_t>0xFFFFFFFFULL) < accept[col]:
+        return <int32_t>col
+    return alias[col]
+
+
+cdef struct Shard:
+    # Private row copies of one shard (deterministic mode with several shards).
+    int32_t* slot_in       # row -> slot in the buffer, or -1 (length V)
+    int32_t* slot_out
+    char* buf              # cap_in + cap_out rows of d elements
+    int64_t* touched       # slot -> row id (input slots first, then output slots)
+    int64_t n_in
+    int64_t n_out
+    int64_t cap_in
+    Py_ssize_t row_bytes
+    # scratch, allocated with the GIL before any work, so that running out of memory raises
+    # MemoryError before a single row changes
+    int64_t* kept          # positions of the kept words of a sentence
+    void** in_rows         # 2 window row pointers
+    void** out_rows        # negative + 1 row pointers
+    int32_t* out_ids       # negative + 1 ids
+    void* g                # (2 window) x (negative + 1) step sizes
+    void* delta            # (2 window) x d changes of the input rows
+
+
+cdef inline floating* _row(floating* table, Shard* sh, bint private, bint is_out,
+                           int64_t r) noexcept nogil:
+    """The row to work on: the table's own row r, or the shard's private copy of it."""
+    cdef int32_t* slot
+    cdef int64_t s
+    if not private:
+        return <floating*>(<char*>table + r * sh.row_bytes)
+    slot = sh.slot_out if is_out else sh.slot_in
+    s = slot[r]
+    if s < 0:
+        if is_out:
+            s = sh.cap_in + sh.n_out
+            sh.n_out += 1
+        else:
+            s = sh.n_in
+            sh.n_in += 1
+        slot[r] = <int32_t>s
+        sh.touched[s] = r
+        memcpy(sh.buf + s * sh.row_bytes, <char*>table + r * sh.row_bytes, sh.row_bytes)
+    return <floating*>(sh.buf + s * sh.row_bytes)
+
+
+cdef void _run_shard(floating[:, ::1] syn0, floating[:, ::1] syn1neg,
+                     const int32_t[::1] words, const int64_t[::1] starts,
+                     int64_t s_lo, int64_t s_hi, const uint32_t[::1] keep, bint subsample,
+                     const uint64_t[::1] accept, const int32_t[::1] alias,
+                     int window, int negative, floating alpha, uint64_t seed, int64_t shard,
+                     Shard* sh, bint private, bint record,
+                     int32_t[::1] rec_reduced, int32_t[:, ::1] rec_neg,
+                     double* loss_out, int64_t* pairs_out, int64_t* kept_out) noexcept nogil:
+    """Train on sentences [s_lo, s_hi) of the batch (one shard), or record its draws."""
+    cdef uint64_t state = seed ^ (<uint64_t>(shard + 1) * <uint64_t>0xD1B54A32D192ED03ULL)
+    cdef uint64_t n_vocab = <uint64_t>accept.shape[0]
+    cdef Py_ssize_t d = syn0.shape[1]
+    cdef int64_t sent, p, i, j, lo, hi, n_kept
+    cdef int k, b, n_in, n_out
+    cdef int32_t w, centre, neg
+    cdef double loss = 0.0
+    cdef int64_t pairs = 0, kept_total = 0
+    cdef int64_t* kept = sh.kept
+    cdef floating** in_rows = <floating**>sh.in_rows
+    cdef floating** out_rows = <floating**>sh.out_rows
+    cdef floating* g = <floating*>sh.g
+    cdef floating* delta = <floating*>sh.delta
+    cdef int32_t* out_ids = sh.out_ids
+    _next(&state)
+    for sent in range(s_lo, s_hi):
+        # 1. frequency subsampling
+        n_kept = 0
+        for p in range(starts[sent], starts[sent + 1]):
+            w = words[p]
+            if subsample and keep[w] < <uint32_t>(_next(&state) >> 32):
+                continue
+            kept[n_kept] = p
+            n_kept += 1
+        kept_total += n_kept
+        for i in range(n_kept):
+            # 2. the dynamic window
+            b = <int>(((_next(&state) >> 32) * <uint64_t>window) >> 32)
+            lo = i - window + b
+            if lo < 0:
+                lo = 0
+            hi = i + window + 1 - b
+            if hi > n_kept:
+                hi = n_kept
+            centre = words[kept[i]]
+            # 3. negatives, shared by the window's contexts
+            out_ids[0] = centre
+            n_out = 1
+            for k in range(negative):
+                neg = _draw_negative(&state, &accept[0], &alias[0], n_vocab)
+                if record:
+                    rec_neg[kept[i], k] = -1 if neg == centre else neg
+                if neg == centre:
+                    continue
+                out_ids[n_out] = neg
+                n_out += 1
+            if record:
+                rec_reduced[kept[i]] = b
+                continue
+            # 4. one SGD step on the window
+            n_in = 0
+            for j in range(lo, hi):
+                if j != i:
+                    in_rows[n_in] = _row(&syn0[0, 0], sh, private, False, words[kept[j]])
+                    n_in += 1
+            if n_in == 0:
+                continue
+            for k in range(n_out):
+                out_rows[k] = _row(&syn1neg[0, 0], sh, private, True, out_ids[k])
+            if floating is float:
+                loss += fe_sgns_window_f(in_rows, n_in, out_rows, n_out, d, alpha, g, delta)
+            else:
+                loss += fe_sgns_window_d(in_rows, n_in, out_rows, n_out, d, alpha, g, delta)
+            pairs += n_in
+    if private:
+        # Turn the private copies into changes (copy - original), while the tables still
+        # hold the originals: no shard writes to the tables before every shard is done.
+        for i in range(sh.n_in):
+            _subtract_row(<floating*>(sh.buf + i * sh.row_bytes), &syn0[sh.touched[i], 0], d)
+        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
+            _subtract_row(<floating*>(sh.buf + i * sh.row_bytes),
+                          &syn1neg[sh.touched[i], 0], d)
+    loss_out[0] = loss
+    pairs_out[0] = pairs
+    kept_out[0] = kept_total
+
+
+cdef inline void _subtract_row(floating* y, const floating* x, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(d):
+        y[c] = y[c] - x[c]
+
+
+cdef inline void _add_row(floating* y, const floating* x, Py_ssize_t d) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(d):
+        y[c] = y[c] + x[c]
+
+
+cdef void _merge_block(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t hi,
+                       floating* syn0, floating* syn1neg, Py_ssize_t d) noexcept nogil:
+    """Add every shard's changes to the rows [lo, hi) of both tables, shard after shard."""
+    cdef Py_ssize_t t, i
+    cdef int64_t r
+    cdef Shard* sh
+    for t in range(n_shards):
+        sh = &shards[t]
+        for i in range(sh.n_in):
+            r = sh.touched[i]
+            if lo <= r < hi:
+                _add_row(syn0 + r * d, <floating*>(sh.buf + i * sh.row_bytes), d)
+                sh.slot_in[r] = -1
+        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
+            r = sh.touched[i]
+            if lo <= r < hi:
+                _add_row(syn1neg + r * d, <floating*>(sh.buf + i * sh.row_bytes), d)
+                sh.slot_out[r] = -1
+
+
+def sgns_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
+              floating[:, ::1] syn1neg,            # IN/OUT output vectors (V, d)
+              const int32_t[::1] words,            # IN the batch's word ids, sentence after sentence
+              const int64_t[::1] starts,           # IN sentence s is words[starts[s]:starts[s+1]]
+              const int64_t[::1] shard_bounds,     # IN shard t has sentences [b[t], b[t+1])
+              const uint32_t[::1] keep,            # IN subsampling thresholds (V,)
+              bint subsample,
+              const uint64_t[::1] accept,          # IN alias table (V,)
+              const int32_t[::1] alias,            # IN alias table (V,)
+              int window, int negative, double alpha, uint64_t seed,
+              int32_t[:, ::1] slots,               # WORK (n_shards, 2 V), all -1 between calls
+              char[:, ::1] buf,                    # WORK (n_shards, (cap_in + cap_out) d itemsize)
+              int64_t[:, ::1] touched,             # WORK (n_shards, cap_in + cap_out)
+              int64_t cap_in,
+              bint hogwild,
+              double[::1] loss,                    # OUT per shard
+              int64_t[::1] pairs,                  # OUT per shard
+              int64_t[::1] kept,                   # OUT per shard
+              int n_threads,
+              bint record=False,
+              int32_t[::1] rec_reduced=None,       # OUT (len(words),) when record
+              int32_t[:, ::1] rec_neg=None):       # OUT (len(words), negative) when record
+    """Train on one batch of sentences; see the module docstring.
+
+    The caller validates everything (ids in range, shapes, capacities); this kernel trusts it.
+    """
+    cdef Py_ssize_t n_shards = shard_bounds.shape[0] - 1
+    cdef Py_ssize_t V = syn0.shape[0]
+    cdef Py_ssize_t d = syn0.shape[1]
+    cdef bint private = n_shards > 1 and not hogwild and not record
+    cdef Py_ssize_t t
+    cdef Shard* shards = NULL
+    cdef floating falpha = <floating>alpha
+    cdef Py_ssize_t blk, n_blocks = max(1, n_threads)
+    if n_shards < 1:
+        raise ValueError("need at least one shard")
+    cdef int64_t max_len = 0
+    for t in range(starts.shape[0] - 1):
+        if starts[t + 1] - starts[t] > max_len:
+            max_len = starts[t + 1] - starts[t]
+    shards = <Shard*>calloc(n_shards, sizeof(Shard))
+    if shards == NULL:
+        raise MemoryError()
+    try:
+        for t in range(n_shards):
+            shards[t].kept = <int64_t*>malloc((max_len + 1) * sizeof(int64_t))
+            shards[t].in_rows = <void**>malloc((2 * window + 1) * sizeof(void*))
+            shards[t].out_rows = <void**>malloc((negative + 1) * sizeof(void*))
+            shards[t].out_ids = <int32_t*>malloc((negative + 1) * sizeof(int32_t))
+            shards[t].g = malloc((2 * window + 1) * (negative + 1) * sizeof(floating))
+            shards[t].delta = malloc((2 * window + 1) * (d + 1) * sizeof(floating))
+            if (shards[t].kept == NULL or shards[t].in_rows == NULL
+                    or shards[t].out_rows == NULL or shards[t].out_ids == NULL
+                    or shards[t].g == NULL or shards[t].delta == NULL):
+                raise MemoryError("sgns_step: out of memory for a shard's scratch")
+            shards[t].n_in = 0
+            shards[t].n_out = 0
+            shards[t].cap_in = cap_in
+            shards[t].row_bytes = d * sizeof(floating)
+            if private:
+                shards[t].slot_in = &slots[t, 0]
+                shards[t].slot_out = &slots[t, V]
+                shards[t].buf = &buf[t, 0]
+                shards[t].touched = &touched[t, 0]
+        with nogil:
+            # Shards are handed to threads as they free up; what a shard computes does not
+            # depend on which thread runs it, or when.
+            for t in prange(n_shards, schedule='dynamic', chunksize=1, num_threads=n_threads):
+                _run_shard(syn0, syn1neg, words, starts, shard_bounds[t], shard_bounds[t + 1],
+                           keep, subsample, accept, alias, window, negative, falpha, seed, t,
+                           &shards[t], private, record, rec_reduced, rec_neg,
+                           &loss[t], &pairs[t], &kept[t])
+            if private:
+                # Add the shards' changes. Each thread owns a block of rows and adds, for each
+                # of its rows, the changes of shard 0, then shard 1, ...: the same sums in the
+                # same order for any number of threads.
+                for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
+                    _merge_block(shards, n_shards, (blk * V) // n_blocks,
+                                 ((blk + 1) * V) // n_blocks, &syn0[0, 0], &syn1neg[0, 0], d)
+    finally:
+        for t in range(n_shards):
+            free(shards[t].kept)
+            free(shards[t].in_rows)
+            free(shards[t].out_rows)
+            free(shards[t].out_ids)
+            free(shards[t].g)
+            free(shards[t].delta)
+        free(shards)

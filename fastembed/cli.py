@@ -1,0 +1,193 @@
+"""The training commands of ``python -m fastembed``: ``word2vec``, ``similar``, ``classify``.
+
+Each ``add_*_arguments(parser)`` fills an argparse sub-parser; each ``run_*(args)`` runs the
+command and returns an exit status. Errors a user can fix (a missing or empty file, a word
+not in the vocabulary) print one line to stderr and return 2, without a traceback.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ._openmp_helpers import _resolve_n_threads
+
+# Words whose neighbours `word2vec` prints after training on the built-in corpus.
+DEFAULT_PROBES = ("war", "economy", "freedom", "congress", "tax")
+
+
+class UserError(Exception):
+    """A problem with the user's input: reported in one line, exit status 2."""
+
+
+def _positive_int(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _threads(text):
+    import argparse
+    try:
+        value = int(text)
+        _resolve_n_threads(value)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+# -- word2vec ----------------------------------------------------------------------------------
+
+def add_word2vec_arguments(parser):
+    from .word2vec import DEFAULTS
+    parser.add_argument("corpus", nargs="?", default=None,
+                        help="a plain-text file or a directory of them (default: the built-in "
+                             "State of the Union corpus, 1790-2021, about 1.8 M words)")
+    parser.add_argument("--out", default=None,
+                        help="write the vectors here, in word2vec text format")
+    parser.add_argument("--dim", type=_positive_int, default=DEFAULTS["dim"])
+    parser.add_argument("--window", type=_positive_int, default=DEFAULTS["window"])
+    parser.add_argument("--negative", type=int, default=DEFAULTS["negative"])
+    parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"])
+    parser.add_argument("--min-count", type=_positive_int, default=DEFAULTS["min_count"])
+    parser.add_argument("--sample", type=float, default=DEFAULTS["sample"],
+                        help="subsampling threshold (default %(default)g; 0 turns it off)")
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--threads", type=_threads, default=None,
+                        help="threads (default: all); results depend on it")
+    parser.add_argument("--hogwild", action="store_true",
+                        help="lock-free updates: a little faster, not reproducible")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="write checkpoints here (every --checkpoint-every steps and at "
+                             "the end of each epoch)")
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=None)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest checkpoint in --checkpoint-dir")
+    parser.add_argument("--show", default=None,
+                        help="comma-separated words whose nearest neighbours to print "
+                             f"(default for the built-in corpus: {','.join(DEFAULT_PROBES)})")
+    parser.add_argument("-n", "--topn", type=_positive_int, default=8)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_word2vec(args, file=None):
+    from .io import save_word2vec
+    from .word2vec import corpus_sentences, train_word2vec
+
+    file = sys.stdout if file is None else file
+    if args.resume and not args.checkpoint_dir:
+        raise UserError("--resume needs --checkpoint-dir")
+    t0 = time.perf_counter()
+    source = args.corpus if args.corpus is not None else "the built-in State of the Union corpus"
+    print(f"reading {source} ...", file=file, flush=True)
+    sentences = corpus_sentences(args.corpus)
+    n_tokens = sum(map(len, sentences))
+    t_read = time.perf_counter() - t0
+    print(f"{len(sentences):,} sentences, {n_tokens:,} words, read and tokenised in "
+          f"{t_read:.1f} s", file=file, flush=True)
+    n_threads = _resolve_n_threads(args.threads)
+    result = train_word2vec(
+        sentences, dim=args.dim, window=args.window, negative=args.negative,
+        min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
+        seed=args.seed, n_threads=n_threads, hogwild=args.hogwild,
+        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
+        resume=True if args.resume else None, progress=not args.quiet)
+    words_trained = result.n_words * args.epochs
+    print(f"vocabulary: {len(result.vocab):,} words (min_count={args.min_count}); trained "
+          f"{args.epochs} epochs on {n_threads} thread{'s' if n_threads > 1 else ''} in "
+          f"{result.seconds:.1f} s ({words_trained / result.seconds:,.0f} words/s)",
+          file=file, flush=True)
+    vectors = result.vectors
+    if args.out:
+        save_word2vec(args.out, vectors)
+        print(f"wrote {len(vectors):,} vectors of dimension {vectors.dim} to {args.out}",
+              file=file)
+    if args.show is not None:
+        probes = [w.strip().lower() for w in args.show.split(",") if w.strip()]
+    else:
+        probes = list(DEFAULT_PROBES) if args.corpus is None else list(vectors.words[:3])
+    for word in probes:
+        if word not in vectors:
+            print(f"  {word}: not in the vocabulary", file=file)
+            continue
+        near = ", ".join(f"{w} {s:.2f}" for w, s in vectors.most_similar(word, args.topn))
+        print(f"  {word}: {near}", file=file)
+    return 0
+
+
+# -- similar -----------------------------------------------------------------------------------
+
+def add_similar_arguments(parser):
+    parser.add_argument("vectors", help="a word2vec text file (e.g. from `word2vec --out`)")
+    parser.add_argument("words", nargs="+", help="the words to look up")
+    parser.add_argument("-n", "--topn", type=_positive_int, default=10)
+    parser.add_argument("--no-header", action="store_true", help="a GloVe file (no header)")
+
+
+def run_similar(args, file=None):
+    from .io import load_word2vec
+
+    file = sys.stdout if file is None else file
+    if not os.path.exists(args.vectors):
+        raise UserError(f"{args.vectors}: no such file")
+    vectors = load_word2vec(args.vectors, no_header=args.no_header)
+    missing = [w for w in args.words if w not in vectors]
+    for word in args.words:
+        if word in missing:
+            print(f"{word}: not in the vocabulary of {args.vectors} ({len(vectors):,} words)",
+                  file=file)
+            continue
+        print(f"{word}:", file=file)
+        for other, sim in vectors.most_similar(word, topn=args.topn):
+            print(f"  {sim:7.4f}  {other}", file=file)
+    return 1 if len(missing) == len(args.words) else 0
+
+
+# -- classify ----------------------------------------------------------------------------------
+
+def add_classify_arguments(parser):
+    parser.add_argument("train", help="training data in fastText format: "
+                                      "'__label__X text ...' per line")
+    parser.add_argument("--test", default=None, help="test data in the same format")
+    parser.add_argument("--out", default=None, help="save the model here (.npz)")
+    parser.add_argument("--dim", type=_positive_int, default=50)
+    parser.add_argument("--epochs", type=_positive_int, default=5)
+    parser.add_argument("--lr", type=float, default=0.05,
+                        help="initial learning rate, decayed linearly (default %(default)g, "
+                             "for Adam)")
+    parser.add_argument("--optimizer", choices=("adam", "sgd", "adagrad"), default="adam")
+    parser.add_argument("--batch-size", type=_positive_int, default=32)
+    parser.add_argument("--bigrams", type=int, default=0, metavar="BUCKETS",
+                        help="hash word bigrams into this many extra rows (default 0: off)")
+    parser.add_argument("--min-count", type=_positive_int, default=1)
+    parser.add_argument("--threads", type=_threads, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_classify(args, file=None):
+    from . import classifier
+
+    file = sys.stdout if file is None else file
+    for path in (args.train, args.test):
+        if path is not None and not os.path.exists(path):
+            raise UserError(f"{path}: no such file")
+    model, report = classifier.train_classifier(
+        args.train, args.test, dim=args.dim, epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size, bigram_buckets=args.bigrams, min_count=args.min_count,
+        seed=args.seed, n_threads=args.threads, optimizer=args.optimizer,
+        progress=not args.quiet)
+    for key, value in report.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        print(f"{key}: {value}", file=file)
+    if args.out:
+        model.save(args.out)
+        print(f"saved the model to {args.out}", file=file)
+    return 0

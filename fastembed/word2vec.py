@@ -1,0 +1,542 @@
+"""word2vec: skip-gram with negative sampling (SGNS), trained by a fused Cython kernel.
+
+The model follows gensim's ``Word2Vec(sg=1, hs=0)`` and its defaults (``dim=100``,
+``window=5``, ``negative=5``, ``min_count=5``, ``sample=1e-3``, ``epochs=5``, learning rate
+0.025 decaying linearly to 0.0001, ``ns_exponent=0.75``):
+
+- frequency subsampling: a word of count ``c`` among ``N`` retained words is kept with
+  probability ``min(1, (sqrt(c / (sample N)) + 1) sample N / c)``, gensim's formula;
+- a dynamic window: each centre word uses a window of ``window - b`` words on each side, ``b``
+  uniform in [0, window), never across sentence boundaries;
+- ``negative`` noise words per window from the unigram distribution raised to
+  ``ns_exponent`` (drawn with Walker's alias method, in O(1) per draw).
+
+One difference, from Ji et al. (2016): the context words of a window share one draw of
+negative samples, and a window is one small SGD step (two small matrix products) instead of
+one step per (centre, context) pair. The sums are the same; the memory traffic is lower.
+
+Training is deterministic by default: the same seed and the same thread count give the same
+vectors, bitwise (see ``_word2vec.pyx`` for how the threads share the work). ``hogwild=True``
+lets the threads write into the shared tables without coordination, as gensim does.
+
+Examples
+--------
+>>> from fastembed.word2vec import train_word2vec
+>>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 50
+>>> result = train_word2vec(sentences, dim=8, min_count=1, epochs=2, progress=False)
+>>> result.vectors["king"].shape
+(8,)
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _word2vec
+from ._openmp_helpers import _resolve_n_threads
+
+__all__ = ["Corpus", "CorpusDataset", "SkipGram", "Word2VecResult", "train_word2vec",
+           "subsample_keep_probability", "alias_table"]
+
+# gensim's defaults for Word2Vec(sg=1)
+DEFAULTS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, lr=0.025,
+                min_lr=0.0001, ns_exponent=0.75)
+MAX_SENTENCE_LENGTH = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer sentences are split
+
+
+# -- the corpus --------------------------------------------------------------------------------
+
+class Corpus:
+    """A corpus encoded as word ids: ``words`` (int32) and sentence ``starts`` (int64).
+
+    Sentence ``s`` is ``words[starts[s]:starts[s + 1]]``. Words missing from the vocabulary
+    are dropped (the sentence gets shorter, as in gensim); empty sentences are dropped;
+    sentences longer than ``max_sentence_length`` are cut into pieces.
+    """
+
+    def __init__(self, words, starts):
+        words = np.ascontiguousarray(words, dtype=np.int32)
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        if starts.ndim != 1 or starts.size < 1 or starts[0] != 0 or starts[-1] != words.size:
+            raise ValueError("starts must begin at 0 and end at len(words)")
+        if starts.size > 1 and (np.diff(starts) < 0).any():
+            raise ValueError("starts must be non-decreasing")
+        self.words = words
+        self.starts = starts
+
+    @classmethod
+    def from_sentences(cls, sentences, vocab, max_sentence_length=MAX_SENTENCE_LENGTH):
+        """Encode token lists with ``vocab`` (a :class:`fastembed.text.Vocab` or a dict)."""
+        index = getattr(vocab, "index", vocab)
+        get = index.get
+        ids = []
+        lengths = []
+        for sentence in sentences:
+            encoded = [i for i in map(get, sentence) if i is not None]
+            n = len(encoded)
+            while n:
+                piece = min(n, max_sentence_length)
+                lengths.append(piece)
+                n -= piece
+            ids.extend(encoded)
+        starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        return cls(np.array(ids, dtype=np.int32), starts)
+
+    @property
+    def n_words(self):
+        return int(self.words.size)
+
+    @property
+    def n_sentences(self):
+        return int(self.starts.size - 1)
+
+    def __repr__(self):
+        return f"Corpus({self.n_sentences:,} sentences, {self.n_words:,} words)"
+
+
+class CorpusDataset:
+    """The trainer's view of a :class:`Corpus`: batches of whole sentences, in corpus order.
+
+    Batch ``i`` holds the sentences that start within words ``[i * batch_words,
+    (i + 1) * batch_words)``, so every batch has about ``batch_words`` words and the batches
+    are the same in every epoch (gensim does not shuffle either). ``batch(epoch, i)`` returns
+    ``(words, starts)`` views, with ``starts`` relative to the batch.
+    """
+
+    def __init__(self, corpus, batch_words=20_000):
+        if not isinstance(corpus, Corpus):
+            raise TypeError(f"corpus must be a Corpus, got {type(corpus).__name__}")
+        if isinstance(batch_words, bool) or not isinstance(batch_words, numbers.Integral) \
+                or batch_words < 1:
+            raise ValueError(f"batch_words must be a positive int, got {batch_words!r}")
+        self.corpus = corpus
+        self.batch_words = int(batch_words)
+        starts = corpus.starts
+        n_batches = max(1, math.ceil(corpus.n_words / self.batch_words)) if corpus.n_words else 0
+        # first sentence of each batch: the first sentence starting at or after k * batch_words
+        targets = np.arange(n_batches, dtype=np.int64) * self.batch_words
+        first = np.searchsorted(starts[:-1], targets, side="left")
+        bounds = np.unique(np.append(first, corpus.n_sentences))
+        if bounds.size and bounds[0] != 0:
+            bounds = np.insert(bounds, 0, 0)
+        self._bounds = bounds  # sentence index where each batch starts, then n_sentences
+
+    def num_batches(self, epoch=0):
+        return int(max(0, self._bounds.size - 1))
+
+    def batch(self, epoch, index):
+        s0, s1 = int(self._bounds[index]), int(self._bounds[index + 1])
+        starts = self.corpus.starts[s0:s1 + 1]
+        words = self.corpus.words[starts[0]:starts[-1]]
+        return words, starts - starts[0]
+
+    def __len__(self):
+        return self.corpus.n_words
+
+
+# -- sampling tables ---------------------------------------------------------------------------
+
+def subsample_keep_probability(counts, sample):
+    """gensim's probability of keeping each word under frequency subsampling.
+
+    ``p = (sqrt(c / t) + 1) * t / c`` with ``t = sample * sum(counts)``, capped at 1; words of
+    count 0 get 1. ``sample=0`` keeps everything.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if not sample:
+        return np.ones_like(counts)
+    threshold = sample * counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (np.sqrt(counts / threshold) + 1) * (threshold / counts)
+    p[~np.isfinite(p)] = 1.0
+    return np.minimum(p, 1.0)
+
+
+def alias_table(weights):
+    """Walker's alias table for drawing ids with probability proportional to ``weights``.
+
+    Returns ``(accept, alias)``: draw a column ``k`` uniformly, then keep ``k`` when a uniform
+    32-bit number is below ``accept[k]`` (out of 2**32), else take ``alias[k]``. Built with
+    Vose's method in float64.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    n = w.size
+    if n == 0 or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("alias_table needs finite, non-negative weights with a positive sum")
+    prob = w * (n / w.sum())
+    alias = np.arange(n, dtype=np.int32)
+    small = [k for k in range(n) if prob[k] < 1.0]
+    large = [k for k in range(n) if prob[k] >= 1.0]
+    prob_list = prob.tolist()
+    alias_list = alias.tolist()
+    while small and large:
+        s = small.pop()
+        g = large[-1]
+        alias_list[s] = g
+        prob_list[g] = (prob_list[g] + prob_list[s]) - 1.0
+        if prob_list[g] < 1.0:
+            large.pop()
+            small.append(g)
+    for k in large + small:  # leftovers are 1 up to rounding
+        prob_list[k] = 1.0
+    prob = np.array(prob_list)
+    accept = np.minimum(np.round(prob * 2.0**32), 2.0**32).astype(np.uint64)
+    return accept, np.array(alias_list, dtype=np.int32)
+
+
+def _alias_probabilities(accept, alias):
+    """The distribution an alias table draws from (for tests and checks)."""
+    n = accept.size
+    p = accept.astype(np.float64) / 2.0**32
+    out = p.copy()
+    np.add.at(out, alias, 1.0 - p)
+    return out / n
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+class SkipGram:
+    """word2vec skip-gram with negative sampling; the trainer's model protocol.
+
+    Parameters
+    ----------
+    counts : array of int
+        Corpus count of each word id (a :class:`fastembed.text.Vocab`'s ``counts``): they
+        define the subsampling and the noise distribution.
+    dim : int, default 100
+    window : int, default 5
+    negative : int, default 5
+    sample : float, default 1e-3
+        Subsampling threshold; 0 turns subsampling off.
+    ns_exponent : float, default 0.75
+    dtype : float32 or float64
+    seed : int, default 1
+        Seeds the initial vectors (uniform in ``[-0.5, 0.5) / dim``, as gensim; the output
+        vectors start at zero).
+    n_threads : int, optional
+        Threads; all processors by default. The vectors do not depend on it.
+    hogwild : bool, default False
+        Lock-free updates of the shared tables: faster, but not reproducible.
+    shards : int, default 8
+        Each batch is cut into this many shards of about equal word counts, trained
+        independently (each on private copies of the rows it touches) and then added up, in
+        shard order. Threads take shards as they free up. The vectors depend on the seed,
+        the data and ``shards``, never on the thread count. ``shards=1`` is plain online SGD
+        (on one thread).
+
+    Attributes
+    ----------
+    syn0 : ndarray (V, dim)
+        The input vectors: the word vectors.
+    syn1neg : ndarray (V, dim)
+        The output vectors.
+    """
+
+    def __init__(self, counts, dim=DEFAULTS["dim"], *, window=DEFAULTS["window"],
+                 negative=DEFAULTS["negative"], sample=DEFAULTS["sample"],
+                 ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
+                 n_threads=None, hogwild=False, shards=8):
+        counts = np.asarray(getattr(counts, "counts", counts))
+        if counts.ndim != 1 or counts.size == 0:
+            raise ValueError("counts must be a non-empty 1-D array (one count per word)")
+        if not np.issubdtype(counts.dtype, np.integer) and not np.issubdtype(counts.dtype,
+                                                                              np.floating):
+            raise TypeError(f"counts must be numbers, got {counts.dtype}")
+        if (counts < 0).any() or not np.isfinite(counts).all():
+            raise ValueError("counts must be finite and non-negative")
+        if counts.sum() <= 0:
+            raise ValueError("counts sum to 0: there is nothing to learn from")
+        _check_int(dim, "dim", 1)
+        _check_int(window, "window", 1)
+        _check_int(negative, "negative", 0)
+        if not (isinstance(sample, numbers.Real) and 0 <= sample < 1):
+            raise ValueError(f"sample must be in [0, 1), got {sample!r}")
+        if not (isinstance(ns_exponent, numbers.Real) and math.isfinite(ns_exponent)):
+            raise ValueError(f"ns_exponent must be a finite number, got {ns_exponent!r}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        _resolve_n_threads(n_threads)
+        _check_int(shards, "shards", 1)
+        self.shards = int(shards)
+        self.counts = counts.astype(np.int64)
+        self.dim = int(dim)
+        self.window = int(window)
+        self.negative = int(negative)
+        self.sample = float(sample)
+        self.ns_exponent = float(ns_exponent)
+        self.dtype = dtype
+        self.seed = seed
+        self.n_threads = n_threads
+        self.hogwild = bool(hogwild)
+        V = counts.size
+        rng = np.random.default_rng(seed)
+        self.syn0 = ((rng.random((V, self.dim)) - 0.5) / self.dim).astype(dtype)
+        self.syn1neg = np.zeros((V, self.dim), dtype=dtype)
+        keep = subsample_keep_probability(self.counts, self.sample)
+        self._keep = np.floor(keep * (2.0**32 - 1)).astype(np.uint32)
+        noise = self.counts.astype(np.float64) ** self.ns_exponent
+        if noise.sum() <= 0:  # pragma: no cover - counts.sum() > 0 guarantees a positive sum
+            noise = np.ones(V)
+        self._accept, self._alias = alias_table(noise)
+        self._workspace = None
+
+    @property
+    def num_words(self):
+        return int(self.syn0.shape[0])
+
+    @property
+    def vectors(self):
+        """The word vectors (``syn0``)."""
+        return self.syn0
+
+    def __repr__(self):
+        return (f"SkipGram({self.num_words:,} words, dim={self.dim}, window={self.window}, "
+                f"negative={self.negative}, sample={self.sample:g}"
+                f"{', hogwild=True' if self.hogwild else ''})")
+
+    # -- the trainer's protocol ----------------------------------------------------------------
+
+    def train_step(self, batch, *, lr, rng, optimizer=None):
+        """One SGD pass over a batch ``(words, starts)`` with learning rate ``lr``.
+
+        Returns ``{"loss": mean loss per (centre, context) pair, "count": words in the batch,
+        "pairs": pairs trained, "kept": words kept by subsampling}``.
+        """
+        if optimizer is not None:
+            raise ValueError("SkipGram applies its own fused SGD update; pass optimizer=None")
+        out = self._step(batch, lr=lr, seed=int(rng.integers(0, 2**63)), record=False)
+        return out
+
+    def state_dict(self):
+        return {"syn0": self.syn0.copy(), "syn1neg": self.syn1neg.copy(),
+                "counts": self.counts.copy()}
+
+    def load_state_dict(self, state):
+        syn0, syn1neg = np.asarray(state["syn0"]), np.asarray(state["syn1neg"])
+        if syn0.shape != self.syn0.shape or syn1neg.shape != self.syn1neg.shape:
+            raise ValueError(f"state of shape {syn0.shape} does not fit a model of shape "
+                             f"{self.syn0.shape}")
+        if syn0.dtype != self.dtype or syn1neg.dtype != self.dtype:
+            raise ValueError(f"state dtype {syn0.dtype} does not match the model's {self.dtype}")
+        if "counts" in state and not np.array_equal(state["counts"], self.counts):
+            raise ValueError("the state was trained with other word counts (another vocabulary)")
+        self.syn0[...] = syn0
+        self.syn1neg[...] = syn1neg
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_batch(self, batch):
+        try:
+            words, starts = batch
+        except (TypeError, ValueError):
+            raise TypeError("a batch is a (words, starts) pair") from None
+        words = np.asarray(words)
+        starts = np.asarray(starts)
+        if words.ndim != 1 or not np.issubdtype(words.dtype, np.integer):
+            raise TypeError("batch words must be a 1-D integer array")
+        if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer) or starts.size < 1:
+            raise TypeError("batch starts must be a non-empty 1-D integer array")
+        if starts[0] != 0 or starts[-1] != words.size or (np.diff(starts) < 0).any():
+            raise ValueError("batch starts must rise from 0 to len(words)")
+        if words.size:
+            lo, hi = int(words.min()), int(words.max())
+            if lo < 0 or hi >= self.num_words:
+                bad = lo if lo < 0 else hi
+                pos = int(np.flatnonzero(words == bad)[0])
+                raise IndexError(f"words[{pos}] = {bad} is out of range; word ids must lie in "
+                                 f"[0, {self.num_words})")
+        return (np.ascontiguousarray(words, dtype=np.int32),
+                np.ascontiguousarray(starts, dtype=np.int64))
+
+    def _shards(self, starts, n_shards):
+        """Sentence bounds of n_shards contiguous shards of about equal word counts."""
+        n_words = starts[-1]
+        targets = (np.arange(1, n_shards, dtype=np.int64) * n_words) // n_shards
+        inner = np.searchsorted(starts[:-1], targets, side="left")
+        return np.concatenate(([0], inner, [starts.size - 1])).astype(np.int64)
+
+    def _ensure_workspace(self, n_shards, cap_in, cap_out):
+        V, itemsize = self.num_words, self.dtype.itemsize
+        ws = self._workspace
+        rows = cap_in + cap_out
+        if (ws is None or ws["slots"].shape[0] < n_shards or ws["touched"].shape[1] < rows
+                or ws["slots"].shape[1] != 2 * V or ws["buf"].shape[1] < rows * self.dim * itemsize):
+            ws = {
+                "slots": np.full((n_shards, 2 * V), -1, dtype=np.int32),
+                "buf": np.empty((n_shards, rows * self.dim * itemsize), dtype=np.uint8),
+                "touched": np.empty((n_shards, rows), dtype=np.int64),
+            }
+            self._workspace = ws
+        return ws
+
+    def _step(self, batch, *, lr, seed, record):
+        if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr must be a finite, non-negative number, got {lr!r}")
+        words, starts = self._check_batch(batch)
+        n_threads = _resolve_n_threads(self.n_threads)
+        n_shards = self.shards
+        bounds = self._shards(starts, n_shards)
+        shard_words = starts[bounds[1:]] - starts[bounds[:-1]]
+        max_words = int(shard_words.max()) if shard_words.size else 0
+        private = n_shards > 1 and not self.hogwild and not record
+        if private:
+            cap_in = min(self.num_words, max_words)
+            cap_out = min(self.num_words, max_words * (self.negative + 1))
+            ws = self._ensure_workspace(n_shards, cap_in, cap_out)
+            # the kernel addresses output slots from cap_in on: keep the buffer's row layout
+            slots, buf, touched = ws["slots"], ws["buf"], ws["touched"]
+        else:
+            cap_in = 0
+            slots = np.empty((1, 1), dtype=np.int32)
+            buf = np.empty((1, 1), dtype=np.uint8)
+            touched = np.empty((1, 1), dtype=np.int64)
+        loss = np.zeros(n_shards)
+        pairs = np.zeros(n_shards, dtype=np.int64)
+        kept = np.zeros(n_shards, dtype=np.int64)
+        rec_reduced = rec_neg = None
+        if record:
+            rec_reduced = np.full(words.size, -1, dtype=np.int32)
+            rec_neg = np.full((words.size, self.negative), -1, dtype=np.int32)
+        _word2vec.sgns_step(self.syn0, self.syn1neg, words, starts, bounds, self._keep,
+                            self.sample > 0, self._accept, self._alias, self.window,
+                            self.negative, float(lr), seed & (2**64 - 1), slots, buf, touched,
+                            cap_in, self.hogwild, loss, pairs, kept, n_threads, record,
+                            rec_reduced, rec_neg)
+        n_pairs = int(pairs.sum())
+        total_loss = float(np.sum(loss))  # shard order: deterministic
+        result = {"loss": total_loss / n_pairs if n_pairs else 0.0, "count": int(words.size),
+                  "pairs": n_pairs, "kept": int(kept.sum())}
+        if record:
+            result.update(reduced=rec_reduced, negatives=rec_neg, shard_bounds=bounds)
+        return result
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+# -- the one-call API --------------------------------------------------------------------------
+
+@dataclass
+class Word2VecResult:
+    """What :func:`train_word2vec` returns."""
+
+    vocab: object
+    model: SkipGram
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+    n_words: int = 0
+
+    @property
+    def vectors(self):
+        """The trained vectors as :class:`fastembed.vectors.Vectors`."""
+        from .vectors import Vectors
+        return Vectors(list(self.vocab.words), self.model.syn0)
+
+
+def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
+                   negative=DEFAULTS["negative"], min_count=DEFAULTS["min_count"],
+                   max_vocab_size=None, sample=DEFAULTS["sample"], epochs=DEFAULTS["epochs"],
+                   lr=DEFAULTS["lr"], min_lr=DEFAULTS["min_lr"],
+                   ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
+                   n_threads=None, hogwild=False, shards=8, batch_words=20_000,
+                   checkpoint_dir=None,
+                   checkpoint_every=None, resume=None, progress=True, callbacks=(),
+                   vocab=None):
+    """Build a vocabulary, then train skip-gram word vectors on token lists.
+
+    Parameters
+    ----------
+    sentences : iterable of list of str
+        Tokenised sentences (see :func:`fastembed.text.split_sentences`). Read once.
+    dim, window, negative, min_count, sample, epochs, lr, min_lr, ns_exponent :
+        As gensim's ``Word2Vec(sg=1)``; the defaults are gensim's.
+    max_vocab_size : int, optional
+        Keep only the most frequent words.
+    seed : int
+        Seeds the initial vectors and every random draw.
+    n_threads : int, optional
+        Threads; all processors by default. The vectors do not depend on it.
+    hogwild : bool
+        Lock-free updates (faster, not reproducible).
+    shards : int, default 8
+        Independent pieces of each step (see :class:`SkipGram`); the vectors depend on it.
+    batch_words : int, default 20000
+        Words per training step (the learning rate is updated once per step).
+    checkpoint_dir, checkpoint_every, resume : see :class:`fastembed.train.Trainer`.
+    vocab : Vocab, optional
+        Use this vocabulary instead of building one.
+
+    Returns
+    -------
+    Word2VecResult
+        ``.vocab``, ``.model`` (:class:`SkipGram`), ``.vectors``, ``.history``, ``.seconds``.
+    """
+    import time
+
+    from .text import Vocab
+    from .train import Trainer
+
+    t0 = time.perf_counter()
+    sentences = sentences if isinstance(sentences, list) else list(sentences)
+    if vocab is None:
+        vocab = Vocab.build(sentences, min_count=min_count, max_size=max_vocab_size)
+    if len(vocab) == 0:
+        raise ValueError(f"no word occurs at least min_count={min_count} times: the "
+                         f"vocabulary is empty")
+    corpus = Corpus.from_sentences(sentences, vocab)
+    if corpus.n_words == 0:
+        raise ValueError("the corpus has no words in the vocabulary")
+    model = SkipGram(vocab.counts, dim, window=window, negative=negative, sample=sample,
+                     ns_exponent=ns_exponent, dtype=dtype, seed=seed, n_threads=n_threads,
+                     hogwild=hogwild, shards=shards)
+    data = CorpusDataset(corpus, batch_words=batch_words)
+    trainer = Trainer(model, None, data=data, epochs=epochs, lr=lr, min_lr=min_lr,
+                      schedule="linear", seed=seed, checkpoint_dir=checkpoint_dir,
+                      checkpoint_every=checkpoint_every, callbacks=callbacks,
+                      progress=progress)
+    history = trainer.fit(resume=resume)
+    return Word2VecResult(vocab=vocab, model=model, history=history,
+                          seconds=time.perf_counter() - t0, n_words=corpus.n_words)
+
+
+def corpus_sentences(path=None, *, lower=True):
+    """Tokenised sentences of a plain-text file, a directory of them, or the built-in corpus.
+
+    ``path=None`` uses the State of the Union addresses shipped with fastembed. A directory
+    is read file by file in sorted order (``*.txt`` files, or every file when it holds no
+    ``.txt``). Raises FileNotFoundError or ValueError (empty corpus) with the path.
+    """
+    from .text import split_sentences
+
+    if path is None:
+        from .datasets import load_sotu
+        sentences = []
+        for speech in load_sotu():
+            sentences.extend(split_sentences(speech.text, lower=lower))
+        return sentences
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        names = sorted(os.listdir(path))
+        files = [n for n in names if n.endswith(".txt")] or names
+        files = [os.path.join(path, n) for n in files if os.path.isfile(os.path.join(path, n))]
+        if not files:
+            raise ValueError(f"{path}: the directory holds no files")
+    elif os.path.exists(path):
+        files = [path]
+    else:
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    sentences = []
+    for name in files:
+        with open(name, encoding="utf-8", errors="replace") as f:
+            sentences.extend(split_sentences(f.read(), lower=lower))
+    if not sentences:
+        raise ValueError(f"{path}: the corpus is empty (no words found)")
+    return sentences
