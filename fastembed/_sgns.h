@@ -16,8 +16,9 @@
  *
  * The sigmoid and softplus come from tables over [-FE_SGNS_MAX_X, FE_SGNS_MAX_X] with linear
  * interpolation (word2vec.c and gensim use a table without interpolation, and skip the update
- * outside [-6, 6]); outside the range the sigmoid is clamped to 0 or 1. The interpolation error
- * is below 1e-5, which SGD does not notice, and the tables make a logit cost a few
+ * outside [-6, 6]); outside the range the sigmoid is clamped to 0 or 1 (a jump of
+ * sigmoid(-8) = 3.4e-4 at the edges) and NaN gives 1, so that a diverged model can never index
+ * outside the tables. Inside the range the interpolation error is below 1e-5, which SGD does not notice, and the tables make a logit cost a few
  * instructions instead of an exp() and a log().
  *
  * Dot products use eight independent partial sums in a fixed order, so that the compiler can
@@ -74,8 +75,8 @@ static void fe_sgns_init_tables(void) {
 static inline double fe_sgns_sigmoid(double x) {
     double pos, f;
     int i;
-    if (x >= FE_SGNS_MAX_X) return 1.0;
-    if (x <= -FE_SGNS_MAX_X) return 0.0;
+    if (!(x < FE_SGNS_MAX_X)) return 1.0;    /* NaN too: never index the table with it */
+    if (!(x > -FE_SGNS_MAX_X)) return 0.0;
     pos = (x + FE_SGNS_MAX_X) * (FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
     i = (int)pos;
     f = pos - i;
@@ -85,8 +86,8 @@ static inline double fe_sgns_sigmoid(double x) {
 static inline double fe_sgns_softplus(double x) {
     double pos, f;
     int i;
-    if (x >= FE_SGNS_MAX_X) return x;
-    if (x <= -FE_SGNS_MAX_X) return 0.0;
+    if (!(x < FE_SGNS_MAX_X)) return x;      /* NaN too */
+    if (!(x > -FE_SGNS_MAX_X)) return 0.0;
     pos = (x + FE_SGNS_MAX_X) * (FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
     i = (int)pos;
     f = pos - i;
@@ -96,8 +97,8 @@ static inline double fe_sgns_softplus(double x) {
 static inline float fe_sgns_sigmoid_f(float x) {
     float pos, f;
     int i;
-    if (x >= (float)FE_SGNS_MAX_X) return 1.0f;
-    if (x <= (float)-FE_SGNS_MAX_X) return 0.0f;
+    if (!(x < (float)FE_SGNS_MAX_X)) return 1.0f;    /* NaN too */
+    if (!(x > (float)-FE_SGNS_MAX_X)) return 0.0f;
     pos = (x + (float)FE_SGNS_MAX_X) * (float)(FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
     i = (int)pos;
     f = pos - (float)i;
@@ -107,8 +108,8 @@ static inline float fe_sgns_sigmoid_f(float x) {
 static inline float fe_sgns_softplus_f(float x) {
     float pos, f;
     int i;
-    if (x >= (float)FE_SGNS_MAX_X) return x;
-    if (x <= (float)-FE_SGNS_MAX_X) return 0.0f;
+    if (!(x < (float)FE_SGNS_MAX_X)) return x;       /* NaN too */
+    if (!(x > (float)-FE_SGNS_MAX_X)) return 0.0f;
     pos = (x + (float)FE_SGNS_MAX_X) * (float)(FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
     i = (int)pos;
     f = pos - (float)i;

@@ -21,6 +21,7 @@ def sgns_step(
     alpha: float,
     seed: int,
     slots: npt.NDArray[np.int32],
+    count: npt.NDArray[np.int32],
     buf: npt.NDArray[np.uint8],
     touched: npt.NDArray[np.int64],
     cap_in: int,

@@ -224,8 +224,10 @@ class SkipGram:
         Lock-free updates of the shared tables: faster, but not reproducible.
     shards : int, default 8
         Each batch is cut into this many shards of about equal word counts, trained
-        independently (each on private copies of the rows it touches) and then added up, in
-        shard order. Threads take shards as they free up. The vectors depend on the seed,
+        independently (each on private copies of the rows it touches); then each row moves
+        by a weighted sum of the changes of the shards that touched it, in shard order: the
+        sum for a rarely used row, the mean for a heavily used one (whose change in each
+        shard already carries a full step). Threads take shards as they free up. The vectors depend on the seed,
         the data and ``shards``, never on the thread count. ``shards=1`` is plain online SGD
         (on one thread).
 
@@ -369,6 +371,7 @@ class SkipGram:
                 or ws["slots"].shape[1] != 2 * V or ws["buf"].shape[1] < rows * self.dim * itemsize):
             ws = {
                 "slots": np.full((n_shards, 2 * V), -1, dtype=np.int32),
+                "count": np.zeros((2, 2 * V), dtype=np.int32),
                 "buf": np.empty((n_shards, rows * self.dim * itemsize), dtype=np.uint8),
                 "touched": np.empty((n_shards, rows), dtype=np.int64),
             }
@@ -390,10 +393,11 @@ class SkipGram:
             cap_out = min(self.num_words, max_words * (self.negative + 1))
             ws = self._ensure_workspace(n_shards, cap_in, cap_out)
             # the kernel addresses output slots from cap_in on: keep the buffer's row layout
-            slots, buf, touched = ws["slots"], ws["buf"], ws["touched"]
+            slots, buf, touched, count = ws["slots"], ws["buf"], ws["touched"], ws["count"]
         else:
             cap_in = 0
             slots = np.empty((1, 1), dtype=np.int32)
+            count = np.empty((1, 1), dtype=np.int32)
             buf = np.empty((1, 1), dtype=np.uint8)
             touched = np.empty((1, 1), dtype=np.int64)
         loss = np.zeros(n_shards)
@@ -405,7 +409,8 @@ class SkipGram:
             rec_neg = np.full((words.size, self.negative), -1, dtype=np.int32)
         _word2vec.sgns_step(self.syn0, self.syn1neg, words, starts, bounds, self._keep,
                             self.sample > 0, self._accept, self._alias, self.window,
-                            self.negative, float(lr), seed & (2**64 - 1), slots, buf, touched,
+                            self.negative, float(lr), seed & (2**64 - 1), slots, count, buf,
+                            touched,
                             cap_in, self.hogwild, loss, pairs, kept, n_threads, record,
                             rec_reduced, rec_neg)
         n_pairs = int(pairs.sum())
