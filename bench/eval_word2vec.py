@@ -16,7 +16,9 @@ takes it from an installed gensim, or from ``--ws353 PATH``, or downloads the wh
 ``pip download gensim --no-deps`` into a cache directory. Pairs with a word outside the
 vocabulary are skipped and counted. gensim is optional: without it only fastembed runs.
 Several seeds give medians, since WordSim-353 on a 1.8 M-word corpus moves by a few hundredths
-from seed to seed.
+from seed to seed. Each training runs in a fresh Python process (this script, re-invoked with
+``--worker``), so that no contender inherits another's threads or heap: idle BLAS or OpenMP
+threads left spinning by one library would otherwise slow the next one down.
 """
 from __future__ import annotations
 
@@ -87,7 +89,27 @@ def run_gensim(sentences, params, seed, threads):
     return Vectors(list(model.wv.index_to_key), model.wv.vectors), seconds
 
 
+def worker(args, params, threads):
+    """Train one contender with one seed in this process; print a JSON line."""
+    sentences = corpus_sentences(args.corpus)
+    name, seed = args.worker, int(args.worker_seed)
+    if name == "gensim":
+        vectors, seconds = run_gensim(sentences, params, seed, threads)
+    else:
+        vectors, seconds = run_fastembed(sentences, params, seed, threads, name == "hogwild")
+    ev = vectors.evaluate_word_pairs(args.ws353)
+    print(json.dumps(dict(seconds=seconds, **ev)))
+
+
+def run_worker(name, seed, args, argv):
+    cmd = [sys.executable, os.path.abspath(__file__), *argv, "--worker", name,
+           "--worker-seed", str(seed), "--ws353", args.ws353]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default=None, help="text file or directory (default: SOTU)")
     parser.add_argument("--ws353", default=None, help="path to wordsim353.tsv")
@@ -102,36 +124,42 @@ def main(argv=None):
     parser.add_argument("--no-gensim", action="store_true")
     parser.add_argument("--no-hogwild", action="store_true")
     parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-seed", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     threads = args.threads or fastembed.get_num_threads()
     seeds = [int(s) for s in args.seeds.split(",")]
     params = dict(dim=args.dim, window=args.window, negative=args.negative,
                   sample=args.sample, min_count=args.min_count, epochs=args.epochs)
-    ws353 = find_ws353(args.ws353)
+    if args.worker:
+        return worker(args, params, threads)
+    args.ws353 = find_ws353(args.ws353)
     sentences = corpus_sentences(args.corpus)
     n_words = sum(map(len, sentences))
+    n_sentences = len(sentences)
+    del sentences
+    if args.threads is None:
+        argv += ["--threads", str(threads)]
 
-    contenders = [("fastembed", lambda s: run_fastembed(sentences, params, s, threads, False))]
+    contenders = [("fastembed", "fastembed")]
     if not args.no_hogwild and threads > 1:
-        contenders.append(("fastembed hogwild",
-                           lambda s: run_fastembed(sentences, params, s, threads, True)))
+        contenders.append(("fastembed hogwild", "hogwild"))
     have_gensim = False
     if not args.no_gensim:
         try:
             import gensim
             have_gensim = True
-            contenders.append((f"gensim {gensim.__version__}",
-                               lambda s: run_gensim(sentences, params, s, threads)))
+            contenders.append((f"gensim {gensim.__version__}", "gensim"))
         except ImportError:
             print("gensim is not installed: fastembed only", file=sys.stderr)
 
     results = {name: {"spearman": [], "seconds": [], "pairs": None, "oov": None}
                for name, _ in contenders}
     for seed in seeds:  # interleaved, so that machine noise hits every contender alike
-        for name, run in contenders:
-            vectors, seconds = run(seed)
-            ev = vectors.evaluate_word_pairs(ws353)
+        for name, key in contenders:
+            ev = run_worker(key, seed, args, argv)
+            seconds = ev["seconds"]
             r = results[name]
             r["spearman"].append(ev["spearman"])
             r["seconds"].append(seconds)
@@ -140,7 +168,7 @@ def main(argv=None):
                   file=sys.stderr, flush=True)
 
     corpus_name = args.corpus or "State of the Union 1790-2021 (built in)"
-    print(f"\ncorpus: {corpus_name}, {len(sentences):,} sentences, {n_words:,} words; "
+    print(f"\ncorpus: {corpus_name}, {n_sentences:,} sentences, {n_words:,} words; "
           f"dim {args.dim}, window {args.window}, negative {args.negative}, sample "
           f"{args.sample:g}, min_count {args.min_count}, {args.epochs} epochs, {threads} "
           f"threads; seeds {args.seeds}; medians; {platform.machine()}, "

@@ -21,7 +21,7 @@
  * outside the tables. Inside the range the interpolation error is below 1e-5, which SGD does not notice, and the tables make a logit cost a few
  * instructions instead of an exp() and a log().
  *
- * Dot products use eight independent partial sums in a fixed order, so that the compiler can
+ * Dot products use sixteen independent partial sums in a fixed order, so that the compiler can
  * vectorise them without -ffast-math and the result does not depend on anything but the data.
  * Row pointers are restrict: an input row and an output row never alias (they live in
  * different tables or different scratch buffers).
@@ -36,7 +36,7 @@
 /* The window step is compiled twice, for AVX2 and for the baseline instruction set, and the
  * loader picks the version the CPU supports (GCC's function multi-versioning, an ifunc; this
  * is run-time dispatch, not -march=native). Without FMA contraction and with the explicit
- * eight partial sums of fe_dot, both versions compute the same operations in the same order,
+ * partial sums of fe_dot, both versions compute the same operations in the same order,
  * so they give the same bits. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && __GNUC__ >= 8 && !defined(FASTEMBED_NO_CLONES)
@@ -116,22 +116,51 @@ static inline float fe_sgns_softplus_f(float x) {
     return fe_sgns_softplus_table_f[i] + f * (fe_sgns_softplus_table_f[i + 1] - fe_sgns_softplus_table_f[i]);
 }
 
-/* FE_SGNS_DEFINE(T, SUF, SIGMOID, SOFTPLUS) defines, for element type T:
- *   fe_dot_SUF(x, y, n):        sum x[i] y[i], eight partial sums, fixed order
+/* Both at once, sharing the table position: sigmoid(x) and softplus(x). */
+static inline void fe_sgns_sig_sp(double x, double *sig, double *sp) {
+    double pos, f;
+    int i;
+    if (!(x < FE_SGNS_MAX_X)) { *sig = 1.0; *sp = x; return; }   /* NaN too */
+    if (!(x > -FE_SGNS_MAX_X)) { *sig = 0.0; *sp = 0.0; return; }
+    pos = (x + FE_SGNS_MAX_X) * (FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
+    i = (int)pos;
+    f = pos - i;
+    *sig = fe_sgns_sigmoid_table[i] + f * (fe_sgns_sigmoid_table[i + 1] - fe_sgns_sigmoid_table[i]);
+    *sp = fe_sgns_softplus_table[i] + f * (fe_sgns_softplus_table[i + 1] - fe_sgns_softplus_table[i]);
+}
+
+static inline void fe_sgns_sig_sp_f(float x, float *sig, float *sp) {
+    float pos, f;
+    int i;
+    if (!(x < (float)FE_SGNS_MAX_X)) { *sig = 1.0f; *sp = x; return; }   /* NaN too */
+    if (!(x > (float)-FE_SGNS_MAX_X)) { *sig = 0.0f; *sp = 0.0f; return; }
+    pos = (x + (float)FE_SGNS_MAX_X) * (float)(FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
+    i = (int)pos;
+    f = pos - (float)i;
+    *sig = fe_sgns_sigmoid_table_f[i] + f * (fe_sgns_sigmoid_table_f[i + 1] - fe_sgns_sigmoid_table_f[i]);
+    *sp = fe_sgns_softplus_table_f[i] + f * (fe_sgns_softplus_table_f[i + 1] - fe_sgns_softplus_table_f[i]);
+}
+
+/* FE_SGNS_DEFINE(T, SUF, SIG_SP) defines, for element type T:
+ *   fe_dot_SUF(x, y, n):        sum x[i] y[i], sixteen partial sums (two AVX registers, four
+ *                               SSE ones: enough independent additions to hide their
+ *                               latency), combined in a fixed order
  *   fe_axpy4_SUF(y, k, a, x, n): y += a[0] x[0] + ... + a[k-1] x[k-1] for k <= 4, added one
  *                               term after the other (the same sums as k single axpys, with
  *                               y loaded and stored once)
  *   fe_sgns_window_SUF(...):    one window's SGD step (see the top of the file); returns the
- *                               window's loss (before the update) as a double.
+ *                               window's loss (before the update) as a double, with the
+ *                               positive's softplus(-x) computed as softplus(x) - x.
  * g is scratch of n_in * n_out elements, delta of n_in * d elements. */
-#define FE_SGNS_DEFINE(T, SUF, SIGMOID, SOFTPLUS)                                             \
+#define FE_SGNS_DEFINE(T, SUF, SIG_SP)                                                \
 static inline T fe_dot_##SUF(const T *restrict x, const T *restrict y, ptrdiff_t n) {         \
-    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                      \
+    T acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};                              \
     T s;                                                                                      \
     ptrdiff_t i = 0;                                                                          \
     int k;                                                                                    \
-    for (; i + 8 <= n; i += 8)                                                                \
-        for (k = 0; k < 8; k++) acc[k] += x[i + k] * y[i + k];                                \
+    for (; i + 16 <= n; i += 16)                                                              \
+        for (k = 0; k < 16; k++) acc[k] += x[i + k] * y[i + k];                               \
+    for (k = 0; k < 8; k++) acc[k] += acc[k + 8];                                             \
     s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));    \
     for (; i < n; i++) s += x[i] * y[i];                                                      \
     return s;                                                                                 \
@@ -184,9 +213,16 @@ FE_SGNS_CLONES static double fe_sgns_window_##SUF(T *const *in_rows, int n_in,  
         T *da = delta + (ptrdiff_t)a * d;                                                     \
         for (b = 0; b < n_out; b++) {                                                         \
             T x = fe_dot_##SUF(in, out_rows[b], d);                                           \
-            T label = b == 0 ? (T)1 : (T)0;                                                   \
-            ga[b] = alpha * (label - SIGMOID(x));                                             \
-            loss += (double)SOFTPLUS(b == 0 ? -x : x);                                        \
+            T sig, sp;                                                                         \
+            SIG_SP(x, &sig, &sp);                                                              \
+            /* loss: softplus(-x) = softplus(x) - x for the positive */                        \
+            if (b == 0) {                                                                      \
+                ga[b] = alpha * ((T)1 - sig);                                                  \
+                loss += (double)(sp - x);                                                      \
+            } else {                                                                           \
+                ga[b] = alpha * ((T)0 - sig);                                                  \
+                loss += (double)sp;                                                            \
+            }                                                                                  \
         }                                                                                     \
         /* delta_a = sum_b g[a,b] out_b, from the old out rows */                             \
         memset(da, 0, (size_t)d * sizeof(T));                                                 \
@@ -211,7 +247,7 @@ FE_SGNS_CLONES static double fe_sgns_window_##SUF(T *const *in_rows, int n_in,  
     return loss;                                                                              \
 }
 
-FE_SGNS_DEFINE(float, f, fe_sgns_sigmoid_f, fe_sgns_softplus_f)
-FE_SGNS_DEFINE(double, d, fe_sgns_sigmoid, fe_sgns_softplus)
+FE_SGNS_DEFINE(float, f, fe_sgns_sig_sp_f)
+FE_SGNS_DEFINE(double, d, fe_sgns_sig_sp)
 
 #endif

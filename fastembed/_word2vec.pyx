@@ -197,23 +197,9 @@ cdef void _run_shard(floating[:, ::1] syn0, floating[:, ::1] syn1neg,
             else:
                 loss += fe_sgns_window_d(in_rows, n_in, out_rows, n_out, d, alpha, g, delta)
             pairs += n_in
-    if private:
-        # Turn the private copies into changes (copy - original), while the tables still
-        # hold the originals: no shard writes to the tables before every shard is done.
-        for i in range(sh.n_in):
-            _subtract_row(<floating*>(sh.buf + i * sh.row_bytes), &syn0[sh.touched[i], 0], d)
-        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
-            _subtract_row(<floating*>(sh.buf + i * sh.row_bytes),
-                          &syn1neg[sh.touched[i], 0], d)
     loss_out[0] = loss
     pairs_out[0] = pairs
     kept_out[0] = kept_total
-
-
-cdef inline void _subtract_row(floating* y, const floating* x, Py_ssize_t d) noexcept nogil:
-    cdef Py_ssize_t c
-    for c in range(d):
-        y[c] = y[c] - x[c]
 
 
 cdef inline void _add_scaled_row(floating* y, const floating* x, floating scale,
@@ -252,58 +238,76 @@ cdef inline double _merge_scale(int32_t k, int32_t uses, double alpha) noexcept 
     return 1.0 / (1.0 + (k - 1) * s)
 
 
-cdef void _merge_block(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t hi,
-                       floating* syn0, floating* syn1neg, int32_t* count, int32_t* uses,
-                       Py_ssize_t V, Py_ssize_t d, double alpha) noexcept nogil:
-    """Apply the shards' changes to the rows [lo, hi) of both tables, shard after shard.
+cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t hi,
+                       floating* table, bint is_out, int32_t* count, int32_t* uses,
+                       double alpha, Py_ssize_t d, void* scratch) noexcept nogil:
+    """Apply the shards' private copies of the rows [lo, hi) of one table.
 
-    ``count`` and ``uses`` (2 V each, zero between calls; input rows, then output rows)
-    collect, per row, the number of shards that touched it and the number of windows that
-    used it; ``_merge_scale`` turns them into the weight of each change.
+    Row r (its value o before the call, unchanged so far) becomes
+    o + w (c_0 - o) + w (c_1 - o) + ... over the copies c_t of the shards that touched it,
+    in shard order, with w = _merge_scale(k, uses). ``count`` and ``uses`` (zero between
+    calls) collect k and uses per row; they, and the shards' slots, are zero / -1 again
+    when this returns.
     """
-    cdef Py_ssize_t t, i
+    cdef Py_ssize_t t, u, i, c, first, end
     cdef int64_t r
+    cdef int32_t s
     cdef Shard* sh
-    cdef floating scale
+    cdef int32_t* slot
+    cdef floating w
+    cdef floating* row
+    cdef const floating* copy
+    cdef floating* orig = <floating*>scratch
     for t in range(n_shards):
         sh = &shards[t]
-        for i in range(sh.n_in):
+        first = sh.cap_in if is_out else 0
+        end = first + (sh.n_out if is_out else sh.n_in)
+        for i in range(first, end):
             r = sh.touched[i]
             if lo <= r < hi:
                 count[r] += 1
                 uses[r] += sh.uses[i]
-        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
-            r = sh.touched[i]
-            if lo <= r < hi:
-                count[V + r] += 1
-                uses[V + r] += sh.uses[i]
     for t in range(n_shards):
         sh = &shards[t]
-        for i in range(sh.n_in):
+        first = sh.cap_in if is_out else 0
+        end = first + (sh.n_out if is_out else sh.n_in)
+        for i in range(first, end):
             r = sh.touched[i]
-            if lo <= r < hi:
-                scale = <floating>_merge_scale(count[r], uses[r], alpha)
-                _add_scaled_row(syn0 + r * d, <floating*>(sh.buf + i * sh.row_bytes), scale, d)
-        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
-            r = sh.touched[i]
-            if lo <= r < hi:
-                scale = <floating>_merge_scale(count[V + r], uses[V + r], alpha)
-                _add_scaled_row(syn1neg + r * d, <floating*>(sh.buf + i * sh.row_bytes),
-                                scale, d)
-    for t in range(n_shards):
-        sh = &shards[t]
-        for i in range(sh.n_in):
-            r = sh.touched[i]
-            if lo <= r < hi:
+            if not (lo <= r < hi) or count[r] == 0:
+                continue  # another block's row, or a row done at an earlier shard
+            w = <floating>_merge_scale(count[r], uses[r], alpha)
+            row = table + r * d
+            if count[r] == 1:
+                # one shard only (w = 1): the same sums, without keeping the original aside
+                slot = shards[t].slot_out if is_out else shards[t].slot_in
+                copy = <const floating*>(shards[t].buf + slot[r] * shards[t].row_bytes)
+                slot[r] = -1
+                for c in range(d):
+                    row[c] = row[c] + w * (copy[c] - row[c])
                 count[r] = 0
                 uses[r] = 0
-                sh.slot_in[r] = -1
-        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
-            r = sh.touched[i]
-            if lo <= r < hi:
-                count[V + r] = 0
-                uses[V + r] = 0
-                sh.slot_out[r] = -1
+                continue
+            memcpy(orig, row, d * sizeof(floating))
+            for u in range(t, n_shards):
+                slot = shards[u].slot_out if is_out else shards[u].slot_in
+                s = slot[r]
+                if s >= 0:
+                    slot[r] = -1
+                    copy = <const floating*>(shards[u].buf + s * shards[u].row_bytes)
+                    for c in range(d):
+                        row[c] = row[c] + w * (copy[c] - orig[c])
+            count[r] = 0
+            uses[r] = 0
+
+
+cdef void _merge_block(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t hi,
+                       floating* syn0, floating* syn1neg, int32_t* count, int32_t* uses,
+                       Py_ssize_t V, Py_ssize_t d, double alpha, void* scratch) noexcept nogil:
+    """Apply the shards' private rows [lo, hi) of both tables (``count``, ``uses``: 2 V;
+    ``scratch``: d elements)."""
+    _merge_table(shards, n_shards, lo, hi, syn0, False, count, uses, alpha, d, scratch)
+    _merge_table(shards, n_shards, lo, hi, syn1neg, True, count + V, uses + V, alpha, d,
+                 scratch)
 
 
 def sgns_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
@@ -341,6 +345,7 @@ def sgns_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef Shard* shards = NULL
     cdef floating falpha = <floating>alpha
     cdef Py_ssize_t blk, n_blocks = max(1, n_threads)
+    cdef char* merge_scratch = NULL
     if n_shards < 1:
         raise ValueError("need at least one shard")
     cdef int64_t max_len = 0
@@ -349,6 +354,10 @@ def sgns_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             max_len = starts[t + 1] - starts[t]
     shards = <Shard*>calloc(n_shards, sizeof(Shard))
     if shards == NULL:
+        raise MemoryError()
+    merge_scratch = <char*>malloc(n_blocks * (d + 8) * sizeof(floating))
+    if merge_scratch == NULL:
+        free(shards)
         raise MemoryError()
     try:
         for t in range(n_shards):
@@ -388,7 +397,8 @@ def sgns_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
                     _merge_block(shards, n_shards, (blk * V) // n_blocks,
                                  ((blk + 1) * V) // n_blocks, &syn0[0, 0], &syn1neg[0, 0],
-                                 &count[0, 0], &count[1, 0], V, d, alpha)
+                                 &count[0, 0], &count[1, 0], V, d, alpha,
+                                 merge_scratch + blk * (d + 8) * sizeof(floating))
     finally:
         for t in range(n_shards):
             free(shards[t].kept)
@@ -399,3 +409,4 @@ def sgns_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             free(shards[t].delta)
             free(shards[t].uses)
         free(shards)
+        free(merge_scratch)

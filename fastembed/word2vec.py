@@ -222,7 +222,7 @@ class SkipGram:
         Threads; all processors by default. The vectors do not depend on it.
     hogwild : bool, default False
         Lock-free updates of the shared tables: faster, but not reproducible.
-    shards : int, default 8
+    shards : int, default 4
         Each batch is cut into this many shards of about equal word counts, trained
         independently (each on private copies of the rows it touches); then each row moves
         by a weighted sum of the changes of the shards that touched it, in shard order: the
@@ -242,7 +242,7 @@ class SkipGram:
     def __init__(self, counts, dim=DEFAULTS["dim"], *, window=DEFAULTS["window"],
                  negative=DEFAULTS["negative"], sample=DEFAULTS["sample"],
                  ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
-                 n_threads=None, hogwild=False, shards=8):
+                 n_threads=None, hogwild=False, shards=4):
         counts = np.asarray(getattr(counts, "counts", counts))
         if counts.ndim != 1 or counts.size == 0:
             raise ValueError("counts must be a non-empty 1-D array (one count per word)")
@@ -451,7 +451,7 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
                    max_vocab_size=None, sample=DEFAULTS["sample"], epochs=DEFAULTS["epochs"],
                    lr=DEFAULTS["lr"], min_lr=DEFAULTS["min_lr"],
                    ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
-                   n_threads=None, hogwild=False, shards=8, batch_words=20_000,
+                   n_threads=None, hogwild=False, shards=4, batch_words=40_000,
                    checkpoint_dir=None,
                    checkpoint_every=None, resume=None, progress=True, callbacks=(),
                    vocab=None):
@@ -471,9 +471,9 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
         Threads; all processors by default. The vectors do not depend on it.
     hogwild : bool
         Lock-free updates (faster, not reproducible).
-    shards : int, default 8
+    shards : int, default 4
         Independent pieces of each step (see :class:`SkipGram`); the vectors depend on it.
-    batch_words : int, default 20000
+    batch_words : int, default 40000
         Words per training step (the learning rate is updated once per step).
     checkpoint_dir, checkpoint_every, resume : see :class:`fastembed.train.Trainer`.
     vocab : Vocab, optional

@@ -112,7 +112,7 @@ def reference_step(syn0, syn1neg, batch, rec, *, lr, window, mode):
             label = np.zeros_like(x)
             label[:, 0] = 1.0
             g = lr * (label - table_sigmoid(x))
-            loss += table_softplus(-x[:, 0]).sum() + table_softplus(x[:, 1:]).sum()
+            loss += (table_softplus(x[:, 0]) - x[:, 0]).sum() + table_softplus(x[:, 1:]).sum()
             pairs += len(contexts)
             np.add.at(uses0, contexts, 1)
             np.add.at(uses1, outs, 1)
