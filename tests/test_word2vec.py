@@ -672,7 +672,7 @@ def test_bad_constructor_arguments(kwargs, exc):
 def test_constructor_defaults_and_initial_tables():
     counts = zipf_counts(30)
     m = SkipGram(counts, 10, seed=7)
-    assert (m.dim, m.window, m.negative, m.sample, m.shards) == (10, 5, 5, 1e-3, 8)
+    assert (m.dim, m.window, m.negative, m.sample, m.shards) == (10, 5, 5, 1e-3, 4)
     assert m.syn0.dtype == np.float32 and m.syn0.shape == (30, 10)
     assert (m.syn1neg == 0).all()
     assert np.abs(m.syn0).max() <= 0.5 / 10
