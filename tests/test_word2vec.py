@@ -825,7 +825,7 @@ def cluster_margin(result):
 
 @pytest.fixture(scope="module")
 def default_cluster_run():
-    # the call of the brief: every other setting at its default (shards=8, batch_words=20000)
+    # the call of the brief: every other setting at its default (shards=4, batch_words=40000)
     return train_word2vec(cluster_sentences(), dim=16, min_count=1, epochs=10, sample=0,
                           progress=False, n_threads=1)
 
