@@ -124,7 +124,7 @@ def main(argv=None):
     if args.command in runners:
         try:
             return runners[args.command](args)
-        except (cli.UserError, FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
+        except (cli.UserError, OSError, ValueError, KeyError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             print(f"python -m fastembed {args.command}: error: {message}", file=sys.stderr)
             return 2

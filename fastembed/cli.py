@@ -41,6 +41,17 @@ def _threads(text):
     return value
 
 
+def _check_out(path):
+    """Fail before the work, not after it, when the output cannot be written there."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise UserError(f"--out {path}: is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UserError(f"--out {path}: the directory {parent} does not exist")
+
+
 # -- word2vec ----------------------------------------------------------------------------------
 
 def add_word2vec_arguments(parser):
@@ -59,7 +70,7 @@ def add_word2vec_arguments(parser):
                         help="subsampling threshold (default %(default)g; 0 turns it off)")
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     parser.add_argument("--threads", type=_threads, default=None,
-                        help="threads (default: all); results depend on it")
+                        help="threads (default: all); the vectors do not depend on it")
     parser.add_argument("--hogwild", action="store_true",
                         help="lock-free updates: a little faster, not reproducible")
     parser.add_argument("--seed", type=int, default=1)
@@ -83,6 +94,14 @@ def run_word2vec(args, file=None):
     file = sys.stdout if file is None else file
     if args.resume and not args.checkpoint_dir:
         raise UserError("--resume needs --checkpoint-dir")
+    if args.checkpoint_every and not args.checkpoint_dir:
+        raise UserError("--checkpoint-every needs --checkpoint-dir")
+    if (args.checkpoint_dir and not args.resume and os.path.isdir(args.checkpoint_dir)
+            and any(n.startswith("ckpt-") and n.endswith(".npz")
+                    for n in os.listdir(args.checkpoint_dir))):
+        raise UserError(f"{args.checkpoint_dir} already holds checkpoints: pass --resume to "
+                        f"continue that run, or choose an empty directory")
+    _check_out(args.out)
     t0 = time.perf_counter()
     source = args.corpus if args.corpus is not None else "the built-in State of the Union corpus"
     print(f"reading {source} ...", file=file, flush=True)
@@ -100,7 +119,7 @@ def run_word2vec(args, file=None):
         resume=True if args.resume else None, progress=not args.quiet)
     words_trained = result.n_words * args.epochs
     print(f"vocabulary: {len(result.vocab):,} words (min_count={args.min_count}); trained "
-          f"{args.epochs} epochs on {n_threads} thread{'s' if n_threads > 1 else ''} in "
+          f"{args.epochs} epoch{'s' if args.epochs > 1 else ''} on {n_threads} thread{'s' if n_threads > 1 else ''} in "
           f"{result.seconds:.1f} s ({words_trained / result.seconds:,.0f} words/s)",
           file=file, flush=True)
     vectors = result.vectors
@@ -136,6 +155,8 @@ def run_similar(args, file=None):
     file = sys.stdout if file is None else file
     if not os.path.exists(args.vectors):
         raise UserError(f"{args.vectors}: no such file")
+    if not os.path.isfile(args.vectors):
+        raise UserError(f"{args.vectors}: not a file")
     vectors = load_word2vec(args.vectors, no_header=args.no_header)
     missing = [w for w in args.words if w not in vectors]
     for word in args.words:
@@ -178,12 +199,17 @@ def run_classify(args, file=None):
     for path in (args.train, args.test):
         if path is not None and not os.path.exists(path):
             raise UserError(f"{path}: no such file")
+        if path is not None and not os.path.isfile(path):
+            raise UserError(f"{path}: not a file")
+    _check_out(args.out)
     model, report = classifier.train_classifier(
         args.train, args.test, dim=args.dim, epochs=args.epochs, lr=args.lr,
         batch_size=args.batch_size, bigram_buckets=args.bigrams, min_count=args.min_count,
         seed=args.seed, n_threads=args.threads, optimizer=args.optimizer,
         progress=not args.quiet)
     for key, value in report.items():
+        if isinstance(value, (list, dict)):
+            continue  # the per-epoch history: not for the terminal
         if isinstance(value, float):
             value = f"{value:.4f}"
         print(f"{key}: {value}", file=file)

@@ -108,7 +108,8 @@ def load_word2vec(path, *, no_header=False, limit=None, dtype=np.float32, encodi
     expected = None
     dim = None
     with open(path, encoding=encoding, errors=errors) as f:
-        for line_no, line in enumerate(f, 1):
+        lines = _numbered_lines(f, path)
+        for line_no, line in lines:
             parts = line.rstrip("\n").rstrip("\r").split(" ")
             while parts and parts[-1] == "":
                 parts.pop()  # word2vec.c writes a trailing space
@@ -119,8 +120,9 @@ def load_word2vec(path, *, no_header=False, limit=None, dtype=np.float32, encodi
                         raise ValueError
                 except (ValueError, IndexError):
                     raise ValueError(f"{path}:1: expected a header '<count> <dim>', got "
-                                     f"{line.strip()[:80]!r} (use no_header=True for GloVe "
-                                     f"files)") from None
+                                     f"{line.strip()[:80]!r} (a GloVe file has none: "
+                                     f"no_header=True, or --no-header on the command line)"
+                                     ) from None
                 continue
             if not parts:
                 raise ValueError(f"{path}:{line_no}: empty line")
@@ -152,6 +154,21 @@ def load_word2vec(path, *, no_header=False, limit=None, dtype=np.float32, encodi
                          f"{len(words)}")
     weight = np.array(rows, dtype=dtype).reshape(len(rows), dim)
     return Vectors(words, weight)
+
+
+def _numbered_lines(f, path):
+    """(line number, line) pairs; a decoding error names the file and the line."""
+    line_no = 0
+    while True:
+        try:
+            line = f.readline()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}:{line_no + 1}: not valid {f.encoding} ({exc.reason}); "
+                             f"pass encoding= or errors='replace'") from None
+        if not line:
+            return
+        line_no += 1
+        yield line_no, line
 
 
 def _is_float(text):
