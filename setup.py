@@ -19,7 +19,8 @@ import textwrap
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSIONS = ["_openmp_helpers", "_kernels", "_bag_kernels", "_optim_kernels", "_word2vec"]
+EXTENSIONS = ["_openmp_helpers", "_kernels", "_bag_kernels", "_optim_kernels", "_word2vec",
+              "_io"]
 
 
 def _env_flag(name):

@@ -1,8 +1,12 @@
-"""Reading and writing word vectors in the word2vec text format.
+"""Reading and writing word vectors: word2vec text and binary files, GloVe files, .npy tables.
 
-The text format is gensim's and word2vec.c's: a header line ``<count> <dim>``, then one line
-per word, ``word v1 v2 ... v_dim``, separated by single spaces. GloVe files are the same
-without the header (``no_header=True``).
+- word2vec text (gensim's and word2vec.c's): a header line ``<count> <dim>``, then one line
+  per word, ``word v1 v2 ... v_dim``. GloVe files are the same without the header
+  (``no_header=True``).
+- word2vec binary: the header line, then per word its bytes, a space, ``dim`` little-endian
+  float32 and a newline.
+- ``save_npy`` / ``load_npy``: a .npy table and a vocabulary file beside it; the table can be
+  memory-mapped, even for training in place.
 
 Writes are atomic: the file is written under a temporary name in the same directory, flushed
 to disk, then renamed over the target, so a crash never leaves a half-written file behind.
@@ -16,7 +20,7 @@ import numpy as np
 
 from .vectors import Vectors
 
-__all__ = ["save_word2vec", "load_word2vec", "atomic_write"]
+__all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "atomic_write"]
 
 
 class atomic_write:
@@ -69,17 +73,20 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
-def save_word2vec(path, vectors, words=None):
-    """Write vectors in the word2vec text format, atomically.
+def save_word2vec(path, vectors, words=None, *, binary=False):
+    """Write vectors in the word2vec text (or binary) format, atomically.
 
     Parameters
     ----------
     path : str or path
     vectors : Vectors, or an array of shape (n, dim) together with ``words``
     words : list of str, optional
+    binary : bool, default False
+        word2vec.c's binary format: each row is the word, a space, ``dim`` little-endian
+        float32 and a newline.
 
-    Floats are written with 9 significant digits for float32 tables and 17 for float64, enough
-    for reading the file back to give the same values, bit for bit.
+    Text floats are written with 9 significant digits for float32 tables and 17 for float64,
+    enough for reading the file back to give the same values, bit for bit.
     """
     if not isinstance(vectors, Vectors):
         vectors = Vectors(words, vectors)
@@ -87,7 +94,14 @@ def save_word2vec(path, vectors, words=None):
     for i, word in enumerate(vectors.words):
         if not word or any(c.isspace() for c in word):
             raise ValueError(f"word {i} ({word!r}) is empty or contains whitespace, which the "
-                             f"word2vec text format cannot hold")
+                             f"word2vec format cannot hold")
+    if binary:
+        rows = np.ascontiguousarray(weight, dtype="<f4")
+        with atomic_write(path, "wb") as f:
+            f.write(f"{len(vectors)} {vectors.dim}\n".encode())
+            for word, row in zip(vectors.words, rows):
+                f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
+        return
     with atomic_write(path, "w") as f:
         f.write(f"{len(vectors)} {vectors.dim}\n")
         fmt = " ".join([("%.9g" if weight.dtype == np.float32 else "%.17g")] * vectors.dim)
@@ -95,85 +109,365 @@ def save_word2vec(path, vectors, words=None):
             f.write(word + " " + fmt % tuple(row) + "\n")
 
 
-def load_word2vec(path, *, no_header=False, limit=None, dtype=np.float32, encoding="utf-8",
-                  errors="strict"):
-    """Read a word2vec text file (or GloVe's, with ``no_header=True``) into :class:`Vectors`.
+def save_npy(path, vectors, words=None):
+    """Save a table as ``path`` (a .npy file) and its words as ``path + ".vocab"``.
 
-    Raises ValueError naming the file and line for a malformed line, a header that disagrees
-    with the body, a duplicate word or an empty file.
+    Both are written atomically. :func:`load_npy` reads them back, and can memory-map the
+    table, read-only or for training in place.
     """
+    if not isinstance(vectors, Vectors):
+        vectors = Vectors(words, vectors)
+    for i, word in enumerate(vectors.words):
+        if "\n" in word or "\r" in word:
+            raise ValueError(f"word {i} ({word!r}) contains a line break")
     path = os.fspath(path)
-    words, rows = [], []
-    seen = {}
-    expected = None
-    dim = None
-    with open(path, encoding=encoding, errors=errors) as f:
-        lines = _numbered_lines(f, path)
-        for line_no, line in lines:
-            parts = line.rstrip("\n").rstrip("\r").split(" ")
-            while parts and parts[-1] == "":
-                parts.pop()  # word2vec.c writes a trailing space
-            if line_no == 1 and not no_header:
-                try:
-                    expected, dim = int(parts[0]), int(parts[1])
-                    if len(parts) != 2 or expected < 0 or dim < 1:
-                        raise ValueError
-                except (ValueError, IndexError):
-                    raise ValueError(f"{path}:1: expected a header '<count> <dim>', got "
-                                     f"{line.strip()[:80]!r} (a GloVe file has none: "
-                                     f"no_header=True, or --no-header on the command line)"
-                                     ) from None
-                continue
-            if not parts:
-                raise ValueError(f"{path}:{line_no}: empty line")
-            if limit is not None and len(words) >= limit:
-                break
-            word, values = parts[0], parts[1:]
-            if dim is None:
-                dim = len(values)
-                if dim == 0:
-                    raise ValueError(f"{path}:{line_no}: a word without a vector")
-            if len(values) != dim:
-                raise ValueError(f"{path}:{line_no}: {len(values)} values, expected {dim}")
-            try:
-                row = np.array(values, dtype=dtype)
-            except ValueError:
-                bad = next(v for v in values if not _is_float(v))
-                raise ValueError(f"{path}:{line_no}: {bad!r} is not a number") from None
-            if word in seen:
-                raise ValueError(f"{path}:{line_no}: duplicate word {word!r} (first on line "
-                                 f"{seen[word]})")
-            seen[word] = line_no
-            words.append(word)
-            rows.append(row)
-    if dim is None:
-        raise ValueError(f"{path}: the file is empty" if expected is None
-                         else f"{path}: the header announces {expected} words, the file has none")
-    if expected is not None and limit is None and len(words) != expected:
-        raise ValueError(f"{path}: the header announces {expected} words, the file has "
-                         f"{len(words)}")
-    weight = np.array(rows, dtype=dtype).reshape(len(rows), dim)
+    with atomic_write(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(vectors.weight), allow_pickle=False)
+    with atomic_write(path + ".vocab", "w") as f:
+        f.write("".join(word + "\n" for word in vectors.words))
+
+
+def load_npy(path, mmap_mode=None):
+    """Load a table saved by :func:`save_npy`.
+
+    Parameters
+    ----------
+    path : str or path
+        The .npy file; its words are read from ``path + ".vocab"``.
+    mmap_mode : {None, "r", "r+"}
+        None reads the table into memory. "r" maps it read-only. "r+" maps it for writing:
+        such a table can be the weight of an :class:`~fastembed.Embedding` and be trained in
+        place; the updates reach the file after ``layer.flush()`` (or
+        ``vectors.weight.flush()``).
+    """
+    if mmap_mode not in (None, "r", "r+"):
+        raise ValueError(f"mmap_mode must be None, 'r' or 'r+', got {mmap_mode!r}")
+    path = os.fspath(path)
+    weight = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    if weight.ndim != 2 or weight.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{path}: expected a 2-D float32 or float64 table, got "
+                         f"{weight.dtype} of shape {weight.shape}")
+    with open(path + ".vocab", encoding="utf-8") as f:
+        words = f.read().split("\n")
+    if words and words[-1] == "":
+        words.pop()
+    if len(words) != weight.shape[0]:
+        raise ValueError(f"{path}.vocab: {len(words)} words for a table of "
+                         f"{weight.shape[0]} rows")
     return Vectors(words, weight)
 
 
-def _numbered_lines(f, path):
-    """(line number, line) pairs; a decoding error names the file and the line."""
-    line_no = 0
-    while True:
-        try:
-            line = f.readline()
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{path}:{line_no + 1}: not valid {f.encoding} ({exc.reason}); "
-                             f"pass encoding= or errors='replace'") from None
-        if not line:
-            return
-        line_no += 1
-        yield line_no, line
+_BLOCK = 1 << 24            # bytes read at a time (16 MiB): memory stays near the table's
+_PROGRESS_MIN_BYTES = 1 << 26   # show a progress bar from 64 MiB on (progress=None)
 
 
-def _is_float(text):
+def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.float32,
+                  encoding="utf-8", errors="strict", duplicates="error", n_threads=None,
+                  progress=None):
+    """Read a word2vec file (text or binary) or a GloVe file into :class:`Vectors`.
+
+    Parameters
+    ----------
+    path : str or path
+    binary : bool, optional
+        The word2vec binary format; None detects it from the first row.
+    no_header : bool, default False
+        GloVe's text format: no ``<count> <dim>`` line; the size comes from the first row.
+    limit : int, optional
+        Keep the first ``limit`` rows only.
+    dtype : float32 or float64
+        Text values are parsed exactly as ``np.float32(token)`` (or ``float(token)``) would:
+        bitwise the same numbers. Binary files hold float32.
+    encoding, errors : str
+        How words are decoded (``errors="strict"`` raises on invalid bytes).
+    duplicates : {"error", "first"}
+        A word that appears twice raises ValueError, or (``"first"``) keeps its first row and
+        drops the others with one warning, as gensim does.
+    n_threads : int, optional
+        Threads parsing text; the result does not depend on it.
+    progress : bool, optional
+        A progress bar; by default shown for files of 64 MiB and more.
+
+    Returns
+    -------
+    Vectors
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the line (text) or byte offset (binary): a ragged row, a header
+        that disagrees with the body, a token that is not a number, a duplicate word, a
+        truncated binary file, a word that does not decode, an empty file. Nothing is
+        returned in part.
+
+    Notes
+    -----
+    Text rows are a word, then the values, separated by runs of spaces or tabs; ``\\r\\n``
+    line ends and trailing spaces are accepted. Numbers follow Python's ``float`` grammar
+    except for underscores and non-ASCII digits, which are refused.
+
+    The file is read in blocks of 16 MiB, so memory peaks near the final table plus its
+    vocabulary; each block's lines are parsed by all threads in parallel.
+    """
+    from . import _io
+    from ._openmp_helpers import _resolve_n_threads
+
+    path = os.fspath(path)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or limit < 0):
+        raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+    if duplicates not in ("error", "first"):
+        raise ValueError(f"duplicates must be 'error' or 'first', got {duplicates!r}")
+    if no_header and binary:
+        raise ValueError("the binary format always has a header: binary=True and "
+                         "no_header=True contradict each other")
+    n_threads = _resolve_n_threads(n_threads)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{path}: the file is empty")
+    with open(path, "rb") as f:
+        head = f.read(min(size, 1 << 16))
+    count = None
+    body_start = 0
+    if not no_header:
+        count, dim, body_start = _read_header(path, head)
+        if binary is None:
+            binary = _looks_binary(head[body_start:], dim)
+    else:
+        binary = False
+        dim = _glove_dim(path, head)
+        count = _count_rows(path, size)
+    rows = count if limit is None else min(count, limit)
+    show = progress if progress is not None else size >= _PROGRESS_MIN_BYTES
+    weight = np.empty((rows, dim), dtype=dtype)
+    if binary:
+        words = _read_binary(path, size, body_start, weight, count, encoding, errors, show)
+    else:
+        words = _read_text(path, size, body_start, weight, count, limit, encoding, errors,
+                           n_threads, show, first_line=1 if no_header else 2)
+    return _dedupe(path, words, weight, duplicates, binary, first_line=1 if no_header else 2)
+
+
+def _read_header(path, head):
+    end = head.find(b"\n")
+    line = head if end < 0 else head[:end]
+    parts = line.split()
     try:
-        float(text)
+        if len(parts) != 2:
+            raise ValueError
+        count, dim = int(parts[0]), int(parts[1])
+        if count < 0 or dim < 1:
+            raise ValueError
     except ValueError:
-        return False
-    return True
+        text = line[:80].decode("utf-8", "replace")
+        raise ValueError(f"{path}:1: expected a header '<count> <dim>', got {text!r} (a GloVe "
+                         f"file has none: no_header=True, or --no-header on the command "
+                         f"line)") from None
+    if end < 0:
+        raise ValueError(f"{path}: the file holds a header and no vectors" if count
+                         else f"{path}: the file announces 0 vectors")
+    return count, dim, end + 1
+
+
+def _looks_binary(body, dim):
+    """Text if the first row is a word and dim numbers; binary otherwise."""
+    from . import _io
+    end = body.find(b"\n")
+    line = body if end < 0 else body[:end]
+    parts = line.rstrip(b"\r").split()
+    if len(parts) != dim + 1:
+        return True
+    try:
+        for token in parts[1:]:
+            _io.parse_double(token)
+    except ValueError:
+        return True
+    return False
+
+
+def _glove_dim(path, head):
+    end = head.find(b"\n")
+    line = (head if end < 0 else head[:end]).rstrip(b"\r")
+    parts = line.split()
+    if len(parts) < 2:
+        raise ValueError(f"{path}:1: a word and its values expected, got "
+                         f"{line[:80].decode('utf-8', 'replace')!r}")
+    return len(parts) - 1
+
+
+def _count_rows(path, size):
+    """Lines of a GloVe file: its newlines, plus a last line without one."""
+    n = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(_BLOCK)
+            if not chunk:
+                break
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+def _progress_bar(show, total, path):
+    if not show:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return None
+    return tqdm(total=total, unit="B", unit_scale=True, desc=os.path.basename(path),
+                leave=False)
+
+
+def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n_threads,
+               show, first_line):
+    from . import _io
+    rows = weight.shape[0]
+    words = []
+    buf = bytearray(_BLOCK)
+    filled = 0
+    row = 0          # rows parsed so far
+    lines_seen = 0   # lines of the body seen so far (parsed or not)
+    bar = _progress_bar(show, size, path)
+    n_parts = max(1, 4 * n_threads)
+    try:
+        with open(path, "rb") as f:
+            f.seek(body_start)
+            eof = False
+            while not eof and row < rows:
+                view = memoryview(buf)
+                got = f.readinto(view[filled:])
+                eof = got == 0
+                filled += got
+                if bar is not None:
+                    bar.update(got)
+                if eof:
+                    usable = filled
+                else:
+                    usable = buf.rfind(b"\n", 0, filled) + 1
+                    if usable == 0:  # a line longer than the buffer: grow it
+                        buf.extend(bytearray(len(buf)))
+                        continue
+                if usable == 0:
+                    break
+                block = np.frombuffer(buf, dtype=np.uint8)
+                n_lines = buf.count(b"\n", 0, usable) + 1  # an upper bound
+                word_off = np.empty(n_lines, dtype=np.int64)
+                word_len = np.empty(n_lines, dtype=np.int32)
+                total, status, bad_line, bad_off, bad_len = _io.parse_text_block(
+                    block, usable, weight, row, rows, word_off, word_len, n_parts, n_threads)
+                del block
+                line_no = first_line + lines_seen + bad_line
+                if status:
+                    detail = _io.ERRORS[status]
+                    if status == 4:  # a bad number: show it
+                        token = bytes(buf[bad_off:bad_off + bad_len]).decode("utf-8", "replace")
+                        detail = f"{token[:40]!r} is {detail}"
+                    raise ValueError(f"{path}:{line_no}: {detail} (expected a word and "
+                                     f"{weight.shape[1]} numbers)")
+                if count is not None and limit is None and lines_seen + total > count:
+                    raise ValueError(f"{path}: the header announces {count} vectors, the file "
+                                     f"holds more")
+                parsed = min(total, rows - row)
+                bad = _io.decode_words(np.frombuffer(buf, dtype=np.uint8), word_off, word_len,
+                                       parsed, encoding, errors, words)
+                if bad >= 0:
+                    raw = bytes(buf[word_off[bad]:word_off[bad] + word_len[bad]])
+                    raise ValueError(f"{path}:{first_line + lines_seen + bad}: the word {raw!r} "
+                                     f"is not valid {encoding} (errors={errors!r})")
+                row += parsed
+                lines_seen += total
+                rest = filled - usable
+                buf[:rest] = buf[usable:filled]
+                filled = rest
+    finally:
+        if bar is not None:
+            bar.close()
+    if row < rows:
+        raise ValueError(f"{path}: the header announces {count} vectors, the file holds {row}"
+                         if count is not None else f"{path}: {row} rows, {rows} expected")
+    return words
+
+
+def _read_binary(path, size, body_start, weight, count, encoding, errors, show):
+    from . import _io
+    rows = weight.shape[0]
+    dim = weight.shape[1]
+    words = []
+    buf = bytearray(_BLOCK + 4 * dim + 4096)
+    filled = 0
+    row = 0
+    offset = body_start  # file offset of buf[0]
+    bar = _progress_bar(show, size, path)
+    try:
+        with open(path, "rb") as f:
+            f.seek(body_start)
+            eof = False
+            while row < rows:
+                if not eof:
+                    got = f.readinto(memoryview(buf)[filled:])
+                    eof = got == 0
+                    filled += got
+                    if bar is not None:
+                        bar.update(got)
+                block = np.frombuffer(buf, dtype=np.uint8)
+                max_here = rows - row
+                word_off = np.empty(min(max_here, filled // (4 * dim + 2) + 1), dtype=np.int64)
+                word_len = np.empty(word_off.size, dtype=np.int32)
+                done, consumed, status = _io.parse_binary_block(
+                    block, filled, eof, weight, row, row + word_off.size, word_off, word_len)
+                del block
+                if status == 2:
+                    raise ValueError(f"{path}: byte {offset + consumed}: a vector without a "
+                                     f"word")
+                bad = _io.decode_words(np.frombuffer(buf, dtype=np.uint8), word_off, word_len,
+                                       done, encoding, errors, words)
+                if bad >= 0:
+                    raw = bytes(buf[word_off[bad]:word_off[bad] + word_len[bad]])
+                    raise ValueError(f"{path}: byte {offset + word_off[bad]}: the word {raw!r} "
+                                     f"is not valid {encoding} (errors={errors!r})")
+                row += done
+                if row >= rows:
+                    break
+                if status == 1 or (eof and done == 0):
+                    raise ValueError(f"{path}: byte {offset + consumed}: the file ends inside "
+                                     f"vector {row + 1} of {count} (truncated?)")
+                if done == 0 and not eof and consumed == 0 and filled == len(buf):
+                    buf.extend(bytearray(len(buf)))  # a word longer than the buffer
+                    continue
+                buf[:filled - consumed] = buf[consumed:filled]
+                filled -= consumed
+                offset += consumed
+    finally:
+        if bar is not None:
+            bar.close()
+    return words
+
+
+def _dedupe(path, words, weight, duplicates, binary, first_line):
+    index = dict(zip(words, range(len(words))))  # a later duplicate overwrites: checked below
+    if len(index) != len(words):
+        index = {}
+        dropped = []
+        for i, word in enumerate(words):
+            j = index.setdefault(word, i)
+            if j != i:
+                if duplicates == "error":
+                    where = (f"rows {j + 1} and {i + 1}" if binary
+                             else f"lines {first_line + j} and {first_line + i}")
+                    raise ValueError(f"{path}: the word {word!r} appears twice ({where}); "
+                                     f"pass duplicates='first' to keep the first")
+                dropped.append(i)
+        import warnings
+        warnings.warn(f"{path}: {len(dropped)} duplicate word(s) dropped, keeping each word's "
+                      f"first row (first: {words[dropped[0]]!r})", UserWarning, stacklevel=3)
+        keep = np.ones(len(words), dtype=bool)
+        keep[dropped] = False
+        weight = weight[keep]
+        words = [w for w, k in zip(words, keep) if k]
+        index = dict(zip(words, range(len(words))))
+    return Vectors._from_checked(words, weight, index)

@@ -123,8 +123,12 @@ class _TableLayer:
 
         Parameters
         ----------
-        weights : ndarray of float32 or float64, shape (V, D)
-            The pretrained table (C-contiguous; a memmap works).
+        weights : ndarray of float32 or float64, shape (V, D), or Vectors
+            The pretrained table (C-contiguous; a memmap works), or a
+            :class:`fastembed.vectors.Vectors`, whose ``weight`` is used (row ``i`` is the
+            vector of ``weights.words[i]``). To train a memory-mapped table in place, open it
+            with ``np.memmap(path, mode="r+", ...)``, pass ``freeze=False`` and call
+            :meth:`flush` to write the updates to disk.
         freeze : bool, default True
             When True the layer is not trainable (PyTorch's default).
 
@@ -135,7 +139,14 @@ class _TableLayer:
         >>> layer = Embedding.from_pretrained(np.eye(3, dtype=np.float32))
         >>> layer([2])
         array([[0., 0., 1.]], dtype=float32)
+        >>> from fastembed.vectors import Vectors
+        >>> Embedding.from_pretrained(Vectors(["a", "b"], np.eye(2, dtype=np.float32)))
+        Embedding(2, 2, dtype=float32, trainable=False)
         """
+        from .vectors import Vectors  # here: vectors.py imports this module
+
+        if isinstance(weights, Vectors):
+            weights = weights.weight
         check_table(weights, "weights")
         return cls(weight=weights, dtype=weights.dtype, trainable=not freeze,
                    padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
@@ -202,6 +213,38 @@ class _TableLayer:
     def zero_grad(self):
         """Forget the accumulated gradient."""
         self.grad = None
+
+    def flush(self):
+        """Write the changes of a memory-mapped table to its file; a no-op otherwise.
+
+        A table opened with ``np.memmap(path, mode="r+")`` (or an array viewing one) can be
+        trained in place: the optimizers update its rows in the shared mapping, so the
+        updates reach the file's cached pages at once (other readers of the file see them),
+        and ``flush()`` writes them to disk (``msync``), so that they survive a crash of the
+        machine. Call it after training, or at each checkpoint. Tables in memory, and
+        mode ``"c"`` (copy-on-write) or ``"r"`` maps, have nothing to write.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from fastembed import Embedding, optim
+        >>> path = os.path.join(tempfile.mkdtemp(), "table.f32")
+        >>> np.ones((3, 2), np.float32).tofile(path)
+        >>> layer = Embedding(weight=np.memmap(path, np.float32, "r+", shape=(3, 2)))
+        >>> opt = optim.SGD(layer, lr=0.5)
+        >>> _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32)); opt.step()
+        >>> layer.flush()
+        >>> np.fromfile(path, np.float32)
+        array([1. , 1. , 1. , 1. , 0.5, 0.5], dtype=float32)
+        >>> import shutil; shutil.rmtree(os.path.dirname(path))
+        """
+        array = self.weight
+        while isinstance(array, np.ndarray):  # the weight, or the memmap it is a view of
+            if isinstance(array, np.memmap):
+                array.flush()
+                return
+            array = array.base
 
     def parameters(self):
         """The trainable arrays, as a list (empty for a frozen layer)."""

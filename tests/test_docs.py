@@ -35,7 +35,8 @@ def test_readme_has_python_examples():
 
 
 @pytest.mark.parametrize("block", _python_blocks())
-def test_readme_python_blocks_run(block):
+def test_readme_python_blocks_run(block, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks that write files write them here
     namespace: dict = {}
     exec(compile(block, str(README), "exec"), namespace)
     if "Embedding(4, 3" in block:
@@ -50,6 +51,9 @@ def test_readme_python_blocks_run(block):
         layer, target = namespace["layer"], namespace["target"]
         assert np.mean((layer.weight - target) ** 2) < 0.5 * np.mean(target ** 2)
         assert set(namespace["checkpoint"]["state"][0]) == {"state1", "state2"}
+    if "tiny.txt" in block:
+        assert namespace["mapped"].weight.shape == (3, 2)
+        assert (tmp_path / "tiny.npy.vocab").read_text() == "king\nqueen\napple\n"
     if "EmbeddingBag(" in block:
         assert namespace["y"].shape == (3, 64) and namespace["y2"].shape == (2, 64)
         np.testing.assert_array_equal(namespace["y"][1], 0)  # the empty bag
