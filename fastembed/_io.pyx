@@ -202,25 +202,33 @@ def parse_binary_block(const unsigned char[::1] buf,    # IN
 
 def decode_words(const unsigned char[::1] buf, const int64_t[::1] word_off,
                  const int32_t[::1] word_len, Py_ssize_t count, str encoding, str errors,
-                 list words):
-    """Append the first ``count`` words of a block to ``words``.
+                 list words, dict index, list duplicates):
+    """Append the first ``count`` words of a block to ``words`` and to ``index`` (word ->
+    row, the first row of a word that repeats; the repeated rows go to ``duplicates``).
 
     Returns -1, or the index of the first word that does not decode (strict errors).
     """
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, row
     cdef const char* base
     cdef bint utf8 = encoding.lower().replace("-", "").replace("_", "") == "utf8"
     cdef bytes enc = encoding.encode()
     cdef bytes err = errors.encode()
+    cdef object word, first, position
     if count == 0:
         return -1
     base = <const char*>&buf[0]
     for i in range(count):
         try:
             if utf8:
-                words.append(PyUnicode_DecodeUTF8(base + word_off[i], word_len[i], err))
+                word = PyUnicode_DecodeUTF8(base + word_off[i], word_len[i], err)
             else:
-                words.append(PyUnicode_Decode(base + word_off[i], word_len[i], enc, err))
+                word = PyUnicode_Decode(base + word_off[i], word_len[i], enc, err)
         except UnicodeDecodeError:
             return i
+        row = len(words)
+        position = row
+        first = index.setdefault(word, position)
+        if first is not position:
+            duplicates.append(row)
+        words.append(word)
     return -1

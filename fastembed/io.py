@@ -92,9 +92,9 @@ def save_word2vec(path, vectors, words=None, *, binary=False):
         vectors = Vectors(words, vectors)
     weight = vectors.weight
     for i, word in enumerate(vectors.words):
-        if not word or any(c.isspace() for c in word):
-            raise ValueError(f"word {i} ({word!r}) is empty or contains whitespace, which the "
-                             f"word2vec format cannot hold")
+        if not word or any(c in _SEPARATORS for c in word):
+            raise ValueError(f"word {i} ({word!r}) is empty or contains a space, tab or line "
+                             f"break, which the word2vec format cannot hold")
     if binary:
         rows = np.ascontiguousarray(weight, dtype="<f4")
         with atomic_write(path, "wb") as f:
@@ -154,10 +154,14 @@ def load_npy(path, mmap_mode=None):
     if len(words) != weight.shape[0]:
         raise ValueError(f"{path}.vocab: {len(words)} words for a table of "
                          f"{weight.shape[0]} rows")
-    return Vectors(words, weight)
+    index = dict(zip(words, range(len(words))))
+    if len(index) != len(words):
+        Vectors(words, weight)  # raises ValueError naming the repeated word
+    return Vectors._from_checked(words, weight, index)  # keeps the memmap
 
 
-_BLOCK = 1 << 24            # bytes read at a time (16 MiB): memory stays near the table's
+_SEPARATORS = " \t\n\r"    # what the parser splits on: other Unicode spaces stay in words
+_BLOCK = 1 << 22            # bytes read at a time (4 MiB): memory stays near the table's
 _PROGRESS_MIN_BYTES = 1 << 26   # show a progress bar from 64 MiB on (progress=None)
 
 
@@ -206,7 +210,7 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     line ends and trailing spaces are accepted. Numbers follow Python's ``float`` grammar
     except for underscores and non-ASCII digits, which are refused.
 
-    The file is read in blocks of 16 MiB, so memory peaks near the final table plus its
+    The file is read in blocks of 4 MiB, so memory peaks near the final table plus its
     vocabulary; each block's lines are parsed by all threads in parallel.
     """
     from . import _io
@@ -228,27 +232,27 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     size = os.path.getsize(path)
     if size == 0:
         raise ValueError(f"{path}: the file is empty")
-    with open(path, "rb") as f:
-        head = f.read(min(size, 1 << 16))
     count = None
     body_start = 0
     if not no_header:
-        count, dim, body_start = _read_header(path, head)
+        count, dim, body_start = _read_header(path, _first_line(path, 0))
         if binary is None:
-            binary = _looks_binary(head[body_start:], dim)
+            binary = _looks_binary(path, body_start, dim)
     else:
         binary = False
-        dim = _glove_dim(path, head)
+        dim = _glove_dim(path, _first_line(path, 0))
         count = _count_rows(path, size)
     rows = count if limit is None else min(count, limit)
     show = progress if progress is not None else size >= _PROGRESS_MIN_BYTES
     weight = np.empty((rows, dim), dtype=dtype)
     if binary:
-        words = _read_binary(path, size, body_start, weight, count, encoding, errors, show)
+        read = _read_binary(path, size, body_start, weight, count, encoding, errors, show,
+                            duplicates)
     else:
-        words = _read_text(path, size, body_start, weight, count, limit, encoding, errors,
-                           n_threads, show, first_line=1 if no_header else 2)
-    return _dedupe(path, words, weight, duplicates, binary, first_line=1 if no_header else 2)
+        read = _read_text(path, size, body_start, weight, count, limit, encoding, errors,
+                          n_threads, show, first_line=1 if no_header else 2,
+                          policy=duplicates)
+    return _dedupe(path, *read, weight, duplicates, binary, first_line=1 if no_header else 2)
 
 
 def _read_header(path, head):
@@ -272,20 +276,54 @@ def _read_header(path, head):
     return count, dim, end + 1
 
 
-def _looks_binary(body, dim):
-    """Text if the first row is a word and dim numbers; binary otherwise."""
+def _first_line(path, start):
+    """The bytes from ``start`` up to the first newline (or the end of the file)."""
+    chunks = []
+    with open(path, "rb") as f:
+        f.seek(start)
+        while True:
+            chunk = f.read(1 << 16)
+            if not chunk:
+                break
+            end = chunk.find(b"\n")
+            if end >= 0:
+                chunks.append(chunk[:end + 1])
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _looks_binary(path, body_start, dim):
+    """Binary unless the first row reads as text.
+
+    A well-formed text first row (a word and dim numbers) means text. Otherwise: a binary row is the word, a space and 4 dim bytes of float32; those bytes nearly always
+    include control bytes or invalid UTF-8 (each byte does with odds near 1/2), which a text
+    file never holds. So the bytes that a binary first row would span are checked: clean
+    printable UTF-8 (tabs and line ends allowed) means text. A text row that is otherwise
+    malformed is then reported as such, with its line number.
+    """
     from . import _io
-    end = body.find(b"\n")
-    line = body if end < 0 else body[:end]
-    parts = line.rstrip(b"\r").split()
-    if len(parts) != dim + 1:
-        return True
+    with open(path, "rb") as f:
+        f.seek(body_start)
+        head = f.read(1 << 16)
+    first = head.split(b"\n", 1)[0].rstrip(b"\r").split()
+    if len(first) == dim + 1:  # a well-formed text row (binary bytes never parse so)
+        try:
+            for token in first[1:]:
+                _io.parse_double(token)
+            first[0].decode("utf-8")
+            return False
+        except (ValueError, UnicodeDecodeError):
+            pass
+    word_end = head.find(b" ")
+    span = head[:(word_end if word_end >= 0 else len(head)) + 1 + 4 * dim]
     try:
-        for token in parts[1:]:
-            _io.parse_double(token)
-    except ValueError:
-        return True
-    return False
+        text = span.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(span) - 3 or len(span) < len(head):  # not a character cut short
+            return True
+        text = span[:exc.start].decode("utf-8")
+    return any(ord(c) < 32 and c not in "\t\n\r" or c == "\x7f" for c in text)
 
 
 def _glove_dim(path, head):
@@ -324,10 +362,10 @@ def _progress_bar(show, total, path):
 
 
 def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n_threads,
-               show, first_line):
+               show, first_line, policy):
     from . import _io
     rows = weight.shape[0]
-    words = []
+    words, index, duplicates = [], {}, []
     buf = bytearray(_BLOCK)
     filled = 0
     row = 0          # rows parsed so far
@@ -339,8 +377,8 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
             f.seek(body_start)
             eof = False
             while not eof and row < rows:
-                view = memoryview(buf)
-                got = f.readinto(view[filled:])
+                with memoryview(buf) as view, view[filled:] as free:
+                    got = f.readinto(free)
                 eof = got == 0
                 filled += got
                 if bar is not None:
@@ -360,25 +398,28 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
                 word_len = np.empty(n_lines, dtype=np.int32)
                 total, status, bad_line, bad_off, bad_len = _io.parse_text_block(
                     block, usable, weight, row, rows, word_off, word_len, n_parts, n_threads)
+                # the rows before an error are checked first: the earliest bad line wins,
+                # whatever kind of error it has
+                parsed = bad_line if status else min(total, rows - row)
+                bad = _io.decode_words(block, word_off, word_len, parsed, encoding, errors,
+                                       words, index, duplicates)
                 del block
-                line_no = first_line + lines_seen + bad_line
+                if bad >= 0:
+                    raw = bytes(buf[word_off[bad]:word_off[bad] + word_len[bad]])
+                    raise ValueError(f"{path}:{first_line + lines_seen + bad}: the word {raw!r} "
+                                     f"is not valid {encoding} (errors={errors!r})")
+                if duplicates and policy == "error":
+                    _raise_duplicate(path, words, index, duplicates, False, first_line)
                 if status:
                     detail = _io.ERRORS[status]
                     if status == 4:  # a bad number: show it
                         token = bytes(buf[bad_off:bad_off + bad_len]).decode("utf-8", "replace")
                         detail = f"{token[:40]!r} is {detail}"
-                    raise ValueError(f"{path}:{line_no}: {detail} (expected a word and "
-                                     f"{weight.shape[1]} numbers)")
+                    raise ValueError(f"{path}:{first_line + lines_seen + bad_line}: {detail} "
+                                     f"(expected a word and {weight.shape[1]} numbers)")
                 if count is not None and limit is None and lines_seen + total > count:
                     raise ValueError(f"{path}: the header announces {count} vectors, the file "
                                      f"holds more")
-                parsed = min(total, rows - row)
-                bad = _io.decode_words(np.frombuffer(buf, dtype=np.uint8), word_off, word_len,
-                                       parsed, encoding, errors, words)
-                if bad >= 0:
-                    raw = bytes(buf[word_off[bad]:word_off[bad] + word_len[bad]])
-                    raise ValueError(f"{path}:{first_line + lines_seen + bad}: the word {raw!r} "
-                                     f"is not valid {encoding} (errors={errors!r})")
                 row += parsed
                 lines_seen += total
                 rest = filled - usable
@@ -390,14 +431,14 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
     if row < rows:
         raise ValueError(f"{path}: the header announces {count} vectors, the file holds {row}"
                          if count is not None else f"{path}: {row} rows, {rows} expected")
-    return words
+    return words, index, duplicates
 
 
-def _read_binary(path, size, body_start, weight, count, encoding, errors, show):
+def _read_binary(path, size, body_start, weight, count, encoding, errors, show, policy):
     from . import _io
     rows = weight.shape[0]
     dim = weight.shape[1]
-    words = []
+    words, index, duplicates = [], {}, []
     buf = bytearray(_BLOCK + 4 * dim + 4096)
     filled = 0
     row = 0
@@ -409,7 +450,8 @@ def _read_binary(path, size, body_start, weight, count, encoding, errors, show):
             eof = False
             while row < rows:
                 if not eof:
-                    got = f.readinto(memoryview(buf)[filled:])
+                    with memoryview(buf) as view, view[filled:] as free:
+                        got = f.readinto(free)
                     eof = got == 0
                     filled += got
                     if bar is not None:
@@ -425,11 +467,13 @@ def _read_binary(path, size, body_start, weight, count, encoding, errors, show):
                     raise ValueError(f"{path}: byte {offset + consumed}: a vector without a "
                                      f"word")
                 bad = _io.decode_words(np.frombuffer(buf, dtype=np.uint8), word_off, word_len,
-                                       done, encoding, errors, words)
+                                       done, encoding, errors, words, index, duplicates)
                 if bad >= 0:
                     raw = bytes(buf[word_off[bad]:word_off[bad] + word_len[bad]])
                     raise ValueError(f"{path}: byte {offset + word_off[bad]}: the word {raw!r} "
                                      f"is not valid {encoding} (errors={errors!r})")
+                if duplicates and policy == "error":
+                    _raise_duplicate(path, words, index, duplicates, True, 0)
                 row += done
                 if row >= rows:
                     break
@@ -445,28 +489,29 @@ def _read_binary(path, size, body_start, weight, count, encoding, errors, show):
     finally:
         if bar is not None:
             bar.close()
-    return words
+    return words, index, duplicates
 
 
-def _dedupe(path, words, weight, duplicates, binary, first_line):
-    index = dict(zip(words, range(len(words))))  # a later duplicate overwrites: checked below
-    if len(index) != len(words):
-        index = {}
-        dropped = []
-        for i, word in enumerate(words):
-            j = index.setdefault(word, i)
-            if j != i:
-                if duplicates == "error":
-                    where = (f"rows {j + 1} and {i + 1}" if binary
-                             else f"lines {first_line + j} and {first_line + i}")
-                    raise ValueError(f"{path}: the word {word!r} appears twice ({where}); "
-                                     f"pass duplicates='first' to keep the first")
-                dropped.append(i)
+def _raise_duplicate(path, words, index, repeated, binary, first_line):
+    i = repeated[0]
+    j = index[words[i]]
+    where = (f"rows {j + 1} and {i + 1}" if binary
+             else f"lines {first_line + j} and {first_line + i}")
+    raise ValueError(f"{path}: the word {words[i]!r} appears twice ({where}); pass "
+                     f"duplicates='first' to keep the first")
+
+
+def _dedupe(path, words, index, repeated, weight, duplicates, binary, first_line):
+    """The Vectors, after the policy for words that repeat (their later rows: ``repeated``)."""
+    if repeated:
+        if duplicates == "error":
+            _raise_duplicate(path, words, index, repeated, binary, first_line)
+        i = repeated[0]
         import warnings
-        warnings.warn(f"{path}: {len(dropped)} duplicate word(s) dropped, keeping each word's "
-                      f"first row (first: {words[dropped[0]]!r})", UserWarning, stacklevel=3)
+        warnings.warn(f"{path}: {len(repeated)} duplicate word(s) dropped, keeping each word's "
+                      f"first row (first: {words[i]!r})", UserWarning, stacklevel=3)
         keep = np.ones(len(words), dtype=bool)
-        keep[dropped] = False
+        keep[repeated] = False
         weight = weight[keep]
         words = [w for w, k in zip(words, keep) if k]
         index = dict(zip(words, range(len(words))))
