@@ -93,6 +93,73 @@ def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids"):
                      f"must lie in [0, {num_embeddings})")
 
 
+BOUNDS_CHECKS = ("raise", "warn", "zero")
+
+
+class BoundsCheckWarning(UserWarning):
+    """Ids outside the table were treated as padding (``bounds_check="warn"``)."""
+
+
+_warned_sites = set()
+
+
+def check_bounds_mode(bounds_check):
+    """The ``bounds_check`` argument, checked."""
+    if bounds_check not in BOUNDS_CHECKS:
+        raise ValueError(f"bounds_check must be 'raise', 'warn' or 'zero', got "
+                         f"{bounds_check!r}")
+    return bounds_check
+
+
+def _user_frame():
+    """The innermost frame outside the fastembed package: the call site to warn about."""
+    import sys
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("fastembed"):
+        frame = frame.f_back
+    return frame
+
+
+def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids"):
+    """Check ids against a table of ``num_embeddings`` rows, following ``bounds_check``.
+
+    - ``"raise"``: IndexError naming the first bad id and its position (returns None);
+    - ``"warn"`` / ``"zero"``: returns None when every id is valid, else a boolean mask of
+      the bad positions, which the caller treats as padding (zero output rows, no gradient).
+      ``"warn"`` warns once per call site (the first line outside fastembed), naming the
+      first bad id.
+
+    The scan is the same parallel kernel in every mode; the mask is built only when a bad id
+    exists.
+    """
+    if bounds_check == "raise":
+        check_ids_in_range(flat, shape, num_embeddings, n_threads, name)
+        return None
+    if flat.size == 0:
+        return None
+    pos = _kernels.find_first_invalid(flat, num_embeddings, n_threads)
+    if pos < 0:
+        return None
+    bad = (flat < 0) | (flat >= num_embeddings)
+    if bounds_check == "warn":
+        frame = _user_frame()
+        site = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else None
+        if site not in _warned_sites:
+            _warned_sites.add(site)
+            import warnings
+            message = (f"{int(bad.sum())} of {flat.size} {name} lie outside [0, "
+                       f"{num_embeddings}) (first: {name}{_format_position(pos, shape)} = "
+                       f"{int(flat[pos])}); treated as padding: zero output rows and no "
+                       f"gradient (bounds_check='warn' warns once per call site)")
+            if site is None:
+                warnings.warn(message, BoundsCheckWarning, stacklevel=2)
+            else:
+                warnings.warn_explicit(message, BoundsCheckWarning, site[0], site[1],
+                                       module=frame.f_globals.get("__name__"),
+                                       registry=None)
+    return bad
+
+
 def check_size(value, name):
     """A non-negative Python int, from any integer type (not bool); else TypeError/ValueError."""
     if value is None:

@@ -11,8 +11,8 @@ import numpy as np
 
 from . import _bag_kernels, _kernels
 from ._openmp_helpers import PARALLEL_MIN_WORK, _n_threads_for
-from ._validation import (as_ids, check_grad, check_ids_in_range, check_no_overlap,
-                          check_out, check_size, check_table)
+from ._validation import (as_ids, check_bounds_mode, check_grad, check_ids_in_range,
+                          check_no_overlap, check_out, check_size, check_table, invalid_ids)
 
 __all__ = ["SparseGrad", "gather", "scatter_add", "coalesce", "embedding_bag"]
 
@@ -56,7 +56,7 @@ class SparseGrad(NamedTuple):
         return dense
 
 
-def gather(weight, ids, *, out=None, n_threads=None):
+def gather(weight, ids, *, out=None, n_threads=None, bounds_check="raise"):
     """Look up rows of a table: ``weight[ids]``, in parallel.
 
     Parameters
@@ -71,6 +71,11 @@ def gather(weight, ids, *, out=None, n_threads=None):
     n_threads : int, optional
         None: OpenMP's default (``OMP_NUM_THREADS``, threadpoolctl). Negative values count back
         from the maximum. Small inputs always run on one thread.
+    bounds_check : {"raise", "warn", "zero"}
+        What an id outside ``[0, V)`` does: raise IndexError (the default); or be treated as
+        padding, giving a row of zeros, with a warning once per call site (``"warn"``) or
+        silently (``"zero"``). Every mode scans the ids with the same parallel kernel, a
+        small fraction of the lookup (see bench/README.md).
 
     Returns
     -------
@@ -94,17 +99,29 @@ def gather(weight, ids, *, out=None, n_threads=None):
            [6., 7., 8.],
            [0., 1., 2.]], dtype=float32)
     """
-    # Small calls on plain arrays: checked and copied in C, without Python-level overhead.
-    result = _kernels.gather_small(weight, ids, out, n_threads, PARALLEL_MIN_WORK)
-    if result is not None:
-        return result
+    if bounds_check == "raise":
+        # Small calls on plain arrays: checked and copied in C, without Python overhead.
+        result = _kernels.gather_small(weight, ids, out, n_threads, PARALLEL_MIN_WORK)
+        if result is not None:
+            return result
+    check_bounds_mode(bounds_check)
     check_table(weight, "weight")
     ids_arr, flat = as_ids(ids)
     out = prepare_out(weight, ids_arr.shape, out)
     check_no_overlap(out, ids_arr, "out", "ids")
     n_threads = _n_threads_for(n_threads, flat.size * weight.shape[1])
-    check_ids_in_range(flat, ids_arr.shape, weight.shape[0], n_threads)
-    return gather_checked(weight, flat, out, n_threads)
+    bad = invalid_ids(flat, ids_arr.shape, weight.shape[0], n_threads, bounds_check)
+    if bad is None:
+        return gather_checked(weight, flat, out, n_threads)
+    return gather_masked(weight, flat, bad, out, n_threads)
+
+
+def gather_masked(weight, flat, bad, out, n_threads):
+    """A lookup whose ids at ``bad`` positions are padding: their rows come out zero."""
+    gather_checked(weight, np.where(bad, 0, flat), out, n_threads)
+    if weight.shape[1]:
+        out.reshape(flat.size, weight.shape[1])[bad] = 0
+    return out
 
 
 def prepare_out(weight, ids_shape, out):
@@ -124,7 +141,7 @@ def gather_checked(weight, flat, out, n_threads):
     return out
 
 
-def scatter_add(out, ids, grad, *, n_threads=None):
+def scatter_add(out, ids, grad, *, n_threads=None, bounds_check="raise"):
     """Add rows into a table in place: ``out[ids[i]] += grad[i]``, duplicates summed.
 
     The result is bitwise identical to ``np.add.at(out, ids, grad)`` and does not depend on
@@ -140,6 +157,8 @@ def scatter_add(out, ids, grad, *, n_threads=None):
         Rows to add, of ``out``'s dtype. A non-contiguous ``grad`` is copied first.
     n_threads : int, optional
         As in :func:`gather`.
+    bounds_check : {"raise", "warn", "zero"}
+        As in :func:`gather`; under "warn" and "zero" the rows of bad ids add nothing.
 
     Returns
     -------
@@ -155,9 +174,12 @@ def scatter_add(out, ids, grad, *, n_threads=None):
            [0., 0.],
            [1., 1.]], dtype=float32)
     """
-    # Small calls on plain arrays: checked and added in C, without Python-level overhead.
-    if _kernels.scatter_add_small(out, ids, grad, n_threads, PARALLEL_MIN_WORK) is not None:
-        return out
+    if bounds_check == "raise":
+        # Small calls on plain arrays: checked and added in C, without Python overhead.
+        if _kernels.scatter_add_small(out, ids, grad, n_threads,
+                                      PARALLEL_MIN_WORK) is not None:
+            return out
+    check_bounds_mode(bounds_check)
     check_table(out, "out", writeable=True)
     ids_arr, flat = as_ids(ids)
     num_embeddings, dim = out.shape
@@ -165,7 +187,9 @@ def scatter_add(out, ids, grad, *, n_threads=None):
     check_no_overlap(out, grad2d, "out", "grad")
     check_no_overlap(out, ids_arr, "out", "ids")
     n_threads = _n_threads_for(n_threads, flat.size * dim)
-    check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+    bad = invalid_ids(flat, ids_arr.shape, num_embeddings, n_threads, bounds_check)
+    if bad is not None:  # padding: those positions add nothing
+        flat, grad2d = flat[~bad], grad2d[~bad]
     if flat.size == 0 or dim == 0:
         return out
     pos, starts, _ = _partition(flat, num_embeddings, n_threads)
@@ -216,7 +240,7 @@ def _partition(flat, num_embeddings, n_threads):
     return pos, starts, bounds
 
 
-def coalesce(ids, grad, *, num_embeddings=None, n_threads=None):
+def coalesce(ids, grad, *, num_embeddings=None, n_threads=None, bounds_check="raise"):
     """Sum gradient rows that share an id: the sparse gradient of a lookup.
 
     Parameters
@@ -229,6 +253,9 @@ def coalesce(ids, grad, *, num_embeddings=None, n_threads=None):
         The table's row count, to check the ids against.
     n_threads : int, optional
         As in :func:`gather`.
+    bounds_check : {"raise", "warn", "zero"}
+        As in :func:`gather`; under "warn" and "zero" the rows of bad ids are left out.
+        Without ``num_embeddings`` only negative ids are bad.
 
     Returns
     -------
@@ -244,21 +271,34 @@ def coalesce(ids, grad, *, num_embeddings=None, n_threads=None):
     >>> g.rows, g.values.ravel()
     (array([1, 3]), array([1., 3.]))
     """
-    return _coalesce(ids, grad, num_embeddings, n_threads)[0]
+    check_bounds_mode(bounds_check)
+    return _coalesce(ids, grad, num_embeddings, n_threads, bounds_check=bounds_check)[0]
 
 
-def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None):
-    """coalesce, also returning the per-row counts (for scale_grad_by_freq)."""
+def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None,
+              bounds_check="raise", bad=None):
+    """coalesce, also returning the per-row counts (for scale_grad_by_freq).
+
+    ``bad``: a mask of positions already known to be padding (a layer's forward found them).
+    """
     ids_arr, flat = as_ids(ids)
     grad2d = check_grad(grad, ids_arr.shape, dim, dtype)
     n_threads = _n_threads_for(n_threads, flat.size * max(grad2d.shape[1], 1))
     if num_embeddings is None:
-        check_ids_in_range(flat, ids_arr.shape, None, n_threads)  # negatives only
-        n_rows = int(flat.max()) + 1 if flat.size else 0
+        limit = 2**63  # negatives only
+        n_rows = None
     else:
         num_embeddings = check_size(num_embeddings, "num_embeddings")
-        check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
-        n_rows = num_embeddings
+        limit = n_rows = num_embeddings
+    if bad is None:
+        if bounds_check == "raise":
+            check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+        else:
+            bad = invalid_ids(flat, ids_arr.shape, limit, n_threads, bounds_check)
+    if bad is not None:
+        flat, grad2d = flat[~bad], grad2d[~bad]
+    if n_rows is None:
+        n_rows = int(flat.max()) + 1 if flat.size else 0
     return coalesce_checked(flat, grad2d, n_rows, n_threads)
 
 
@@ -386,7 +426,8 @@ def _prepare_bag_out(weight, n_bags, out, bags=None):
 
 
 def embedding_bag(weight, ids, offsets=None, *, mode="mean", per_sample_weights=None,
-                  include_last_offset=False, padding_idx=None, out=None, n_threads=None):
+                  include_last_offset=False, padding_idx=None, out=None, n_threads=None,
+                  bounds_check="raise"):
     """Pooled lookups: the sum, mean or max of the rows of each bag of ids.
 
     Parameters
@@ -408,6 +449,9 @@ def embedding_bag(weight, ids, offsets=None, *, mode="mean", per_sample_weights=
         Preallocated (B, D) output.
     n_threads : int, optional
         As in :func:`gather`; bags are pooled in parallel.
+    bounds_check : {"raise", "warn", "zero"}
+        As in :func:`gather`; under "warn" and "zero" a bad id is padding: left out of its
+        bag's pooling and of the mean's count.
 
     Returns
     -------
@@ -426,13 +470,27 @@ def embedding_bag(weight, ids, offsets=None, *, mode="mean", per_sample_weights=
     array([[4., 5.],
            [2., 3.]], dtype=float32)
     """
+    check_bounds_mode(bounds_check)
     check_table(weight, "weight")
     bags = _bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode,
                        weight.dtype)
     padding_idx = _check_padding_idx(padding_idx, weight.shape[0])
     n_threads = _n_threads_for(n_threads, bags.flat.size * weight.shape[1])
-    check_ids_in_range(bags.flat, bags.shape, weight.shape[0], n_threads)
+    bags = _checked_bags(bags, weight.shape[0], n_threads, bounds_check)
     return _bag_forward(weight, bags, mode, padding_idx, out, n_threads)[0]
+
+
+def _checked_bags(bags, num_embeddings, n_threads, bounds_check):
+    """The bags with their ids checked; ids outside the table dropped (padding) if asked."""
+    bad = invalid_ids(bags.flat, bags.shape, num_embeddings, n_threads, bounds_check)
+    if bad is None:
+        return bags
+    keep = ~bad
+    dropped_before = np.concatenate(([0], np.cumsum(bad, dtype=np.int64)))
+    offsets = bags.offsets - dropped_before[bags.offsets]
+    flat = np.ascontiguousarray(bags.flat[keep])
+    weights = None if bags.weights is None else np.ascontiguousarray(bags.weights[keep])
+    return _Bags((flat.size,), flat, offsets, weights)
 
 
 def _check_padding_idx(padding_idx, num_embeddings):

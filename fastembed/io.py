@@ -237,7 +237,16 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     if not no_header:
         count, dim, body_start = _read_header(path, _first_line(path, 0))
         if binary is None:
-            binary = _looks_binary(path, body_start, dim)
+            binary = _looks_binary(path, body_start, dim, encoding)
+        # refuse absurd sizes before allocating: a binary row takes at least 4 dim + 2 bytes
+        # (a word, a space, the floats); in a text file the first row at least 2 dim + 1
+        # and the others 2 (a shorter row is an error found later, with its line number)
+        wanted = count if limit is None else min(count, limit)
+        needed = (wanted * (4 * dim + 2) if binary
+                  else (2 * dim + 1 + 2 * (wanted - 1) if wanted else 0))
+        if needed > size - body_start:
+            raise ValueError(f"{path}:1: the header announces {count} vectors of size {dim}, "
+                             f"which a file of {size} bytes cannot hold")
     else:
         binary = False
         dim = _glove_dim(path, _first_line(path, 0))
@@ -246,8 +255,8 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     show = progress if progress is not None else size >= _PROGRESS_MIN_BYTES
     weight = np.empty((rows, dim), dtype=dtype)
     if binary:
-        read = _read_binary(path, size, body_start, weight, count, encoding, errors, show,
-                            duplicates)
+        read = _read_binary(path, size, body_start, weight, count, limit, encoding, errors,
+                            show, duplicates)
     else:
         read = _read_text(path, size, body_start, weight, count, limit, encoding, errors,
                           n_threads, show, first_line=1 if no_header else 2,
@@ -293,7 +302,7 @@ def _first_line(path, start):
     return b"".join(chunks)
 
 
-def _looks_binary(path, body_start, dim):
+def _looks_binary(path, body_start, dim, encoding="utf-8"):
     """Binary unless the first row reads as text.
 
     A well-formed text first row (a word and dim numbers) means text. Otherwise: a binary row is the word, a space and 4 dim bytes of float32; those bytes nearly always
@@ -307,22 +316,21 @@ def _looks_binary(path, body_start, dim):
         f.seek(body_start)
         head = f.read(1 << 16)
     first = head.split(b"\n", 1)[0].rstrip(b"\r").split()
-    if len(first) == dim + 1:  # a well-formed text row (binary bytes never parse so)
+    if len(first) == dim + 1:  # a word and dim numbers: text (binary bytes never parse so)
         try:
             for token in first[1:]:
                 _io.parse_double(token)
-            first[0].decode("utf-8")
             return False
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             pass
     word_end = head.find(b" ")
     span = head[:(word_end if word_end >= 0 else len(head)) + 1 + 4 * dim]
     try:
-        text = span.decode("utf-8")
+        text = span.decode(encoding)
     except UnicodeDecodeError as exc:
         if exc.start < len(span) - 3 or len(span) < len(head):  # not a character cut short
             return True
-        text = span[:exc.start].decode("utf-8")
+        text = span[:exc.start].decode(encoding)
     return any(ord(c) < 32 and c not in "\t\n\r" or c == "\x7f" for c in text)
 
 
@@ -425,6 +433,9 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
                 rest = filled - usable
                 buf[:rest] = buf[usable:filled]
                 filled = rest
+            if limit is None and count is not None and row == rows:
+                # the rows the header announced are read: nothing but blank space may follow
+                _check_nothing_follows(path, f, bytes(buf[:filled]), count)
     finally:
         if bar is not None:
             bar.close()
@@ -434,7 +445,8 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
     return words, index, duplicates
 
 
-def _read_binary(path, size, body_start, weight, count, encoding, errors, show, policy):
+def _read_binary(path, size, body_start, weight, count, limit, encoding, errors, show,
+                 policy):
     from . import _io
     rows = weight.shape[0]
     dim = weight.shape[1]
@@ -476,6 +488,8 @@ def _read_binary(path, size, body_start, weight, count, encoding, errors, show, 
                     _raise_duplicate(path, words, index, duplicates, True, 0)
                 row += done
                 if row >= rows:
+                    if limit is None:
+                        _check_nothing_follows(path, f, bytes(buf[consumed:filled]), count)
                     break
                 if status == 1 or (eof and done == 0):
                     raise ValueError(f"{path}: byte {offset + consumed}: the file ends inside "
@@ -490,6 +504,18 @@ def _read_binary(path, size, body_start, weight, count, encoding, errors, show, 
         if bar is not None:
             bar.close()
     return words, index, duplicates
+
+
+def _check_nothing_follows(path, f, pending, count):
+    """After the announced rows: only blank space may be left, in ``pending`` and in ``f``."""
+    chunk = pending
+    while True:
+        if chunk.strip():
+            raise ValueError(f"{path}: the header announces {count} vectors, the file holds "
+                             f"more")
+        chunk = f.read(_BLOCK)
+        if not chunk:
+            return
 
 
 def _raise_duplicate(path, words, index, repeated, binary, first_line):

@@ -6,11 +6,12 @@ import numbers
 import numpy as np
 
 from ._openmp_helpers import _n_threads_for
-from ._validation import (FLOAT_DTYPES, as_ids, check_grad, check_ids_in_range,
-                          check_no_overlap, check_size, check_table)
+from ._validation import (FLOAT_DTYPES, as_ids, check_bounds_mode, check_grad,
+                          check_ids_in_range, check_no_overlap, check_size, check_table,
+                          invalid_ids)
 from .functional import (SparseGrad, _bag_backward, _bag_contributions, _bag_forward,
-                         _bag_layout, _Bags, _coalesce, _dropped_live_ids, _prepare_bag_out,
-                         gather_checked, prepare_out)
+                         _bag_layout, _Bags, _checked_bags, _coalesce, _dropped_live_ids,
+                         _prepare_bag_out, gather_checked, gather_masked, prepare_out)
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -64,7 +65,9 @@ class _TableLayer:
     _name = "layer"
 
     def __init__(self, num_embeddings, embedding_dim, *, padding_idx, max_norm, norm_type,
-                 scale_grad_by_freq, dtype, init, seed, weight, trainable):
+                 scale_grad_by_freq, dtype, init, seed, weight, trainable,
+                 bounds_check="raise"):
+        self.bounds_check = check_bounds_mode(bounds_check)
         if init is None:
             init = "uniform"
         if weight is not None:
@@ -311,7 +314,7 @@ class Embedding(_TableLayer):
     def __init__(self, num_embeddings=None, embedding_dim=None, *, padding_idx=None,
                  max_norm=None, norm_type=2.0, scale_grad_by_freq=False, mask_zero=False,
                  dtype=None, init=None, seed=None, weight=None, trainable=True,
-                 input_length=None, **keras_aliases):
+                 input_length=None, bounds_check="raise", **keras_aliases):
         given = {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim,
                  "init": init}
         for alias, value in keras_aliases.items():
@@ -326,12 +329,14 @@ class Embedding(_TableLayer):
         super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx,
                          max_norm=max_norm, norm_type=norm_type,
                          scale_grad_by_freq=scale_grad_by_freq, dtype=dtype, init=init,
-                         seed=seed, weight=weight, trainable=trainable)
+                         seed=seed, weight=weight, trainable=trainable,
+                         bounds_check=bounds_check)
         if input_length is not None:
             input_length = check_size(input_length, "input_length")
         self.mask_zero = bool(mask_zero)
         self.input_length = input_length
         self._last_ids = None
+        self._last_bad = None
 
     def __repr__(self):
         extra = self._repr_options()
@@ -345,15 +350,19 @@ class Embedding(_TableLayer):
     # -- forward / backward ---------------------------------------------------------------
 
     def _validated_ids(self, ids, n_threads):
-        """(ids, flat ids, resolved n_threads), with every id checked against the table."""
+        """(ids, flat ids, resolved n_threads, bad), every id checked against the table.
+
+        ``bad`` is None, or (bounds_check "warn" / "zero") the mask of ids outside the table,
+        which are padding."""
         ids_arr, flat = as_ids(ids)
         if self.input_length is not None and (ids_arr.ndim == 0
                                               or ids_arr.shape[-1] != self.input_length):
             raise ValueError(f"ids must have a last axis of input_length="
                              f"{self.input_length}, got shape {ids_arr.shape}")
         n_threads = _n_threads_for(n_threads, flat.size * self.embedding_dim)
-        check_ids_in_range(flat, ids_arr.shape, self.num_embeddings, n_threads)
-        return ids_arr, flat, n_threads
+        bad = invalid_ids(flat, ids_arr.shape, self.num_embeddings, n_threads,
+                          self.bounds_check)
+        return ids_arr, flat, n_threads, bad
 
     def forward(self, ids, out=None, *, n_threads=None):
         """Look up ``ids``: returns ``weight[ids]``, of shape ``ids.shape + (D,)``.
@@ -361,13 +370,17 @@ class Embedding(_TableLayer):
         With ``max_norm`` set, the rows looked up are first renormalised in place. The ids are
         remembered for :meth:`backward`.
         """
-        ids_arr, flat, n_threads = self._validated_ids(ids, n_threads)
+        ids_arr, flat, n_threads, bad = self._validated_ids(ids, n_threads)
         out = prepare_out(self.weight, ids_arr.shape, out)  # checked before anything is written
         check_no_overlap(out, ids_arr, "out", "ids")
         if self.max_norm is not None:
-            self._renorm(flat)
-        gather_checked(self.weight, flat, out, n_threads)
+            self._renorm(flat if bad is None else flat[~bad])
+        if bad is None:
+            gather_checked(self.weight, flat, out, n_threads)
+        else:
+            gather_masked(self.weight, flat, bad, out, n_threads)
         self._last_ids = ids_arr.copy()
+        self._last_bad = bad
         return out
 
     __call__ = forward
@@ -394,11 +407,11 @@ class Embedding(_TableLayer):
         if ids is None:
             if self._last_ids is None:
                 raise RuntimeError("backward() needs ids: call forward() first or pass ids=")
-            ids = self._last_ids
+            ids, bad = self._last_ids, self._last_bad
         else:
-            ids = self._validated_ids(ids, n_threads)[0]
+            ids, _, _, bad = self._validated_ids(ids, n_threads)
         grad, counts = _coalesce(ids, grad_output, self.num_embeddings, n_threads,
-                                 dim=self.embedding_dim, dtype=self.dtype)
+                                 dim=self.embedding_dim, dtype=self.dtype, bad=bad)
         return self._finish_grad(grad, counts)
 
     def backward_and_step(self, grad_output, optimizer, *, n_threads=None):
@@ -418,6 +431,9 @@ class Embedding(_TableLayer):
         ids = as_ids(self._last_ids)[1]
         grad2d = check_grad(grad_output, self._last_ids.shape, self.embedding_dim, self.dtype,
                             name="grad_output")
+        if self._last_bad is not None:  # padding: no gradient
+            keep = ~self._last_bad
+            ids, grad2d = np.ascontiguousarray(ids[keep]), np.ascontiguousarray(grad2d[keep])
         return ids, grad2d, _n_threads_for(n_threads, ids.size * self.embedding_dim)
 
     def compute_mask(self, ids):
@@ -461,7 +477,8 @@ class EmbeddingBag(_TableLayer):
 
     def __init__(self, num_embeddings=None, embedding_dim=None, *, mode="mean",
                  padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
-                 dtype=None, init=None, seed=None, weight=None, trainable=True):
+                 dtype=None, init=None, seed=None, weight=None, trainable=True,
+                 bounds_check="raise"):
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
         if mode == "max" and scale_grad_by_freq:
@@ -469,7 +486,8 @@ class EmbeddingBag(_TableLayer):
         super().__init__(num_embeddings, embedding_dim, padding_idx=padding_idx,
                          max_norm=max_norm, norm_type=norm_type,
                          scale_grad_by_freq=scale_grad_by_freq, dtype=dtype, init=init,
-                         seed=seed, weight=weight, trainable=trainable)
+                         seed=seed, weight=weight, trainable=trainable,
+                         bounds_check=bounds_check)
         self.mode = mode
         self._last = None
 
@@ -486,7 +504,7 @@ class EmbeddingBag(_TableLayer):
         bags = _bag_layout(ids, offsets, include_last_offset, per_sample_weights, self.mode,
                            self.dtype)
         n_threads = _n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
-        check_ids_in_range(bags.flat, bags.shape, self.num_embeddings, n_threads)
+        bags = _checked_bags(bags, self.num_embeddings, n_threads, self.bounds_check)
         out = _prepare_bag_out(self.weight, bags.offsets.size - 1, out, bags)  # before writes
         if self.max_norm is not None:
             self._renorm(bags.flat)

@@ -454,7 +454,7 @@ def test_errors_in_the_first_row_of_a_text_file(tmp_path, first_row):
         assert_error_at(excinfo, path, 2)
 
 
-@pytest.mark.parametrize("count", [3, 5, 1000])
+@pytest.mark.parametrize("count", [0, 3, 5, 1000])
 def test_rejects_header_count_mismatch(tmp_path, count):
     rows = [f"w{i} 1 2" for i in range(4)]
     path = text_file(tmp_path / "count.txt", rows, header=(count, 2))
@@ -472,6 +472,18 @@ def test_rejects_header_count_short_by_a_whole_read_block(tmp_path):
         path = write_bytes(tmp_path / "more.txt", b"%d %d\n" % (count, BIG_DIM) + body)
         with pytest.raises(ValueError, match=re.escape(str(path))):
             load(path)
+
+
+@pytest.mark.parametrize("header", ["1000000000000 3", "3 1000000000000"])
+@pytest.mark.parametrize("binary", [None, True])
+def test_rejects_impossible_header_sizes(tmp_path, header, binary):
+    """A header announcing more than the file can hold is a ValueError naming the file, not
+    an attempt to allocate terabytes (MemoryError)."""
+    path = write_bytes(tmp_path / "huge_header.txt", f"{header}\na 1 2 3\n".encode())
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        load(path, binary=binary)
+    if header.endswith(" 3") and binary is None:
+        assert load(path, limit=1).words == ["a"]  # limit: the count need not match
 
 
 @pytest.mark.parametrize("header", ["3", "x 4", "3 4 5", "3 x"])
@@ -519,6 +531,18 @@ def test_invalid_utf8_in_word(tmp_path):
     assert_bitwise_equal(v.weight, np.array([[1, 2], [3, 4], [5, 6]], np.float32))
     v = load(path, encoding="latin-1")
     assert v.words == ["a", "café", "d"]
+
+
+def test_detection_respects_encoding(tmp_path):
+    """A latin-1 text file whose first word is not ASCII: a well-formed text first row (a
+    word and dim numbers) is text, whatever bytes the word has."""
+    body = "2 2\ncafé 1 2\nnaïve 3 4\n".encode("latin-1")
+    path = write_bytes(tmp_path / "latin1.txt", body)
+    v = load(path, encoding="latin-1")  # binary=None
+    assert v.words == ["café", "naïve"]
+    assert_bitwise_equal(v.weight, np.array([[1, 2], [3, 4]], np.float32))
+    v = load(path, errors="replace")
+    assert v.words == ["caf\ufffd", "na\ufffdve"]
 
 
 def test_duplicates_error_names_word_and_both_lines(tmp_path):
@@ -668,6 +692,9 @@ def test_threads_give_identical_results_text(tmp_path, rng):
     assert one.words == two.words == words
     assert_bitwise_equal(one.weight, expected_f32(toks))
     assert_bitwise_equal(two.weight, one.weight)
+    three = load(path, n_threads=3, dtype=np.float64)  # more threads than cores
+    assert three.words == words
+    assert_bitwise_equal(three.weight, expected_f64(toks))
     default = load(path)
     assert default.words == words
     assert_bitwise_equal(default.weight, one.weight)
@@ -875,6 +902,17 @@ def test_text_line_longer_than_a_read_block(tmp_path, no_header):
     v = load(path, no_header=no_header, binary=False)
     assert v.words == ["long", "short"]
     assert_bitwise_equal(v.weight[0], vals)
+
+
+def test_binary_rows_beyond_the_header_count(tmp_path, rng):
+    """As in text files, a header announcing fewer rows than the file holds is an error
+    (limit= reads a prefix on purpose)."""
+    w = rng.standard_normal((5, 2)).astype(np.float32)
+    words = [f"w{i}" for i in range(5)]
+    path = binary_file(tmp_path / "more.bin", words, w, header=(3, 2))
+    with pytest.raises(ValueError, match=re.escape(str(path))):
+        load(path, binary=True)
+    assert load(path, binary=True, limit=3).words == words[:3]
 
 
 def _offsets_in(msg, path):

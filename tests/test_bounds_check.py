@@ -1,0 +1,192 @@
+"""bounds_check= "raise" / "warn" / "zero" on every entry point that takes ids.
+
+Under "warn" and "zero" an id outside [0, V) is padding: its output row is zero and it gets no
+gradient. The references below build that from NumPy on the valid ids only.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import fastembed
+from fastembed import optim
+from fastembed._validation import BoundsCheckWarning
+
+V, D = 50, 6
+MODES = ("warn", "zero")
+
+
+def _ids(rng, shape, bad_fraction=0.2, dtype=np.int64):
+    ids = rng.integers(0, V, size=shape)
+    bad = rng.random(shape) < bad_fraction
+    wild = rng.choice(np.array([-1, -V, V, V + 7, 2**40, -(2**40)]), size=shape)
+    return np.where(bad, wild, ids).astype(dtype), bad
+
+
+def _valid(ids):
+    return (ids >= 0) & (ids < V)
+
+
+@pytest.fixture
+def table(rng):
+    return rng.standard_normal((V, D)).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(0,), (7,), (300,), (4, 5, 3), (20_000,)])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_gather_bad_ids_are_zero_rows(rng, table, mode, shape, dtype):
+    ids, _ = _ids(rng, shape, dtype=dtype)
+    ok = _valid(ids)
+    expected = np.where(ok[..., None], table[np.where(ok, ids, 0)], 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        got = fastembed.gather(table, ids, bounds_check=mode, n_threads=2)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [5, 400, 20_000])
+def test_scatter_add_and_coalesce_skip_bad_ids(rng, mode, n):
+    ids, _ = _ids(rng, (n,))
+    grad = rng.standard_normal((n, D)).astype(np.float32)
+    ok = _valid(ids)
+    expected = np.zeros((V, D), np.float32)
+    np.add.at(expected, ids[ok], grad[ok])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        out = np.zeros((V, D), np.float32)
+        fastembed.scatter_add(out, ids, grad, bounds_check=mode, n_threads=2)
+        g = fastembed.coalesce(ids, grad, num_embeddings=V, bounds_check=mode, n_threads=2)
+    assert out.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(g.rows, np.unique(ids[ok]))
+    assert g.values.tobytes() == expected[g.rows].tobytes()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pool", ["sum", "mean", "max"])
+def test_embedding_bag_bad_ids_are_padding(rng, table, mode, pool):
+    ids, _ = _ids(rng, (60,))
+    offsets = np.array([0, 0, 5, 17, 17, 40])
+    weights = rng.random(60).astype(np.float32) if pool != "max" else None
+    ok = _valid(ids)
+    bounds = np.append(offsets, ids.size)
+    expected = np.zeros((offsets.size, D), np.float32)
+    for b in range(offsets.size):
+        sel = np.arange(bounds[b], bounds[b + 1])
+        sel = sel[ok[sel]]
+        if sel.size == 0:
+            continue
+        rows = table[ids[sel]]
+        w = weights[sel][:, None] if weights is not None else np.ones((sel.size, 1),
+                                                                       np.float32)
+        if pool == "sum":
+            expected[b] = (rows * w).sum(0)
+        elif pool == "mean":
+            expected[b] = (rows * w).sum(0) / w.sum()
+        else:
+            expected[b] = rows.max(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        got = fastembed.embedding_bag(table, ids, offsets, mode=pool,
+                                      per_sample_weights=weights, bounds_check=mode)
+        layer = fastembed.EmbeddingBag(weight=table.copy(), mode=pool, bounds_check=mode)
+        y = layer(ids, offsets, per_sample_weights=weights)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(y, got)
+    grad = layer.backward(np.ones_like(y))
+    assert set(grad.rows.tolist()) <= set(ids[ok].tolist())  # no gradient for bad ids
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_embedding_layer_forward_backward_and_fused(rng, table, mode):
+    ids, _ = _ids(rng, (8, 30))
+    ok = _valid(ids)
+    grad_out = rng.standard_normal((8, 30, D)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        layer = fastembed.Embedding(weight=table.copy(), bounds_check=mode)
+        y = layer(ids)
+        np.testing.assert_array_equal(y[~ok], 0)
+        np.testing.assert_array_equal(y[ok], table[ids[ok]])
+        g = layer.backward(grad_out)
+        reference = fastembed.coalesce(ids[ok], grad_out[ok], num_embeddings=V)
+        np.testing.assert_array_equal(g.rows, reference.rows)
+        assert g.values.tobytes() == reference.values.tobytes()
+        # backward with explicit ids follows the layer's mode too
+        layer.zero_grad()
+        g2 = layer.backward(grad_out, ids=ids)
+        assert g2.values.tobytes() == g.values.tobytes()
+        # fused backward + Adam equals unfused
+        unfused = fastembed.Embedding(weight=table.copy(), bounds_check=mode)
+        opt_u = optim.Adam(unfused, lr=0.01)
+        unfused(ids)
+        unfused.backward(grad_out)
+        opt_u.step()
+        fused = fastembed.Embedding(weight=table.copy(), bounds_check=mode)
+        opt_f = optim.Adam(fused, lr=0.01)
+        fused(ids)
+        fused.backward_and_step(grad_out, opt_f)
+    assert fused.weight.tobytes() == unfused.weight.tobytes()
+    untouched = np.setdiff1d(np.arange(V), ids[ok])
+    assert fused.weight[untouched].tobytes() == table[untouched].tobytes()
+
+
+def test_raise_is_the_default_and_names_the_position(table):
+    with pytest.raises(IndexError, match=r"ids\[2\] = 50 is out of range"):
+        fastembed.gather(table, [0, 1, 50])
+    layer = fastembed.Embedding(weight=table.copy())
+    with pytest.raises(IndexError, match=r"ids\[1\] = -3 is negative"):
+        layer([0, -3])
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: fastembed.gather(t, [0], bounds_check="ignore"),
+    lambda t: fastembed.scatter_add(np.zeros_like(t), [0], t[:1], bounds_check=None),
+    lambda t: fastembed.coalesce([0], t[:1], bounds_check="clip"),
+    lambda t: fastembed.embedding_bag(t, [[0]], bounds_check=True),
+    lambda t: fastembed.Embedding(weight=t, bounds_check="wrap"),
+    lambda t: fastembed.EmbeddingBag(weight=t, bounds_check="Raise"),
+])
+def test_unknown_mode_is_a_value_error(table, call):
+    with pytest.raises(ValueError, match="bounds_check must be"):
+        call(table)
+
+
+def test_warn_once_per_call_site(table):
+    def site_a():
+        return fastembed.gather(table, [0, 99], bounds_check="warn")
+
+    def site_b():
+        return fastembed.gather(table, [0, -1], bounds_check="warn")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(5):
+            site_a()
+        for _ in range(3):
+            site_b()
+        site_a()
+    ours = [w for w in caught if issubclass(w.category, BoundsCheckWarning)]
+    assert len(ours) == 2
+    assert "ids[1] = 99" in str(ours[0].message) and "ids[1] = -1" in str(ours[1].message)
+    assert all(w.filename == __file__ for w in ours)  # attributed to the caller's line
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fastembed.gather(table, [0, 99], bounds_check="zero")  # silent
+        fastembed.gather(table, [0, 1], bounds_check="warn")   # nothing bad: silent
+    assert not [w for w in caught if issubclass(w.category, BoundsCheckWarning)]
+
+
+def test_valid_ids_give_the_same_bits_in_every_mode(rng, table):
+    ids = rng.integers(0, V, size=5000)
+    grad = rng.standard_normal((5000, D)).astype(np.float32)
+    results = []
+    for mode in ("raise", "warn", "zero"):
+        out = np.zeros((V, D), np.float32)
+        fastembed.scatter_add(out, ids, grad, bounds_check=mode)
+        results.append((fastembed.gather(table, ids, bounds_check=mode).tobytes(),
+                        out.tobytes()))
+    assert results[0] == results[1] == results[2]
