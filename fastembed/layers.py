@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import threading
 
 import numpy as np
 
@@ -68,6 +69,9 @@ class _TableLayer:
                  scale_grad_by_freq, dtype, init, seed, weight, trainable,
                  bounds_check="raise"):
         self.bounds_check = check_bounds_mode(bounds_check)
+        # Guards the gradient and in-place updates of this layer against other threads
+        # (backward, backward_and_step, optimizer.step, zero_grad); see "Threads" in README.
+        self._lock = threading.RLock()
         if init is None:
             init = "uniform"
         if weight is not None:
@@ -199,8 +203,18 @@ class _TableLayer:
             keep = rows != self.padding_idx
             if not keep.all():
                 grad = SparseGrad(rows[keep], values[keep])
-        self.grad = _merge(self.grad, grad)
+        with self._lock:
+            self.grad = _merge(self.grad, grad)
         return grad
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock", None)  # a lock cannot be copied or pickled: a copy gets its own
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def _check_fused_ready(self, had_forward):
         """The preconditions of backward_and_step, checked before anything is written."""
@@ -215,7 +229,8 @@ class _TableLayer:
 
     def zero_grad(self):
         """Forget the accumulated gradient."""
-        self.grad = None
+        with self._lock:
+            self.grad = None
 
     def flush(self):
         """Write the changes of a memory-mapped table to its file; a no-op otherwise.
@@ -422,9 +437,10 @@ class Embedding(_TableLayer):
         ``backward(grad_output)`` followed by ``optimizer.step()``. ``layer.grad`` must be
         empty (this applies one batch's gradient alone) and stays empty.
         """
-        ids, grad2d, n_threads = self._fused_prologue(grad_output, optimizer, n_threads)
-        optimizer._fused(self, grad2d, ids.reshape(-1), None, None, self.scale_grad_by_freq,
-                         self.padding_idx, n_threads)
+        with optimizer._lock, self._lock:  # the optimizer's lock first, as in step()
+            ids, grad2d, n_threads = self._fused_prologue(grad_output, optimizer, n_threads)
+            optimizer._fused(self, grad2d, ids.reshape(-1), None, None,
+                             self.scale_grad_by_freq, self.padding_idx, n_threads)
 
     def _fused_prologue(self, grad_output, optimizer, n_threads):
         self._check_fused_ready(self._last_ids is not None)
@@ -543,7 +559,8 @@ class EmbeddingBag(_TableLayer):
         ``optimizer.step()``, without building the (U, D) gradient. In ``max`` mode, whose
         gradient is routed element by element, it runs the two steps one after the other.
         """
-        _bag_backward_and_step(self, grad_output, optimizer, n_threads)
+        with optimizer._lock, self._lock:  # the optimizer's lock first, as in step()
+            _bag_backward_and_step(self, grad_output, optimizer, n_threads)
 
 
 def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):

@@ -28,8 +28,10 @@ does not catch.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import threading
 
 import numpy as np
 
@@ -70,6 +72,7 @@ class _SparseOptimizer:
 
     def __init__(self, params, *, n_threads=None):
         self.layers = _as_layers(params)
+        self._lock = threading.RLock()  # taken before any layer's lock (see step)
         _resolve_n_threads(n_threads)  # a bad value raises here, not halfway through a step
         self.n_threads = n_threads
         self.steps = [0] * len(self.layers)
@@ -94,12 +97,21 @@ class _SparseOptimizer:
 
         Raises ValueError, before any row is changed, if a gradient holds NaN or infinity.
         """
-        self._check_hyper()
-        todo = [(k, layer) for k, layer in enumerate(self.layers) if layer.grad is not None]
-        for k, layer in todo:
-            _check_sparse_grad(layer, k)
-        for k, layer in todo:
-            self._apply(k, layer)
+        with contextlib.ExitStack() as locks:
+            # the optimizer's lock, then every layer's, in order: a step is atomic with
+            # respect to other steps, backward() accumulations and fused steps in other threads
+            locks.enter_context(self._lock)
+            for layer in self.layers:
+                lock = getattr(layer, "_lock", None)
+                if lock is not None:
+                    locks.enter_context(lock)
+            self._check_hyper()
+            todo = [(k, layer) for k, layer in enumerate(self.layers)
+                    if layer.grad is not None]
+            for k, layer in todo:
+                _check_sparse_grad(layer, k)
+            for k, layer in todo:
+                self._apply(k, layer)
 
     def _step_layer(self, layer):
         """step() for one layer only (used by the fused path of max-mode bags)."""
@@ -117,6 +129,15 @@ class _SparseOptimizer:
         state1, state2 = self.state[k]
         _optim_kernels.sparse_step(layer.weight, rows, values, state1, state2,
                                    self._hyper(self.steps[k]), n_threads)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
 
     def zero_grad(self):
         """Clear every layer's accumulated gradient."""
