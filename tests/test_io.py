@@ -73,6 +73,29 @@ def assert_error_at(excinfo, path, line):
         f"line {line} not named in: {msg}"
 
 
+@pytest.fixture(autouse=True)
+def _drop_big_files(request):
+    """Delete this module's multi-megabyte files after each test (pytest keeps tmp dirs)."""
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is not None and tmp.is_dir():
+        for p in tmp.iterdir():
+            if p.is_file() and p.stat().st_size > (1 << 20):
+                p.unlink()
+
+
+# The reader's block size (fastembed.io reads files in blocks of this many bytes): the tests
+# about block boundaries size their files from it, so they keep aiming past a boundary.
+READ_BLOCK = max(1 << 20, int(getattr(fio, "_BLOCK", 1 << 24)))
+
+_ROW_VALS = " ".join(f"{(j * 0.37) - 2:.6f}" for j in range(12)).encode()
+
+
+def _rows_spanning(n_blocks):
+    """Enough 12-value text rows to fill n_blocks read blocks."""
+    return int(n_blocks * READ_BLOCK / (len(_ROW_VALS) + 8)) + 1
+
+
 def f32_bits(values):
     return np.asarray(values, dtype=np.float32).view(np.uint32)
 
@@ -463,12 +486,15 @@ def test_rejects_header_count_mismatch(tmp_path, count):
 
 
 def test_rejects_header_count_short_by_a_whole_read_block(tmp_path):
-    """The header announces exactly the rows of the first 16 MiB (the reader's block): the
-    rows after it must still be noticed."""
-    vals = " ".join(f"{(j * 0.37) - 2:.6f}" for j in range(BIG_DIM)).encode()
-    body = b"\n".join(b"w%d %s" % (i, vals) for i in range(200_000)) + b"\n"
-    assert len(body) > 17 << 20
-    for count in (body[:1 << 24].count(b"\n"), 199_999):
+    """The header announces exactly the rows of the first read block(s): the rows after
+    them must still be noticed."""
+    n = _rows_spanning(2.5)
+    body = b"\n".join(b"w%d %s" % (i, _ROW_VALS) for i in range(n)) + b"\n"
+    counts, start = [], 0
+    for _ in range(2):  # the reader's blocks: whole lines of at most READ_BLOCK bytes
+        start = body.rindex(b"\n", start, start + READ_BLOCK) + 1
+        counts.append(body[:start].count(b"\n"))
+    for count in counts + [n - 1]:
         path = write_bytes(tmp_path / "more.txt", b"%d %d\n" % (count, BIG_DIM) + body)
         with pytest.raises(ValueError, match=re.escape(str(path))):
             load(path)
@@ -636,22 +662,21 @@ def test_earliest_error_wins_with_threads(tmp_path, layout):
     assert messages[0] == messages[1]
 
 
-# a file above the parser's 16 MiB read block: line numbers must carry across blocks
-HUGE_ROWS = 170_000
+# a file of 2.5 read blocks: line numbers must carry across blocks, the earliest error wins
+HUGE_ROWS = _rows_spanning(2.5)
 
-HUGE_LAYOUTS = {
-    "second-block-only": [(165_000, "token")],
-    "utf8-first-block": [(100, "utf8"), (165_000, "token")],
-    "ragged-first-block": [(20_000, "ragged"), (165_000, "novalue")],
-    "duplicate-second-block": [(150_000, "dup"), (168_000, "token")],
+HUGE_LAYOUTS = {  # (fraction of the rows, kind)
+    "third-block-only": [(0.97, "token")],
+    "utf8-first-block": [(0.001, "utf8"), (0.97, "token")],
+    "ragged-first-block": [(0.12, "ragged"), (0.97, "novalue")],
+    "duplicate-later-block": [(0.88, "dup"), (0.99, "token")],
 }
 
 
 @pytest.mark.parametrize("layout", sorted(HUGE_LAYOUTS))
 def test_earliest_error_wins_across_read_blocks(tmp_path, layout):
-    vals = " ".join(f"{(j * 0.37) - 2:.6f}" for j in range(BIG_DIM)).encode()
-    rows = [b"w%d %s" % (i, vals) for i in range(HUGE_ROWS)]
-    bad = HUGE_LAYOUTS[layout]
+    rows = [b"w%d %s" % (i, _ROW_VALS) for i in range(HUGE_ROWS)]
+    bad = [(int(f * HUGE_ROWS), kind) for f, kind in HUGE_LAYOUTS[layout]]
     for row, kind in bad:
         rows[row] = {
             "token": b"bad 1 2 x3 " + b"4 " * (BIG_DIM - 3),
@@ -661,7 +686,7 @@ def test_earliest_error_wins_across_read_blocks(tmp_path, layout):
             "dup": b"w5 " + b"1 " * BIG_DIM,
         }[kind]
     data = f"{HUGE_ROWS} {BIG_DIM}\n".encode() + b"\n".join(rows) + b"\n"
-    assert len(data) > 17 << 20
+    assert len(data) > 2 * READ_BLOCK
     path = write_bytes(tmp_path / "huge.txt", data)
     with pytest.raises(ValueError) as excinfo:
         load(path, n_threads=2)
@@ -857,7 +882,8 @@ def test_binary_with_no_header_is_rejected(tmp_path):
 
 
 def test_binary_larger_than_a_read_block(tmp_path, rng):
-    n, dim = 70_000, 64  # 18 MB: rows straddle the reader's 16 MiB blocks
+    dim = 64
+    n = int(1.5 * READ_BLOCK / (4 * dim + 8))  # rows straddle the reader's blocks
     w = rng.standard_normal((n, dim), dtype=np.float32)
     words = [f"w{i}" for i in range(n)]
     path = tmp_path / "big.bin"
@@ -866,8 +892,10 @@ def test_binary_larger_than_a_read_block(tmp_path, rng):
     assert v.words == words
     assert_bitwise_equal(v.weight, w)
     data = path.read_bytes()
-    start = data.index(b"\nw69000 ") + 1
-    cut = start + len(b"w69000 ") + 100
+    assert len(data) > READ_BLOCK
+    tag = b"w%d " % (n - 100)
+    start = data.index(b"\n" + tag) + 1
+    cut = start + len(tag) + 100
     short = write_bytes(tmp_path / "short.bin", data[:cut])
     with pytest.raises(ValueError) as excinfo:
         load(short, binary=True)
@@ -895,7 +923,7 @@ def test_first_row_longer_than_64k(tmp_path, no_header):
 
 @pytest.mark.parametrize("no_header", [False, True])
 def test_text_line_longer_than_a_read_block(tmp_path, no_header):
-    dim = 3_500_000  # one 17.5 MB line, longer than the reader's 16 MiB block
+    dim = READ_BLOCK // 5 + 100_000  # one line longer than the reader's block
     line, vals = _long_line(dim)
     head = b"" if no_header else b"2 %d\n" % dim
     path = write_bytes(tmp_path / "long.txt", head + line + b"short " + b"0 " * dim)
