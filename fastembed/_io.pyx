@@ -38,7 +38,7 @@ cdef extern from "_textparse.h" nogil:
 fe_textparse_init()
 
 ERRORS = {
-    FE_ERR_EMPTY: "an empty line (a word and its values expected)",
+    FE_ERR_EMPTY: "an empty line",
     FE_ERR_FEW: "fewer values than the vector size",
     FE_ERR_MANY: "more values than the vector size",
     FE_ERR_NUMBER: "not a number",

@@ -121,10 +121,54 @@ def save_npy(path, vectors, words=None):
         if "\n" in word or "\r" in word:
             raise ValueError(f"word {i} ({word!r}) contains a line break")
     path = os.fspath(path)
-    with atomic_write(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(vectors.weight), allow_pickle=False)
-    with atomic_write(path + ".vocab", "w") as f:
-        f.write("".join(word + "\n" for word in vectors.words))
+    vocab = path + ".vocab"
+    directory = os.path.dirname(os.path.abspath(path))
+    # Both files are written in full under temporary names first; then the vocabulary and the
+    # table are renamed into place. Should the second rename fail, the old vocabulary is put
+    # back, so that an old table is never left beside new words (or the reverse).
+    table_tmp = _write_temp(directory, path, "wb",
+                            lambda f: np.save(f, np.ascontiguousarray(vectors.weight),
+                                              allow_pickle=False))
+    try:
+        vocab_tmp = _write_temp(directory, vocab, "w",
+                                lambda f: f.write("".join(w + "\n" for w in vectors.words)))
+    except BaseException:
+        os.unlink(table_tmp)
+        raise
+    backup = None
+    try:
+        if os.path.exists(vocab):
+            backup = vocab + ".old"
+            os.replace(vocab, backup)
+        os.replace(vocab_tmp, vocab)
+        try:
+            os.replace(table_tmp, path)
+        except BaseException:
+            if backup is not None:
+                os.replace(backup, vocab)
+                backup = None
+            else:
+                os.unlink(vocab)
+            raise
+    finally:
+        for leftover in (table_tmp, vocab_tmp, backup):
+            if leftover is not None and os.path.exists(leftover):
+                os.unlink(leftover)
+    _fsync_dir(directory)
+
+
+def _write_temp(directory, target, mode, write):
+    """Write a temporary file beside ``target`` (flushed and fsynced); return its name."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(target) + "-", dir=directory)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
 
 
 def load_npy(path, mmap_mode=None):
@@ -280,8 +324,9 @@ def _read_header(path, head):
                          f"file has none: no_header=True, or --no-header on the command "
                          f"line)") from None
     if end < 0:
-        raise ValueError(f"{path}: the file holds a header and no vectors" if count
-                         else f"{path}: the file announces 0 vectors")
+        if count:
+            raise ValueError(f"{path}: the file holds a header and no vectors")
+        return count, dim, len(head)  # "0 <dim>" alone: an empty table
     return count, dim, end + 1
 
 
@@ -345,17 +390,26 @@ def _glove_dim(path, head):
 
 
 def _count_rows(path, size):
-    """Lines of a GloVe file: its newlines, plus a last line without one."""
+    """Rows of a GloVe file: its lines, not counting blank lines at its end."""
     n = 0
-    last = b"\n"
     with open(path, "rb") as f:
         while True:
             chunk = f.read(_BLOCK)
             if not chunk:
                 break
             n += chunk.count(b"\n")
-            last = chunk[-1:]
-    return n + (last != b"\n")
+        # blank space at the end: the newlines after the last non-blank byte end no row
+        tail_size = min(size, 1 << 16)
+        while True:
+            f.seek(size - tail_size)
+            tail = f.read(tail_size)
+            stripped = tail.rstrip(b" \t\r\n")
+            if stripped or tail_size == size:
+                break
+            tail_size = min(size, tail_size * 4)
+    if not stripped:
+        return 0
+    return n - tail[len(stripped):].count(b"\n") + 1
 
 
 def _progress_bar(show, total, path):
@@ -425,11 +479,13 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
                         detail = f"{token[:40]!r} is {detail}"
                     raise ValueError(f"{path}:{first_line + lines_seen + bad_line}: {detail} "
                                      f"(expected a word and {weight.shape[1]} numbers)")
-                if count is not None and limit is None and lines_seen + total > count:
-                    raise ValueError(f"{path}: the header announces {count} vectors, the file "
-                                     f"holds more")
                 row += parsed
                 lines_seen += total
+                if row == rows and parsed < total:
+                    # the announced rows end inside this block: what follows them here is
+                    # checked with the rest of the file below
+                    newlines = np.flatnonzero(np.frombuffer(buf, np.uint8, usable) == 10)
+                    usable = int(newlines[parsed - 1]) + 1 if parsed else 0
                 rest = filled - usable
                 buf[:rest] = buf[usable:filled]
                 filled = rest

@@ -1217,3 +1217,50 @@ def test_gensim_glove_no_header(tmp_path, gensim_kv, table):
     v2 = load(hand, no_header=True)
     assert list(kv2.index_to_key) == v2.words == words
     assert_bitwise_equal(v2.weight, kv2.vectors)
+
+
+# -- edge cases settled after review -------------------------------------------------------------
+
+@pytest.mark.parametrize("body,no_header", [
+    (b"2 2\na 1 2\nb 3 4\n\n", False),
+    (b"2 2\na 1 2\nb 3 4\n \n\r\n", False),
+    (b"a 1 2\nb 3 4\n\n\n", True),
+    (b"a 1 2\nb 3 4\r\n \n", True),
+])
+def test_blank_lines_at_the_end_are_ignored(tmp_path, body, no_header):
+    path = write_bytes(tmp_path / "blank.txt", body)
+    v = load(path, no_header=no_header)
+    assert v.words == ["a", "b"]
+    assert_bitwise_equal(v.weight, np.array([[1, 2], [3, 4]], np.float32))
+
+
+def test_blank_line_in_the_middle_is_an_error(tmp_path):
+    path = write_bytes(tmp_path / "mid.txt", b"a 1 2\n\nb 3 4\n")
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ":2: an empty line"):
+        load(path, no_header=True)
+
+
+@pytest.mark.parametrize("body", [b"0 3\n", b"0 3"])
+def test_a_header_of_zero_vectors_is_an_empty_table(tmp_path, body):
+    v = load(write_bytes(tmp_path / "empty.txt", body))
+    assert len(v) == 0 and v.weight.shape == (0, 3)
+
+
+def test_save_npy_keeps_the_pair_consistent_when_a_rename_fails(tmp_path, monkeypatch):
+    path = str(tmp_path / "t.npy")
+    fio.save_npy(path, Vectors(["a", "b"], np.eye(2, dtype=np.float32)))
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if dst == path:  # the table's rename, after the vocabulary's
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        fio.save_npy(path, Vectors(["x", "y"], 2 * np.eye(2, dtype=np.float32)))
+    monkeypatch.setattr(os, "replace", real_replace)
+    old = fio.load_npy(path)
+    assert old.words == ["a", "b"]
+    assert_bitwise_equal(old.weight, np.eye(2, dtype=np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npy", "t.npy.vocab"]
