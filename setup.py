@@ -9,6 +9,14 @@ Environment switches
 FASTEMBED_NO_OPENMP=1   build without OpenMP (serial kernels).
 FASTEMBED_DEBUG=1       turn Cython's bounds, wraparound and initialisation checks back on and
                         compile with -O0 -g, for debugging the kernels.
+FASTEMBED_SANITIZE=1    build every extension with AddressSanitizer and UndefinedBehaviorSanitizer
+                        (GCC or Clang): -fsanitize=address,undefined -fno-sanitize-recover=all
+                        -fno-omit-frame-pointer -O1 -g (-O0 with FASTEMBED_DEBUG), at compile
+                        and link time, OpenMP kept on. Every UB report aborts, so a run cannot
+                        pass with errors. The Python interpreter is not sanitized, so the ASan
+                        runtime must be preloaded: tools/sanitize.sh builds such a build in a
+                        scratch venv and runs the tests under it with the right LD_PRELOAD and
+                        ASAN_OPTIONS.
 """
 import os
 import shutil
@@ -92,11 +100,22 @@ class BuildExt(build_ext):
             # same bits everywhere.
             compile_args = compile_args + ["-ffp-contract=off"]
         debug = _env_flag("FASTEMBED_DEBUG")
+        sanitize = _env_flag("FASTEMBED_SANITIZE")
+        if sanitize and self.compiler.compiler_type == "msvc":
+            raise SystemExit("fastembed: FASTEMBED_SANITIZE=1 needs GCC or Clang")
         for ext in self.extensions:
             ext.extra_compile_args = list(ext.extra_compile_args) + compile_args
             ext.extra_link_args = list(ext.extra_link_args) + link_args
             if debug and self.compiler.compiler_type != "msvc":
                 ext.extra_compile_args += ["-O0", "-g"]
+            if sanitize:
+                # Appended last, so that -O1 overrides the interpreter's -O2/-O3 (FASTEMBED_DEBUG's
+                # -O0 wins when both are set). -fno-sanitize-recover=all turns every UBSan
+                # report into an abort, like ASan's.
+                flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+                ext.extra_compile_args += flags + ["-fno-omit-frame-pointer", "-g"]
+                ext.extra_compile_args += [] if debug else ["-O1"]
+                ext.extra_link_args += flags
         super().build_extensions()
 
 

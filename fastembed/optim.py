@@ -110,6 +110,7 @@ class _SparseOptimizer:
                     if layer.grad is not None]
             for k, layer in todo:
                 _check_sparse_grad(layer, k)
+                self._check_state(k, layer)
             for k, layer in todo:
                 self._apply(k, layer)
 
@@ -120,6 +121,21 @@ class _SparseOptimizer:
         if layer.grad is not None:
             _check_sparse_grad(layer, k)
             self._apply(k, layer)
+
+    def _check_state(self, k, layer):
+        """The state must still fit the layer's table (a table may be replaced in between)."""
+        self._ensure_state(k)
+        weight = layer.weight
+        for s in self.state[k]:
+            unused = s.shape == (1, 0)
+            fits = (s.ndim == 2 and s.shape[0] == weight.shape[0]
+                    and s.shape[1] in (weight.shape[1], 1))
+            if s.dtype != weight.dtype or not (unused or fits):
+                raise ValueError(
+                    f"layer {k}'s table is now {weight.dtype} {weight.shape}, but the "
+                    f"optimizer's state was made for a {s.dtype} table of {s.shape[0]} rows: "
+                    f"the table was replaced; create a new optimizer (or load a matching "
+                    f"state_dict)")
 
     def _apply(self, k, layer):
         rows, values = layer.grad
@@ -205,7 +221,7 @@ class _SparseOptimizer:
         """
         k = self._index(layer)
         self._check_hyper()
-        self._ensure_state(k)
+        self._check_state(k, layer)
         used = flat != skip_row if skip_row is not None else None
         rows_used = src_row if src_row is not None else None
         if used is not None and rows_used is not None:

@@ -344,6 +344,9 @@ class SkipGram:
             raise TypeError("batch words must be a 1-D integer array")
         if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer) or starts.size < 1:
             raise TypeError("batch starts must be a non-empty 1-D integer array")
+        if starts.dtype.kind == "u" and int(starts.max()) > words.size:
+            raise ValueError("batch starts must rise from 0 to len(words)")  # before any cast
+        starts = starts.astype(np.int64, copy=False)
         if starts[0] != 0 or starts[-1] != words.size or (np.diff(starts) < 0).any():
             raise ValueError("batch starts must rise from 0 to len(words)")
         if words.size:
