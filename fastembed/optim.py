@@ -315,7 +315,7 @@ class SGD(_SparseOptimizer):
     def _ensure_state(self, k):
         # momentum may have been turned on after construction: give the buffer then
         state1, state2 = self.state[k]
-        if self.momentum and state1.shape != self.layers[k].weight.shape:
+        if self.momentum and state1.shape == (1, 0):
             self.state[k] = (np.zeros_like(self.layers[k].weight), state2)
 
     def _hyper(self, step):

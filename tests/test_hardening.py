@@ -127,3 +127,42 @@ def test_an_absurd_thread_count_is_capped():
     table = np.ones((10, 4), np.float32)
     np.testing.assert_array_equal(fastembed.gather(table, np.arange(10), n_threads=10**6),
                                   table)
+
+
+# -- found by the fuzzer and the sanitizers --------------------------------------------------
+
+@pytest.mark.parametrize("make", [lambda l: fastembed.optim.Adam(l, lr=0.1),
+                                  lambda l: fastembed.optim.Adagrad(l, lr=0.1),
+                                  lambda l: fastembed.optim.RowWiseAdagrad(l, lr=0.1),
+                                  lambda l: fastembed.optim.SGD(l, lr=0.1, momentum=0.9)])
+@pytest.mark.parametrize("fused", [False, True])
+def test_optimizer_state_that_no_longer_fits_a_replaced_table_raises(make, fused):
+    layer = fastembed.Embedding(weight=np.ones((4, 2), np.float32))
+    opt = make(layer)
+    layer([0])
+    layer.backward(np.ones((1, 2), np.float32))
+    opt.step()  # the state now exists, for 4 rows
+    opt.zero_grad()
+    layer.weight = np.ones((100_000, 2), np.float32)
+    layer([99_999])
+    before = layer.weight.copy()
+    with pytest.raises(ValueError, match="the table was replaced"):
+        if fused:
+            layer.backward_and_step(np.ones((1, 2), np.float32), opt)
+        else:
+            layer.backward(np.ones((1, 2), np.float32))
+            opt.step()
+    assert layer.weight.tobytes() == before.tobytes()
+
+
+def test_skipgram_refuses_unsigned_starts_that_would_wrap():
+    from fastembed.word2vec import SkipGram
+    m = SkipGram(np.array([5, 5, 5, 5]), dim=4, sample=0, shards=1)
+    before = m.syn0.copy()
+    with pytest.raises(ValueError, match="starts must rise"):
+        m.train_step((np.array([0, 1, 2, 3, 0]), np.array([0, 2**63 + 5, 5], np.uint64)),
+                     lr=0.1, rng=np.random.default_rng(0))
+    assert m.syn0.tobytes() == before.tobytes()
+    ok = m.train_step((np.array([0, 1, 2, 3, 0]), np.array([0, 2, 5], np.uint64)), lr=0.1,
+                      rng=np.random.default_rng(0))
+    assert ok["count"] == 5
