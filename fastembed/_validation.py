@@ -79,7 +79,8 @@ def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids"):
     """
     if flat.size == 0:
         return
-    limit = 2**63 if num_embeddings is None else num_embeddings
+    # ids are at most int64: a bound above 2**63 excludes none of them
+    limit = 2**63 if num_embeddings is None else min(num_embeddings, 2**63)
     pos = _kernels.find_first_invalid(flat, limit, n_threads)
     if pos < 0:
         return
@@ -137,7 +138,7 @@ def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids"
         return None
     if flat.size == 0:
         return None
-    pos = _kernels.find_first_invalid(flat, num_embeddings, n_threads)
+    pos = _kernels.find_first_invalid(flat, min(num_embeddings, 2**63), n_threads)
     if pos < 0:
         return None
     bad = (flat < 0) | (flat >= num_embeddings)

@@ -290,6 +290,8 @@ def _coalesce(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None,
     else:
         num_embeddings = check_size(num_embeddings, "num_embeddings")
         limit = n_rows = num_embeddings
+        if num_embeddings >= 2**62:  # only a bound (no table is that big): the rows present
+            n_rows = None            # decide the size of the work
     if bad is None:
         if bounds_check == "raise":
             check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)

@@ -123,9 +123,12 @@ class _SparseOptimizer:
             self._apply(k, layer)
 
     def _check_state(self, k, layer):
-        """The state must still fit the layer's table (a table may be replaced in between)."""
-        self._ensure_state(k)
+        """The layer's table must still be writeable and fit the state (a table may have
+        been replaced, or made read-only, since the optimizer was made). Changes nothing."""
         weight = layer.weight
+        if not weight.flags.writeable:
+            raise ValueError(f"layer {k}'s table is read-only and cannot be trained; no row "
+                             f"was updated")
         for s in self.state[k]:
             unused = s.shape == (1, 0)
             fits = (s.ndim == 2 and s.shape[0] == weight.shape[0]
@@ -232,6 +235,9 @@ class _SparseOptimizer:
             _check_finite(grad[used], k)
         else:
             _check_finite(grad, k)
+        if scale is not None:  # per-sample weights (bags): a non-finite one poisons the sum
+            _check_finite(scale if used is None else scale[used], k)
+        self._ensure_state(k)  # only now: a call that raises leaves the state as it was
         perm, rows, starts = _kernels.group_by_row(
             flat.astype(np.int64, copy=False), max(layer.num_embeddings - 1, 0), n_threads)
         self.steps[k] += 1
