@@ -21,8 +21,10 @@ momentum or weight decay would keep moving rows whose gradient is zero.
 - :class:`AdamW`: Adam plus decoupled weight decay ``w *= 1 - lr * weight_decay``, applied to
   the touched rows only (a dense AdamW would decay every row at every step).
 
-Non-finite gradients: ``step()`` raises ValueError before changing any row when a summed
-gradient holds NaN or infinity. The fused ``backward_and_step`` checks the gradient rows that
+Non-finite gradients: with ``check_finite=True`` (the default, on every optimizer) ``step()``
+raises ValueError before changing any row when a summed gradient holds NaN or infinity.
+``check_finite=False`` skips that scan (a few percent of a step): a NaN then reaches the rows
+and state it touches. The fused ``backward_and_step`` checks the gradient rows that
 contribute, before writing; a sum of finite rows that overflows to infinity is the one case it
 does not catch.
 """
@@ -70,8 +72,9 @@ class _SparseOptimizer:
 
     kind = ""
 
-    def __init__(self, params, *, n_threads=None):
+    def __init__(self, params, *, n_threads=None, check_finite=True):
         self.layers = _as_layers(params)
+        self.check_finite = bool(check_finite)
         self._lock = threading.RLock()  # taken before any layer's lock (see step)
         _resolve_n_threads(n_threads)  # a bad value raises here, not halfway through a step
         self.n_threads = n_threads
@@ -109,7 +112,7 @@ class _SparseOptimizer:
             todo = [(k, layer) for k, layer in enumerate(self.layers)
                     if layer.grad is not None]
             for k, layer in todo:
-                _check_sparse_grad(layer, k)
+                _check_sparse_grad(layer, k, self.check_finite)
                 self._check_state(k, layer)
             for k, layer in todo:
                 self._apply(k, layer)
@@ -119,7 +122,7 @@ class _SparseOptimizer:
         k = self._index(layer)
         self._check_hyper()
         if layer.grad is not None:
-            _check_sparse_grad(layer, k)
+            _check_sparse_grad(layer, k, self.check_finite)
             self._apply(k, layer)
 
     def _check_state(self, k, layer):
@@ -229,14 +232,16 @@ class _SparseOptimizer:
         rows_used = src_row if src_row is not None else None
         if used is not None and rows_used is not None:
             rows_used = rows_used[used]
-        if rows_used is not None:
+        if not self.check_finite:
+            pass  # the caller chose to skip the scan
+        elif rows_used is not None:
             _check_finite(grad[np.unique(rows_used)], k)
         elif used is not None:
             _check_finite(grad[used], k)
         else:
             _check_finite(grad, k)
-        if scale is not None:  # per-sample weights (bags): a non-finite one poisons the sum
-            _check_finite(scale if used is None else scale[used], k)
+        if self.check_finite and scale is not None:  # per-sample weights (bags): a
+            _check_finite(scale if used is None else scale[used], k)  # non-finite one poisons
         self._ensure_state(k)  # only now: a call that raises leaves the state as it was
         perm, rows, starts = _kernels.group_by_row(
             flat.astype(np.int64, copy=False), max(layer.num_embeddings - 1, 0), n_threads)
@@ -251,7 +256,7 @@ def _unused(weight):
     return np.zeros((1, 0), dtype=weight.dtype)
 
 
-def _check_sparse_grad(layer, k):
+def _check_sparse_grad(layer, k, check_finite=True):
     """A layer's .grad must be a well-formed SparseGrad of its table, and finite."""
     grad = layer.grad
     try:
@@ -274,7 +279,8 @@ def _check_sparse_grad(layer, k):
                              f"{layer.weight.shape[0]})")
         if rows.size > 1 and not (rows[1:] > rows[:-1]).all():
             raise ValueError(f"layer {k}'s grad.rows must be strictly increasing (coalesced)")
-    _check_finite(values, k)
+    if check_finite:
+        _check_finite(values, k)
 
 
 def _check_finite(values, k):
@@ -308,10 +314,10 @@ class SGD(_SparseOptimizer):
     kind = "sgd"
     _hyper_names = ("lr", "momentum")
 
-    def __init__(self, params, lr, momentum=0.0, *, n_threads=None):
+    def __init__(self, params, lr, momentum=0.0, *, n_threads=None, check_finite=True):
         self.lr = _positive(lr, "lr")
         self.momentum = _positive(momentum, "momentum", allow_zero=True)
-        super().__init__(params, n_threads=n_threads)
+        super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         if self.momentum:
@@ -343,12 +349,12 @@ class Adagrad(_SparseOptimizer):
     _hyper_names = ("lr", "eps", "initial_accumulator_value")
 
     def __init__(self, params, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, *,
-                 n_threads=None):
+                 n_threads=None, check_finite=True):
         self.lr = _positive(lr, "lr")
         self.eps = _positive(eps, "eps", allow_zero=True)
         self.initial_accumulator_value = _positive(initial_accumulator_value,
                                                    "initial_accumulator_value", allow_zero=True)
-        super().__init__(params, n_threads=n_threads)
+        super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         return (np.full_like(weight, self.initial_accumulator_value), _unused(weight))
@@ -366,10 +372,10 @@ class RowWiseAdagrad(_SparseOptimizer):
     kind = "rowwise_adagrad"
     _hyper_names = ("lr", "eps")
 
-    def __init__(self, params, lr=0.01, eps=1e-10, *, n_threads=None):
+    def __init__(self, params, lr=0.01, eps=1e-10, *, n_threads=None, check_finite=True):
         self.lr = _positive(lr, "lr")
         self.eps = _positive(eps, "eps", allow_zero=True)
-        super().__init__(params, n_threads=n_threads)
+        super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         return np.zeros((weight.shape[0], 1), dtype=weight.dtype), _unused(weight)
@@ -392,11 +398,12 @@ class Adam(_SparseOptimizer):
     kind = "adam"
     _hyper_names = ("lr", "betas", "eps")
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, *, n_threads=None):
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, *, n_threads=None,
+                 check_finite=True):
         self.lr = _positive(lr, "lr")
         self.betas = _betas(betas)
         self.eps = _positive(eps, "eps", allow_zero=True)
-        super().__init__(params, n_threads=n_threads)
+        super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         return np.zeros_like(weight), np.zeros_like(weight)
@@ -423,9 +430,10 @@ class AdamW(Adam):
     _hyper_names = ("lr", "betas", "eps", "weight_decay")
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *,
-                 n_threads=None):
+                 n_threads=None, check_finite=True):
         self.weight_decay = _positive(weight_decay, "weight_decay", allow_zero=True)
-        super().__init__(params, lr=lr, betas=betas, eps=eps, n_threads=n_threads)
+        super().__init__(params, lr=lr, betas=betas, eps=eps, n_threads=n_threads,
+                         check_finite=check_finite)
 
     def _decay(self):
         return 1.0 - self.lr * self.weight_decay

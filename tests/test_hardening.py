@@ -166,3 +166,38 @@ def test_skipgram_refuses_unsigned_starts_that_would_wrap():
     ok = m.train_step((np.array([0, 1, 2, 3, 0]), np.array([0, 2, 5], np.uint64)), lr=0.1,
                       rng=np.random.default_rng(0))
     assert ok["count"] == 5
+
+
+@pytest.mark.parametrize("make", [
+    lambda l, c: fastembed.optim.SGD(l, lr=0.1, check_finite=c),
+    lambda l, c: fastembed.optim.Adagrad(l, lr=0.1, check_finite=c),
+    lambda l, c: fastembed.optim.RowWiseAdagrad(l, lr=0.1, check_finite=c),
+    lambda l, c: fastembed.optim.Adam(l, lr=0.1, check_finite=c),
+    lambda l, c: fastembed.optim.AdamW(l, lr=0.1, check_finite=c),
+])
+@pytest.mark.parametrize("fused", [False, True])
+def test_check_finite(make, fused):
+    """check_finite=True (the default) raises before any row changes; False lets NaN in."""
+    nan_grad = np.array([[np.nan, 1.0], [1.0, 1.0]], np.float32)
+    for check in (True, False):
+        layer = fastembed.Embedding(weight=np.ones((4, 2), np.float32))
+        opt = make(layer, check)
+        assert opt.check_finite is check
+        layer([1, 2])
+        before = layer.weight.copy()
+        if check:
+            with pytest.raises(ValueError, match="NaN or infinity"):
+                if fused:
+                    layer.backward_and_step(nan_grad, opt)
+                else:
+                    layer.backward(nan_grad)
+                    opt.step()
+            assert layer.weight.tobytes() == before.tobytes()
+        else:
+            if fused:
+                layer.backward_and_step(nan_grad, opt)
+            else:
+                layer.backward(nan_grad)
+                opt.step()
+            assert np.isnan(layer.weight[1]).any()
+            assert np.isfinite(layer.weight[[0, 3]]).all()
