@@ -644,7 +644,9 @@ def _run_isolated(code):
     env = dict(os.environ)
     root = str(Path(fastembed.__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
+    # run from the directory that holds the fastembed under test: "python -c" puts the
+    # working directory first on sys.path, and a source tree there has no compiled kernels
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=root,
                           capture_output=True, text=True, timeout=120)
 
 
