@@ -34,8 +34,6 @@ import tempfile
 import time
 import zipfile
 
-import numpy as np
-
 import fastembed
 from fastembed.vectors import Vectors
 from fastembed.word2vec import corpus_sentences, train_word2vec

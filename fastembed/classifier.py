@@ -43,11 +43,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
 
 from . import optim
+from ._atomic import atomic_write
 from ._validation import as_ids, check_ids_in_range, check_size
 from .functional import embedding_bag
 from .layers import EmbeddingBag
@@ -641,7 +641,8 @@ class BagClassifier:
         if self.vocab is not None:
             arrays["vocab_bytes"], arrays["vocab_offsets"] = _pack_strings(self.vocab.words)
             arrays["vocab_counts"] = np.asarray(self.vocab.counts, dtype=np.int64)
-        _atomic_savez(path, arrays)
+        with atomic_write(path, "wb") as f:
+            np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path, *, n_threads=None):
@@ -678,31 +679,6 @@ def _pack_strings(strings):
 def _unpack_strings(data, offsets):
     raw = np.asarray(data, dtype=np.uint8).tobytes()
     return [raw[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(len(offsets) - 1)]
-
-
-def _atomic_savez(path, arrays):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 # ----------------------------------------------------------------------------------------

@@ -14,63 +14,14 @@ to disk, then renamed over the target, so a crash never leaves a half-written fi
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
+
+from ._atomic import atomic_write, fsync_dir, write_temp
 
 from .vectors import Vectors
 
 __all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "atomic_write"]
-
-
-class atomic_write:
-    """Context manager: ``with atomic_write(path, "w") as f:`` writes ``path`` atomically.
-
-    The data go to a temporary file in the target's directory; on success it is flushed,
-    fsynced and renamed over ``path`` (and the directory is fsynced); on an exception it is
-    removed and ``path`` is left as it was.
-    """
-
-    def __init__(self, path, mode="w", encoding="utf-8"):
-        if mode not in ("w", "wb"):
-            raise ValueError("mode must be 'w' or 'wb'")
-        self.path = os.fspath(path)
-        self.mode = mode
-        self.encoding = None if mode == "wb" else encoding
-
-    def __enter__(self):
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, self.tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(self.path) + "-",
-                                        dir=directory)
-        self.file = os.fdopen(fd, self.mode, encoding=self.encoding)
-        return self.file
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.file.flush()
-                os.fsync(self.file.fileno())
-            self.file.close()
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
-                _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
-        return False
-
-
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_word2vec(path, vectors, words=None, *, binary=False):
@@ -126,12 +77,11 @@ def save_npy(path, vectors, words=None):
     # Both files are written in full under temporary names first; then the vocabulary and the
     # table are renamed into place. Should the second rename fail, the old vocabulary is put
     # back, so that an old table is never left beside new words (or the reverse).
-    table_tmp = _write_temp(directory, path, "wb",
-                            lambda f: np.save(f, np.ascontiguousarray(vectors.weight),
-                                              allow_pickle=False))
+    table = np.ascontiguousarray(vectors.weight)
+    table_tmp = write_temp(path, "wb", lambda f: np.save(f, table, allow_pickle=False))
     try:
-        vocab_tmp = _write_temp(directory, vocab, "w",
-                                lambda f: f.write("".join(w + "\n" for w in vectors.words)))
+        vocab_tmp = write_temp(vocab, "w",
+                               lambda f: f.write("".join(w + "\n" for w in vectors.words)))
     except BaseException:
         os.unlink(table_tmp)
         raise
@@ -154,21 +104,7 @@ def save_npy(path, vectors, words=None):
         for leftover in (table_tmp, vocab_tmp, backup):
             if leftover is not None and os.path.exists(leftover):
                 os.unlink(leftover)
-    _fsync_dir(directory)
-
-
-def _write_temp(directory, target, mode, write):
-    """Write a temporary file beside ``target`` (flushed and fsynced); return its name."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(target) + "-", dir=directory)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
+    fsync_dir(directory)
 
 
 def load_npy(path, mmap_mode=None):
@@ -257,7 +193,6 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     The file is read in blocks of 4 MiB, so memory peaks near the final table plus its
     vocabulary; each block's lines are parsed by all threads in parallel.
     """
-    from . import _io
     from ._openmp_helpers import _resolve_n_threads
 
     path = os.fspath(path)

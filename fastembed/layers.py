@@ -8,8 +8,7 @@ import numpy as np
 
 from ._openmp_helpers import _n_threads_for
 from ._validation import (FLOAT_DTYPES, as_ids, check_bounds_mode, check_grad,
-                          check_ids_in_range, check_no_overlap, check_size, check_table,
-                          invalid_ids)
+                          check_no_overlap, check_size, check_table, invalid_ids)
 from .functional import (SparseGrad, _bag_backward, _bag_contributions, _bag_forward,
                          _bag_layout, _Bags, _checked_bags, _coalesce, _dropped_live_ids,
                          _prepare_bag_out, gather_checked, gather_masked, prepare_out)

@@ -24,6 +24,8 @@ from itertools import chain, repeat
 
 import numpy as np
 
+from ._atomic import atomic_write
+
 __all__ = ["TOKEN_PATTERN", "tokenize", "split_sentences", "Vocab", "pad_sequences"]
 
 # [^\W_] is "a word character but not the underscore", i.e. exactly the characters for which
@@ -679,7 +681,8 @@ class Vocab:
         unk = "none" if self.unk_id is None else self.unk_id
         lines = [f"{_HEADER_MAGIC} {_FORMAT_VERSION} size={len(self)} pad={pad} unk={unk}\n"]
         lines += [f"{w}\t{c}\n" for w, c in zip(self.words, self.counts.tolist())]
-        _atomic_write_text(os.fspath(path), "".join(lines))
+        with atomic_write(path, "w") as f:
+            f.write("".join(lines))
 
     @classmethod
     def load(cls, path):
@@ -770,42 +773,6 @@ def _parse_header(header, path):
                          f"fastembed reads version {_FORMAT_VERSION}")
     return (int(size), None if pad == "none" else int(pad),
             None if unk == "none" else int(unk))
-
-
-def _atomic_write_text(path, text):
-    """Write ``text`` to ``path`` via a synced temporary file in the same directory."""
-    directory, name = os.path.split(os.path.abspath(path))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.tmp")
-        try:
-            # Mode 0o666 lets the umask decide the permissions, as for a plain open().
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:  # pragma: no cover - 48 random bits collided
-            continue
-    try:
-        with open(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (POSIX; directories cannot be opened on Windows)
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover - some file systems refuse
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 # ---------------------------------------------------------------------------------------------

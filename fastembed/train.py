@@ -117,7 +117,6 @@ import os
 import pathlib
 import re
 import reprlib
-import secrets
 import struct
 import sys
 import time
@@ -125,6 +124,7 @@ import warnings
 
 import numpy as np
 
+from ._atomic import atomic_write
 from ._version import __version__
 
 __all__ = ["ArrayDataset", "Trainer", "flatten_state", "load_checkpoint", "unflatten_state"]
@@ -407,41 +407,6 @@ def unflatten_state(arrays, prefix):
 # ----------------------------------------------------------------------------------------
 # Checkpoint files
 # ----------------------------------------------------------------------------------------
-
-def _fsync_dir(directory):
-    """Make a rename durable. Directories cannot be opened on some platforms: skip there."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_savez(path, arrays):
-    """Write ``arrays`` to ``path`` so that a crash never leaves a partial file there."""
-    path = pathlib.Path(path)
-    # Not tempfile.mkstemp: its files are private (0600); this one gets the umask's mode,
-    # as the final file would.
-    tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
 
 def _list_checkpoints(directory):
     """[(step, path)] of the checkpoint files in ``directory``, ascending by step."""
@@ -754,7 +719,8 @@ class Trainer:
         arrays.update(flatten_state(self.rng.bit_generator.state, "rng"))
         arrays["trainer"] = np.array(json.dumps(self._trainer_state()))
         path = self.checkpoint_dir / f"ckpt-{self.step:09d}.npz"
-        _atomic_savez(path, arrays)
+        with atomic_write(path, "wb") as f:
+            np.savez(f, **arrays)
         self._saved_position = self._position()
         self.last_checkpoint = path
         self._rotate(self.step)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastembed._atomic
 import fastembed.text
 from fastembed.text import TOKEN_PATTERN, Vocab, pad_sequences, split_sentences, tokenize
 
@@ -545,7 +546,7 @@ def test_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch, failing):
         raise OSError(f"simulated {failing} failure")
 
     if failing == "write":  # fail half way through writing the temporary file
-        monkeypatch.setattr(fastembed.text, "open", _failing_open, raising=False)
+        monkeypatch.setattr(fastembed._atomic.os, "fdopen", _failing_open)
     else:
         monkeypatch.setattr(fastembed.text.os, failing, boom)
     with pytest.raises(OSError, match="simulated"):
@@ -573,8 +574,8 @@ class _FailingFile:
         raise OSError("simulated write failure")
 
 
-def _failing_open(file, *args, **kwargs):
-    return _FailingFile(open(file, *args, **kwargs))
+def _failing_open(fd, *args, **kwargs):
+    return _FailingFile(open(fd, *args, **kwargs))
 
 
 def test_save_into_missing_directory_fails_cleanly(tmp_path):
