@@ -13,12 +13,34 @@ and maps it back with ``np.memmap(mode="r")``) and ``restore_num_threads``.
 """
 from __future__ import annotations
 
+import os
+import pathlib
 import zlib
 
 import numpy as np
 import pytest
 
 import fastembed
+
+_REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config):
+    where = pathlib.Path(fastembed.__file__).resolve().parent
+    return (f"fastembed {fastembed.__version__} from {where}; "
+            f"openmp_enabled()={fastembed.openmp_enabled()}, "
+            f"get_num_threads()={fastembed.get_num_threads()}")
+
+
+def pytest_configure(config):
+    # CI sets FASTEMBED_TEST_INSTALLED=1 when it tests an installed sdist or wheel: then the
+    # package under test must not be the source tree next to these tests.
+    if os.environ.get("FASTEMBED_TEST_INSTALLED") == "1":
+        where = pathlib.Path(fastembed.__file__).resolve().parent
+        if where == _REPO / "fastembed":
+            raise pytest.UsageError(
+                f"FASTEMBED_TEST_INSTALLED=1, but fastembed was imported from the source tree "
+                f"({where}); run pytest from another directory so the installed one is used")
 
 ID_KINDS = ("uniform", "zipf", "same")
 ZIPF_EXPONENT = 1.1
