@@ -6,16 +6,47 @@ tables and int32 and int64 ids.
 
 The distribution is called ``fastembed-layer`` on PyPI (an unrelated package already uses the
 name ``fastembed``); the import name is ``fastembed``.
+
+The package exports the functional kernels (:func:`gather`, :func:`scatter_add`,
+:func:`coalesce`, :func:`embedding_bag`, :class:`SparseGrad`), the layers
+(:class:`Embedding`, :class:`EmbeddingBag`), the most used names of its submodules, the
+submodules themselves (``optim``, ``nn``, ``text``, ``train``, ``word2vec``, ``vectors``,
+``io``, ``datasets``), and the thread controls:
+
+- ``get_num_threads()``: the threads a kernel uses with ``n_threads=None`` (OpenMP's
+  ``omp_get_max_threads()``: it follows ``OMP_NUM_THREADS``, ``set_num_threads`` and
+  ``threadpoolctl``; always 1 without OpenMP);
+- ``set_num_threads(n)``: set that default for the calling thread (a negative ``n`` counts
+  back from the number of processors, -1 is all of them; 0 raises ValueError);
+- ``openmp_enabled()``: whether the kernels were compiled with OpenMP.
+
+Examples
+--------
+>>> import numpy as np
+>>> import fastembed
+>>> fastembed.__version__
+'...'
+>>> layer = fastembed.Embedding(4, 3, seed=0)
+>>> layer(np.array([0, 1, 2, 0])).shape
+(4, 3)
+>>> isinstance(fastembed.openmp_enabled(), bool), fastembed.get_num_threads() >= 1
+(True, True)
+>>> before = fastembed.get_num_threads()
+>>> fastembed.set_num_threads(1)                 # n_threads=None now means one thread
+>>> fastembed.get_num_threads()
+1
+>>> fastembed.set_num_threads(before)            # restore the default
 """
 try:
     from ._openmp_helpers import get_num_threads, openmp_enabled, set_num_threads
-except ImportError as exc:  # pragma: no cover - only in an unbuilt source tree
+except ImportError as _import_error:  # pragma: no cover - only in an unbuilt source tree
     raise ImportError(
         "fastembed's compiled kernels are missing. If you are running from a source checkout, "
         "build them with `pip install -e .` (or run from another directory after "
         "`pip install .`, so that the installed package is imported, not the source tree)."
-    ) from exc
+    ) from _import_error
 from ._version import __version__
+from ._validation import BoundsCheckWarning
 from .functional import SparseGrad, coalesce, embedding_bag, gather, scatter_add
 from . import optim
 from .layers import Embedding, EmbeddingBag
@@ -31,6 +62,7 @@ from .word2vec import SkipGram, train_word2vec
 __all__ = [
     "ArrayDataset",
     "BagClassifier",
+    "BoundsCheckWarning",
     "Embedding",
     "EmbeddingBag",
     "Linear",

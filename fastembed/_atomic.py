@@ -64,7 +64,50 @@ def write_temp(path, mode, write, encoding="utf-8"):
 
 @contextlib.contextmanager
 def atomic_write(path, mode="w", encoding="utf-8"):
-    """``with atomic_write(path, "w") as f:`` writes ``path`` atomically (see the module)."""
+    """``with atomic_write(path, "w") as f:`` writes ``path`` atomically (see the module).
+
+    The file object writes a temporary file beside ``path``; when the ``with`` block ends
+    normally it is flushed, fsynced and renamed over ``path``. When the block raises, the
+    temporary file is removed and ``path`` is left as it was. Exported as
+    ``fastembed.io.atomic_write``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write (replaced if it exists).
+    mode : {"w", "wb"}, default "w"
+        Text (with ``\\n`` line ends) or binary.
+    encoding : str, default "utf-8"
+        The text encoding (text mode only).
+
+    Yields
+    ------
+    file object
+        Open for writing.
+
+    Raises
+    ------
+    ValueError
+        Another ``mode``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastembed.io import atomic_write
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "notes.txt")
+    ...     with atomic_write(path) as f:
+    ...         _ = f.write("first\\n")
+    ...     try:
+    ...         with atomic_write(path) as f:
+    ...             _ = f.write("half a file")
+    ...             raise RuntimeError("crash")
+    ...     except RuntimeError:
+    ...         pass
+    ...     with open(path) as f:
+    ...         print(repr(f.read()), os.listdir(d))     # the old file, no leftovers
+    'first\\n' ['notes.txt']
+    """
     if mode not in ("w", "wb"):
         raise ValueError("mode must be 'w' or 'wb'")
     path = os.fspath(path)

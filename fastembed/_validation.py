@@ -98,10 +98,30 @@ BOUNDS_CHECKS = ("raise", "warn", "zero")
 
 
 class BoundsCheckWarning(UserWarning):
-    """Ids outside the table were treated as padding (``bounds_check="warn"``)."""
+    """Ids outside the table were treated as padding (``bounds_check="warn"``).
+
+    Raised as a warning once per call site by every entry point that takes
+    ``bounds_check="warn"``; the bad ids give zero rows and no gradient. Public as
+    ``fastembed.BoundsCheckWarning``, so that it can be filtered or turned into an error.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> import fastembed
+    >>> E = np.ones((3, 2), dtype=np.float32)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always", fastembed.BoundsCheckWarning)
+    ...     y = fastembed.gather(E, [0, 7], bounds_check="warn")
+    >>> y
+    array([[1., 1.],
+           [0., 0.]], dtype=float32)
+    >>> caught[0].category.__name__
+    'BoundsCheckWarning'
+    """
 
 
-_warned_sites = set()
+_warned_sites: set = set()  # call sites that have warned once
 
 
 def check_bounds_mode(bounds_check):
@@ -115,7 +135,9 @@ def check_bounds_mode(bounds_check):
 def _user_frame():
     """The innermost frame outside the fastembed package: the call site to warn about."""
     import sys
-    frame = sys._getframe(1)
+    import types
+
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__", "").startswith("fastembed"):
         frame = frame.f_back
     return frame

@@ -198,8 +198,8 @@ ADAM_LR = 1e-3                # adam_step's learning rate (betas and eps: the de
 ADAM_RTOL = 1e-5              # adam_step: torch vs fastembed, and fastembed vs the NumPy model
 
 ZIPF_EXPONENT = 1.1
-TABLE_DTYPE = np.float32
-IDS_DTYPE = np.int64
+TABLE_DTYPE: type = np.float32
+IDS_DTYPE: type = np.int64
 
 DEFAULT_REPEAT = 7
 QUICK_REPEAT = 3
@@ -724,7 +724,7 @@ def _torch_sparse(p, n, torch):
     F = torch.nn.functional
     tX, tG = torch.from_numpy(p.X), torch.from_numpy(p.G)
     w = torch.from_numpy(p.E).requires_grad_(True)   # a leaf over E's memory
-    state = {}
+    state: dict = {}
 
     def prepare():                                   # untimed: reset the grad, forward
         w.grad = None
@@ -798,7 +798,7 @@ def _torch_bag_backward(p, n, torch):
     tX, tGb = torch.from_numpy(p.bag_ids), torch.from_numpy(p.bag_grad)
     toffsets = torch.from_numpy(p.offsets)
     w = torch.from_numpy(p.E).requires_grad_(True)   # a leaf over E's memory
-    state = {}
+    state: dict = {}
 
     def prepare():                                   # untimed: reset the grad, forward
         state.clear()
@@ -879,7 +879,7 @@ def _torch_adam(p, n, torch, sparse):
             return torch.optim.Adam([w], lr=ADAM_LR, foreach=True)
     w = torch.from_numpy(p.E.copy()).requires_grad_(True)   # its own copy: every call trains it
     opt = optimizer(w)
-    state = {}
+    state: dict = {}
 
     def prepare():                                   # untimed: the forward
         state.clear()
@@ -1320,6 +1320,7 @@ def run(shapes=None, dists=DISTS, ops=OPS, threads=None, repeat=DEFAULT_REPEAT, 
 def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
     shape = problem.shape
     records = []
+    setup_error: Optional[str]
     try:
         unique = problem.unique_count(op)
         nbytes = problem_bytes(problem, op)
@@ -1365,7 +1366,7 @@ def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
     keep = base if base is not None else (flagged[0] if flagged else None)
     for r in records:
         r.baseline = r is keep
-        if base is not None and r.median_s:
+        if base is not None and base.median_s and r.median_s:
             r.speedup = base.median_s / r.median_s
     return records
 

@@ -37,6 +37,17 @@ the bias.
 **Training.** :meth:`BagClassifier.fit` and :func:`train_classifier` run
 :class:`fastembed.train.Trainer` (linear learning-rate decay, progress, callbacks, metrics;
 checkpoints and exact resumption through ``trainer_kwargs``).
+
+Examples
+--------
+>>> from fastembed.classifier import BagClassifier, read_fasttext
+>>> labels, texts = read_fasttext(["__label__pos good fine", "__label__neg bad awful",
+...                                "__label__pos good", "__label__neg awful bad bad"])
+>>> model = BagClassifier.from_texts(texts, labels, dim=4, bigram_buckets=8, seed=0)
+>>> history = model.fit(model.make_dataset(texts, labels, batch_size=2), epochs=20, lr=1.0,
+...                     progress=False)
+>>> model.predict_labels(["fine and good", "just awful"])
+['pos', 'neg']
 """
 from __future__ import annotations
 
@@ -66,7 +77,7 @@ _PREDICT_CHUNK = 4096  # documents per inference call: bounds the (chunk, dim) b
 # Bigram hashing
 # ----------------------------------------------------------------------------------------
 
-_U64 = np.uint64
+_U64: type = np.uint64
 
 
 def bigram_hash(a, b):
@@ -209,7 +220,7 @@ class BagDataset:
             raise ValueError("batch_size must be positive")
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
-        self._order = (None, None)  # (epoch, permutation): the last epoch's, cached
+        self._order: tuple = (None, None)  # (epoch, permutation): the last epoch's, cached
 
     def __len__(self):
         return self.offsets.size
@@ -219,10 +230,47 @@ class BagDataset:
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed})")
 
     def num_batches(self, epoch=0):
+        """Batches per epoch: ``ceil(len(self) / batch_size)``, the same for every epoch.
+
+        Parameters
+        ----------
+        epoch : int, default 0
+            Unused (part of the dataset protocol).
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2).num_batches()
+        2
+        """
         return -(-len(self) // self.batch_size)
 
     def order(self, epoch):
-        """The document order of ``epoch`` (read-only)."""
+        """The document order of ``epoch`` (read-only).
+
+        Parameters
+        ----------
+        epoch : int
+
+        Returns
+        -------
+        ndarray of int64, shape (len(self),)
+            ``np.random.default_rng([seed, epoch]).permutation(len(self))``, or ``arange``
+            without shuffling. The last epoch's order is cached.
+
+        Examples
+        --------
+        >>> data = BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2, seed=0)
+        >>> sorted(data.order(0).tolist())
+        [0, 1, 2]
+        >>> BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2, shuffle=False).order(5)
+        array([0, 1, 2])
+        """
+        if isinstance(epoch, bool) or not hasattr(epoch, "__index__") or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
         epoch = int(epoch)
         if self._order[0] != epoch:
             order = (np.random.default_rng([self.seed, epoch]).permutation(len(self))
@@ -232,6 +280,31 @@ class BagDataset:
         return self._order[1]
 
     def batch(self, epoch, index):
+        """Batch ``index`` of epoch ``epoch``: ``(ids, offsets, labels)`` of its documents.
+
+        Parameters
+        ----------
+        epoch : int
+            Picks the document order (:meth:`order`).
+        index : int
+            In ``[0, num_batches())``.
+
+        Returns
+        -------
+        ids, offsets, labels : ndarray of int64
+            The CSR batch (see the module docstring).
+
+        Raises
+        ------
+        IndexError
+            ``index`` out of range.
+
+        Examples
+        --------
+        >>> data = BagDataset([4, 5, 6, 7], [0, 1, 1], [0, 1, 0], batch_size=2, shuffle=False)
+        >>> data.batch(0, 1)
+        (array([5, 6, 7]), array([0]), array([0]))
+        """
         n = self.num_batches(epoch)
         if not 0 <= index < n:
             raise IndexError(f"batch index {index} out of range for {n} batches")
@@ -239,7 +312,23 @@ class BagDataset:
         return self.take(sel)
 
     def take(self, docs):
-        """``(ids, offsets, labels)`` of the documents ``docs`` (an int array), in that order."""
+        """``(ids, offsets, labels)`` of the documents ``docs`` (an int array), in that order.
+
+        Parameters
+        ----------
+        docs : array-like of int
+            Document indices in ``[0, len(self))``.
+
+        Returns
+        -------
+        ids, offsets, labels : ndarray of int64
+
+        Examples
+        --------
+        >>> data = BagDataset([4, 5, 6, 7], [0, 1, 3], [0, 1, 0], batch_size=2)
+        >>> data.take([2, 0])
+        (array([7, 4]), array([0, 1]), array([0, 0]))
+        """
         docs = np.asarray(docs, dtype=np.int64)
         lengths = self.lengths[docs]
         offsets = np.zeros(docs.size, dtype=np.int64)
@@ -360,6 +449,36 @@ class BagClassifier:
         least ``min_count`` times, most frequent first (ties in order of first occurrence);
         the class names are the distinct ``labels``, sorted. ``kwargs`` go to the constructor
         (``dim``, ``bigram_buckets``, ``seed``...).
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The training texts (tokenised by :func:`fastembed.text.tokenize`).
+        labels : iterable
+            Their class names (made str).
+        min_count : int, default 1
+            Keep the words occurring at least this many times.
+        **kwargs
+            More constructor arguments.
+
+        Returns
+        -------
+        BagClassifier
+            Untrained.
+
+        Raises
+        ------
+        TypeError
+            ``texts`` is a single string.
+        ValueError
+            No word occurs ``min_count`` times, or no labels.
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> model.vocab.words, model.label_names
+        (['good', 'fine', 'bad', 'awful'], ['neg', 'pos'])
         """
         min_count = check_size(min_count, "min_count")
         if isinstance(texts, str):
@@ -374,6 +493,13 @@ class BagClassifier:
 
     @property
     def dtype(self):
+        """The dtype of the parameters, float32 or float64.
+
+        Examples
+        --------
+        >>> BagClassifier(10, 2, dim=4).dtype
+        dtype('float32')
+        """
         return self.bag.dtype
 
     def __repr__(self):
@@ -382,7 +508,35 @@ class BagClassifier:
                 f"dtype={self.dtype.name})")
 
     def encode(self, texts):
-        """Tokenise texts and map known words to ids: ``(ids, offsets)``, both int64."""
+        """Tokenise texts and map known words to ids: ``(ids, offsets)``, both int64.
+
+        Unknown words are dropped (or mapped to the vocabulary's ``unk_token``).
+
+        Parameters
+        ----------
+        texts : sequence of str
+
+        Returns
+        -------
+        ids : ndarray of int64
+            The documents' word ids, concatenated.
+        offsets : ndarray of int64
+            The start of each document in ``ids``.
+
+        Raises
+        ------
+        ValueError
+            The model has no vocabulary.
+        TypeError
+            ``texts`` is a single string.
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> model.encode(["good awful", "zzz", "fine"])
+        (array([0, 3, 1]), array([0, 2, 2]))
+        """
         if self.vocab is None:
             raise ValueError("this model has no vocabulary: pass (ids, offsets) instead of "
                              "texts")
@@ -395,7 +549,32 @@ class BagClassifier:
         return ids.astype(np.int64, copy=False), offsets
 
     def label_ids(self, labels):
-        """Class indices of label names (strings) or of indices (checked)."""
+        """Class indices of label names (strings) or of indices (checked).
+
+        Parameters
+        ----------
+        labels : sequence of str or of int
+            Class names of :attr:`label_names`, or indices in ``[0, num_classes)``.
+
+        Returns
+        -------
+        ndarray of int64
+
+        Raises
+        ------
+        ValueError
+            An unknown name.
+        IndexError
+            An index out of range.
+
+        Examples
+        --------
+        >>> model = BagClassifier(5, 2, labels=["neg", "pos"])
+        >>> model.label_ids(["pos", "neg", "pos"])
+        array([1, 0, 1])
+        >>> model.label_ids([1, 1])
+        array([1, 1])
+        """
         labels = list(labels) if not isinstance(labels, np.ndarray) else labels
         if len(labels) and isinstance(labels[0], str):
             out = np.empty(len(labels), dtype=np.int64)
@@ -418,6 +597,32 @@ class BagClassifier:
 
         ``labels`` are class names or indices. The result has ``num_batches(epoch)`` and
         ``batch(epoch, index)`` for :class:`fastembed.train.Trainer` or :meth:`fit`.
+
+        Parameters
+        ----------
+        texts : sequence of str, or (ids, offsets)
+            Texts (encoded with :meth:`encode`) or documents already encoded.
+        labels : sequence of str or int
+            One per document (see :meth:`label_ids`).
+        batch_size : int, default 32
+        shuffle : bool, default True
+        seed : int, default 0
+            As in :class:`BagDataset`.
+
+        Returns
+        -------
+        BagDataset
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> data = model.make_dataset(["good fine", "bad awful", "good"], ["pos", "neg", "pos"],
+        ...                           batch_size=2, shuffle=False)
+        >>> data
+        BagDataset(3 documents, 5 ids, batch_size=2, shuffle=False, seed=0)
+        >>> data.batch(0, 0)
+        (array([0, 1, 2, 3]), array([0, 2]), array([1, 0]))
         """
         ids, offsets = self._encoded(texts)
         return BagDataset(ids, offsets, self.label_ids(labels), batch_size=batch_size,
@@ -445,7 +650,29 @@ class BagClassifier:
                              self.bigram_buckets)
 
     def forward(self, ids, offsets):
-        """Logits ``(B, num_classes)`` of a CSR batch; remembers what :meth:`backward` needs."""
+        """Logits ``(B, num_classes)`` of a CSR batch; remembers what :meth:`backward` needs.
+
+        ``model(ids, offsets)`` is the same call. Bigram rows are added to each document.
+
+        Parameters
+        ----------
+        ids : 1-D array-like of int
+            The documents' word ids in ``[0, num_words)``, concatenated.
+        offsets : 1-D array-like of int
+            The start of each document (first 0, non-decreasing).
+
+        Returns
+        -------
+        ndarray, shape (B, num_classes)
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> model.forward([0, 1, 2], [0, 2])        # a fresh model: zero logits
+        array([[0., 0.],
+               [0., 0.]], dtype=float32)
+        """
         rows, row_offsets = self._rows(ids, offsets)
         hidden = self.bag.forward(rows, row_offsets, n_threads=self.n_threads)
         return self.linear.forward(hidden)
@@ -457,20 +684,84 @@ class BagClassifier:
 
         ``bag.grad`` receives the table's SparseGrad, ``linear.weight.grad`` and
         ``linear.bias.grad`` the dense ones (an optimizer's ``step()`` applies them all).
+
+        Parameters
+        ----------
+        grad_logits : ndarray, shape (B, num_classes)
+            The gradient of the loss with respect to the last forward's logits.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn, optim
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> opt = optim.SGD(model.parameters(), lr=1.0)
+        >>> logits = model([0, 1, 2], [0, 2])
+        >>> loss, grad = nn.softmax_cross_entropy(logits, [1, 0])
+        >>> model.backward(grad)
+        >>> model.bag.grad.rows, model.linear.bias.dense_grad().ravel()
+        (array([0, 1, 2]), array([0., 0.], dtype=float32))
+        >>> opt.step(); opt.zero_grad()
         """
         grad_hidden = self.linear.backward(grad_logits)
         self.bag.backward(grad_hidden, n_threads=self.n_threads)
 
     def parameters(self):
-        """``[bag, linear.weight, linear.bias]``: the objects to give an optimizer."""
+        """``[bag, linear.weight, linear.bias]``: the objects to give an optimizer.
+
+        Returns
+        -------
+        list
+            The :class:`~fastembed.EmbeddingBag` and the two
+            :class:`~fastembed.nn.Parameter` objects of the linear layer.
+
+        Examples
+        --------
+        >>> from fastembed import optim
+        >>> model = BagClassifier(5, 2, dim=3)
+        >>> model.parameters()
+        [EmbeddingBag(5, 3, mode='mean', dtype=float32),
+         Parameter('weight', shape=(2, 3), dtype=float32),
+         Parameter('bias', shape=(2, 1), dtype=float32)]
+        >>> opt = optim.Adam(model.parameters(), lr=0.01)
+        """
         return [self.bag, *self.linear.parameters()]
 
     def zero_grad(self):
+        """Forget the accumulated gradients of every parameter.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = BagClassifier(5, 2, dim=3)
+        >>> _ = model([1, 2], [0]); model.backward(np.ones((1, 2), np.float32))
+        >>> model.zero_grad()
+        >>> model.bag.grad is None and model.linear.weight.grad is None
+        True
+        """
         self.bag.zero_grad()
         self.linear.zero_grad()
 
     def loss(self, batch):
-        """The mean cross-entropy of a batch, without any update."""
+        """The mean cross-entropy of a batch, without any update.
+
+        Parameters
+        ----------
+        batch : (ids, offsets, labels)
+            A CSR batch, as :meth:`BagDataset.batch` returns.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> round(model.loss(([0, 1, 2, 3], [0, 2], ["pos", "neg"])), 4)   # log(2): untrained
+        0.6931
+        """
         ids, offsets, labels = batch
         logits = self.forward(ids, offsets)
         return softmax_cross_entropy(logits, self.label_ids(labels))[0]
@@ -496,6 +787,23 @@ class BagClassifier:
         dict
             ``{"loss": mean cross-entropy of the batch (before the update), "count": number
             of documents}``; an empty batch gives ``{"loss": 0.0, "count": 0}``.
+
+        Raises
+        ------
+        ValueError
+            A negative or non-finite ``lr``, as many labels as documents needed, or an
+            optimizer that lacks some of the parameters.
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> batch = ([0, 1, 2, 3], [0, 2], ["pos", "neg"])       # "good fine", "bad awful"
+        >>> first = model.train_step(batch, lr=2.0)
+        >>> round(first["loss"], 4), first["count"]             # log(2) before the update
+        (0.6931, 2)
+        >>> model.train_step(batch, lr=2.0)["loss"] < first["loss"]
+        True
         """
         ids, offsets, labels = batch
         lr = float(lr)
@@ -548,6 +856,41 @@ class BagClassifier:
         ``checkpoint_dir``, ...) go to the Trainer. The history has one dict per epoch:
         ``epoch``, ``loss`` (mean of the batch losses), ``count``, ``steps``, ``seconds``,
         ``lr`` and the metrics.
+
+        Parameters
+        ----------
+        data : dataset
+            With ``num_batches(epoch)`` and ``batch(epoch, index)``, e.g. a
+            :class:`BagDataset`.
+        epochs : int, default 5
+        lr : float, default 0.5
+        min_lr : float, optional
+        optimizer : fastembed.optim optimizer, optional
+            Holding every object of :meth:`parameters`.
+        seed : int, default 0
+            The Trainer's seed.
+        progress : bool or None, default True
+            The Trainer's progress bar.
+        **trainer_kwargs
+            More :class:`fastembed.train.Trainer` arguments.
+
+        Returns
+        -------
+        list of dict
+            The Trainer's history.
+
+        Examples
+        --------
+        >>> from fastembed import optim
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> data = model.make_dataset(["good fine", "bad awful"], ["pos", "neg"], batch_size=1)
+        >>> history = model.fit(data, epochs=5, lr=0.3, optimizer=optim.Adam(model.parameters()),
+        ...                     metrics={"accuracy": lambda m: m.evaluate(["good", "bad"],
+        ...                                                               ["pos", "neg"])},
+        ...                     progress=False)
+        >>> [h["steps"] for h in history], history[-1]["accuracy"]
+        ([2, 2, 2, 2, 2], 1.0)
         """
         trainer = Trainer(self, optimizer, data=data, epochs=epochs, lr=lr, min_lr=min_lr,
                           seed=seed, progress=progress, **trainer_kwargs)
@@ -559,12 +902,34 @@ class BagClassifier:
         """Logits ``(N, num_classes)`` of texts or of an ``(ids, offsets)`` pair.
 
         Uses the functional kernels: the layers' remembered forward state is left alone.
+        Documents are processed in chunks, so memory stays bounded for any N.
+
+        Parameters
+        ----------
+        x : sequence of str, or (ids, offsets)
+            Texts (needs a vocabulary) or encoded documents.
+
+        Returns
+        -------
+        ndarray, shape (N, num_classes), the model's dtype
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> data = model.make_dataset(["good fine", "bad awful"], ["pos", "neg"], batch_size=2)
+        >>> history = model.fit(data, epochs=10, lr=2.0, progress=False)
+        >>> logits = model.decision_function(["good", "awful"])
+        >>> logits.shape, logits.argmax(axis=1)          # label_names: ['neg', 'pos']
+        ((2, 2), array([1, 0]))
+        >>> model.decision_function(([0, 3], [0, 1])).shape   # ids of "good", "awful"
+        (2, 2)
         """
         ids, offsets = self._encoded(x)
         out = np.empty((offsets.size, self.num_classes), dtype=self.dtype)
         ends = np.append(offsets, np.int64(ids.size))
         w = self.linear.weight.data
-        b = self.linear.bias.data[:, 0]
+        b = self._bias.data[:, 0]
         for lo in range(0, offsets.size, _PREDICT_CHUNK):
             hi = min(lo + _PREDICT_CHUNK, offsets.size)
             chunk_ids = ids[ends[lo]:ends[hi]]
@@ -575,7 +940,25 @@ class BagClassifier:
         return out
 
     def predict_proba(self, x):
-        """Class probabilities ``(N, num_classes)`` (softmax of the logits)."""
+        """Class probabilities ``(N, num_classes)`` (softmax of the logits).
+
+        Parameters
+        ----------
+        x : sequence of str, or (ids, offsets)
+            As in :meth:`decision_function`.
+
+        Returns
+        -------
+        ndarray, shape (N, num_classes)
+            Each row sums to 1.
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> model.predict_proba(["good"])                # untrained: uniform
+        array([[0.5, 0.5]], dtype=float32)
+        """
         z = self.decision_function(x)
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
@@ -583,15 +966,81 @@ class BagClassifier:
         return z
 
     def predict(self, x):
-        """Predicted class indices (int64) of texts or of an ``(ids, offsets)`` pair."""
+        """Predicted class indices (int64) of texts or of an ``(ids, offsets)`` pair.
+
+        Parameters
+        ----------
+        x : sequence of str, or (ids, offsets)
+            As in :meth:`decision_function`.
+
+        Returns
+        -------
+        ndarray of int64, shape (N,)
+            Indices into :attr:`label_names`.
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> data = model.make_dataset(["good fine", "bad awful"], ["pos", "neg"], batch_size=2)
+        >>> history = model.fit(data, epochs=10, lr=2.0, progress=False)
+        >>> model.predict(["good", "bad awful"])
+        array([1, 0])
+        """
         return np.argmax(self.decision_function(x), axis=1).astype(np.int64)
 
     def predict_labels(self, x):
-        """Predicted class names."""
+        """Predicted class names.
+
+        Parameters
+        ----------
+        x : sequence of str, or (ids, offsets)
+            As in :meth:`decision_function`.
+
+        Returns
+        -------
+        list of str
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> data = model.make_dataset(["good fine", "bad awful"], ["pos", "neg"], batch_size=2)
+        >>> history = model.fit(data, epochs=10, lr=2.0, progress=False)
+        >>> model.predict_labels(["good", "bad awful"])
+        ['pos', 'neg']
+        """
         return [self.label_names[k] for k in self.predict(x)]
 
     def evaluate(self, x, labels):
-        """Accuracy (a float in [0, 1]) on texts or ``(ids, offsets)`` and their labels."""
+        """Accuracy (a float in [0, 1]) on texts or ``(ids, offsets)`` and their labels.
+
+        Parameters
+        ----------
+        x : sequence of str, or (ids, offsets)
+            As in :meth:`decision_function`.
+        labels : sequence of str or int
+            The true classes (see :meth:`label_ids`).
+
+        Returns
+        -------
+        float
+            NaN when there are no documents.
+
+        Raises
+        ------
+        ValueError
+            As many labels as documents are needed; unknown label names.
+
+        Examples
+        --------
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> data = model.make_dataset(["good fine", "bad awful"], ["pos", "neg"], batch_size=2)
+        >>> history = model.fit(data, epochs=10, lr=2.0, progress=False)
+        >>> model.evaluate(["good", "awful"], ["pos", "pos"])
+        0.5
+        """
         y = self.label_ids(labels)
         pred = self.predict(x)
         if pred.size != y.size:
@@ -600,16 +1049,53 @@ class BagClassifier:
 
     # -- state --------------------------------------------------------------------------
 
+    @property
+    def _bias(self):
+        """The linear layer's bias (the classifier always builds its Linear with one)."""
+        bias = self.linear.bias
+        assert bias is not None
+        return bias
+
     def state_dict(self):
-        """``{"embedding", "linear.weight", "linear.bias"}``: copies of the parameters."""
+        """``{"embedding", "linear.weight", "linear.bias"}``: copies of the parameters.
+
+        Returns
+        -------
+        dict of str to ndarray
+
+        Examples
+        --------
+        >>> state = BagClassifier(5, 2, dim=3, bigram_buckets=4).state_dict()
+        >>> {name: a.shape for name, a in state.items()}     # 5 words + 4 bigram rows
+        {'embedding': (9, 3), 'linear.weight': (2, 3), 'linear.bias': (2, 1)}
+        """
         return {"embedding": self.bag.weight.copy(),
                 "linear.weight": self.linear.weight.data.copy(),
-                "linear.bias": self.linear.bias.data.copy()}
+                "linear.bias": self._bias.data.copy()}
 
     def load_state_dict(self, state):
-        """Restore :meth:`state_dict` arrays exactly; everything is checked before any copy."""
+        """Restore :meth:`state_dict` arrays exactly; everything is checked before any copy.
+
+        Parameters
+        ----------
+        state : dict of str to array-like
+            Exactly the keys of :meth:`state_dict`, with the same shapes and dtypes.
+
+        Raises
+        ------
+        ValueError
+            Other keys, shapes or dtypes; nothing is changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a, b = BagClassifier(5, 2, dim=3, seed=0), BagClassifier(5, 2, dim=3, seed=1)
+        >>> b.load_state_dict(a.state_dict())
+        >>> bool(np.array_equal(a.bag.weight, b.bag.weight))
+        True
+        """
         targets = {"embedding": self.bag.weight, "linear.weight": self.linear.weight.data,
-                   "linear.bias": self.linear.bias.data}
+                   "linear.bias": self._bias.data}
         if set(state) != set(targets):
             raise ValueError(f"expected keys {sorted(targets)}, got {sorted(state)}")
         for name, dst in targets.items():
@@ -633,6 +1119,27 @@ class BagClassifier:
         The write is atomic: a temporary file in the same directory is written, flushed and
         fsynced, then renamed over ``path`` (``os.replace``), so a crash leaves either the old
         file or the new one. ``path`` is used as given (no ``.npz`` is appended).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        See Also
+        --------
+        load : reads it back.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
+        ...                                  seed=0)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "model.npz")
+        ...     model.save(path)
+        ...     again = BagClassifier.load(path)
+        >>> again, again.vocab.words, again.label_names
+        (BagClassifier(num_words=4, num_classes=2, dim=4, bigram_buckets=0, dtype=float32),
+         ['good', 'fine', 'bad', 'awful'], ['neg', 'pos'])
         """
         path = os.fspath(path)
         arrays = {name.replace(".", "__"): value for name, value in self.state_dict().items()}
@@ -646,7 +1153,35 @@ class BagClassifier:
 
     @classmethod
     def load(cls, path, *, n_threads=None):
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        n_threads : int, optional
+            The new model's ``n_threads``.
+
+        Returns
+        -------
+        BagClassifier
+            With the saved parameters, vocabulary and class names.
+
+        Raises
+        ------
+        ValueError
+            The file is not a saved BagClassifier, or of an unknown format.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> model = BagClassifier(5, 2, dim=3, seed=0)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     model.save(os.path.join(d, "model.npz"))
+        ...     again = BagClassifier.load(os.path.join(d, "model.npz"))
+        >>> bool(np.array_equal(again.bag.weight, model.bag.weight)), again.vocab is None
+        (True, True)
+        """
         with np.load(os.fspath(path), allow_pickle=False) as z:
             try:
                 config = json.loads(str(z["config"]))
@@ -792,6 +1327,25 @@ def train_classifier(train_path, test_path=None, *, dim=50, epochs=5, lr=0.05, m
         ``train_examples``, ``test_examples``, ``vocab_size``, ``num_classes``,
         ``train_time_s`` (training steps only), ``examples_per_s``, ``train_accuracy``,
         ``accuracy`` (on the test file, or None), ``history`` (one dict per epoch).
+
+    Raises
+    ------
+    ValueError
+        A training file without labelled lines, a test file with labels the training file
+        lacks, a malformed line, or an unknown ``optimizer``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastembed.classifier import train_classifier
+    >>> lines = ["__label__pos good fine\\n", "__label__neg bad awful\\n"] * 8
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "train.txt")
+    ...     with open(path, "w", encoding="utf-8") as f:
+    ...         _ = f.writelines(lines)
+    ...     model, report = train_classifier(path, path, dim=4, epochs=3, progress=False)
+    >>> report["train_examples"], report["vocab_size"], report["accuracy"]
+    (16, 4, 1.0)
     """
     train_labels, train_texts = read_fasttext(train_path)
     if not train_texts:

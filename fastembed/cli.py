@@ -1,8 +1,30 @@
 """The training commands of ``python -m fastembed``: ``word2vec``, ``similar``, ``classify``.
 
 Each ``add_*_arguments(parser)`` fills an argparse sub-parser; each ``run_*(args)`` runs the
-command and returns an exit status. Errors a user can fix (a missing or empty file, a word
-not in the vocabulary) print one line to stderr and return 2, without a traceback.
+command, prints its report and returns an exit status. Errors a user can fix (a missing or
+empty file, a word not in the vocabulary) raise :class:`UserError` (or OSError, ValueError,
+KeyError), which ``python -m fastembed`` reports in one line on stderr, without a traceback,
+with exit status 2.
+
+Examples
+--------
+The commands can be run from Python, with a parser of their own:
+
+>>> import argparse, os, tempfile
+>>> import numpy as np
+>>> from fastembed import cli
+>>> from fastembed.io import save_word2vec
+>>> parser = argparse.ArgumentParser(prog="similar")
+>>> cli.add_similar_arguments(parser)
+>>> with tempfile.TemporaryDirectory() as d:
+...     path = os.path.join(d, "vectors.txt")
+...     save_word2vec(path, np.array([[1, 0], [1, 1], [0, 1]], np.float32), ["a", "b", "c"])
+...     status = cli.run_similar(parser.parse_args([path, "a", "-n", "2"]))
+a:
+   0.7071  b
+   0.0000  c
+>>> status
+0
 """
 from __future__ import annotations
 
@@ -12,12 +34,31 @@ import time
 
 from ._openmp_helpers import _resolve_n_threads
 
+__all__ = ["UserError", "add_word2vec_arguments", "run_word2vec", "add_similar_arguments",
+           "run_similar", "add_classify_arguments", "run_classify"]
+
 # Words whose neighbours `word2vec` prints after training on the built-in corpus.
 DEFAULT_PROBES = ("war", "economy", "freedom", "congress", "tax")
 
 
 class UserError(Exception):
-    """A problem with the user's input: reported in one line, exit status 2."""
+    """A problem with the user's input: reported in one line, exit status 2.
+
+    Raised by the ``run_*`` functions before any work is done (a missing input file, an
+    output path in a missing directory, contradictory options).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="similar")
+    >>> cli.add_similar_arguments(parser)
+    >>> try:
+    ...     cli.run_similar(parser.parse_args(["/no/such/file.txt", "word"]))
+    ... except cli.UserError as exc:
+    ...     print(f"error: {exc}")
+    error: /no/such/file.txt: no such file
+    """
 
 
 def _positive_int(text):
@@ -55,6 +96,30 @@ def _check_out(path):
 # -- word2vec ----------------------------------------------------------------------------------
 
 def add_word2vec_arguments(parser):
+    """Add the arguments of the ``word2vec`` command to an argparse parser.
+
+    A positional ``corpus`` (a file or directory; the built-in corpus when omitted), then
+    ``--out``, the model's options with gensim's defaults (``--dim``, ``--window``,
+    ``--negative``, ``--epochs``, ``--min-count``, ``--sample``, ``--lr``), ``--threads``,
+    ``--hogwild``, ``--seed``, the checkpoint options (``--checkpoint-dir``,
+    ``--checkpoint-every``, ``--resume``), ``--show`` and ``-n/--topn`` for the neighbours to
+    print, and ``--quiet``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Changed in place.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="word2vec")
+    >>> cli.add_word2vec_arguments(parser)
+    >>> args = parser.parse_args(["corpus.txt", "--dim", "50"])
+    >>> args.corpus, args.dim, args.window, args.min_count, args.out
+    ('corpus.txt', 50, 5, 5, None)
+    """
     from .word2vec import DEFAULTS
     parser.add_argument("corpus", nargs="?", default=None,
                         help="a plain-text file or a directory of them (default: the built-in "
@@ -88,6 +153,56 @@ def add_word2vec_arguments(parser):
 
 
 def run_word2vec(args, file=None):
+    """Run the ``word2vec`` command: train vectors, write them, print neighbours.
+
+    Reads and tokenises the corpus (:func:`fastembed.word2vec.corpus_sentences`), trains
+    with :func:`fastembed.word2vec.train_word2vec`, writes the vectors in word2vec text
+    format to ``args.out`` if given, and prints the nearest neighbours of the ``--show``
+    words (by default a few words of the built-in corpus, or the 3 most frequent words).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As parsed by a parser filled by :func:`add_word2vec_arguments`.
+    file : file object, optional
+        Where to print the report; ``sys.stdout`` by default.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    UserError
+        ``--resume`` or ``--checkpoint-every`` without ``--checkpoint-dir``, a checkpoint
+        directory holding checkpoints without ``--resume``, or an ``--out`` that cannot be
+        written; all before any work.
+    FileNotFoundError, ValueError
+        A missing or empty corpus.
+
+    Examples
+    --------
+    >>> import argparse, os, tempfile
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="word2vec")
+    >>> cli.add_word2vec_arguments(parser)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     corpus = os.path.join(d, "corpus.txt")
+    ...     with open(corpus, "w", encoding="utf-8") as f:
+    ...         _ = f.write("The king rules. The queen rules.\\n" * 20)
+    ...     args = parser.parse_args([corpus, "--out", os.path.join(d, "vectors.txt"),
+    ...                               "--dim", "8", "--epochs", "1", "--min-count", "1",
+    ...                               "--quiet", "--show", "king"])
+    ...     status = cli.run_word2vec(args)
+    reading ...corpus.txt ...
+    40 sentences, 120 words, read and tokenised in ... s
+    vocabulary: 4 words (min_count=1); trained 1 epoch on ... s (... words/s)
+    wrote 4 vectors of dimension 8 to ...vectors.txt
+      king: ...
+    >>> status
+    0
+    """
     from .io import save_word2vec
     from .word2vec import corpus_sentences, train_word2vec
 
@@ -143,6 +258,26 @@ def run_word2vec(args, file=None):
 # -- similar -----------------------------------------------------------------------------------
 
 def add_similar_arguments(parser):
+    """Add the arguments of the ``similar`` command to an argparse parser.
+
+    ``vectors`` (a word2vec text file), one or more ``words``, ``-n/--topn`` (default 10)
+    and ``--no-header`` (a GloVe file).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Changed in place.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="similar")
+    >>> cli.add_similar_arguments(parser)
+    >>> args = parser.parse_args(["vectors.txt", "war", "peace", "-n", "3"])
+    >>> args.vectors, args.words, args.topn, args.no_header
+    ('vectors.txt', ['war', 'peace'], 3, False)
+    """
     parser.add_argument("vectors", help="a word2vec text file (e.g. from `word2vec --out`)")
     parser.add_argument("words", nargs="+", help="the words to look up")
     parser.add_argument("-n", "--topn", type=_positive_int, default=10)
@@ -150,6 +285,45 @@ def add_similar_arguments(parser):
 
 
 def run_similar(args, file=None):
+    """Run the ``similar`` command: print the nearest neighbours of words in a vectors file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As parsed by a parser filled by :func:`add_similar_arguments`.
+    file : file object, optional
+        Where to print; ``sys.stdout`` by default.
+
+    Returns
+    -------
+    int
+        0, or 1 when none of the words is in the vocabulary (each missing word is reported).
+
+    Raises
+    ------
+    UserError
+        The vectors file does not exist or is not a file.
+    ValueError
+        A malformed vectors file (see :func:`fastembed.io.load_word2vec`).
+
+    Examples
+    --------
+    >>> import argparse, os, tempfile
+    >>> import numpy as np
+    >>> from fastembed import cli
+    >>> from fastembed.io import save_word2vec
+    >>> parser = argparse.ArgumentParser(prog="similar")
+    >>> cli.add_similar_arguments(parser)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "vectors.txt")
+    ...     save_word2vec(path, np.array([[1, 0], [1, 1], [0, 1]], np.float32), ["a", "b", "c"])
+    ...     status = cli.run_similar(parser.parse_args([path, "c", "zzz", "-n", "1"]))
+    c:
+       0.7071  b
+    zzz: not in the vocabulary of ...vectors.txt (3 words)
+    >>> status
+    0
+    """
     from .io import load_word2vec
 
     file = sys.stdout if file is None else file
@@ -173,6 +347,28 @@ def run_similar(args, file=None):
 # -- classify ----------------------------------------------------------------------------------
 
 def add_classify_arguments(parser):
+    """Add the arguments of the ``classify`` command to an argparse parser.
+
+    ``train`` (a fastText-format file), ``--test``, ``--out``, and the options of
+    :func:`fastembed.classifier.train_classifier`: ``--dim``, ``--epochs``, ``--lr``,
+    ``--optimizer``, ``--batch-size``, ``--bigrams``, ``--min-count``, ``--threads``,
+    ``--seed``, ``--quiet``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Changed in place.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="classify")
+    >>> cli.add_classify_arguments(parser)
+    >>> args = parser.parse_args(["train.txt", "--bigrams", "100000"])
+    >>> args.train, args.test, args.bigrams, args.optimizer, args.lr
+    ('train.txt', None, 100000, 'adam', 0.05)
+    """
     parser.add_argument("train", help="training data in fastText format: "
                                       "'__label__X text ...' per line")
     parser.add_argument("--test", default=None, help="test data in the same format")
@@ -193,6 +389,54 @@ def add_classify_arguments(parser):
 
 
 def run_classify(args, file=None):
+    """Run the ``classify`` command: train a classifier, print its report, save it.
+
+    Trains with :func:`fastembed.classifier.train_classifier`, prints the report's numbers
+    (one ``key: value`` line each; the per-epoch history is left out) and saves the model
+    to ``args.out`` if given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        As parsed by a parser filled by :func:`add_classify_arguments`.
+    file : file object, optional
+        Where to print; ``sys.stdout`` by default.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    UserError
+        A missing training or test file, or an ``--out`` that cannot be written.
+    ValueError
+        Malformed files (see :func:`fastembed.classifier.read_fasttext`).
+
+    Examples
+    --------
+    >>> import argparse, os, tempfile
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="classify")
+    >>> cli.add_classify_arguments(parser)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     train = os.path.join(d, "train.txt")
+    ...     with open(train, "w", encoding="utf-8") as f:
+    ...         _ = f.write("__label__pos good fine\\n__label__neg bad awful\\n" * 8)
+    ...     status = cli.run_classify(parser.parse_args([train, "--test", train, "--dim", "4",
+    ...                                                  "--epochs", "3", "--quiet"]))
+    train_examples: 16
+    test_examples: 16
+    vocab_size: 4
+    num_classes: 2
+    train_time_s: ...
+    examples_per_s: ...
+    train_accuracy: 1.0000
+    accuracy: 1.0000
+    >>> status
+    0
+    """
     from . import classifier
 
     file = sys.stdout if file is None else file

@@ -1,7 +1,31 @@
-"""The functional API: ``gather``, ``scatter_add`` and ``coalesce``, NumPy style.
+"""The functional API, NumPy style: lookups, their backward passes and pooled lookups.
 
 These validate their arguments completely, then call the compiled kernels in
-``fastembed._kernels``. Bad input raises before any output byte is written.
+``fastembed._kernels`` and ``fastembed._bag_kernels``. Bad input raises before any output
+byte is written. Every function is also exported by the package itself
+(``fastembed.gather`` ...).
+
+- :func:`gather`: the forward pass of a lookup, ``weight[ids]``;
+- :func:`scatter_add`: the dense backward pass, ``np.add.at(out, ids, grad)``;
+- :func:`coalesce`: the sparse backward pass, a :class:`SparseGrad` of the distinct rows;
+- :func:`embedding_bag`: pooled lookups (sum, mean or max of each bag of rows).
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastembed.functional import coalesce, gather, scatter_add
+>>> E = np.arange(6, dtype=np.float32).reshape(3, 2)
+>>> ids = np.array([2, 0, 2])
+>>> y = gather(E, ids)                      # forward: E[ids]
+>>> y
+array([[4., 5.],
+       [0., 1.],
+       [4., 5.]], dtype=float32)
+>>> g = coalesce(ids, np.ones_like(y))      # backward, row-sparse
+>>> g.rows, g.values[:, 0]
+(array([0, 2]), array([1., 2.], dtype=float32))
+>>> scatter_add(np.zeros_like(E), ids, np.ones_like(y))[:, 0]   # backward, dense
+array([1., 0., 2.], dtype=float32)
 """
 from __future__ import annotations
 
@@ -18,6 +42,15 @@ __all__ = ["SparseGrad", "gather", "scatter_add", "coalesce", "embedding_bag"]
 
 class SparseGrad(NamedTuple):
     """A coalesced row-sparse gradient of an embedding table.
+
+    A named tuple ``(rows, values)``, so ``rows, values = grad`` works. It is what
+    :func:`coalesce` and the layers' ``backward`` return and what the optimizers of
+    :mod:`fastembed.optim` read from a layer's ``grad``.
+
+    Parameters
+    ----------
+    rows, values : ndarray
+        The two fields described below, in this order.
 
     Attributes
     ----------
@@ -46,7 +79,33 @@ class SparseGrad(NamedTuple):
     values: np.ndarray
 
     def to_dense(self, num_embeddings):
-        """Return the gradient as a dense (num_embeddings, D) array."""
+        """Return the gradient as a dense (num_embeddings, D) array.
+
+        Parameters
+        ----------
+        num_embeddings : int
+            The number of rows V of the table the gradient belongs to.
+
+        Returns
+        -------
+        ndarray of shape (num_embeddings, D), the dtype of ``values``
+            Zeros except at ``rows``, which hold ``values``.
+
+        Raises
+        ------
+        IndexError
+            A row is ``>= num_embeddings``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.functional import SparseGrad
+        >>> g = SparseGrad(np.array([1]), np.array([[0.5, -0.5]]))
+        >>> g.to_dense(3)
+        array([[ 0. ,  0. ],
+               [ 0.5, -0.5],
+               [ 0. ,  0. ]])
+        """
         num_embeddings = int(num_embeddings)
         if self.rows.size and self.rows[-1] >= num_embeddings:
             raise IndexError(f"row {int(self.rows[-1])} is out of range for "
@@ -441,12 +500,15 @@ def embedding_bag(weight, ids, offsets=None, *, mode="mean", per_sample_weights=
     offsets : array-like of int, optional
         Non-decreasing bag starts, the first 0. With ``include_last_offset=True`` it has
         ``B + 1`` entries and the last one must equal ``len(ids)`` (PyTorch's CSR layout).
-    mode : {"sum", "mean", "max"}
+    mode : {"sum", "mean", "max"}, default "mean"
+    include_last_offset : bool, default False
+        ``offsets`` ends with ``len(ids)``, as described above (only with 1-D ids).
     per_sample_weights : array-like, optional
         One weight per id, the table's dtype, with ``sum`` (Σ wᵢxᵢ) or ``mean``
         (Σ wᵢxᵢ / Σ wᵢ; PyTorch allows only ``sum``).
     padding_idx : int, optional
-        Ids equal to it are left out of the pooling and of the mean's count.
+        Ids equal to it are left out of the pooling and of the mean's count (negative values
+        count from the end).
     out : ndarray, optional
         Preallocated (B, D) output.
     n_threads : int, optional
@@ -460,6 +522,20 @@ def embedding_bag(weight, ids, offsets=None, *, mode="mean", per_sample_weights=
     ndarray of shape (B, D)
         Empty bags (and bags of padding only, or whose weights sum to 0 in mean mode) give
         zeros.
+
+    Raises
+    ------
+    IndexError
+        An id outside the table (with ``bounds_check="raise"``); nothing is written.
+    ValueError
+        An unknown mode, malformed offsets, ids of the wrong rank, ``per_sample_weights``
+        with ``max`` or of the wrong shape, a bad ``padding_idx`` or ``out``.
+    TypeError
+        Non-integer ids or offsets, weights of another dtype than the table.
+
+    See Also
+    --------
+    fastembed.EmbeddingBag : the layer, with its backward pass.
 
     Examples
     --------

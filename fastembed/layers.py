@@ -1,4 +1,27 @@
-"""Layers: ``Embedding`` and ``EmbeddingBag``, trainable tables with hand-written backward passes."""
+"""Layers: ``Embedding`` and ``EmbeddingBag``, trainable tables with hand-written backward passes.
+
+A layer owns a (V, D) table ``weight``. Its ``forward`` (also ``layer(ids)``) looks rows up;
+its ``backward`` returns the row-sparse gradient of the table (a
+:class:`~fastembed.functional.SparseGrad`) and adds it into ``layer.grad``, which the
+optimizers of :mod:`fastembed.optim` apply; ``backward_and_step`` fuses the two.
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastembed import optim
+>>> from fastembed.layers import Embedding
+>>> layer = Embedding(weight=np.zeros((3, 2), np.float32))
+>>> y = layer(np.array([[0, 2], [2, 2]]))        # (2, 2) ids -> (2, 2, 2) rows
+>>> y.shape
+(2, 2, 2)
+>>> layer.backward(np.ones_like(y)).rows         # rows 0 and 2 got gradient
+array([0, 2])
+>>> optim.SGD(layer, lr=0.5).step()
+>>> layer.weight
+array([[-0.5, -0.5],
+       [ 0. ,  0. ],
+       [-1.5, -1.5]], dtype=float32)
+"""
 from __future__ import annotations
 
 import numbers
@@ -27,7 +50,7 @@ def _rng(seed):
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, numbers.Integral):
-        return np.random.default_rng(seed)
+        return np.random.default_rng(seed)  # type: ignore[arg-type]  # an Integral
     raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got "
                     f"{type(seed).__name__}")
 
@@ -137,6 +160,21 @@ class _TableLayer:
             :meth:`flush` to write the updates to disk.
         freeze : bool, default True
             When True the layer is not trainable (PyTorch's default).
+        padding_idx, max_norm, norm_type, scale_grad_by_freq
+            As in the constructor (:class:`Embedding`, :class:`EmbeddingBag`).
+        **kwargs
+            More constructor options (``mode`` of an :class:`EmbeddingBag`,
+            ``bounds_check`` ...); ``weight``, ``dtype`` and ``trainable`` are set here.
+
+        Returns
+        -------
+        Embedding or EmbeddingBag
+            A layer of the class it is called on, whose ``weight`` is ``weights`` itself.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``weights`` is not a C-contiguous 2-D float32 or float64 table.
 
         Examples
         --------
@@ -160,14 +198,39 @@ class _TableLayer:
 
     @property
     def num_embeddings(self):
+        """The number of rows V of the table.
+
+        Examples
+        --------
+        >>> from fastembed import Embedding
+        >>> Embedding(5, 3).num_embeddings
+        5
+        """
         return self.weight.shape[0]
 
     @property
     def embedding_dim(self):
+        """The length D of each row of the table.
+
+        Examples
+        --------
+        >>> from fastembed import Embedding
+        >>> Embedding(5, 3).embedding_dim
+        3
+        """
         return self.weight.shape[1]
 
     @property
     def dtype(self):
+        """The dtype of the table, float32 or float64.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> Embedding(5, 3, dtype=np.float64).dtype
+        dtype('float64')
+        """
         return self.weight.dtype
 
     def _repr_options(self):
@@ -227,7 +290,20 @@ class _TableLayer:
             raise RuntimeError("backward_and_step() needs a forward() first")
 
     def zero_grad(self):
-        """Forget the accumulated gradient."""
+        """Forget the accumulated gradient: :attr:`grad` becomes None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> layer = Embedding(3, 2, seed=0)
+        >>> _ = layer([1]); _ = layer.backward(np.ones((1, 2), np.float32))
+        >>> layer.grad.rows
+        array([1])
+        >>> layer.zero_grad()
+        >>> layer.grad is None
+        True
+        """
         with self._lock:
             self.grad = None
 
@@ -246,15 +322,16 @@ class _TableLayer:
         >>> import os, tempfile
         >>> import numpy as np
         >>> from fastembed import Embedding, optim
-        >>> path = os.path.join(tempfile.mkdtemp(), "table.f32")
-        >>> np.ones((3, 2), np.float32).tofile(path)
-        >>> layer = Embedding(weight=np.memmap(path, np.float32, "r+", shape=(3, 2)))
-        >>> opt = optim.SGD(layer, lr=0.5)
-        >>> _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32)); opt.step()
-        >>> layer.flush()
-        >>> np.fromfile(path, np.float32)
-        array([1. , 1. , 1. , 1. , 0.5, 0.5], dtype=float32)
-        >>> import shutil; shutil.rmtree(os.path.dirname(path))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "table.f32")
+        ...     np.ones((3, 2), np.float32).tofile(path)
+        ...     layer = Embedding(weight=np.memmap(path, np.float32, "r+", shape=(3, 2)))
+        ...     opt = optim.SGD(layer, lr=0.5)
+        ...     _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32)); opt.step()
+        ...     layer.flush()
+        ...     print(np.fromfile(path, np.float32))
+        ...     del layer, opt                     # unmap the file before the directory goes
+        [1.  1.  1.  1.  0.5 0.5]
         """
         array = self.weight
         while isinstance(array, np.ndarray):  # the weight, or the memmap it is a view of
@@ -264,7 +341,23 @@ class _TableLayer:
             array = array.base
 
     def parameters(self):
-        """The trainable arrays, as a list (empty for a frozen layer)."""
+        """The trainable arrays, as a list (empty for a frozen layer).
+
+        Returns
+        -------
+        list of ndarray
+            ``[weight]``, or ``[]`` when ``trainable`` is False.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> Embedding(weight=np.eye(2, dtype=np.float32)).parameters()
+        [array([[1., 0.],
+               [0., 1.]], dtype=float32)]
+        >>> Embedding.from_pretrained(np.eye(2, dtype=np.float32)).parameters()
+        []
+        """
         return [self.weight] if self.trainable else []
 
 
@@ -307,6 +400,14 @@ class Embedding(_TableLayer):
         A frozen layer computes no gradient: ``backward`` returns None.
     input_length : int, optional
         Keras: the expected length of the last axis of the ids, checked at every call.
+    bounds_check : {"raise", "warn", "zero"}, default "raise"
+        What an id outside ``[0, V)`` does in :meth:`forward`: raise IndexError; or be
+        padding (a zero output row, no gradient), with a ``BoundsCheckWarning`` once per call
+        site ("warn") or silently ("zero"). See :func:`fastembed.gather`.
+    **keras_aliases
+        Keras's names ``input_dim``, ``output_dim`` and ``embeddings_initializer`` for
+        ``num_embeddings``, ``embedding_dim`` and ``init`` (giving both spellings raises
+        TypeError).
 
     Attributes
     ----------
@@ -382,7 +483,40 @@ class Embedding(_TableLayer):
         """Look up ``ids``: returns ``weight[ids]``, of shape ``ids.shape + (D,)``.
 
         With ``max_norm`` set, the rows looked up are first renormalised in place. The ids are
-        remembered for :meth:`backward`.
+        remembered for :meth:`backward`. ``layer(ids)`` is the same call.
+
+        Parameters
+        ----------
+        ids : array-like of int, any shape
+            Row ids in ``[0, V)`` (see ``bounds_check`` for ids outside it).
+        out : ndarray, optional
+            Preallocated output of shape ``ids.shape + (D,)`` and the table's dtype.
+        n_threads : int, optional
+            As in :func:`fastembed.gather`.
+
+        Returns
+        -------
+        ndarray of shape ``ids.shape + (D,)``
+            ``out`` if it was given.
+
+        Raises
+        ------
+        IndexError
+            An id outside the table (with ``bounds_check="raise"``); nothing is written.
+        ValueError
+            ``ids`` whose last axis differs from ``input_length``, or a mismatched ``out``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> layer = Embedding(weight=np.arange(6, dtype=np.float32).reshape(3, 2))
+        >>> layer.forward([[2, 0]])
+        array([[[4., 5.],
+                [0., 1.]]], dtype=float32)
+        >>> out = np.empty((2, 2), np.float32)
+        >>> layer([1, 1], out=out) is out
+        True
         """
         ids_arr, flat, n_threads, bad = self._validated_ids(ids, n_threads)
         out = prepare_out(self.weight, ids_arr.shape, out)  # checked before anything is written
@@ -409,12 +543,39 @@ class Embedding(_TableLayer):
         ids : array-like of int, optional
             The ids of the lookup; by default those of the last :meth:`forward`.
 
+        n_threads : int, optional
+            As in :func:`fastembed.gather`.
+
         Returns
         -------
         SparseGrad or None
             The row-sparse gradient of this call (rows ascending, duplicates summed, the
             padding row left out, divided by counts with ``scale_grad_by_freq``); it is also
             added into :attr:`grad`. None for a frozen layer.
+
+        Raises
+        ------
+        RuntimeError
+            No ``ids`` and no forward before.
+        TypeError, ValueError
+            ``grad_output`` of the wrong dtype or shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> layer = Embedding(4, 2, padding_idx=0, scale_grad_by_freq=True, seed=0)
+        >>> _ = layer([0, 1, 1, 3])
+        >>> g = layer.backward(np.ones((4, 2), np.float32))
+        >>> g.rows                  # the padding row 0 gets nothing
+        array([1, 3])
+        >>> g.values                # row 1 occurs twice: its sum 2 is divided by 2
+        array([[1., 1.],
+               [1., 1.]], dtype=float32)
+        >>> layer.backward(np.ones((1, 2), np.float32), ids=[3]).rows   # explicit ids
+        array([3])
+        >>> layer.grad.rows         # both calls were accumulated
+        array([1, 3])
         """
         if not self.trainable:
             return None
@@ -435,6 +596,40 @@ class Embedding(_TableLayer):
         updated at once; the (U, D) gradient is never built. The result is bitwise that of
         ``backward(grad_output)`` followed by ``optimizer.step()``. ``layer.grad`` must be
         empty (this applies one batch's gradient alone) and stays empty.
+
+        Parameters
+        ----------
+        grad_output : ndarray, shape ``ids.shape + (D,)`` of the last forward
+            The gradient of the loss with respect to the last lookup's output, in the
+            table's dtype.
+        optimizer : optimizer of :mod:`fastembed.optim`
+            An optimizer holding this layer; its hyper-parameters and state are used and
+            updated as by ``step()``.
+        n_threads : int, optional
+            As in :func:`fastembed.gather`.
+
+        Raises
+        ------
+        RuntimeError
+            A frozen layer, no forward before, or a ``layer.grad`` that is not empty.
+        ValueError
+            A non-finite gradient row (with the optimizer's ``check_finite``), or a layer
+            the optimizer does not hold; no row is changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding, optim
+        >>> layer = Embedding(weight=np.zeros((3, 2), np.float32))
+        >>> opt = optim.SGD(layer, lr=0.1)
+        >>> _ = layer([1, 1])
+        >>> layer.backward_and_step(np.ones((2, 2), np.float32), opt)
+        >>> layer.weight
+        array([[ 0. ,  0. ],
+               [-0.2, -0.2],
+               [ 0. ,  0. ]], dtype=float32)
+        >>> layer.grad is None
+        True
         """
         with optimizer._lock, self._lock:  # the optimizer's lock first, as in step()
             ids, grad2d, n_threads = self._fused_prologue(grad_output, optimizer, n_threads)
@@ -442,9 +637,11 @@ class Embedding(_TableLayer):
                              self.scale_grad_by_freq, self.padding_idx, n_threads)
 
     def _fused_prologue(self, grad_output, optimizer, n_threads):
-        self._check_fused_ready(self._last_ids is not None)
-        ids = as_ids(self._last_ids)[1]
-        grad2d = check_grad(grad_output, self._last_ids.shape, self.embedding_dim, self.dtype,
+        last_ids = self._last_ids
+        self._check_fused_ready(last_ids is not None)
+        assert last_ids is not None  # _check_fused_ready raised otherwise
+        ids = as_ids(last_ids)[1]
+        grad2d = check_grad(grad_output, last_ids.shape, self.embedding_dim, self.dtype,
                             name="grad_output")
         if self._last_bad is not None:  # padding: no gradient
             keep = ~self._last_bad
@@ -452,7 +649,24 @@ class Embedding(_TableLayer):
         return ids, grad2d, _n_threads_for(n_threads, ids.size * self.embedding_dim)
 
     def compute_mask(self, ids):
-        """Keras: ``ids != 0`` when ``mask_zero`` is set, else None."""
+        """Keras: ``ids != 0`` when ``mask_zero`` is set, else None.
+
+        Parameters
+        ----------
+        ids : array-like of int, any shape
+
+        Returns
+        -------
+        ndarray of bool of the shape of ``ids``, or None
+
+        Examples
+        --------
+        >>> from fastembed import Embedding
+        >>> Embedding(5, 2, mask_zero=True).compute_mask([[3, 1, 0, 0]])
+        array([[ True,  True, False, False]])
+        >>> Embedding(5, 2).compute_mask([[3, 1, 0, 0]]) is None
+        True
+        """
         if not self.mask_zero:
             return None
         ids_arr, _ = as_ids(ids)
@@ -477,6 +691,19 @@ class EmbeddingBag(_TableLayer):
     max_norm, norm_type, scale_grad_by_freq, dtype, init, seed, weight, trainable
         As in :class:`Embedding`. ``scale_grad_by_freq`` divides a row's gradient by its count
         in the batch; it does not work with ``mode="max"``.
+    bounds_check : {"raise", "warn", "zero"}, default "raise"
+        As in :class:`Embedding`; a bad id treated as padding is left out of its bag's
+        pooling and of the mean's count.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``mode``, ``scale_grad_by_freq`` with ``mode="max"``, or the errors of
+        :class:`Embedding`'s options.
+
+    See Also
+    --------
+    fastembed.embedding_bag : the same pooling as a function of a table.
 
     Examples
     --------
@@ -514,7 +741,39 @@ class EmbeddingBag(_TableLayer):
                 *, out=None, n_threads=None):
         """Pool the bags; returns a (B, D) array and remembers what backward needs.
 
-        See :func:`fastembed.embedding_bag` for the arguments.
+        ``layer(ids, offsets)`` is the same call. With ``max_norm`` set, the rows looked up
+        are first renormalised in place.
+
+        Parameters
+        ----------
+        ids, offsets, per_sample_weights, include_last_offset, out, n_threads
+            As in :func:`fastembed.embedding_bag`: 2-D ids (one bag per row), or 1-D ids
+            cut into bags by ``offsets``.
+
+        Returns
+        -------
+        ndarray of shape (B, D)
+            The pooled rows; empty bags give zeros. ``out`` if it was given.
+
+        Raises
+        ------
+        IndexError
+            An id outside the table (with ``bounds_check="raise"``); nothing is written.
+        TypeError, ValueError
+            Bad offsets, weights or ``out`` (see :func:`fastembed.embedding_bag`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import EmbeddingBag
+        >>> bag = EmbeddingBag(weight=np.arange(8, dtype=np.float32).reshape(4, 2))
+        >>> bag.forward([0, 1, 1, 3], [0, 3], per_sample_weights=np.array([1, 1, 2, 1],
+        ...                                                                np.float32))
+        array([[1.5, 2.5],
+               [6. , 7. ]], dtype=float32)
+        >>> bag([[0, 2], [3, 3]])            # 2-D ids: one bag per row (mode "mean")
+        array([[2., 3.],
+               [6., 7.]], dtype=float32)
         """
         bags = _bag_layout(ids, offsets, include_last_offset, per_sample_weights, self.mode,
                            self.dtype)
@@ -537,6 +796,39 @@ class EmbeddingBag(_TableLayer):
         by the bag's count (or times wᵢ / Σ w); ``max``: each element of ``grad_output[b]``
         goes to the row that won it in the forward. Returns the SparseGrad (also added into
         :attr:`grad`), or None for a frozen layer.
+
+        Parameters
+        ----------
+        grad_output : ndarray, shape (B, D), the table's dtype
+            The gradient of the loss with respect to the last forward's output.
+        n_threads : int, optional
+            As in :func:`fastembed.gather`.
+
+        Returns
+        -------
+        SparseGrad or None
+            Rows ascending, padding left out, divided by counts with
+            ``scale_grad_by_freq``.
+
+        Raises
+        ------
+        RuntimeError
+            No forward before.
+        TypeError, ValueError
+            ``grad_output`` of the wrong dtype or shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import EmbeddingBag
+        >>> bag = EmbeddingBag(weight=np.arange(8, dtype=np.float32).reshape(4, 2), mode="max")
+        >>> bag([[0, 3], [1, 2]])
+        array([[6., 7.],
+               [4., 5.]], dtype=float32)
+        >>> g = bag.backward(np.array([[1, 2], [3, 4]], np.float32))
+        >>> g.rows, g.values                 # each bag's gradient goes to the row that won
+        (array([2, 3]), array([[3., 4.],
+               [1., 2.]], dtype=float32))
         """
         if not self.trainable:
             return None
@@ -557,6 +849,33 @@ class EmbeddingBag(_TableLayer):
         As :meth:`Embedding.backward_and_step`: bitwise equal to ``backward`` then
         ``optimizer.step()``, without building the (U, D) gradient. In ``max`` mode, whose
         gradient is routed element by element, it runs the two steps one after the other.
+
+        Parameters
+        ----------
+        grad_output : ndarray, shape (B, D), the table's dtype
+            The gradient of the loss with respect to the last forward's output.
+        optimizer : optimizer of :mod:`fastembed.optim`
+            An optimizer holding this layer.
+        n_threads : int, optional
+            As in :func:`fastembed.gather`.
+
+        Raises
+        ------
+        RuntimeError
+            A frozen layer, no forward before, or a ``layer.grad`` that is not empty.
+        ValueError
+            A non-finite gradient (with the optimizer's ``check_finite``); no row changes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import EmbeddingBag, optim
+        >>> bag = EmbeddingBag(weight=np.zeros((4, 2), np.float32), mode="mean")
+        >>> opt = optim.SGD(bag, lr=1.0)
+        >>> _ = bag([[0, 1], [1, 2]])
+        >>> bag.backward_and_step(np.ones((2, 2), np.float32), opt)
+        >>> bag.weight[:, 0]                 # row 1 is in both bags: 2 x 1/2
+        array([-0.5, -1. , -0.5,  0. ], dtype=float32)
         """
         with optimizer._lock, self._lock:  # the optimizer's lock first, as in step()
             _bag_backward_and_step(self, grad_output, optimizer, n_threads)

@@ -13,7 +13,9 @@ gradients of the piece's parameters into their ``.grad``; ``parameters()`` lists
 - :func:`softmax_cross_entropy` and :func:`sigmoid_binary_cross_entropy`: the losses, each
   returning ``(loss, gradient of the loss with respect to the logits)``, numerically stable.
 
-Example: a two-layer classifier trained with Adam, by hand.
+Examples
+--------
+A linear classifier trained with Adam, by hand:
 
 >>> import numpy as np
 >>> from fastembed import nn, optim
@@ -53,7 +55,7 @@ def _rng(seed):
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
+        return np.random.default_rng(seed)  # type: ignore[arg-type]  # an Integral
     raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got "
                     f"{type(seed).__name__}")
 
@@ -145,14 +147,42 @@ class Parameter:
 
     @property
     def data(self):
+        """The array itself (the same object as :attr:`weight`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> a = np.zeros((2, 3))
+        >>> nn.Parameter(a).data is a
+        True
+        """
         return self.weight
 
     @property
     def shape(self):
+        """The shape (R, C) of the array.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> nn.Parameter(np.zeros((2, 3))).shape
+        (2, 3)
+        """
         return self.weight.shape
 
     @property
     def dtype(self):
+        """The dtype of the array, float32 or float64.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> nn.Parameter(np.zeros((2, 3), np.float32)).dtype
+        dtype('float32')
+        """
         return self.weight.dtype
 
     def __array__(self, dtype=None, copy=None):
@@ -165,7 +195,28 @@ class Parameter:
         return f"Parameter({name}shape={self.shape}, dtype={self.dtype.name})"
 
     def accumulate(self, grad):
-        """Add a dense gradient of the parameter's shape and dtype into :attr:`grad`."""
+        """Add a dense gradient of the parameter's shape and dtype into :attr:`grad`.
+
+        Parameters
+        ----------
+        grad : array-like of shape (R, C) and the parameter's dtype
+            Copied on the first call after :meth:`zero_grad`, added in place afterwards.
+
+        Raises
+        ------
+        ValueError, TypeError
+            ``grad`` of another shape or dtype (it is never cast).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> p = nn.Parameter(np.zeros((2, 3), np.float32))
+        >>> p.accumulate(np.ones((2, 3), np.float32))
+        >>> p.accumulate(np.ones((2, 3), np.float32))
+        >>> p.grad.rows, p.grad.values[:, 0]        # every row is listed
+        (array([0, 1]), array([2., 2.], dtype=float32))
+        """
         grad = np.asarray(grad)
         if grad.shape != self.weight.shape:
             raise ValueError(f"the gradient of {self._label()} must have shape "
@@ -180,13 +231,41 @@ class Parameter:
             values += grad
 
     def dense_grad(self):
-        """The accumulated gradient as a dense array (zeros when there is none)."""
+        """The accumulated gradient as a dense array (zeros when there is none).
+
+        Returns
+        -------
+        ndarray of shape (R, C)
+            A copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> p = nn.Parameter(np.zeros((1, 2)))
+        >>> p.dense_grad()
+        array([[0., 0.]])
+        >>> p.accumulate(np.array([[1.0, -1.0]]))
+        >>> p.dense_grad()
+        array([[ 1., -1.]])
+        """
         if self.grad is None:
             return np.zeros_like(self.weight)
         return self.grad.values.copy()
 
     def zero_grad(self):
-        """Forget the accumulated gradient."""
+        """Forget the accumulated gradient: :attr:`grad` becomes None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> p = nn.Parameter(np.zeros((1, 2)))
+        >>> p.accumulate(np.ones((1, 2)))
+        >>> p.zero_grad()
+        >>> p.grad is None
+        True
+        """
         self.grad = None
 
     def _label(self):
@@ -273,6 +352,15 @@ class Linear:
 
     @property
     def dtype(self):
+        """The dtype of the parameters (and of the inputs :meth:`forward` accepts).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> nn.Linear(3, 2, dtype=np.float64).dtype
+        dtype('float64')
+        """
         return self.weight.dtype
 
     def __repr__(self):
@@ -280,7 +368,37 @@ class Linear:
                 f"dtype={self.dtype.name})")
 
     def forward(self, x):
-        """``x @ W.T + b`` for ``x`` of shape ``(..., in_features)``; remembers ``x``."""
+        """``x @ W.T + b`` for ``x`` of shape ``(..., in_features)``; remembers ``x``.
+
+        ``layer(x)`` is the same call.
+
+        Parameters
+        ----------
+        x : array-like, shape (..., in_features)
+            An ndarray must have the layer's dtype (it is never cast); a list is converted.
+
+        Returns
+        -------
+        ndarray, shape (..., out_features)
+
+        Raises
+        ------
+        TypeError
+            ``x`` of another dtype.
+        ValueError
+            A last axis other than ``in_features``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> layer = nn.Linear(2, 1, init="zeros")
+        >>> layer.load_state_dict({"weight": np.array([[1.0, 2.0]], np.float32),
+        ...                        "bias": np.array([[0.5]], np.float32)})
+        >>> layer.forward([[1.0, 1.0], [0.0, 1.0]])
+        array([[3.5],
+               [2.5]], dtype=float32)
+        """
         x = _float_array(x, "x", self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (..., in_features={self.in_features}), got "
@@ -295,7 +413,41 @@ class Linear:
     __call__ = forward
 
     def backward(self, grad_output):
-        """Return ``grad_x`` and add ``dW``, ``db`` into the parameters' gradients."""
+        """Return ``grad_x`` and add ``dW``, ``db`` into the parameters' gradients.
+
+        ``grad_x = grad_output @ W``; ``dW = grad_outputᵀ x`` and ``db = Σ grad_output``, summed
+        over all leading axes, are added into ``weight.grad`` and ``bias.grad``.
+
+        Parameters
+        ----------
+        grad_output : array-like, shape of the last output (..., out_features)
+            The gradient of the loss with respect to the last :meth:`forward`'s output, in the
+            layer's dtype.
+
+        Returns
+        -------
+        ndarray, shape of the last input (..., in_features)
+
+        Raises
+        ------
+        RuntimeError
+            No forward before.
+        ValueError, TypeError
+            ``grad_output`` of another shape or dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> layer = nn.Linear(2, 1, init="zeros")
+        >>> layer.weight.data[:] = [[1.0, 2.0]]
+        >>> _ = layer(np.array([[1.0, 1.0], [0.0, 1.0]], np.float32))
+        >>> layer.backward(np.ones((2, 1), np.float32))       # grad_x
+        array([[1., 2.],
+               [1., 2.]], dtype=float32)
+        >>> layer.weight.dense_grad(), layer.bias.dense_grad()
+        (array([[1., 2.]], dtype=float32), array([[2.]], dtype=float32))
+        """
         if self._x is None:
             raise RuntimeError("backward() needs a forward() first")
         x = self._x
@@ -312,20 +464,78 @@ class Linear:
         return (g2 @ self.weight.data).reshape(x.shape)
 
     def parameters(self):
-        """``[weight, bias]`` (or ``[weight]``): the objects to give an optimizer."""
+        """``[weight, bias]`` (or ``[weight]``): the objects to give an optimizer.
+
+        Returns
+        -------
+        list of Parameter
+
+        Examples
+        --------
+        >>> from fastembed import nn, optim
+        >>> layer = nn.Linear(3, 2, bias=False)
+        >>> layer.parameters()
+        [Parameter('weight', shape=(2, 3), dtype=float32)]
+        >>> opt = optim.SGD(nn.Linear(3, 2).parameters(), lr=0.1)
+        """
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
     def zero_grad(self):
+        """Forget the accumulated gradients of the parameters.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> layer = nn.Linear(3, 2, seed=0)
+        >>> _ = layer(np.ones((1, 3), np.float32))
+        >>> _ = layer.backward(np.ones((1, 2), np.float32))
+        >>> layer.zero_grad()
+        >>> layer.weight.grad is None and layer.bias.grad is None
+        True
+        """
         for p in self.parameters():
             p.zero_grad()
 
     def state_dict(self):
-        """``{"weight": W, "bias": b}`` as copies."""
+        """``{"weight": W, "bias": b}`` as copies (``{"weight": W}`` without a bias).
+
+        Returns
+        -------
+        dict of str to ndarray
+
+        Examples
+        --------
+        >>> from fastembed import nn
+        >>> state = nn.Linear(3, 2, init="zeros").state_dict()
+        >>> {name: a.shape for name, a in state.items()}      # the bias is a column
+        {'weight': (2, 3), 'bias': (2, 1)}
+        """
         return {name: p.data.copy() for name, p in
                 zip(("weight", "bias"), self.parameters())}
 
     def load_state_dict(self, state):
-        """Copy arrays of :meth:`state_dict` into the parameters (checked first)."""
+        """Copy arrays of :meth:`state_dict` into the parameters (checked first).
+
+        Parameters
+        ----------
+        state : dict of str to array-like
+            Exactly the keys of :meth:`state_dict`, with the same shapes and dtypes.
+
+        Raises
+        ------
+        ValueError
+            Other keys, shapes or dtypes; no parameter is changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> a, b = nn.Linear(3, 2, seed=0), nn.Linear(3, 2, seed=1)
+        >>> b.load_state_dict(a.state_dict())
+        >>> bool((a.weight.data == b.weight.data).all())
+        True
+        """
         params = dict(zip(("weight", "bias"), self.parameters()))
         if set(state) != set(params):
             raise ValueError(f"expected keys {sorted(params)}, got {sorted(state)}")
@@ -397,7 +607,36 @@ def pool(x, mask, mode="mean"):
 
 
 def pool_backward(grad_output, mask, mode="mean"):
-    """The gradient of :func:`pool` with respect to ``x``: shape (B, T, D)."""
+    """The gradient of :func:`pool` with respect to ``x``: shape (B, T, D).
+
+    Parameters
+    ----------
+    grad_output : ndarray of float32 or float64, shape (B, D)
+        The gradient of the loss with respect to the pooled output.
+    mask : bool ndarray, shape (B, T)
+        The mask the forward pass used.
+    mode : {"mean", "sum"}
+
+    Returns
+    -------
+    ndarray, shape (B, T, D)
+        ``grad_output[b]`` (divided by the count for "mean") at the real positions, zero at
+        padding and in rows whose mask is all False.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An unknown ``mode``, a mask that is not bool, or mismatched shapes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import nn
+    >>> nn.pool_backward(np.ones((1, 2)), np.array([[True, True, False]]))
+    array([[[0.5, 0.5],
+            [0.5, 0.5],
+            [0. , 0. ]]])
+    """
     if mode not in ("mean", "sum"):
         raise ValueError(f"mode must be 'mean' or 'sum', got {mode!r}")
     g = _float_array(grad_output, "grad_output")
@@ -417,6 +656,15 @@ class Pooling:
     ``forward(x (B, T, D), mask (B, T) bool) -> (B, D)``; ``backward(grad (B, D)) -> grad_x
     (B, T, D)``, zero at masked positions. A row whose mask is all False pools to zeros and
     gets a zero gradient. See :func:`pool`.
+
+    Parameters
+    ----------
+    mode : {"mean", "sum"}, default "mean"
+
+    Raises
+    ------
+    ValueError
+        An unknown ``mode``.
 
     Examples
     --------
@@ -440,6 +688,29 @@ class Pooling:
         return f"Pooling({self.mode!r})"
 
     def forward(self, x, mask):
+        """Pool ``x`` over its time axis; remembers the mask for :meth:`backward`.
+
+        ``pooling(x, mask)`` is the same call.
+
+        Parameters
+        ----------
+        x : ndarray of float32 or float64, shape (B, T, D)
+        mask : bool ndarray, shape (B, T)
+            True at the real positions, False at padding.
+
+        Returns
+        -------
+        ndarray, shape (B, D)
+            As :func:`pool`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> x = np.arange(6, dtype=np.float64).reshape(1, 3, 2)
+        >>> nn.Pooling("mean").forward(x, np.array([[True, True, False]]))
+        array([[1., 2.]])
+        """
         x, mask = _check_pool_args(x, mask, self.mode)
         self._last = (mask.copy(), x.shape, x.dtype)
         w = _pool_weights(mask, self.mode, x.dtype)
@@ -448,6 +719,32 @@ class Pooling:
     __call__ = forward
 
     def backward(self, grad_output):
+        """The gradient with respect to the last forward's ``x``.
+
+        Parameters
+        ----------
+        grad_output : ndarray, shape (B, D), the dtype of the last ``x``
+
+        Returns
+        -------
+        ndarray, shape (B, T, D)
+            Zero at masked positions (see :func:`pool_backward`).
+
+        Raises
+        ------
+        RuntimeError
+            No forward before.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> p = nn.Pooling("mean")
+        >>> _ = p(np.ones((1, 2, 1)), np.array([[True, True]]))
+        >>> p.backward(np.ones((1, 1)))
+        array([[[0.5],
+                [0.5]]])
+        """
         if self._last is None:
             raise RuntimeError("backward() needs a forward() first")
         mask, shape, dtype = self._last
@@ -458,10 +755,24 @@ class Pooling:
         return pool_backward(g, mask, self.mode)
 
     def parameters(self):
+        """``[]``: pooling has no parameters (the method keeps the pieces' protocol).
+
+        Examples
+        --------
+        >>> from fastembed import nn
+        >>> nn.Pooling().parameters()
+        []
+        """
         return []
 
     def zero_grad(self):
-        pass
+        """Do nothing: pooling has no gradient to clear (the pieces' protocol).
+
+        Examples
+        --------
+        >>> from fastembed import nn
+        >>> nn.Pooling().zero_grad()
+        """
 
 
 # ----------------------------------------------------------------------------------------

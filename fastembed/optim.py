@@ -27,6 +27,25 @@ raises ValueError before changing any row when a summed gradient holds NaN or in
 and state it touches. The fused ``backward_and_step`` checks the gradient rows that
 contribute, before writing; a sum of finite rows that overflows to infinity is the one case it
 does not catch.
+
+Examples
+--------
+A row no id touched is left alone, state included:
+
+>>> import numpy as np
+>>> from fastembed import Embedding, optim
+>>> layer = Embedding(weight=np.zeros((3, 2), np.float32))
+>>> opt = optim.Adam(layer, lr=0.1)
+>>> for _ in range(3):
+...     y = layer([0, 0])                             # only row 0 is looked up
+...     _ = layer.backward(np.ones_like(y))
+...     opt.step(); opt.zero_grad()
+>>> np.round(layer.weight, 4)
+array([[-0.3, -0.3],
+       [ 0. ,  0. ],
+       [ 0. ,  0. ]], dtype=float32)
+>>> opt.state_dict()["steps"]
+[3]
 """
 from __future__ import annotations
 
@@ -71,6 +90,7 @@ class _SparseOptimizer:
     """The machinery shared by the optimizers; subclasses define the state and hyper-params."""
 
     kind = ""
+    _hyper_names: tuple[str, ...] = ()  # the hyper-parameters state_dict() saves
 
     def __init__(self, params, *, n_threads=None, check_finite=True):
         self.layers = _as_layers(params)
@@ -98,7 +118,35 @@ class _SparseOptimizer:
     def step(self):
         """Apply every layer's accumulated gradient to the rows it touched.
 
-        Raises ValueError, before any row is changed, if a gradient holds NaN or infinity.
+        Layers whose ``grad`` is None are skipped. Every layer's gradient and state are
+        checked before any row of any layer changes. The gradients are not cleared: call
+        :meth:`zero_grad` before the next batch.
+
+        Raises
+        ------
+        ValueError
+            A gradient holds NaN or infinity (with ``check_finite``), a hyper-parameter was
+            set to an invalid value, or a table was replaced or made read-only since the
+            optimizer was made; no row is changed.
+        TypeError, IndexError
+            A layer's ``grad`` is not a coalesced :class:`~fastembed.SparseGrad` of its table.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding, optim
+        >>> layer = Embedding(weight=np.ones((2, 2), np.float32))
+        >>> opt = optim.SGD(layer, lr=0.5)
+        >>> _ = layer([1]); _ = layer.backward(np.ones((1, 2), np.float32))
+        >>> opt.step()
+        >>> layer.weight
+        array([[1. , 1. ],
+               [0.5, 0.5]], dtype=float32)
+        >>> _ = layer.backward(np.full((1, 2), np.nan, np.float32), ids=[0])
+        >>> opt.step()
+        Traceback (most recent call last):
+        ...
+        ValueError: the gradient of layer 0 holds NaN or infinity; no row was updated
         """
         with contextlib.ExitStack() as locks:
             # the optimizer's lock, then every layer's, in order: a step is atomic with
@@ -162,12 +210,44 @@ class _SparseOptimizer:
         self._lock = threading.RLock()
 
     def zero_grad(self):
-        """Clear every layer's accumulated gradient."""
+        """Clear every layer's accumulated gradient (calls each layer's ``zero_grad()``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding, optim
+        >>> layers = [Embedding(3, 2, seed=0), Embedding(3, 2, seed=1)]
+        >>> opt = optim.Adam(layers, lr=0.01)
+        >>> for layer in layers:
+        ...     _ = layer([0]); _ = layer.backward(np.ones((1, 2), np.float32))
+        >>> opt.step(); opt.zero_grad()
+        >>> [layer.grad for layer in layers]
+        [None, None]
+        """
         for layer in self.layers:
             layer.zero_grad()
 
     def state_dict(self):
-        """Plain NumPy arrays and numbers: saving and loading them resumes exactly."""
+        """Plain NumPy arrays and numbers: saving and loading them resumes exactly.
+
+        Returns
+        -------
+        dict
+            ``kind`` (the class name), ``hyper`` (the hyper-parameters), ``steps`` (the step
+            count of each layer) and ``state`` (per layer, copies of the arrays
+            ``state1`` and ``state2``; a (1, 0) array stands for an unused one).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding, optim
+        >>> opt = optim.Adam(Embedding(4, 2, seed=0), lr=0.01)
+        >>> state = opt.state_dict()
+        >>> state["kind"], state["hyper"], state["steps"]
+        ('Adam', {'lr': 0.01, 'betas': (0.9, 0.999), 'eps': 1e-08}, [0])
+        >>> state["state"][0]["state1"].shape      # Adam's first moments
+        (4, 2)
+        """
         return {
             "kind": type(self).__name__,
             "hyper": dict(self._hyper_params()),
@@ -176,9 +256,41 @@ class _SparseOptimizer:
         }
 
     def load_state_dict(self, state_dict):
-        """Restore a :meth:`state_dict`; checks everything before changing anything."""
+        """Restore a :meth:`state_dict`; checks everything before changing anything.
+
+        The state arrays are copied into the optimizer's own; the hyper-parameters and step
+        counts are set from the saved ones.
+
+        Parameters
+        ----------
+        state_dict : dict
+            As returned by :meth:`state_dict` of an optimizer of the same class holding
+            layers of the same shapes and dtypes.
+
+        Raises
+        ------
+        ValueError
+            Another optimizer class, another number of layers, arrays of other shapes or
+            dtypes, unknown or invalid hyper-parameters.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding, optim
+        >>> layer = Embedding(3, 2, seed=0)
+        >>> opt = optim.Adam(layer, lr=0.01)
+        >>> _ = layer([1]); _ = layer.backward(np.ones((1, 2), np.float32)); opt.step()
+        >>> fresh = optim.Adam(layer, lr=0.5)
+        >>> fresh.load_state_dict(opt.state_dict())
+        >>> fresh.lr, fresh.steps
+        (0.01, [1])
+        >>> optim.SGD(layer, lr=0.1).load_state_dict(opt.state_dict())
+        Traceback (most recent call last):
+        ...
+        ValueError: the state of 'Adam' cannot be loaded into SGD
+        """
         if state_dict.get("kind") != type(self).__name__:
-            raise ValueError(f"a {state_dict.get('kind')} state cannot be loaded into "
+            raise ValueError(f"the state of {state_dict.get('kind')!r} cannot be loaded into "
                              f"{type(self).__name__}")
         states = state_dict["state"]
         if len(states) != len(self.state) or len(state_dict["steps"]) != len(self.steps):
@@ -297,6 +409,20 @@ class SGD(_SparseOptimizer):
     lr : float
     momentum : float, default 0
         Lazy: a row's buffer changes only at the steps where the row has a gradient.
+    n_threads : int, optional
+        Threads of the update kernels: None is OpenMP's default, negative values count back
+        from the maximum. The result does not depend on it.
+    check_finite : bool, default True
+        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
+        infinity; False skips that scan.
+
+    Raises
+    ------
+    ValueError
+        ``lr`` not positive or ``momentum`` negative (or either not finite), no layers, a
+        layer given twice or with a read-only table.
+    TypeError
+        A parameter without ``weight`` and ``grad``.
 
     Examples
     --------
@@ -312,7 +438,7 @@ class SGD(_SparseOptimizer):
     """
 
     kind = "sgd"
-    _hyper_names = ("lr", "momentum")
+    _hyper_names: tuple[str, ...] = ("lr", "momentum")
 
     def __init__(self, params, lr, momentum=0.0, *, n_threads=None, check_finite=True):
         self.lr = _positive(lr, "lr")
@@ -340,13 +466,35 @@ class Adagrad(_SparseOptimizer):
     Parameters
     ----------
     params : layer or list of layers
+        Layers (:class:`~fastembed.Embedding`, :class:`~fastembed.EmbeddingBag`) or
+        :class:`~fastembed.nn.Parameter` objects: anything with ``weight`` and ``grad``.
     lr : float, default 0.01
     eps : float, default 1e-10
     initial_accumulator_value : float, default 0
+        The starting value of every accumulator ``sum``.
+    n_threads : int, optional
+        Threads of the update kernels: None is OpenMP's default, negative values count back
+        from the maximum. The result does not depend on it.
+    check_finite : bool, default True
+        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
+        infinity; False skips that scan.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import Embedding, optim
+    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
+    >>> opt = optim.Adagrad(layer, lr=0.1)
+    >>> _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
+    >>> opt.step()                       # w -= lr * g / sqrt(g**2): a step of lr per element
+    >>> np.round(layer.weight[2], 4)
+    array([0.9, 1.1], dtype=float32)
+    >>> opt.state[0][0][2]               # the accumulated squared gradients of row 2
+    array([1., 4.], dtype=float32)
     """
 
     kind = "adagrad"
-    _hyper_names = ("lr", "eps", "initial_accumulator_value")
+    _hyper_names: tuple[str, ...] = ("lr", "eps", "initial_accumulator_value")
 
     def __init__(self, params, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, *,
                  n_threads=None, check_finite=True):
@@ -367,10 +515,36 @@ class RowWiseAdagrad(_SparseOptimizer):
     """Row-wise Adagrad (FBGEMM): one accumulator per row, D times less state.
 
     ``acc[r] += mean(g[r]²)``; ``w[r] -= lr * g[r] / (sqrt(acc[r]) + eps)``.
+
+    Parameters
+    ----------
+    params : layer or list of layers
+        Anything with ``weight`` and ``grad`` (see :class:`Adagrad`).
+    lr : float, default 0.01
+    eps : float, default 1e-10
+    n_threads : int, optional
+        Threads of the update kernels: None is OpenMP's default, negative values count back
+        from the maximum. The result does not depend on it.
+    check_finite : bool, default True
+        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
+        infinity; False skips that scan.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import Embedding, optim
+    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
+    >>> opt = optim.RowWiseAdagrad(layer, lr=0.1)
+    >>> _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
+    >>> opt.step()                       # acc = mean(1, 4) = 2.5 for row 2
+    >>> opt.state[0][0].ravel()          # one accumulator per row
+    array([0. , 0. , 2.5], dtype=float32)
+    >>> np.round(layer.weight[2], 4)     # 1 - 0.1 * g / sqrt(2.5)
+    array([0.9368, 1.1265], dtype=float32)
     """
 
     kind = "rowwise_adagrad"
-    _hyper_names = ("lr", "eps")
+    _hyper_names: tuple[str, ...] = ("lr", "eps")
 
     def __init__(self, params, lr=0.01, eps=1e-10, *, n_threads=None, check_finite=True):
         self.lr = _positive(lr, "lr")
@@ -390,13 +564,35 @@ class Adam(_SparseOptimizer):
     Parameters
     ----------
     params : layer or list of layers
+        Anything with ``weight`` and ``grad`` (see :class:`Adagrad`).
     lr : float, default 0.001
     betas : (float, float), default (0.9, 0.999)
+        The decay rates of the first and second moments, each in [0, 1).
     eps : float, default 1e-8
+    n_threads : int, optional
+        Threads of the update kernels: None is OpenMP's default, negative values count back
+        from the maximum. The result does not depend on it.
+    check_finite : bool, default True
+        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
+        infinity; False skips that scan.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import Embedding, optim
+    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
+    >>> opt = optim.Adam(layer, lr=0.1)
+    >>> for _ in range(2):
+    ...     _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
+    ...     opt.step(); opt.zero_grad()
+    >>> np.round(layer.weight, 4)        # a constant gradient: steps of lr each time
+    array([[1. , 1. ],
+           [1. , 1. ],
+           [0.8, 1.2]], dtype=float32)
     """
 
     kind = "adam"
-    _hyper_names = ("lr", "betas", "eps")
+    _hyper_names: tuple[str, ...] = ("lr", "betas", "eps")
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, *, n_threads=None,
                  check_finite=True):
@@ -424,10 +620,36 @@ class AdamW(Adam):
     Before each Adam update of a touched row, ``w *= 1 - lr * weight_decay`` (PyTorch's AdamW
     order). Rows that no id touched are neither updated nor decayed: the decay is lazy, like
     the moments, so a row's total decay depends on how often it is seen.
+
+    Parameters
+    ----------
+    params, lr, betas, eps
+        As in :class:`Adam`.
+    weight_decay : float, default 0.01
+        The decoupled decay rate (non-negative).
+    n_threads : int, optional
+        Threads of the update kernels: None is OpenMP's default, negative values count back
+        from the maximum. The result does not depend on it.
+    check_finite : bool, default True
+        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
+        infinity; False skips that scan.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed import Embedding, optim
+    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
+    >>> opt = optim.AdamW(layer, lr=0.1, weight_decay=0.5)
+    >>> _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
+    >>> opt.step()                       # w = w * (1 - 0.1 * 0.5), then Adam's step of 0.1
+    >>> np.round(layer.weight, 4)        # rows 0 and 1 were not touched: not decayed
+    array([[1.  , 1.  ],
+           [1.  , 1.  ],
+           [0.85, 1.05]], dtype=float32)
     """
 
     kind = "adamw"
-    _hyper_names = ("lr", "betas", "eps", "weight_decay")
+    _hyper_names: tuple[str, ...] = ("lr", "betas", "eps", "weight_decay")
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *,
                  n_threads=None, check_finite=True):

@@ -10,8 +10,17 @@ one of them), optionally joined to further runs by single apostrophes. ``tokeniz
 after replacing the curly apostrophe ``’`` (U+2019) by ``'`` and, by default, lower-casing;
 use ``TOKEN_PATTERN.findall`` directly for neither.
 
+Examples
+--------
+>>> from fastembed.text import TOKEN_PATTERN, Vocab, pad_sequences, tokenize
 >>> TOKEN_PATTERN.findall("Don't stop-me now")
 ["Don't", 'stop', 'me', 'now']
+>>> docs = [tokenize("The cat sat."), tokenize("The dog sat down!")]
+>>> vocab = Vocab.build(docs, pad_token="<pad>", unk_token="<unk>")
+>>> pad_sequences(vocab.encode_batch(docs + [["the", "bird"]]), maxlen=4, padding="post")
+array([[2, 4, 3, 0],
+       [2, 5, 3, 6],
+       [2, 1, 0, 0]], dtype=int32)
 """
 from __future__ import annotations
 
@@ -134,7 +143,7 @@ def split_sentences(text, lower=True):
     []
     """
     findall = TOKEN_PATTERN.findall
-    sentences = []
+    sentences: list = []
     append = sentences.append
     for piece in _SENTENCE_END.split(_prepare(text, lower)):
         tokens = findall(piece)
@@ -245,7 +254,7 @@ class Vocab:
     {'a': 0, 'b': 1}
     """
 
-    __hash__ = None  # equality is by value and a Vocab is not meant as a dict key
+    __hash__ = None  # type: ignore[assignment]  # equality is by value and a Vocab is not meant as a dict key
 
     def __init__(self, words, counts=None, *, pad_token=None, unk_token=None):
         if isinstance(words, (str, bytes)):
@@ -255,7 +264,7 @@ class Vocab:
         _check_tokens(words)
         index = {word: i for i, word in enumerate(words)}
         if len(index) != len(words):
-            seen = {}
+            seen: dict = {}
             for i, word in enumerate(words):
                 if word in seen:
                     raise ValueError(f"duplicate word {word!r} at ids {seen[word]} and {i}")
@@ -350,7 +359,7 @@ class Vocab:
         if isinstance(token_streams, (str, bytes)):
             raise TypeError("token_streams must be an iterable of token sequences, not a "
                             "string; pass [tokenize(text)] or split_sentences(text)")
-        counter = Counter()
+        counter: Counter = Counter()
         update = counter.update
         for i, tokens in enumerate(token_streams):
             if isinstance(tokens, (str, bytes)):
@@ -421,12 +430,28 @@ class Vocab:
 
     @property
     def pad_token(self):
-        """The padding token, or None."""
+        """The padding token, or None.
+
+        Examples
+        --------
+        >>> v = Vocab.build([["a"]], pad_token="<pad>")
+        >>> v.pad_token, v.pad_id
+        ('<pad>', 0)
+        >>> Vocab(["a"]).pad_token is None
+        True
+        """
         return None if self.pad_id is None else self.words[self.pad_id]
 
     @property
     def unk_token(self):
-        """The unknown-word token, or None."""
+        """The unknown-word token, or None.
+
+        Examples
+        --------
+        >>> v = Vocab.build([["a"]], pad_token="<pad>", unk_token="<unk>")
+        >>> v.unk_token, v.unk_id
+        ('<unk>', 1)
+        """
         return None if self.unk_id is None else self.words[self.unk_id]
 
     @property
@@ -571,6 +596,15 @@ class Vocab:
     def encode_batch(self, sequences, *, oov=None, dtype=np.int32):
         """Encode each token sequence; the options are those of :meth:`encode`.
 
+        Parameters
+        ----------
+        sequences : iterable of iterables of str
+            The token sequences (a bare string is refused).
+        oov : {None, 'unk', 'skip', 'error'}, default None
+            As in :meth:`encode`.
+        dtype : integer dtype, default int32
+            As in :meth:`encode`.
+
         Returns
         -------
         list of ndarray
@@ -711,11 +745,21 @@ class Vocab:
 
         Examples
         --------
-        See :meth:`save`.
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "vocab.txt")
+        ...     with open(path, "w", encoding="utf-8") as f:
+        ...         _ = f.write("# fastembed-vocab 1 size=2 pad=none unk=1\\n"
+        ...                     "the\\t7\\n<unk>\\t0\\n")
+        ...     Vocab.load(path)
+        Vocab(size=2, total=7, unk='<unk>', words=['the', '<unk>'])
+
+        See :meth:`save` for a round trip.
         """
         path = os.fspath(path)
-        words, counts = [], []
-        seen = {}
+        words: list = []
+        counts: list = []
+        seen: dict = {}
         with open(path, encoding="utf-8-sig", newline="\n") as f:
             header = f.readline()
             size, pad_id, unk_id = _parse_header(header.rstrip("\n").removesuffix("\r")
@@ -748,8 +792,8 @@ class Vocab:
                                  f"size={size}")
         if pad_id is not None and pad_id == unk_id:
             raise ValueError(f"{path}:1: pad and unk are the same id {pad_id}")
-        counts = np.array(counts, dtype=np.int64) if counts else None
-        return cls(words, counts,
+        count_array = np.array(counts, dtype=np.int64) if counts else None
+        return cls(words, count_array,
                    pad_token=None if pad_id is None else words[pad_id],
                    unk_token=None if unk_id is None else words[unk_id])
 

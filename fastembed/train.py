@@ -75,8 +75,8 @@ the configuration must match (else ValueError): the final weights are then bitwi
 an uninterrupted run with the same seed. Checkpoints are taken between steps only: an
 exception or Ctrl-C inside a step leaves no checkpoint of that half-done step.
 
-Example
--------
+Examples
+--------
 >>> import tempfile
 >>> import numpy as np
 >>> from fastembed.train import ArrayDataset, Trainer
@@ -235,13 +235,58 @@ class ArrayDataset:
                 f"drop_last={self.drop_last})")
 
     def num_batches(self, epoch=0):
-        """Batches per epoch (the same for every epoch)."""
+        """Batches per epoch (the same for every epoch).
+
+        Parameters
+        ----------
+        epoch : int, default 0
+            Unused: every epoch has as many batches (part of the dataset protocol).
+
+        Returns
+        -------
+        int
+            ``ceil(len(self) / batch_size)``, or ``len(self) // batch_size`` with
+            ``drop_last``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset
+        >>> ArrayDataset(np.arange(10), batch_size=4).num_batches()
+        3
+        >>> ArrayDataset(np.arange(10), batch_size=4, drop_last=True).num_batches()
+        2
+        """
         if self.drop_last:
             return self._n // self.batch_size
         return -(-self._n // self.batch_size)
 
     def permutation(self, epoch):
-        """The order in which epoch ``epoch`` visits the examples (``arange`` if unshuffled)."""
+        """The order in which epoch ``epoch`` visits the examples (``arange`` if unshuffled).
+
+        Parameters
+        ----------
+        epoch : int
+            A non-negative epoch index.
+
+        Returns
+        -------
+        ndarray of int, shape (len(self),)
+            ``np.random.default_rng([seed, epoch]).permutation(len(self))`` when shuffling.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset
+        >>> data = ArrayDataset(np.arange(5), batch_size=2, seed=0)
+        >>> order = data.permutation(0)
+        >>> sorted(order.tolist())
+        [0, 1, 2, 3, 4]
+        >>> bool((ArrayDataset(np.arange(5), batch_size=2, seed=0).permutation(0) == order).all())
+        True
+        >>> ArrayDataset(np.arange(5), batch_size=2, shuffle=False).permutation(3)
+        array([0, 1, 2, 3, 4])
+        """
         epoch = _int(epoch, "epoch", 0)
         if not self.shuffle:
             return np.arange(self._n)
@@ -251,7 +296,38 @@ class ArrayDataset:
         return self._perm
 
     def batch(self, epoch, index):
-        """Batch ``index`` of epoch ``epoch``: a tuple of arrays (or the one array)."""
+        """Batch ``index`` of epoch ``epoch``: a tuple of arrays (or the one array).
+
+        Parameters
+        ----------
+        epoch : int
+            A non-negative epoch index (it picks the permutation).
+        index : int
+            The batch, in ``[0, num_batches(epoch))``.
+
+        Returns
+        -------
+        ndarray or tuple of ndarray
+            The examples ``permutation(epoch)[index * batch_size:(index + 1) * batch_size]``
+            of every array.
+
+        Raises
+        ------
+        IndexError
+            ``index`` out of range.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset
+        >>> data = ArrayDataset(np.arange(5), np.arange(5) * 10, batch_size=2, shuffle=False)
+        >>> data.batch(0, 2)
+        (array([4]), array([40]))
+        >>> data.batch(0, 3)
+        Traceback (most recent call last):
+        ...
+        IndexError: batch index 3 out of range: epoch 0 has 3 batches
+        """
         index = operator.index(index)
         nb = self.num_batches(epoch)
         if not 0 <= index < nb:
@@ -376,7 +452,7 @@ def flatten_state(state, prefix):
     """
     if not isinstance(prefix, str) or not prefix or "/" in prefix:
         raise ValueError(f"prefix must be a non-empty string without '/', got {prefix!r}")
-    arrays = {}
+    arrays: dict = {}
     skeleton = _encode(state, prefix, [], arrays)
     arrays[prefix] = np.array(json.dumps(skeleton, allow_nan=False))
     return arrays
@@ -394,8 +470,31 @@ def unflatten_state(arrays, prefix):
 
     Returns
     -------
-    The state, with the mapping's arrays (not copies), tuples as tuples and NumPy scalars
-    with their dtypes.
+    object
+        The state, with the mapping's arrays (not copies), tuples as tuples and NumPy scalars
+        with their dtypes.
+
+    Raises
+    ------
+    KeyError
+        Nothing is stored under ``prefix``.
+
+    See Also
+    --------
+    flatten_state : the inverse.
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> from fastembed.train import flatten_state, unflatten_state
+    >>> state = {"a": (1, np.float32(2.5)), "b": [np.arange(2)], "c": None}
+    >>> buffer = io.BytesIO()
+    >>> np.savez(buffer, **flatten_state(state, "s"))
+    >>> _ = buffer.seek(0)
+    >>> with np.load(buffer, allow_pickle=False) as arrays:
+    ...     unflatten_state(arrays, "s")
+    {'a': (1, np.float32(2.5)), 'b': [array([0, 1])], 'c': None}
     """
     try:
         skeleton = json.loads(str(np.asarray(arrays[prefix])[()]))
@@ -410,7 +509,7 @@ def unflatten_state(arrays, prefix):
 
 def _list_checkpoints(directory):
     """[(step, path)] of the checkpoint files in ``directory``, ascending by step."""
-    found = []
+    found: list = []
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -454,9 +553,30 @@ def load_checkpoint(path):
 
     Examples
     --------
-    Load the weights of a run for inference, without a Trainer::
+    Load the weights of a run for inference, without a Trainer:
 
-        weights = load_checkpoint("run/ckpt-000012000.npz")["model"]
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from fastembed.train import ArrayDataset, Trainer, load_checkpoint
+    >>> class Count:
+    ...     def __init__(self):
+    ...         self.steps = np.zeros(1)
+    ...     def train_step(self, batch, *, lr, rng, optimizer):
+    ...         self.steps += 1
+    ...         return {"loss": 0.0, "count": len(batch)}
+    ...     def state_dict(self):
+    ...         return {"steps": self.steps.copy()}
+    ...     def load_state_dict(self, d):
+    ...         np.copyto(self.steps, d["steps"])
+    >>> with tempfile.TemporaryDirectory() as ckpt:
+    ...     trainer = Trainer(Count(), data=ArrayDataset(np.ones(4), batch_size=2),
+    ...                       checkpoint_dir=ckpt, progress=False)
+    ...     _ = trainer.fit()
+    ...     checkpoint = load_checkpoint(trainer.last_checkpoint)
+    >>> sorted(checkpoint)
+    ['model', 'optimizer', 'rng', 'trainer']
+    >>> checkpoint["model"], checkpoint["trainer"]["step"]
+    ({'steps': array([2.])}, 2)
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -596,13 +716,13 @@ class Trainer:
                             f"{type(optimizer).__name__} has none")
         self.epochs = _int(epochs, "epochs", 1)
         if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
-                math.isfinite(lr) and lr > 0):
+                math.isfinite(lr) and float(lr) > 0):
             raise ValueError(f"lr must be a positive finite number, got {lr!r}")
         self.lr = float(lr)
         if min_lr is None:
             min_lr = self.lr / _GENSIM_LR_RATIO
         if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not (
-                0 <= min_lr <= self.lr):
+                0 <= float(min_lr) <= self.lr):
             raise ValueError(f"min_lr must be a number in [0, lr={self.lr}], got {min_lr!r}")
         self.min_lr = float(min_lr)
         if schedule not in ("linear", "constant"):
@@ -650,7 +770,31 @@ class Trainer:
     # -- schedule -----------------------------------------------------------------------
 
     def lr_at(self, step):
-        """The learning rate of the step with global index ``step`` (0-based)."""
+        """The learning rate of the step with global index ``step`` (0-based).
+
+        Parameters
+        ----------
+        step : int
+            Counted over all epochs, from 0 to ``total_steps - 1``.
+
+        Returns
+        -------
+        float
+            ``lr - (lr - min_lr) * step / total_steps`` for the linear schedule, ``lr`` for the
+            constant one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset, Trainer
+        >>> class Noop:
+        ...     def train_step(self, batch, *, lr, rng, optimizer):
+        ...         return {"loss": 0.0, "count": len(batch)}
+        >>> trainer = Trainer(Noop(), data=ArrayDataset(np.zeros(10), batch_size=1), lr=1.0,
+        ...                   min_lr=0.0, progress=False)
+        >>> trainer.total_steps, trainer.lr_at(0), trainer.lr_at(5)
+        (10, 1.0, 0.5)
+        """
         if self.schedule == "constant":
             return self.lr
         return self.lr - (self.lr - self.min_lr) * step / max(self.total_steps, 1)
@@ -709,6 +853,40 @@ class Trainer:
 
         Callbacks may call it (in ``on_step_end`` or ``on_epoch_end``). It is atomic, and
         older checkpoints beyond the newest ``keep`` are deleted once it is in place.
+
+        Returns
+        -------
+        pathlib.Path
+            ``checkpoint_dir / "ckpt-<step, 9 digits>.npz"``, also :attr:`last_checkpoint`.
+
+        Raises
+        ------
+        ValueError
+            The trainer has no ``checkpoint_dir``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset, Trainer
+        >>> class Count:                     # a model that counts its steps
+        ...     def __init__(self):
+        ...         self.steps = np.zeros(1)
+        ...     def train_step(self, batch, *, lr, rng, optimizer):
+        ...         self.steps += 1
+        ...         return {"loss": float(batch.mean()), "count": len(batch)}
+        ...     def state_dict(self):
+        ...         return {"steps": self.steps.copy()}
+        ...     def load_state_dict(self, d):
+        ...         np.copyto(self.steps, d["steps"])
+        >>> with tempfile.TemporaryDirectory() as ckpt:
+        ...     trainer = Trainer(Count(), data=ArrayDataset(np.ones(3), batch_size=1),
+        ...                       checkpoint_dir=ckpt, progress=False)
+        ...     print(trainer.save_checkpoint().name)      # before any step
+        ...     _ = trainer.fit(resume=True)
+        ...     print(trainer.last_checkpoint.name)        # the epoch's end
+        ckpt-000000000.npz
+        ckpt-000000003.npz
         """
         if self.checkpoint_dir is None:
             raise ValueError("save_checkpoint() needs a checkpoint_dir")
@@ -853,6 +1031,39 @@ class Trainer:
         ValueError
             If the checkpoint's configuration (epochs, lr, min_lr, schedule, seed, batches per
             epoch) or optimizer presence differs from this trainer's.
+        FileExistsError
+            ``resume=None`` and ``checkpoint_dir`` already holds checkpoints.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset, Trainer
+        >>> class Count:                     # a model that counts its steps
+        ...     def __init__(self):
+        ...         self.steps = np.zeros(1)
+        ...     def train_step(self, batch, *, lr, rng, optimizer):
+        ...         self.steps += 1
+        ...         return {"loss": float(batch.mean()), "count": len(batch)}
+        ...     def state_dict(self):
+        ...         return {"steps": self.steps.copy()}
+        ...     def load_state_dict(self, d):
+        ...         np.copyto(self.steps, d["steps"])
+        >>> class StopAt:                    # a callback that interrupts training
+        ...     def on_step_end(self, trainer, step, logs):
+        ...         trainer.stop_training = step == 3
+        >>> data = ArrayDataset(np.ones(4), batch_size=1)
+        >>> with tempfile.TemporaryDirectory() as ckpt:
+        ...     model = Count()
+        ...     first = Trainer(model, data=data, epochs=2, checkpoint_dir=ckpt,
+        ...                     callbacks=[StopAt()], progress=False).fit()
+        ...     print(len(first), model.steps)            # stopped after 3 of 8 steps
+        ...     again = Count()                             # a new process would do this
+        ...     history = Trainer(again, data=data, epochs=2, checkpoint_dir=ckpt,
+        ...                       progress=False).fit(resume=True)
+        ...     print(len(history), again.steps)          # restored at 3, ran the other 5
+        0 [3.]
+        2 [8.]
         """
         self._prepare(resume)
         hooks = {name: [getattr(cb, name) for cb in self.callbacks

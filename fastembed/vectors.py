@@ -12,6 +12,16 @@ product on its own threads (OpenBLAS and MKL use every core by default; limit th
 ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` or
 ``threadpoolctl.threadpool_limits(limits=n, user_api="blas")``), so on a 400,000 x 300 table a
 query costs about the time to read the float32 unit table once.
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastembed.vectors import Vectors, spearman
+>>> v = Vectors(["cat", "dog", "car"], np.array([[1, 0.2], [0.9, 0.3], [0, 1]], np.float32))
+>>> v.most_similar("cat", topn=1)[0][0]
+'dog'
+>>> spearman([v.similarity("cat", "dog"), v.similarity("cat", "car")], [9.0, 1.0])
+1.0
 """
 from __future__ import annotations
 
@@ -82,7 +92,7 @@ class Vectors:
             raise TypeError(f"words[{i}] is a {type(word).__name__}, not a str")
         index = dict(zip(words, range(len(words))))  # C speed; duplicates found below
         if len(index) != len(words):
-            first = {}
+            first: dict = {}
             for i, word in enumerate(words):
                 if word in first:
                     raise ValueError(f"words[{i}] = {word!r} repeats words[{first[word]}]")
@@ -121,12 +131,26 @@ class Vectors:
 
     @property
     def dim(self):
-        """The length of each vector."""
+        """The length of each vector.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Vectors(["a", "b"], np.zeros((2, 3), np.float32)).dim
+        3
+        """
         return int(self.weight.shape[1])
 
     @property
     def dtype(self):
-        """The dtype of :attr:`weight`."""
+        """The dtype of :attr:`weight`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Vectors(["a", "b"], np.zeros((2, 3), np.float32)).dtype
+        dtype('float32')
+        """
         return self.weight.dtype
 
     def _id(self, word):
@@ -142,7 +166,27 @@ class Vectors:
         return self.weight[[self._id(w) for w in key]]
 
     def get(self, word, default=None):
-        """The vector of ``word``, or ``default`` when it is not in the vocabulary."""
+        """The vector of ``word``, or ``default`` when it is not in the vocabulary.
+
+        Parameters
+        ----------
+        word : str
+        default : object, default None
+            Returned for a word that is not in the vocabulary.
+
+        Returns
+        -------
+        ndarray of shape (dim,) (a view of the row), or ``default``
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> v = Vectors(["a", "b"], np.array([[1, 2], [3, 4]], np.float32))
+        >>> v.get("b")
+        array([3., 4.], dtype=float32)
+        >>> v.get("zzz") is None
+        True
+        """
         i = self.index.get(word)
         return default if i is None else self.weight[i]
 
@@ -159,6 +203,16 @@ class Vectors:
         Returns
         -------
         ndarray, shape (len(self), dim), C-contiguous
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> v = Vectors(["a", "b"], np.array([[3, 4], [0, 0]], np.float32))
+        >>> v.unit_vectors()
+        array([[0.6, 0.8],
+               [0. , 0. ]], dtype=float32)
+        >>> v.unit_vectors() is v.unit_vectors()         # cached
+        True
         """
         if self._unit is None or self._unit_of is not self.weight:
             w = self.weight
@@ -177,12 +231,39 @@ class Vectors:
         return self._unit
 
     def clear_cache(self):
-        """Forget the cached unit table (after changing :attr:`weight` in place)."""
+        """Forget the cached unit table (after changing :attr:`weight` in place).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> v = Vectors(["a", "b"], np.array([[1, 0], [0, 1]], np.float32))
+        >>> v.similarity("a", "b")
+        0.0
+        >>> v.weight[1] = [1, 0]              # an in-place change: the cache is stale
+        >>> v.clear_cache()
+        >>> v.similarity("a", "b")
+        1.0
+        """
         self._unit = None
         self._unit_of = None
 
     def similarity(self, a, b):
         """Cosine similarity of two words.
+
+        Parameters
+        ----------
+        a, b : str
+            Words of the vocabulary.
+
+        Returns
+        -------
+        float
+            The dot product of their unit vectors (0 when either vector is zero).
+
+        Raises
+        ------
+        KeyError
+            A word is not in the vocabulary.
 
         Examples
         --------
@@ -273,7 +354,7 @@ class Vectors:
             return len(self)
         if isinstance(restrict, bool) or not isinstance(restrict, numbers.Integral):
             raise TypeError(f"restrict must be an int or None, got {type(restrict).__name__}")
-        if not 0 <= restrict <= len(self):
+        if not 0 <= int(restrict) <= len(self):
             raise ValueError(f"restrict must lie in [0, {len(self)}], got {restrict!r}")
         return int(restrict)
 

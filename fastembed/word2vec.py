@@ -15,17 +15,23 @@ One difference, from Ji et al. (2016): the context words of a window share one d
 negative samples, and a window is one small SGD step (two small matrix products) instead of
 one step per (centre, context) pair. The sums are the same; the memory traffic is lower.
 
-Training is deterministic by default: the same seed and the same thread count give the same
-vectors, bitwise (see ``_word2vec.pyx`` for how the threads share the work). ``hogwild=True``
-lets the threads write into the shared tables without coordination, as gensim does.
+Training is deterministic by default: the same seed, data and ``shards`` give the same
+vectors, bitwise, for any thread count (see ``_word2vec.pyx`` for how the threads share the
+work). ``hogwild=True`` lets the threads write into the shared tables without coordination,
+as gensim does.
 
 Examples
 --------
+>>> import numpy as np
 >>> from fastembed.word2vec import train_word2vec
 >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 50
 >>> result = train_word2vec(sentences, dim=8, min_count=1, epochs=2, progress=False)
 >>> result.vectors["king"].shape
 (8,)
+>>> again = train_word2vec(sentences, dim=8, min_count=1, epochs=2, progress=False,
+...                        n_threads=1)
+>>> bool(np.array_equal(again.model.syn0, result.model.syn0))   # any thread count
+True
 """
 from __future__ import annotations
 
@@ -33,14 +39,18 @@ import math
 import numbers
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _word2vec
 from ._openmp_helpers import _resolve_n_threads
 
+if TYPE_CHECKING:
+    from .text import Vocab
+
 __all__ = ["Corpus", "CorpusDataset", "SkipGram", "Word2VecResult", "train_word2vec",
-           "subsample_keep_probability", "alias_table"]
+           "corpus_sentences", "subsample_keep_probability", "alias_table"]
 
 # gensim's defaults for Word2Vec(sg=1)
 DEFAULTS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, lr=0.025,
@@ -55,7 +65,30 @@ class Corpus:
 
     Sentence ``s`` is ``words[starts[s]:starts[s + 1]]``. Words missing from the vocabulary
     are dropped (the sentence gets shorter, as in gensim); empty sentences are dropped;
-    sentences longer than ``max_sentence_length`` are cut into pieces.
+    sentences longer than ``max_sentence_length`` are cut into pieces (these three apply
+    to :meth:`from_sentences`).
+
+    Parameters
+    ----------
+    words : array-like of int
+        The word ids of all sentences, concatenated (stored as int32).
+    starts : array-like of int
+        Non-decreasing sentence starts, from 0, ending with ``len(words)`` (stored as
+        int64).
+
+    Raises
+    ------
+    ValueError
+        ``starts`` not from 0 to ``len(words)``, or decreasing.
+
+    Examples
+    --------
+    >>> from fastembed.word2vec import Corpus
+    >>> corpus = Corpus([0, 1, 2, 1], [0, 3, 4])
+    >>> corpus
+    Corpus(2 sentences, 4 words)
+    >>> corpus.words[corpus.starts[1]:corpus.starts[2]]
+    array([1], dtype=int32)
     """
 
     def __init__(self, words, starts):
@@ -70,7 +103,30 @@ class Corpus:
 
     @classmethod
     def from_sentences(cls, sentences, vocab, max_sentence_length=MAX_SENTENCE_LENGTH):
-        """Encode token lists with ``vocab`` (a :class:`fastembed.text.Vocab` or a dict)."""
+        """Encode token lists with ``vocab`` (a :class:`fastembed.text.Vocab` or a dict).
+
+        Parameters
+        ----------
+        sentences : iterable of iterables of str
+        vocab : Vocab or dict of str to int
+            Word -> id; words missing from it are dropped.
+        max_sentence_length : int, default 10000
+            Longer sentences are cut into pieces of at most this many (kept) words.
+
+        Returns
+        -------
+        Corpus
+
+        Examples
+        --------
+        >>> from fastembed.text import Vocab
+        >>> from fastembed.word2vec import Corpus
+        >>> sentences = [["a", "b", "c"], ["b", "x", "c", "a"], ["x"]]
+        >>> corpus = Corpus.from_sentences(sentences, {"a": 0, "b": 1, "c": 2},
+        ...                                max_sentence_length=2)
+        >>> corpus.words, corpus.starts         # "x" dropped, long sentences cut
+        (array([0, 1, 2, 1, 2, 0], dtype=int32), array([0, 2, 3, 5, 6]))
+        """
         index = getattr(vocab, "index", vocab)
         get = index.get
         ids = []
@@ -89,10 +145,26 @@ class Corpus:
 
     @property
     def n_words(self):
+        """The number of words (ids) in the corpus.
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import Corpus
+        >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_words
+        4
+        """
         return int(self.words.size)
 
     @property
     def n_sentences(self):
+        """The number of sentences in the corpus.
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import Corpus
+        >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_sentences
+        2
+        """
         return int(self.starts.size - 1)
 
     def __repr__(self):
@@ -106,6 +178,28 @@ class CorpusDataset:
     (i + 1) * batch_words)``, so every batch has about ``batch_words`` words and the batches
     are the same in every epoch (gensim does not shuffle either). ``batch(epoch, i)`` returns
     ``(words, starts)`` views, with ``starts`` relative to the batch.
+
+    Parameters
+    ----------
+    corpus : Corpus
+    batch_words : int, default 20000
+        The target number of words per batch.
+
+    Raises
+    ------
+    TypeError
+        ``corpus`` is not a :class:`Corpus`.
+    ValueError
+        ``batch_words`` is not a positive int.
+
+    Examples
+    --------
+    >>> from fastembed.word2vec import Corpus, CorpusDataset
+    >>> data = CorpusDataset(Corpus([0, 1, 2, 1, 0], [0, 2, 3, 5]), batch_words=2)
+    >>> data.num_batches(), len(data)
+    (2, 5)
+    >>> data.batch(0, 1)                    # the sentences starting at words 2 and 3
+    (array([2, 1, 0], dtype=int32), array([0, 1, 3]))
     """
 
     def __init__(self, corpus, batch_words=20_000):
@@ -127,9 +221,49 @@ class CorpusDataset:
         self._bounds = bounds  # sentence index where each batch starts, then n_sentences
 
     def num_batches(self, epoch=0):
+        """The number of batches (the same in every epoch).
+
+        Parameters
+        ----------
+        epoch : int, default 0
+            Unused (part of the dataset protocol).
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import Corpus, CorpusDataset
+        >>> CorpusDataset(Corpus([0, 1, 2, 1], [0, 2, 4]), batch_words=2).num_batches()
+        2
+        """
         return int(max(0, self._bounds.size - 1))
 
     def batch(self, epoch, index):
+        """Batch ``index``: ``(words, starts)`` of its sentences, ``starts`` from 0.
+
+        Parameters
+        ----------
+        epoch : int
+            Unused: the batches are the same in every epoch.
+        index : int
+            In ``[0, num_batches())``.
+
+        Returns
+        -------
+        words : ndarray of int32
+            A view of the corpus's words.
+        starts : ndarray of int64
+            The batch's sentence starts, relative to ``words``, ending with ``len(words)``.
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import Corpus, CorpusDataset
+        >>> data = CorpusDataset(Corpus([0, 1, 2, 1], [0, 2, 4]), batch_words=2)
+        >>> data.batch(0, 1)
+        (array([2, 1], dtype=int32), array([0, 2]))
+        """
         s0, s1 = int(self._bounds[index]), int(self._bounds[index + 1])
         starts = self.corpus.starts[s0:s1 + 1]
         words = self.corpus.words[starts[0]:starts[-1]]
@@ -146,6 +280,26 @@ def subsample_keep_probability(counts, sample):
 
     ``p = (sqrt(c / t) + 1) * t / c`` with ``t = sample * sum(counts)``, capped at 1; words of
     count 0 get 1. ``sample=0`` keeps everything.
+
+    Parameters
+    ----------
+    counts : array-like of numbers, shape (V,)
+        The corpus count of each word.
+    sample : float
+        The subsampling threshold (gensim's ``sample``).
+
+    Returns
+    -------
+    ndarray of float64, shape (V,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.word2vec import subsample_keep_probability
+    >>> np.round(subsample_keep_probability([1000, 10, 0], 1e-3), 4)
+    array([0.0328, 0.4188, 1.    ])
+    >>> subsample_keep_probability([1000, 10], 0)
+    array([1., 1.])
     """
     counts = np.asarray(counts, dtype=np.float64)
     if not sample:
@@ -163,6 +317,31 @@ def alias_table(weights):
     Returns ``(accept, alias)``: draw a column ``k`` uniformly, then keep ``k`` when a uniform
     32-bit number is below ``accept[k]`` (out of 2**32), else take ``alias[k]``. Built with
     Vose's method in float64.
+
+    Parameters
+    ----------
+    weights : array-like of numbers, shape (n,)
+        Finite, non-negative, with a positive sum; need not be normalised.
+
+    Returns
+    -------
+    accept : ndarray of uint64, shape (n,)
+        Thresholds in ``[0, 2**32]``.
+    alias : ndarray of int32, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        Empty, non-finite or negative weights, or weights summing to 0.
+
+    Examples
+    --------
+    >>> from fastembed.word2vec import alias_table
+    >>> accept, alias = alias_table([1, 1, 2])
+    >>> accept / 2**32, alias         # column 2 always keeps itself
+    (array([0.75, 0.75, 1.  ]), array([2, 2, 2], dtype=int32))
+    >>> (accept / 2**32 + [0, 0, 0.25 + 0.25]) / 3     # P(k): 1/4, 1/4, 1/2
+    array([0.25, 0.25, 0.5 ])
     """
     w = np.asarray(weights, dtype=np.float64)
     n = w.size
@@ -219,7 +398,8 @@ class SkipGram:
         Seeds the initial vectors (uniform in ``[-0.5, 0.5) / dim``, as gensim; the output
         vectors start at zero).
     n_threads : int, optional
-        Threads; all processors by default. The vectors do not depend on it.
+        Threads; None is OpenMP's default (:func:`fastembed.get_num_threads`). The vectors
+        do not depend on it.
     hogwild : bool, default False
         Lock-free updates of the shared tables: faster, but not reproducible.
     shards : int, default 4
@@ -237,6 +417,28 @@ class SkipGram:
         The input vectors: the word vectors.
     syn1neg : ndarray (V, dim)
         The output vectors.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Counts that are empty, negative, not finite or summing to 0; invalid sizes,
+        ``sample``, ``ns_exponent``, ``dtype`` or ``n_threads``.
+
+    See Also
+    --------
+    train_word2vec : builds the vocabulary and the model, and trains it with the Trainer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.word2vec import SkipGram
+    >>> model = SkipGram([5, 3, 2], dim=4, window=2, negative=2, sample=0, seed=1)
+    >>> model
+    SkipGram(3 words, dim=4, window=2, negative=2, sample=0)
+    >>> batch = (np.array([0, 1, 2, 0, 1]), np.array([0, 5]))     # one sentence of 5 words
+    >>> out = model.train_step(batch, lr=0.025, rng=np.random.default_rng(0))
+    >>> out["count"], out["kept"], out["loss"] > 0
+    (5, 5, True)
     """
 
     def __init__(self, counts, dim=DEFAULTS["dim"], *, window=DEFAULTS["window"],
@@ -256,7 +458,7 @@ class SkipGram:
         _check_int(dim, "dim", 1)
         _check_int(window, "window", 1)
         _check_int(negative, "negative", 0)
-        if not (isinstance(sample, numbers.Real) and 0 <= sample < 1):
+        if not (isinstance(sample, numbers.Real) and 0 <= float(sample) < 1):
             raise ValueError(f"sample must be in [0, 1), got {sample!r}")
         if not (isinstance(ns_exponent, numbers.Real) and math.isfinite(ns_exponent)):
             raise ValueError(f"ns_exponent must be a finite number, got {ns_exponent!r}")
@@ -290,11 +492,27 @@ class SkipGram:
 
     @property
     def num_words(self):
+        """The vocabulary size V (rows of ``syn0``).
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import SkipGram
+        >>> SkipGram([5, 3, 2], dim=4).num_words
+        3
+        """
         return int(self.syn0.shape[0])
 
     @property
     def vectors(self):
-        """The word vectors (``syn0``)."""
+        """The word vectors (``syn0``, not a copy).
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import SkipGram
+        >>> model = SkipGram([5, 3, 2], dim=4)
+        >>> model.vectors.shape, model.vectors is model.syn0
+        ((3, 4), True)
+        """
         return self.syn0
 
     def __repr__(self):
@@ -309,6 +527,40 @@ class SkipGram:
 
         Returns ``{"loss": mean loss per (centre, context) pair, "count": words in the batch,
         "pairs": pairs trained, "kept": words kept by subsampling}``.
+
+        Parameters
+        ----------
+        batch : (words, starts)
+            1-D integer word ids in ``[0, V)`` and the sentence starts (from 0 to
+            ``len(words)``), as :meth:`CorpusDataset.batch` returns them.
+        lr : float
+            The learning rate of this step (finite, non-negative).
+        rng : numpy.random.Generator
+            One 63-bit seed for the kernel's draws is taken from it.
+        optimizer : None
+            Must be None: the model applies its own fused SGD update.
+
+        Returns
+        -------
+        dict
+            ``loss`` (0.0 when no pair was trained), ``count``, ``pairs`` and ``kept``.
+
+        Raises
+        ------
+        ValueError
+            An optimizer, a bad ``lr`` or malformed starts.
+        IndexError, TypeError
+            Word ids out of range, or arrays of the wrong kind.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.word2vec import SkipGram
+        >>> model = SkipGram([2, 2], dim=4, window=1, negative=1, sample=0)
+        >>> out = model.train_step((np.array([0, 1]), np.array([0, 2])), lr=0.1,
+        ...                        rng=np.random.default_rng(0))
+        >>> out["count"], out["pairs"], out["kept"]     # 0 -> 1 and 1 -> 0
+        (2, 2, 2)
         """
         if optimizer is not None:
             raise ValueError("SkipGram applies its own fused SGD update; pass optimizer=None")
@@ -316,10 +568,45 @@ class SkipGram:
         return out
 
     def state_dict(self):
+        """Copies of ``syn0``, ``syn1neg`` and ``counts``: what a checkpoint needs.
+
+        Returns
+        -------
+        dict of str to ndarray
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import SkipGram
+        >>> state = SkipGram([5, 3, 2], dim=4).state_dict()
+        >>> {name: a.shape for name, a in state.items()}
+        {'syn0': (3, 4), 'syn1neg': (3, 4), 'counts': (3,)}
+        """
         return {"syn0": self.syn0.copy(), "syn1neg": self.syn1neg.copy(),
                 "counts": self.counts.copy()}
 
     def load_state_dict(self, state):
+        """Copy the arrays of :meth:`state_dict` into the model.
+
+        Parameters
+        ----------
+        state : dict
+            ``syn0`` and ``syn1neg`` of the model's shape and dtype; ``counts``, when
+            present, must equal the model's.
+
+        Raises
+        ------
+        ValueError
+            Other shapes, dtypes or counts; nothing is changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.word2vec import SkipGram
+        >>> a, b = SkipGram([5, 3, 2], dim=4, seed=1), SkipGram([5, 3, 2], dim=4, seed=2)
+        >>> b.load_state_dict(a.state_dict())
+        >>> bool(np.array_equal(a.syn0, b.syn0))
+        True
+        """
         syn0, syn1neg = np.asarray(state["syn0"]), np.asarray(state["syn1neg"])
         if syn0.shape != self.syn0.shape or syn1neg.shape != self.syn1neg.shape:
             raise ValueError(f"state of shape {syn0.shape} does not fit a model of shape "
@@ -382,7 +669,7 @@ class SkipGram:
         return ws
 
     def _step(self, batch, *, lr, seed, record):
-        if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr >= 0):
+        if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and float(lr) >= 0):
             raise ValueError(f"lr must be a finite, non-negative number, got {lr!r}")
         words, starts = self._check_batch(batch)
         n_threads = _resolve_n_threads(self.n_threads)
@@ -418,7 +705,7 @@ class SkipGram:
                             rec_reduced, rec_neg)
         n_pairs = int(pairs.sum())
         total_loss = float(np.sum(loss))  # shard order: deterministic
-        result = {"loss": total_loss / n_pairs if n_pairs else 0.0, "count": int(words.size),
+        result: dict = {"loss": total_loss / n_pairs if n_pairs else 0.0, "count": int(words.size),
                   "pairs": n_pairs, "kept": int(kept.sum())}
         if record:
             result.update(reduced=rec_reduced, negatives=rec_neg, shard_bounds=bounds)
@@ -434,9 +721,33 @@ def _check_int(value, name, minimum):
 
 @dataclass
 class Word2VecResult:
-    """What :func:`train_word2vec` returns."""
+    """What :func:`train_word2vec` returns.
 
-    vocab: object
+    Parameters
+    ----------
+    vocab : fastembed.text.Vocab
+        The vocabulary: word ``i`` is row ``i`` of the model's tables.
+    model : SkipGram
+        The trained model.
+    history : list of dict
+        The Trainer's history, one dict per epoch.
+    seconds : float
+        The wall time of :func:`train_word2vec`, vocabulary included.
+    n_words : int
+        Words per epoch (in-vocabulary words of the corpus).
+
+    Examples
+    --------
+    >>> from fastembed.word2vec import train_word2vec
+    >>> result = train_word2vec([["a", "b", "a", "c"]] * 5, dim=4, min_count=1, epochs=1,
+    ...                         sample=0, progress=False)
+    >>> result.vocab.words, result.n_words, len(result.history)
+    (['a', 'b', 'c'], 20, 1)
+    >>> result.model
+    SkipGram(3 words, dim=4, window=5, negative=5, sample=0)
+    """
+
+    vocab: Vocab
     model: SkipGram
     history: list = field(default_factory=list)
     seconds: float = 0.0
@@ -444,7 +755,21 @@ class Word2VecResult:
 
     @property
     def vectors(self):
-        """The trained vectors as :class:`fastembed.vectors.Vectors`."""
+        """The trained vectors as :class:`fastembed.vectors.Vectors`.
+
+        The table is the model's ``syn0`` itself, not a copy; the words are a copy of the
+        vocabulary's.
+
+        Examples
+        --------
+        >>> from fastembed.word2vec import train_word2vec
+        >>> result = train_word2vec([["a", "b", "a", "c"]] * 5, dim=4, min_count=1, epochs=1,
+        ...                         progress=False)
+        >>> result.vectors
+        Vectors(3 words, dim=4, dtype=float32)
+        >>> result.vectors.weight is result.model.syn0
+        True
+        """
         from .vectors import Vectors
         return Vectors(list(self.vocab.words), self.model.syn0)
 
@@ -468,10 +793,13 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
         As gensim's ``Word2Vec(sg=1)``; the defaults are gensim's.
     max_vocab_size : int, optional
         Keep only the most frequent words.
+    dtype : float32 or float64, default float32
+        The dtype of the tables.
     seed : int
         Seeds the initial vectors and every random draw.
     n_threads : int, optional
-        Threads; all processors by default. The vectors do not depend on it.
+        Threads; None is OpenMP's default (:func:`fastembed.get_num_threads`). The vectors
+        do not depend on it.
     hogwild : bool
         Lock-free updates (faster, not reproducible).
     shards : int, default 4
@@ -479,13 +807,38 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
     batch_words : int, default 40000
         Words per training step (the learning rate is updated once per step).
     checkpoint_dir, checkpoint_every, resume : see :class:`fastembed.train.Trainer`.
+    progress : bool or None, default True
+        The Trainer's progress bar.
+    callbacks : sequence, default ()
+        The Trainer's callbacks.
     vocab : Vocab, optional
-        Use this vocabulary instead of building one.
+        Use this vocabulary instead of building one (``min_count`` and ``max_vocab_size``
+        are then unused).
 
     Returns
     -------
     Word2VecResult
         ``.vocab``, ``.model`` (:class:`SkipGram`), ``.vectors``, ``.history``, ``.seconds``.
+
+    Raises
+    ------
+    ValueError
+        An empty vocabulary (no word occurs ``min_count`` times) or a corpus with no
+        in-vocabulary word; the errors of :class:`SkipGram` and
+        :class:`fastembed.train.Trainer`.
+
+    Examples
+    --------
+    >>> from fastembed.word2vec import train_word2vec
+    >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+    >>> result = train_word2vec(sentences, dim=8, min_count=1, epochs=1, sample=0,
+    ...                         progress=False)
+    >>> result.vectors.words
+    ['the', 'rules', 'king', 'queen']
+    >>> sorted(w for w, _ in result.vectors.most_similar("king", topn=3))  # all but "king"
+    ['queen', 'rules', 'the']
+    >>> result.history[0]["count"]          # words seen in the epoch
+    120
     """
     import time
 
@@ -520,7 +873,37 @@ def corpus_sentences(path=None, *, lower=True):
 
     ``path=None`` uses the State of the Union addresses shipped with fastembed. A directory
     is read file by file in sorted order (``*.txt`` files, or every file when it holds no
-    ``.txt``). Raises FileNotFoundError or ValueError (empty corpus) with the path.
+    ``.txt``). Files are read as UTF-8, undecodable bytes replaced. Sentences and tokens are
+    those of :func:`fastembed.text.split_sentences`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A plain-text file or a directory of them; None for the built-in corpus (about 66,000
+        sentences, a second or so to read and tokenise).
+    lower : bool, default True
+        Lower-case the text.
+
+    Returns
+    -------
+    list of list of str
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file or directory.
+    ValueError
+        An empty corpus (no words) or a directory without files; the message names the path.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastembed.word2vec import corpus_sentences
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with open(os.path.join(d, "a.txt"), "w", encoding="utf-8") as f:
+    ...         _ = f.write("The cat sat. The dog ran!\\nSo did I.")
+    ...     corpus_sentences(d)
+    [['the', 'cat', 'sat'], ['the', 'dog', 'ran'], ['so', 'did', 'i']]
     """
     from .text import split_sentences
 
