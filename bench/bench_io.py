@@ -24,7 +24,9 @@ What it does:
 
 2. Times each contender, each run in a FRESH Python process (this script re-invoked with
    ``--worker``), so that no process inherits another's threads or heap and so that the
-   peak memory of one load can be measured:
+   peak memory of one load can be measured. The runs go in rounds, one run of each
+   contender per round (gensim drops out after ``--gensim-repeat`` rounds), so that a busy
+   spell of a shared machine slows every contender, not just the one running then:
 
    * ``fastembed``: ``fastembed.io.load_word2vec(path, no_header=True)`` and
      ``load_word2vec(bin_path, binary=True)`` (with ``n_threads=--threads`` and
@@ -446,8 +448,8 @@ def _run(args, env, have_gensim, out_dir):
     print(f"- {env.get('cpu') or env['machine']}, {env['cpu_count']} CPUs, Python "
           f"{env['python']}, NumPy {env['numpy']}, fastembed {env['fastembed']}, gensim "
           f"{env['gensim'] or 'not installed'}")
-    print(f"- each run in a fresh process; median of {args.repeat} run(s) "
-          f"({args.gensim_repeat} for gensim); files in the page cache\n", flush=True)
+    print(f"- each run in a fresh process, the contenders in rounds; median of {args.repeat} "
+          f"run(s) ({args.gensim_repeat} for gensim); files in the page cache\n", flush=True)
 
     plan = [("fastembed", args.repeat)]
     if have_gensim:
@@ -460,17 +462,21 @@ def _run(args, env, have_gensim, out_dir):
     fast_saved = {}
     any_wrong = False
     for fmt in FORMATS:
-        for contender, repeat in plan:
-            runs = []
-            for i in range(repeat):
+        # rounds: each contender runs once per round (while it has runs left), so that a
+        # slow spell of the machine falls on every contender rather than on one
+        all_runs = {contender: [] for contender, _ in plan}
+        for i in range(max(repeat for _, repeat in plan)):
+            for contender, repeat in plan:
+                runs = all_runs[contender]
+                if i >= repeat or (runs and "error" in runs[-1]):
+                    continue
                 save = (os.path.join(out_dir, f"_check-{contender}-{fmt}")
                         if i == 0 else None)
                 print(f"  {contender} {fmt} run {i + 1}/{repeat} ...", file=sys.stderr,
                       flush=True)
-                r = run_worker(contender, fmt, paths[fmt], args.threads, save)
-                runs.append(r)
-                if "error" in r:
-                    break
+                runs.append(run_worker(contender, fmt, paths[fmt], args.threads, save))
+        for contender, _ in plan:
+            runs = all_runs[contender]
             res = {"contender": contender, "format": fmt, "runs": runs}
             if "error" in runs[-1]:
                 res["error"] = runs[-1]["error"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import decimal
 import os
 import re
+import threading
 import warnings
 from decimal import Decimal
 
@@ -975,6 +976,239 @@ def test_binary_invalid_utf8_word(tmp_path, rng):
     v = load(path, binary=True, errors="replace")
     assert v.words == ["a", "caf\ufffd", "d"]
     assert_bitwise_equal(v.weight, w)
+
+
+# ------------------------------------------------------------------------------------------
+# the binary reader's two threads: a worker reads blocks of fio._BINARY_BLOCK bytes, finds
+# the rows and copies the vectors; the calling thread makes the words' Python objects
+# ------------------------------------------------------------------------------------------
+
+def _pipeline_words(rng, n):
+    """n distinct words of every kind the word decoder tells apart: ASCII (copied straight
+    into a str), one character (CPython's cached str), non-ASCII UTF-8 (the codec), and
+    words longer than the small blocks used below."""
+    kinds = ["w{}", "{}", "é{}", "日本{}", "😀{}", "x" * 300 + "{}", "naïve{}"]
+    words = [kinds[k].format(i) for i, k in enumerate(rng.integers(0, len(kinds), n))]
+    words[:6] = ["a", "é", "b", "日", "Z", "😀"]  # single characters
+    return words
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 331, 4096])
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("newline", [True, False])
+def test_binary_blocks_of_any_size(tmp_path, rng, monkeypatch, block, n_threads, newline):
+    """Rows and words cut anywhere by the block boundaries (down to 1 byte, which makes
+    the buffer grow for every long row) read back exactly."""
+    words = _pipeline_words(rng, 400)
+    w = _awkward_table(rng, n=len(words), dim=5)
+    path = binary_file(tmp_path / "v.bin", words, w, newline=newline)
+    monkeypatch.setattr(fio, "_BINARY_BLOCK", block)
+    for dtype in (np.float32, np.float64):
+        v = load(path, binary=True, n_threads=n_threads, dtype=dtype)
+        assert v.words == words
+        assert v.index == {word: i for i, word in enumerate(words)}
+        assert_bitwise_equal(v.weight, w.astype(dtype))
+
+
+@pytest.mark.parametrize("block", [97, 1 << 12, 1 << 20])
+def test_binary_threads_bitwise_equal(tmp_path, rng, monkeypatch, block):
+    words = _pipeline_words(rng, 20_000)
+    w = _awkward_table(rng, n=len(words), dim=12)
+    path = binary_file(tmp_path / "v.bin", words, w)
+    monkeypatch.setattr(fio, "_BINARY_BLOCK", block)
+    one = load(path, binary=True, n_threads=1)
+    two = load(path, binary=True, n_threads=2)
+    assert one.words == two.words == words
+    assert one.index == two.index
+    assert_bitwise_equal(one.weight, w)
+    assert_bitwise_equal(two.weight, w)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_binary_limit_across_blocks(tmp_path, rng, monkeypatch, n_threads):
+    words = _pipeline_words(rng, 300)
+    w = _awkward_table(rng, n=len(words), dim=3)
+    data = binary_file(tmp_path / "v.bin", words, w).read_bytes()
+    # after the rows kept: a bad word, a duplicate and a truncated row, all ignored
+    path = write_bytes(tmp_path / "tail.bin", data + b"\xff\xfe " + bytes(12) + b"\n"
+                       + words[0].encode() + b" " + bytes(12) + b"\nab ")
+    monkeypatch.setattr(fio, "_BINARY_BLOCK", 256)
+    for n in (0, 1, 5, 123, 300):
+        v = load(path, binary=True, limit=n, n_threads=n_threads)
+        assert v.words == words[:n]
+        assert_bitwise_equal(v.weight, w[:n])
+    with pytest.raises(ValueError, match="more"):  # without limit: more than announced
+        load(path, binary=True, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_binary_non_ascii_compatible_and_other_encodings(tmp_path, rng, n_threads):
+    """The ASCII shortcut only for codecs where ASCII bytes are those characters: under
+    cp037 (EBCDIC) b'AB' is not 'AB'."""
+    raw = [b"AB", b"a", b"caf\xe9", b"\xc1\xc2\xc3", b"plain", b"x"]
+    w = rng.standard_normal((len(raw), 2)).astype(np.float32)
+    path = binary_file(tmp_path / "v.bin", raw, w)
+    for encoding in ("latin-1", "cp037", "ISO-8859-1", "cp1252"):
+        v = load(path, binary=True, encoding=encoding, n_threads=n_threads)
+        assert v.words == [b.decode(encoding) for b in raw], encoding
+        assert_bitwise_equal(v.weight, w)
+    with pytest.raises(ValueError, match="ascii"):
+        load(path, binary=True, encoding="ascii", n_threads=n_threads)
+    v = load(path, binary=True, encoding="ascii", errors="replace", n_threads=n_threads)
+    assert v.words == [b.decode("ascii", "replace") for b in raw]
+    for errors in ("replace", "ignore", "surrogateescape", "backslashreplace"):
+        v = load(path, binary=True, errors=errors, n_threads=n_threads)
+        assert v.words == [b.decode("utf-8", errors) for b in raw], errors
+    with pytest.raises(LookupError):
+        load(path, binary=True, encoding="no-such-codec", n_threads=n_threads)
+
+
+def test_text_words_under_other_encodings(tmp_path):
+    """Text files share the word decoder: ASCII words under latin-1 and cp1252."""
+    body = "3 1\nplain 1\ncafé 2\nx 3\n"
+    for encoding in ("latin-1", "cp1252"):
+        path = write_bytes(tmp_path / "t.txt", body.encode(encoding))
+        assert load(path, encoding=encoding).words == ["plain", "café", "x"]
+
+
+def _error_of(path, **kw):
+    with pytest.raises(ValueError) as excinfo:
+        load(path, binary=True, **kw)
+    return str(excinfo.value)
+
+
+@pytest.mark.parametrize("block", [50, 1 << 20])
+def test_binary_earliest_error_wins(tmp_path, rng, monkeypatch, block):
+    """Whatever the threads and blocks: a bad word before a duplicate before a truncated end
+    is reported as the bad word, and so on; the message is the same for 1 and 2 threads."""
+    monkeypatch.setattr(fio, "_BINARY_BLOCK", block)
+    words = [f"w{i}".encode() for i in range(40)]
+    w = rng.standard_normal((40, 3)).astype(np.float32)
+
+    def write(name, words_, cut=0):
+        data = binary_file(tmp_path / name, words_, w).read_bytes()
+        return write_bytes(tmp_path / name, data[:len(data) - cut])
+
+    bad_then_dup = write("a.bin", words[:10] + [b"\xff"] + words[11:30] + [b"w3"]
+                         + words[31:], cut=5)
+    dup_then_bad = write("b.bin", words[:10] + [b"w3"] + words[11:30] + [b"\xff"]
+                         + words[31:], cut=5)
+    truncated = write("c.bin", words, cut=5)
+    data = bad_then_dup.read_bytes()
+    bad_at = data.index(b"\n\xff ") + 1
+    for n_threads in (1, 2):
+        msg = _error_of(bad_then_dup, n_threads=n_threads)
+        assert "not valid utf-8" in msg and f"byte {bad_at}:" in msg, msg
+        msg = _error_of(dup_then_bad, n_threads=n_threads)
+        assert "'w3' appears twice (rows 4 and 11)" in msg, msg
+        msg = _error_of(truncated, n_threads=n_threads)
+        assert "ends inside vector 40 of 40" in msg, msg
+    # duplicates="first" passes the duplicate, then meets the bad word
+    msg = _error_of(dup_then_bad, duplicates="first")
+    assert "not valid utf-8" in msg, msg
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_binary_vector_without_a_word_offset(tmp_path, rng, monkeypatch, n_threads):
+    w = rng.standard_normal((30, 2)).astype(np.float32)
+    data = binary_file(tmp_path / "v.bin", [f"w{i}" for i in range(30)], w).read_bytes()
+    start = data.index(b"\nw17 ") + 1
+    broken = data[:start] + data[start + 3:]  # row 17 now starts with its space
+    path = write_bytes(tmp_path / "nw.bin", broken)
+    for block in (16, 1 << 20):
+        monkeypatch.setattr(fio, "_BINARY_BLOCK", block)
+        msg = _error_of(path, n_threads=n_threads)
+        assert f"byte {start}: a vector without a word" in msg, msg
+
+
+def _reference_binary_reader(data, encoding="utf-8"):
+    """word2vec's binary format read the plain way, one row after the other, in Python."""
+    head, _, body = data.partition(b"\n")
+    count, dim = (int(x) for x in head.split())
+    words, rows, pos = [], [], 0
+    for _ in range(count):
+        while body[pos:pos + 1] in (b"\n", b"\r"):
+            pos += 1
+        space = body.index(b" ", pos)
+        words.append(body[pos:space].decode(encoding))
+        rows.append(np.frombuffer(body, "<f4", dim, space + 1))
+        pos = space + 1 + 4 * dim
+    return words, np.array(rows, dtype=np.float32).reshape(count, dim)
+
+
+_WORD_BYTES = [b"a", b"Z", b"x" * 40, b"\xc3\xa9", b"\xe6\x97\xa5", b"\xf0\x9f\x98\x80", b"-",
+               b"\t", b"\x7f", b"q\r"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_binary_matches_a_plain_reader(tmp_path, monkeypatch, seed):
+    """Random words (ASCII, multi-byte UTF-8, tabs, a carriage return inside), random
+    vectors (any bit pattern, so any byte), rows with and without their newline, random
+    block sizes and both thread counts: the same as the plain reader, bitwise."""
+    rng = np.random.default_rng(seed)
+    n, dim = int(rng.integers(1, 300)), int(rng.integers(1, 9))
+    words = []
+    while len(words) < n:
+        parts = rng.choice(len(_WORD_BYTES), size=int(rng.integers(1, 4)))
+        word = b"".join(_WORD_BYTES[k] for k in parts) + str(len(words)).encode()
+        words.append(word)
+    bits = rng.integers(0, 2**32, size=(n, dim), dtype=np.uint64).astype(np.uint32)
+    table = bits.view(np.float32)
+    newline = rng.random(n) < 0.7
+    data = f"{n} {dim}\n".encode() + b"".join(
+        w + b" " + row.astype("<f4").tobytes() + (b"\n" if nl else b"")
+        for w, row, nl in zip(words, table, newline))
+    path = write_bytes(tmp_path / "r.bin", data)
+    ref_words, ref_table = _reference_binary_reader(data)
+    for block in (int(rng.integers(1, 64)), int(rng.integers(64, 4096)), 1 << 20):
+        monkeypatch.setattr(fio, "_BINARY_BLOCK", block)
+        for n_threads in (1, 2):
+            v = load(path, binary=True, n_threads=n_threads)
+            assert v.words == ref_words
+            assert_bitwise_equal(v.weight, ref_table)
+
+
+class _RecordingBar:
+    def __init__(self, fail=False):
+        self.total = 0
+        self.closed = False
+        self.fail = fail
+
+    def update(self, n):
+        if self.fail:
+            raise RuntimeError("progress bar broke")
+        self.total += n
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_binary_progress_sees_every_byte(tmp_path, rng, monkeypatch, n_threads):
+    words = [f"w{i}" for i in range(5000)]
+    w = rng.standard_normal((5000, 8)).astype(np.float32)
+    path = binary_file(tmp_path / "v.bin", words, w)
+    body = os.path.getsize(path) - len(b"5000 8\n")
+    bars = []
+    monkeypatch.setattr(fio, "_progress_bar", lambda show, total, p: bars.append(
+        _RecordingBar()) or bars[-1])
+    monkeypatch.setattr(fio, "_BINARY_BLOCK", 4096)
+    v = load(path, binary=True, n_threads=n_threads, progress=True)
+    assert v.words == words
+    assert bars[0].total == body and bars[0].closed
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_binary_exception_in_progress_propagates(tmp_path, rng, monkeypatch, n_threads):
+    """An exception raised while the worker runs (here by the progress bar) stops both
+    threads and reaches the caller: no hang, no half-built result."""
+    path = binary_file(tmp_path / "v.bin", [f"w{i}" for i in range(3000)],
+                       rng.standard_normal((3000, 4)).astype(np.float32))
+    monkeypatch.setattr(fio, "_progress_bar", lambda show, total, p: _RecordingBar(True))
+    monkeypatch.setattr(fio, "_BINARY_BLOCK", 1024)
+    with pytest.raises(RuntimeError, match="progress bar broke"):
+        load(path, binary=True, n_threads=n_threads, progress=True)
+    assert not [t for t in threading.enumerate() if t.name == "fastembed-read-binary"]
 
 
 # ------------------------------------------------------------------------------------------
