@@ -33,6 +33,7 @@ queen 0.25 -2
 """
 from __future__ import annotations
 
+import numbers
 import os
 
 import numpy as np
@@ -321,9 +322,11 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 0):
-        raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+    if limit is not None:
+        if (isinstance(limit, bool) or not isinstance(limit, numbers.Integral)
+                or int(limit) < 0):
+            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+        limit = int(limit)  # NumPy integers too
     if duplicates not in ("error", "first"):
         raise ValueError(f"duplicates must be 'error' or 'first', got {duplicates!r}")
     if no_header and binary:

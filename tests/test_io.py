@@ -761,6 +761,10 @@ def test_limit_text(tmp_path):
     assert load(glove, no_header=True, limit=7).words == [f"w{i}" for i in range(7)]
     with pytest.raises(ValueError):
         load(path)  # without limit the header must agree
+    assert load(path, limit=np.int64(3)).words == ["w0", "w1", "w2"]  # NumPy integers too
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="limit must be a non-negative int"):
+            load(path, limit=bad)
 
 
 def test_limit_ignores_what_follows(tmp_path):
