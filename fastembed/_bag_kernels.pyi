@@ -7,6 +7,10 @@ _Float = np.float32 | np.float64
 _Index = np.int32 | np.int64
 
 MODES: dict[str, int]
+SIMD_PATHS: tuple[str, ...]
+
+def simd_path() -> str: ...
+def set_simd_path(name: str) -> bool: ...
 
 def bag_forward(weight: npt.NDArray[_Float], ids: npt.NDArray[_Index],
                 offsets: npt.NDArray[np.int64], psw: npt.NDArray[_Float] | None, mode: int,

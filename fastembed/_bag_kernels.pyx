@@ -1,28 +1,65 @@
 """Compiled kernels of EmbeddingBag: pooled lookups (sum, mean, max) and the max backward.
 
-Layers as in ``_kernels.pyx``: per-row helpers from ``_rowops.pxd``, ``def`` kernels over typed
-memoryviews that trust their arguments, and the checks in ``functional.py`` / ``layers.py``.
+Layers as in ``_kernels.pyx``: per-row helpers (``_bagrows.h`` for sum and mean, ``_pool_max``
+here), ``def`` kernels over typed memoryviews that trust their arguments, and the checks in
+``functional.py`` / ``layers.py``.
 
 Every bag is pooled by one thread, in position order, so the output does not depend on the
-thread count. The (B, L, D) gathered rows are never materialised: each row is added into its
-bag's output as it is read. The sum/mean backward goes through the coalesce kernels of
+thread count. The (B, L, D) gathered rows are never materialised: sum and mean add each bag's
+rows into vector registers and write its output row once (``_bagrows.h``); max updates the
+output row in place. The sum/mean backward goes through the coalesce kernels of
 ``_kernels.pyx`` (each position contributes ``scale * grad_output[bag]``); the max backward
 routes each output element's gradient to the row that won it, recorded by the forward.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
-from ._rowops cimport add_row, add_scaled_row, fe_prefetch_row
 from ._typedefs cimport floating, index_t
+
+cdef extern from "_bagrows.h" nogil:
+    void fe_bag_init()
+    int fe_bag_force_path(int path)
+    int fe_bag_get_path()
+    void fe_bag_prefetch_lines(const void* p, size_t nbytes)
+    Py_ssize_t fe_bag_prefetch_ahead(size_t nbytes)
+    void fe_bag_pool_f(const float* w, const void* ids, int ids64, const float* ps,
+                       const int64_t* offsets, Py_ssize_t b_lo, Py_ssize_t b_hi,
+                       Py_ssize_t n_ids, int64_t pad, Py_ssize_t d, int mean, float* out,
+                       float* denom)
+    void fe_bag_pool_d(const double* w, const void* ids, int ids64, const double* ps,
+                       const int64_t* offsets, Py_ssize_t b_lo, Py_ssize_t b_hi,
+                       Py_ssize_t n_ids, int64_t pad, Py_ssize_t d, int mean, double* out,
+                       double* denom)
+
+fe_bag_init()
 
 cdef enum:
     MODE_SUM = 0
     MODE_MEAN = 1
     MODE_MAX = 2
-    PREFETCH_AHEAD = 16
+    # sum/mean scheduling, see bag_forward
+    CHUNKS_PER_THREAD = 16
+    MIN_CHUNK_COST = 4096
 
 MODES = {"sum": MODE_SUM, "mean": MODE_MEAN, "max": MODE_MAX}
+
+# The code paths of the sum/mean pooling loop (see _bagrows.h); both give the same bits.
+SIMD_PATHS = ("baseline", "avx2")
+
+
+def simd_path():
+    """The vector code path of sum/mean pooling in use: ``"avx2"`` or ``"baseline"``."""
+    return SIMD_PATHS[fe_bag_get_path()]
+
+
+def set_simd_path(name):
+    """Use the code path ``name`` (one of ``SIMD_PATHS``); for the tests, which check that
+    every path gives the same bits. Returns False, changing nothing, when this build or this
+    CPU cannot run it. Not thread-safe: never call it while a kernel runs."""
+    if name not in SIMD_PATHS:
+        raise ValueError(f"unknown path {name!r}; known: {', '.join(SIMD_PATHS)}")
+    return fe_bag_force_path(SIMD_PATHS.index(name)) == 0
 
 
 def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
@@ -45,8 +82,7 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
     cdef Py_ssize_t n_bags = offsets.shape[0] - 1
     cdef Py_ssize_t n_ids = ids.shape[0]
     cdef Py_ssize_t d = weight.shape[1]
-    cdef Py_ssize_t b, c
-    cdef floating acc_w
+    cdef Py_ssize_t b
     cdef floating* o
     if n_bags <= 0:
         return
@@ -61,71 +97,75 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
         ps = &psw[0]
     if ids.shape[0] > 0:
         idp = &ids[0]
+    cdef const int64_t* offp = &offsets[0]
+    cdef floating* denp = &denom[0]
+    cdef bint mean = mode == MODE_MEAN
+    # Sum and mean: the bags are cut into contiguous chunks of about equal ids + bags, handed
+    # out dynamically: one per thread at least, up to CHUNKS_PER_THREAD per thread as long as
+    # a chunk costs MIN_CHUNK_COST or more. The prefetch in _bagrows.h runs ahead through a
+    # whole chunk, and a thread that another process slows down on a shared machine leaves
+    # its later chunks to the others. (Measured at the big shape: the same speed as one chunk
+    # per thread on an idle machine; in a C model of the loop, chunks of 16 bags were 11%
+    # slower: the rows a thread prefetched past the end of its chunk were another thread's.)
+    cdef Py_ssize_t cost = (offsets[n_bags] - offsets[0]) + n_bags
+    cdef Py_ssize_t n_chunks = max(1, min(<Py_ssize_t>n_threads, n_bags))
+    if n_threads > 1:
+        n_chunks = max(n_chunks, min(<Py_ssize_t>n_threads * CHUNKS_PER_THREAD,
+                                     cost // MIN_CHUNK_COST, n_bags))
+    cdef Py_ssize_t t
     with nogil:
-        for b in prange(n_bags, schedule="dynamic", chunksize=16, num_threads=n_threads):
-            o = outp + b * d
-            if d > 0:
-                memset(o, 0, d * sizeof(floating))
-            if mode == MODE_MAX:
-                acc_w = _pool_max(w, idp, offsets[b], offsets[b + 1], n_ids, padding_idx, o,
-                                  amp + b * d if amp != NULL else NULL, d)
-            elif ps == NULL:
-                acc_w = _pool_sum(w, idp, offsets[b], offsets[b + 1], n_ids, padding_idx, o, d)
+        if mode != MODE_MAX:
+            if n_chunks == 1:
+                _pool_bags(w, idp, ps, offp, 0, n_bags, n_ids, padding_idx, d, mean, outp,
+                           denp)
             else:
-                acc_w = _pool_weighted_sum(w, idp, ps, offsets[b], offsets[b + 1], n_ids,
-                                           padding_idx, o, d)
-            if mode == MODE_MEAN:
-                if acc_w != 0:
-                    for c in range(d):
-                        o[c] = o[c] / acc_w
-                else:
-                    for c in range(d):
-                        o[c] = 0
-            denom[b] = acc_w
+                for t in prange(n_chunks, schedule="dynamic", chunksize=1,
+                                num_threads=n_threads):
+                    _pool_bags(w, idp, ps, offp, _split_bags(offp, n_bags, n_chunks, t),
+                               _split_bags(offp, n_bags, n_chunks, t + 1), n_ids,
+                               padding_idx, d, mean, outp, denp)
+        else:
+            for b in prange(n_bags, schedule="dynamic", chunksize=16, num_threads=n_threads):
+                o = outp + b * d
+                if d > 0:
+                    memset(o, 0, d * sizeof(floating))
+                denp[b] = _pool_max(w, idp, offp[b], offp[b + 1], n_ids, padding_idx, o,
+                                    amp + b * d if amp != NULL else NULL, d)
 
 
-# Bags are contiguous runs of ids, so each pooling loop looks ahead across bag boundaries: the
-# next bags of the thread's chunk follow.
-#
-# _pool_sum and _pool_weighted_sum are deliberately two loops, not one with an `if ps == NULL`
-# inside: merging them measured 1.7x slower here (85 against 49 ms for 2**20 ids on 1 thread).
-
-cdef inline floating _pool_sum(const floating* w, const index_t* idp, Py_ssize_t start,
-                               Py_ssize_t end, Py_ssize_t n_ids, int64_t padding_idx,
-                               floating* o, Py_ssize_t d) noexcept nogil:
-    """o += the rows of ids[start:end] that are not padding; returns how many."""
-    cdef Py_ssize_t j
-    cdef int64_t r
-    cdef Py_ssize_t count = 0
-    cdef size_t row_bytes = d * sizeof(floating)
-    for j in range(start, end):
-        if j + PREFETCH_AHEAD < n_ids:
-            fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, row_bytes)
-        r = idp[j]
-        if r != padding_idx:
-            add_row(o, w + r * d, d)
-            count += 1
-    return <floating>count
+cdef inline void _pool_bags(const floating* w, const index_t* idp, const floating* ps,
+                            const int64_t* offp, Py_ssize_t b_lo, Py_ssize_t b_hi,
+                            Py_ssize_t n_ids, int64_t padding_idx, Py_ssize_t d, bint mean,
+                            floating* outp, floating* denp) noexcept nogil:
+    """Sum or mean pooling of bags [b_lo, b_hi) by fe_bag_pool_* (_bagrows.h)."""
+    cdef int ids64 = 1 if sizeof(index_t) == 8 else 0
+    if floating is float:
+        fe_bag_pool_f(w, <const void*>idp, ids64, ps, offp, b_lo, b_hi, n_ids, padding_idx,
+                      d, mean, outp, denp)
+    else:
+        fe_bag_pool_d(w, <const void*>idp, ids64, ps, offp, b_lo, b_hi, n_ids, padding_idx,
+                      d, mean, outp, denp)
 
 
-cdef inline floating _pool_weighted_sum(const floating* w, const index_t* idp,
-                                        const floating* ps, Py_ssize_t start, Py_ssize_t end,
-                                        Py_ssize_t n_ids, int64_t padding_idx, floating* o,
-                                        Py_ssize_t d) noexcept nogil:
-    """o += ps[j] * row for the non-padding ids of the bag; returns the sum of their weights."""
-    cdef Py_ssize_t j
-    cdef int64_t r
-    cdef floating total = 0
-    cdef size_t row_bytes = d * sizeof(floating)
-    for j in range(start, end):
-        if j + PREFETCH_AHEAD < n_ids:
-            fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, row_bytes)
-        r = idp[j]
-        if r != padding_idx:
-            add_scaled_row(o, w + r * d, ps[j], d)
-            total = total + ps[j]
-    return total
+cdef inline Py_ssize_t _split_bags(const int64_t* offp, Py_ssize_t n_bags, Py_ssize_t n_chunks,
+                                   Py_ssize_t c) noexcept nogil:
+    """First bag of chunk c when bags 0..n_bags-1 are cut into n_chunks contiguous runs of
+    about equal cost, a bag costing its ids + 1: the least b with cost(b) >= c/n_chunks of the
+    total, cost(b) = offsets[b] - offsets[0] + b, which increases strictly with b."""
+    cdef int64_t total = offp[n_bags] - offp[0] + n_bags
+    cdef int64_t target = <int64_t>((<double>total * c) / n_chunks) if c < n_chunks else total
+    cdef Py_ssize_t lo = 0, hi = n_bags, mid
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if offp[mid] - offp[0] + mid < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
+
+# _pool_max prefetches like _bagrows.h: every cache line of the row, rows ahead in the id
+# stream, across bag boundaries (the next bags of the thread's chunk follow).
 
 cdef inline floating _pool_max(const floating* w, const index_t* idp, Py_ssize_t start,
                                Py_ssize_t end, Py_ssize_t n_ids, int64_t padding_idx,
@@ -141,9 +181,10 @@ cdef inline floating _pool_max(const floating* w, const index_t* idp, Py_ssize_t
     cdef floating v, cur
     cdef const floating* row
     cdef size_t row_bytes = d * sizeof(floating)
+    cdef Py_ssize_t ahead = fe_bag_prefetch_ahead(row_bytes)
     for j in range(start, end):
-        if j + PREFETCH_AHEAD < n_ids:
-            fe_prefetch_row(w + idp[j + PREFETCH_AHEAD] * d, row_bytes)
+        if j + ahead < n_ids:
+            fe_bag_prefetch_lines(w + idp[j + ahead] * d, row_bytes)
         r = idp[j]
         if r == padding_idx:
             continue

@@ -2,10 +2,10 @@
 
 Every expectation is computed independently of the library:
 
-* the forward by a plain NumPy loop over bags (sum: the bag's rows added one by one in
-  position order, in the table's dtype, so it is compared bitwise; mean: that sum divided by
-  the count or by the sequential sum of the weights, compared with a tight rtol; max: the
-  elementwise maximum with the first occurrence winning, compared bitwise);
+* the forward by a plain NumPy loop over bags, compared bitwise (sum: the bag's rows added
+  one by one to +0.0 in position order, in the table's dtype; mean: that sum divided by the
+  count or by the sequential sum of the weights; max: the elementwise maximum with the first
+  occurrence winning), on every vector code path of the kernel (``_bag_kernels.SIMD_PATHS``);
 * the gradient with ``np.unique`` + ``np.add.at`` (sum and mean) or a loop over bags that
   routes each element to the row that won it (max), compared bitwise, and with central finite
   differences;
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastembed
-from fastembed import Embedding, EmbeddingBag, SparseGrad, embedding_bag
+from fastembed import Embedding, EmbeddingBag, SparseGrad, _bag_kernels, embedding_bag
 from fastembed._openmp_helpers import PARALLEL_MIN_WORK
 
 from conftest import ID_KINDS, assert_bitwise_equal, make_ids, make_table
@@ -131,12 +131,9 @@ def ref_backward(flat, bounds, mode, grad_output, denom, argmax, padding_idx=Non
 
 
 def assert_forward_equal(mode, actual, expected):
-    """Bitwise for sum and max; allclose for mean (the kernel divides the sequential sum)."""
-    if mode == "mean":
-        assert actual.shape == expected.shape and actual.dtype == expected.dtype
-        np.testing.assert_allclose(actual, expected, rtol=MEAN_RTOL[actual.dtype], atol=0)
-    else:
-        assert_bitwise_equal(actual, expected)
+    """Bitwise in every mode: mean divides the sequential sum by the denominator, as the
+    reference does."""
+    assert_bitwise_equal(actual, expected)
 
 
 def assert_grad_equal(grad, rows, values):
@@ -499,6 +496,99 @@ def test_parallel_bitwise(mode, weighted, dtype, kind, rng):
     assert_forward_equal(mode, results[0][0], expected)
     assert_grad_equal(results[0][1], *ref_backward(flat, bounds, mode, g, denom, argmax, pad,
                                                    psw, num_embeddings=V))
+
+
+@pytest.fixture
+def simd_path():
+    """A function that switches the sum/mean kernel to a code path (skipping the test when
+    this build or CPU has no such path); the path in use is restored afterwards."""
+    before = _bag_kernels.simd_path()
+
+    def use(name):
+        if not _bag_kernels.set_simd_path(name):
+            pytest.skip(f"the {name} code path is not available here")
+
+    yield use
+    assert _bag_kernels.set_simd_path(before)
+
+
+def test_simd_path_names():
+    assert _bag_kernels.simd_path() in _bag_kernels.SIMD_PATHS
+    assert _bag_kernels.set_simd_path("baseline")  # always available
+    assert _bag_kernels.simd_path() == "baseline"
+    with pytest.raises(ValueError, match="unknown path 'sse9'"):
+        _bag_kernels.set_simd_path("sse9")
+
+
+# Widths that exercise every column block of the kernel (128-byte blocks, then blocks of 4, 2
+# and 1 vectors of 32 or 16 bytes, then a scalar tail), the widths it specialises (rows of 128,
+# 256 and 512 bytes), and bags longer than its 64-id segments.
+BLOCK_WIDTHS = (1, 3, 4, 7, 8, 12, 16, 31, 32, 64, 100, 128, 300)
+
+
+@pytest.mark.parametrize("path", ["baseline", "avx2"])
+@pytest.mark.parametrize("D", BLOCK_WIDTHS)
+@pytest.mark.parametrize("id_dtype", ID_DTYPES)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("mode,weighted", MODE_WEIGHTED[:4],
+                         ids=["sum", "sum-weighted", "mean", "mean-weighted"])
+def test_simd_paths_bitwise(mode, weighted, dtype, id_dtype, D, path, simd_path, rng):
+    """Every code path gives the reference's bits at every width, bag length and thread
+    count, on a table whose rows start at no particular alignment."""
+    V, B = 50, 24
+    # rows 4 or 8 bytes past an aligned address: unaligned vector loads
+    buf = make_table((V * D + 1,), dtype, rng)
+    weight = buf[1:].reshape(V, D)
+    sizes = rng.integers(0, 200, B)
+    sizes[0], sizes[5] = 0, 150  # an empty bag, a bag of three segments
+    ids = make_ids("zipf", (int(sizes.sum()),), V, id_dtype, rng)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    pad = int(ids[3])
+    psw = rng.uniform(-1.0, 2.0, ids.size).astype(dtype) if weighted else None
+    flat, bounds = csr(ids, offsets)
+    expected = ref_forward(weight, flat, bounds, mode, pad, psw)[0]
+    simd_path(path)
+    for t in (1, 2, 3):
+        out = embedding_bag(weight, ids, offsets, mode=mode, per_sample_weights=psw,
+                            padding_idx=pad, n_threads=t)
+        assert_bitwise_equal(out, expected)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_skewed_bags_split_over_threads(mode, rng):
+    """One bag holding most ids, runs of empty bags: the chunks the threads share are cut by
+    ids + bags, and every cut gives the same bits."""
+    V, D = 300, 24
+    weight = make_table((V, D), np.float32, rng)
+    sizes = np.zeros(400, np.int64)
+    sizes[7] = 40000
+    sizes[100:200] = rng.integers(0, 40, 100)
+    ids = make_ids("uniform", (int(sizes.sum()),), V, np.int32, rng)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    flat, bounds = csr(ids, offsets)
+    expected = ref_forward(weight, flat, bounds, mode)[0]
+    for t in (1, 2, 3, 4):
+        assert_bitwise_equal(embedding_bag(weight, ids, offsets, mode=mode, n_threads=t),
+                             expected)
+
+
+@pytest.mark.parametrize("path", ["baseline", "avx2"])
+def test_simd_paths_special_values(path, simd_path):
+    """Signed zeros, infinities and NaNs go through the vector sums as through NumPy's."""
+    V, D = 6, 40
+    weight = np.zeros((V, D), np.float32)
+    weight[1] = -0.0
+    weight[2, ::2] = np.inf
+    weight[3, 1::2] = -np.inf
+    weight[4, ::3] = np.nan
+    weight[5] = np.arange(D) - 20.5
+    ids = np.array([1, 1, 0, 1, 2, 3, 5, 4, 5, 1, 2, 2, 3], np.int64)
+    offsets = np.array([0, 2, 3, 6, 7, 9, 10])
+    flat, bounds = csr(ids, offsets)
+    simd_path(path)
+    for mode in ("sum", "mean"):
+        out = embedding_bag(weight, ids, offsets, mode=mode, n_threads=1)
+        assert_bitwise_equal(out, ref_forward(weight, flat, bounds, mode)[0])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -1161,9 +1251,7 @@ def test_property_matches_reference_and_thread_counts(p):
     assert_bitwise_equal(outs[1], outs[0])
     expected, denom, argmax = ref_forward(weight, flat, bounds, mode, pad, psw)
     assert outs[0].shape == (n_bags, D)
-    np.testing.assert_allclose(outs[0], expected, rtol=MEAN_RTOL[dtype], atol=0)
-    if mode != "mean":
-        assert_bitwise_equal(outs[0], expected)
+    assert_bitwise_equal(outs[0], expected)
     results = [run_layer(weight, ids, offsets, ilo, mode, pad, psw, g, t,
                          p["scale_grad_by_freq"]) for t in (1, 2)]
     assert_bitwise_equal(results[0][0], outs[0])
