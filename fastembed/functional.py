@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _bag_kernels, _kernels
+from ._memory import aligned_empty, aligned_zeros
 from ._openmp_helpers import PARALLEL_MIN_WORK, _n_threads_for
 from ._validation import (as_ids, check_bounds_mode, check_grad, check_ids_in_range,
                           check_no_overlap, check_out, check_size, check_table, invalid_ids)
@@ -110,7 +111,7 @@ class SparseGrad(NamedTuple):
         if self.rows.size and self.rows[-1] >= num_embeddings:
             raise IndexError(f"row {int(self.rows[-1])} is out of range for "
                              f"num_embeddings={num_embeddings}")
-        dense = np.zeros((num_embeddings, self.values.shape[1]), dtype=self.values.dtype)
+        dense = aligned_zeros((num_embeddings, self.values.shape[1]), self.values.dtype)
         dense[self.rows] = self.values
         return dense
 
@@ -187,7 +188,7 @@ def prepare_out(weight, ids_shape, out):
     """Allocate the output of a lookup, or check the one the caller passed."""
     shape = tuple(ids_shape) + (weight.shape[1],)
     if out is None:
-        return np.empty(shape, dtype=weight.dtype)
+        return aligned_empty(shape, weight.dtype)
     check_out(out, shape, weight.dtype)
     check_no_overlap(out, weight, "out", "weight")
     return out
@@ -475,7 +476,7 @@ def _bag_forward(weight, bags, mode, padding_idx, out, n_threads):
 
 def _prepare_bag_out(weight, n_bags, out, bags=None):
     if out is None:
-        return np.empty((n_bags, weight.shape[1]), dtype=weight.dtype)
+        return aligned_empty((n_bags, weight.shape[1]), weight.dtype)
     check_out(out, (n_bags, weight.shape[1]), weight.dtype)
     check_no_overlap(out, weight, "out", "weight")
     if bags is not None:

@@ -39,6 +39,7 @@ import os
 import numpy as np
 
 from ._atomic import atomic_write, fsync_dir, write_temp
+from ._memory import aligned_empty
 
 from .vectors import Vectors
 
@@ -357,7 +358,7 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
         count = _count_rows(path, size)
     rows = count if limit is None else min(count, limit)
     show = progress if progress is not None else size >= _PROGRESS_MIN_BYTES
-    weight = np.empty((rows, dim), dtype=dtype)
+    weight = aligned_empty((rows, dim), dtype)
     if binary:
         read = _read_binary(path, size, body_start, weight, count, limit, encoding, errors,
                             show, duplicates, n_threads)

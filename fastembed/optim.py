@@ -57,6 +57,7 @@ import threading
 import numpy as np
 
 from . import _kernels, _optim_kernels
+from ._memory import aligned_full, aligned_zeros
 from ._openmp_helpers import _n_threads_for, _resolve_n_threads
 
 __all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW"]
@@ -447,14 +448,15 @@ class SGD(_SparseOptimizer):
 
     def _new_state(self, weight):
         if self.momentum:
-            return np.zeros_like(weight), _unused(weight)
+            return aligned_zeros(weight.shape, weight.dtype), _unused(weight)
         return _unused(weight), _unused(weight)
 
     def _ensure_state(self, k):
         # momentum may have been turned on after construction: give the buffer then
         state1, state2 = self.state[k]
         if self.momentum and state1.shape == (1, 0):
-            self.state[k] = (np.zeros_like(self.layers[k].weight), state2)
+            weight = self.layers[k].weight
+            self.state[k] = (aligned_zeros(weight.shape, weight.dtype), state2)
 
     def _hyper(self, step):
         return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
@@ -505,7 +507,8 @@ class Adagrad(_SparseOptimizer):
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
-        return (np.full_like(weight, self.initial_accumulator_value), _unused(weight))
+        return (aligned_full(weight.shape, self.initial_accumulator_value, weight.dtype),
+                _unused(weight))
 
     def _hyper(self, step):
         return {"kind": "adagrad", "lr": self.lr, "eps": self.eps}
@@ -552,7 +555,7 @@ class RowWiseAdagrad(_SparseOptimizer):
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
-        return np.zeros((weight.shape[0], 1), dtype=weight.dtype), _unused(weight)
+        return aligned_zeros((weight.shape[0], 1), weight.dtype), _unused(weight)
 
     def _hyper(self, step):
         return {"kind": "rowwise_adagrad", "lr": self.lr, "eps": self.eps}
@@ -602,7 +605,8 @@ class Adam(_SparseOptimizer):
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
-        return np.zeros_like(weight), np.zeros_like(weight)
+        return (aligned_zeros(weight.shape, weight.dtype),
+                aligned_zeros(weight.shape, weight.dtype))
 
     def _decay(self):
         return 1.0

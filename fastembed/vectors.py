@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 
+from ._memory import aligned_empty
 from .layers import Embedding
 
 __all__ = ["Vectors", "embedding_for_vocab", "spearman"]
@@ -217,7 +218,7 @@ class Vectors:
         if self._unit is None or self._unit_of is not self.weight:
             w = self.weight
             dtype = np.float64 if w.dtype.itemsize > 4 else np.float32
-            unit = np.empty(w.shape, dtype=dtype)
+            unit = aligned_empty(w.shape, dtype)
             step = max(1, _NORM_BLOCK_ELEMS // max(1, w.shape[1]))
             for start in range(0, w.shape[0], step):
                 block = w[start:start + step]

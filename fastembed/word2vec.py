@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _word2vec
+from ._memory import aligned_like, aligned_zeros
 from ._openmp_helpers import _resolve_n_threads
 
 if TYPE_CHECKING:
@@ -480,8 +481,8 @@ class SkipGram:
         self.hogwild = bool(hogwild)
         V = counts.size
         rng = np.random.default_rng(seed)
-        self.syn0 = ((rng.random((V, self.dim)) - 0.5) / self.dim).astype(dtype)
-        self.syn1neg = np.zeros((V, self.dim), dtype=dtype)
+        self.syn0 = aligned_like((rng.random((V, self.dim)) - 0.5) / self.dim, dtype)
+        self.syn1neg = aligned_zeros((V, self.dim), dtype)
         keep = subsample_keep_probability(self.counts, self.sample)
         self._keep = np.floor(keep * (2.0**32 - 1)).astype(np.uint32)
         noise = self.counts.astype(np.float64) ** self.ns_exponent

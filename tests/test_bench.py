@@ -95,6 +95,33 @@ def test_make_problem_shares_and_shapes():
     np.testing.assert_array_equal(p.E, q.E)
 
 
+def test_placement_moves_tables_not_values():
+    big = bench.Shape("b", 5000, 64, 300)
+    a = bench.make_problem(big, "uniform", seed=0)
+    n = bench.make_problem(big, "uniform", seed=0, placement="numpy")
+    assert bench.DEFAULT_PLACEMENT == "aligned" and a.placement == "aligned"
+    for arr in (a.E, a.out, a.table):
+        assert arr.ctypes.data % 64 == 0 and arr.flags.c_contiguous and arr.flags.writeable
+    for arr in (n.E, n.out, n.table):                      # NumPy's own allocations
+        assert arr.flags.owndata and arr.flags.c_contiguous and arr.flags.writeable
+    assert a.E.tobytes() == n.E.tobytes()                  # the same values either way
+    assert a.E.tobytes() == bench._rng(0, 5000, 64, 1).standard_normal(
+        (5000, 64), dtype=np.float32).tobytes()
+    np.testing.assert_array_equal(a.X, n.X)
+    assert a.G.tobytes() == n.G.tobytes()
+    assert not a.out.any() and not a.table.any() and not n.table.any()
+    with pytest.raises(ValueError, match="unknown placement 'odd'"):
+        bench.make_problem(MICRO, "uniform", placement="odd")
+    with pytest.raises(ValueError, match="unknown placement"):
+        bench.run(shapes=[MICRO], placement="odd", **FAST)
+
+
+def test_header_says_where_tables_lie():
+    r = bench.run(shapes=[MICRO], ops=["gather"], placement="numpy", **FAST)
+    assert r.environment["placement"] == "numpy"
+    assert "tables: where NumPy puts them" in bench.format_table(r)
+
+
 def test_bag_inputs_use_the_same_ids():
     p = bench.make_problem(bench.Shape("s", 50, 4, 70), "uniform", seed=0)
     assert p.n_bags == 70 // bench.BAG_LENGTH == 2
