@@ -2470,6 +2470,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     warnings.simplefilter("ignore")
+    # Fuzz-sized tables would make scatter_add run on one thread whatever n_threads says (it
+    # is faster there); lift the rule so that the parallel row-ownership path is fuzzed too.
+    from fastembed import functional
+    functional._SCATTER_PARALLEL_MIN_TABLE_BYTES = 0
+    functional._SCATTER_PARALLEL_MIN_WORK = 0
     scenarios = select_scenarios(args.only, args.exclude)
     if args.child:
         child_main(args, scenarios)

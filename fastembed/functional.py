@@ -216,7 +216,8 @@ def scatter_add(out, ids, grad, *, n_threads=None, bounds_check="raise"):
     grad : array-like, shape ``ids.shape + (D,)``
         Rows to add, of ``out``'s dtype. A non-contiguous ``grad`` is copied first.
     n_threads : int, optional
-        As in :func:`gather`.
+        As in :func:`gather`: the most threads to use. A table of less than 32 MiB, or less
+        than 2**21 elements of ``grad``, is added on one thread, which is faster there.
     bounds_check : {"raise", "warn", "zero"}
         As in :func:`gather`; under "warn" and "zero" the rows of bad ids add nothing.
 
@@ -252,13 +253,35 @@ def scatter_add(out, ids, grad, *, n_threads=None, bounds_check="raise"):
         flat, grad2d = flat[~bad], grad2d[~bad]
     if flat.size == 0 or dim == 0:
         return out
+    n_threads = _scatter_threads(n_threads, out.nbytes, flat.size * dim)
     pos, starts, _ = _partition(flat, num_embeddings, n_threads)
     _kernels.scatter_add_owned(out, flat, grad2d, pos, starts, n_threads)
     return out
 
 
-# Sample this many ids to cut the rows into ranges of about equal work, one per thread.
+# Row ownership pays only when the table's rows miss the caches and there is enough work: on a
+# table that stays in cache, the single thread streams grad at full speed, while the owners'
+# partition pass and their interleaved grad rows cost more than the second thread gains.
+# Measured on 2 cores (bench/README.md, "Threads for scatter_add"): a 10**4 x 64
+# table ran 0.5-0.75x as fast on 2 threads as on 1, at every N up to 2**19; 10**6 x 64 gained
+# 1.3-1.5x from 2**15 ids x 64 up.
+_SCATTER_PARALLEL_MIN_TABLE_BYTES = 32 << 20
+_SCATTER_PARALLEL_MIN_WORK = 1 << 21
+
+
+def _scatter_threads(n_threads, table_bytes, work):
+    """The threads scatter_add uses: at most n_threads, 1 where more would be slower."""
+    if table_bytes < _SCATTER_PARALLEL_MIN_TABLE_BYTES or work < _SCATTER_PARALLEL_MIN_WORK:
+        return 1
+    return n_threads
+
+
+# Sample about 1 id in _BALANCE_STRIDE, but at least _BALANCE_SAMPLE_MIN and at most
+# _BALANCE_SAMPLE ids, to cut the rows into ranges of about equal work, one per thread. (A
+# fixed 4096-id sample cost 110 us, more than the whole 1-thread scatter-add of 8192 ids.)
 _BALANCE_SAMPLE = 4096
+_BALANCE_SAMPLE_MIN = 256
+_BALANCE_STRIDE = 32
 # Estimated cost of adding into a row that misses the caches, relative to one that hits
 # (a row seen more than once in the sample is taken to be hot). Measured here: with Zipf ids a
 # count-balanced split left the thread owning the cold tail with most of the work.
@@ -279,7 +302,8 @@ def _owner_bounds(flat, num_embeddings, n_owners):
     if n_owners > 1 and flat.size == 0:
         bounds[1:-1] = num_embeddings  # nothing to share out: owner 0 gets every row
     elif n_owners > 1:
-        step = max(1, flat.size // _BALANCE_SAMPLE)
+        n_sample = min(_BALANCE_SAMPLE, max(_BALANCE_SAMPLE_MIN, flat.size // _BALANCE_STRIDE))
+        step = max(1, flat.size // n_sample)
         sample = np.sort(flat[::step])
         repeated = np.zeros(sample.size, dtype=bool)
         same = sample[1:] == sample[:-1]

@@ -23,7 +23,7 @@ from hypothesis.extra import numpy as hnp
 import fastembed
 from fastembed import (SparseGrad, coalesce, gather, get_num_threads, openmp_enabled,
                        scatter_add, set_num_threads)
-from fastembed import _kernels
+from fastembed import _kernels, functional
 from fastembed._openmp_helpers import PARALLEL_MIN_WORK, _n_threads_for
 
 from conftest import assert_bitwise_equal, make_ids, make_table
@@ -357,6 +357,9 @@ def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypa
         return owned(table, ids, grad, pos, starts, n_threads)
 
     monkeypatch.setattr(_kernels, "scatter_add_owned", spy)
+    # this table is small enough for scatter_add to pick one thread: force the parallel path
+    monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_TABLE_BYTES", 0)
+    monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_WORK", 0)
     for n_threads in _thread_counts():
         for _ in range(2):
             out = E.copy()
@@ -368,6 +371,32 @@ def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypa
         assert {(2, 2), (3, 3), (7, 7)} <= set(calls)
     else:
         assert {n for n, _ in calls} == {1} and {t for _, t in calls} == {1}
+
+
+def test_scatter_add_threads_policy(monkeypatch):
+    """A small table, or little work, is added on one thread whatever n_threads says."""
+    calls = []
+    owned = _kernels.scatter_add_owned
+
+    def spy(table, ids, grad, pos, starts, n_threads):
+        calls.append((n_threads, len(starts) - 1))
+        return owned(table, ids, grad, pos, starts, n_threads)
+
+    monkeypatch.setattr(_kernels, "scatter_add_owned", spy)
+    rng = np.random.default_rng(4)
+    small = np.zeros((10_000, 64), np.float32)               # 2.5 MB: stays in cache
+    X = rng.integers(0, 10_000, 1 << 15)
+    G = rng.standard_normal((X.size, 64), dtype=np.float32)   # 2**21 elements of work
+    scatter_add(small, X, G, n_threads=2)
+    assert calls == [(1, 1)]
+    expected = np.zeros_like(small)
+    np.add.at(expected, X, G)
+    assert_bitwise_equal(small, expected)
+    assert functional._scatter_threads(2, 32 << 20, 1 << 21) == 2
+    assert functional._scatter_threads(7, 32 << 20, 1 << 21) == 7
+    assert functional._scatter_threads(2, (32 << 20) - 1, 1 << 30) == 1
+    assert functional._scatter_threads(2, 1 << 40, (1 << 21) - 1) == 1
+    assert functional._scatter_threads(1, 1 << 40, 1 << 30) == 1
 
 
 @pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])

@@ -55,6 +55,14 @@ SLOW = settings(max_examples=80, deadline=None, derandomize=DERANDOMIZE,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.fixture(autouse=True)
+def _parallel_scatter_on_small_tables(monkeypatch):
+    """Let scatter_add run small tables on several threads, as bench/fuzz.py's main does."""
+    from fastembed import functional
+    monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_TABLE_BYTES", 0)
+    monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_WORK", 0)
+
+
 def new_ctx():
     """The fuzz driver's judge, generating nothing of the known bugs."""
     return fz.Ctx(seed=0, threads=2, skip_known=True)
