@@ -38,6 +38,8 @@ cdef enum:
     # Rows are prefetched this many positions ahead: random rows of a large table are
     # latency-bound, and a few misses in flight per thread hide most of the latency.
     PREFETCH_AHEAD = 16
+    # Rows per chunk of the parallel gather's dynamic schedule.
+    GATHER_CHUNK = 4096
 
 
 # ---------------------------------------------------------------------------------------
@@ -90,7 +92,10 @@ def gather(const floating[:, ::1] weight,  # IN (V, D)
             for i in range(n):
                 _gather_row(w, idp, o, i, n, d)
         else:
-            for i in prange(n, schedule="static", num_threads=n_threads):
+            # Chunks of GATHER_CHUNK rows handed out as threads free up: on a shared machine
+            # a thread that loses its core for a while no longer holds up a fixed half.
+            for i in prange(n, schedule="dynamic", chunksize=GATHER_CHUNK,
+                            num_threads=n_threads):
                 _gather_row(w, idp, o, i, n, d)
 
 
