@@ -1348,6 +1348,10 @@ def run(shapes=None, dists=DISTS, ops=OPS, threads=None, repeat=DEFAULT_REPEAT, 
         if torch is not None:
             torch.set_num_threads(torch_threads_before)
     env["load_average_end"] = _load_average()
+    # Measured again at the end: on a shared machine the memory bandwidth left to this process
+    # drifts, and the two figures bracket what the rows in between had.
+    say("copy limit again, at the end ...")
+    env["copy_limit_end_gbps"] = measure_copy_limit(copy_bytes, repeat=repeat)["gbps"]
     result = BenchResult(env, copy, records)
     result.targets = evaluate_targets(records, all_threads=max(threads),
                                       torch_available=torch is not None)
@@ -1584,7 +1588,9 @@ def format_header(env, copy):
         f"at most {SLOW_REPEAT} for calls over {SLOW_CALL_SECONDS:g} s; calls under "
         f"{MIN_MEASURE_SECONDS * 1e3:g} ms looped, per-call time shown)",
         f"copy limit: np.copyto of {copy['array_bytes'] / 2**30:g} GiB float32 = "
-        f"{copy['gbps']:.2f} GB/s (read + write bytes; median of {copy['repeat']})",
+        f"{copy['gbps']:.2f} GB/s (read + write bytes; median of {copy['repeat']})"
+        + (f"; {env['copy_limit_end_gbps']:.2f} GB/s at the end"
+           if env.get("copy_limit_end_gbps") is not None else ""),
         f"tables: {_PLACEMENT_TEXT[env.get('placement', DEFAULT_PLACEMENT)]}; ids and grads "
         f"where NumPy puts them",
         f"1-minute load average: {env.get('load_average_start')} at the start, "

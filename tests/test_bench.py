@@ -116,10 +116,13 @@ def test_placement_moves_tables_not_values():
         bench.run(shapes=[MICRO], placement="odd", **FAST)
 
 
-def test_header_says_where_tables_lie():
+def test_header_says_where_tables_lie_and_the_copy_limit_at_both_ends():
     r = bench.run(shapes=[MICRO], ops=["gather"], placement="numpy", **FAST)
     assert r.environment["placement"] == "numpy"
-    assert "tables: where NumPy puts them" in bench.format_table(r)
+    text = bench.format_table(r)
+    assert "tables: where NumPy puts them" in text
+    end = r.environment["copy_limit_end_gbps"]
+    assert end > 0 and f"; {end:.2f} GB/s at the end" in text
 
 
 def test_bag_inputs_use_the_same_ids():
