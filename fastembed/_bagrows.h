@@ -44,6 +44,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_rowops.h"
+
 /* How far ahead rows are prefetched, in bytes of rows: FE_BAG_PREFETCH_BYTES / row bytes
  * ids, at least 4 and at most 64. With Zipf ids most rows are cache hits and the loop runs
  * fast, so a miss must be requested long before it is needed: 64 ids measured 1.6x faster
@@ -56,10 +58,8 @@
 #define FE_BAG_BLOCK_BYTES 128
 
 #if defined(__GNUC__) || defined(__clang__)
-#define FE_BAG_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 2)
 #define FE_BAG_INLINE static inline __attribute__((always_inline))
 #else
-#define FE_BAG_PREFETCH(p) ((void)(p))
 #define FE_BAG_INLINE static inline
 #endif
 
@@ -121,11 +121,7 @@ static int fe_bag_get_path(void) { return fe_bag_path; }
  * (With the count pass skipped when there is no padding, this measured 7% faster than an
  * aligned loop over the lines with Zipf ids, where most rows are cached.) */
 FE_BAG_INLINE void fe_bag_prefetch_lines(const void *p, size_t nbytes) {
-    const char *c = (const char *)p;
-    size_t off;
-    if (nbytes == 0) return;
-    for (off = 0; off < nbytes; off += 64) FE_BAG_PREFETCH(c + off);
-    FE_BAG_PREFETCH(c + nbytes - 1);
+    fe_prefetch_row(p, nbytes); /* _rowops.h: the same lines, always inlined */
 }
 
 /* How many ids ahead rows of nbytes bytes are prefetched. */

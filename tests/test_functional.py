@@ -341,14 +341,8 @@ def test_parallel_determinism_gather(big_problem, dtype, id_dtype):
         assert_bitwise_equal(out, expected)
 
 
-@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
-@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
-def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypatch):
-    X64, data = big_problem
-    E, G = data[np.dtype(dtype)]
-    X = X64.astype(id_dtype)
-    expected = ref_scatter_add(E, X, G)
-
+def _spy_scatter_add_owned(monkeypatch):
+    """Record (n_threads, owners) of every scatter_add_owned call; returns the list."""
     calls = []
     owned = _kernels.scatter_add_owned
 
@@ -357,6 +351,18 @@ def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypa
         return owned(table, ids, grad, pos, starts, n_threads)
 
     monkeypatch.setattr(_kernels, "scatter_add_owned", spy)
+    return calls
+
+
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypatch):
+    X64, data = big_problem
+    E, G = data[np.dtype(dtype)]
+    X = X64.astype(id_dtype)
+    expected = ref_scatter_add(E, X, G)
+
+    calls = _spy_scatter_add_owned(monkeypatch)
     # this table is small enough for scatter_add to pick one thread: force the parallel path
     monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_TABLE_BYTES", 0)
     monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_WORK", 0)
@@ -375,14 +381,7 @@ def test_parallel_determinism_scatter_add(big_problem, dtype, id_dtype, monkeypa
 
 def test_scatter_add_threads_policy(monkeypatch):
     """A small table, or little work, is added on one thread whatever n_threads says."""
-    calls = []
-    owned = _kernels.scatter_add_owned
-
-    def spy(table, ids, grad, pos, starts, n_threads):
-        calls.append((n_threads, len(starts) - 1))
-        return owned(table, ids, grad, pos, starts, n_threads)
-
-    monkeypatch.setattr(_kernels, "scatter_add_owned", spy)
+    calls = _spy_scatter_add_owned(monkeypatch)
     rng = np.random.default_rng(4)
     small = np.zeros((10_000, 64), np.float32)               # 2.5 MB: stays in cache
     X = rng.integers(0, 10_000, 1 << 15)
