@@ -55,11 +55,14 @@ Contenders of the new ops
 Timing
 ------
 ``time.perf_counter``; every contender is called once to warm up, then timed ``repeat`` times
-(default 7) and the median is reported. A contender whose single call takes more than
-``SLOW_CALL_SECONDS`` is timed ``min(repeat, SLOW_REPEAT)`` times (np.add.at at the big shapes).
-A call shorter than ``MIN_MEASURE_SECONDS`` (20 ms) is timed timeit-style: one measurement
-is a loop of ``number`` calls lasting at least 20 ms, and the time per call is reported.
-The garbage collector is off while timing. For ``torch sparse bwd+coalesce`` the forward
+(default 7) and the median is reported. The contenders of one (shape, dist, op) group are
+timed interleaved, round by round (each round measures each contender at each thread count
+once; :func:`measure_interleaved`), so that all of them sample the same quiet and busy spells
+of a shared machine. A contender whose single call takes more than ``SLOW_CALL_SECONDS`` is
+timed ``min(repeat, SLOW_REPEAT)`` times, in rounds spread over the run (np.add.at at the big
+shapes). A call shorter than ``MIN_MEASURE_SECONDS`` (20 ms) is timed timeit-style: one
+measurement is a loop of ``number`` calls lasting at least 20 ms, after one untimed call, and
+the time per call is reported. The garbage collector is off while timing. For ``torch sparse bwd+coalesce`` the forward
 ``F.embedding(tX, w, sparse=True)`` runs untimed before every call, and the timed part is
 ``y.backward(tG)`` followed by ``w.grad.coalesce()``; the torch bag backward and every
 ``adam_step`` contender also run their forward untimed before every call.
@@ -1084,34 +1087,123 @@ def _time_loop(call, prepare, number, clock=time.perf_counter):
     return total
 
 
+def calibrate(call, *, prepare=None, min_time=None):
+    """Warm ``call`` up and choose its loop count: (number, seconds per call).
+
+    One warm-up call; if it took less than ``min_time`` the loop count ``number`` is raised
+    (timeit-style) until one loop of ``number`` calls lasts at least ``min_time``.
+    """
+    min_time = MIN_MEASURE_SECONDS if min_time is None else min_time
+    t = _time_loop(call, prepare, 1)                # warm-up
+    number = 1
+    if t < min_time:
+        t = _time_loop(call, prepare, 1)            # a warm single call
+        while t < min_time:
+            per_call = max(t / number, 1e-9)
+            number = max(number * 2, math.ceil(1.2 * min_time / per_call))
+            t = _time_loop(call, prepare, number)
+    return number, t / number
+
+
 def measure(call, *, repeat, prepare=None, min_time=None, slow=None, slow_repeat=None):
     """Warm up, then time ``call`` and return (per-call seconds of each measurement, number).
 
-    One warm-up call; if it took less than ``min_time`` the loop count ``number`` is raised
-    (timeit-style) until one measurement lasts at least ``min_time``; then ``repeat``
-    measurements (``min(repeat, slow_repeat)`` if a call takes more than ``slow`` seconds).
+    :func:`calibrate` chooses ``number``; then ``repeat`` measurements of ``number`` calls
+    each (``min(repeat, slow_repeat)`` if a call takes more than ``slow`` seconds). The
+    benchmark itself interleaves its contenders instead (:func:`measure_interleaved`).
     """
-    min_time = MIN_MEASURE_SECONDS if min_time is None else min_time
     slow = SLOW_CALL_SECONDS if slow is None else slow
     slow_repeat = SLOW_REPEAT if slow_repeat is None else slow_repeat
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        t = _time_loop(call, prepare, 1)            # warm-up
-        number = 1
-        if t < min_time:
-            t = _time_loop(call, prepare, 1)        # a warm single call
-            while t < min_time:
-                per_call = max(t / number, 1e-9)
-                number = max(number * 2, math.ceil(1.2 * min_time / per_call))
-                t = _time_loop(call, prepare, number)
-        if t / number > slow:
+        number, per_call = calibrate(call, prepare=prepare, min_time=min_time)
+        if per_call > slow:
             repeat = min(repeat, slow_repeat)
         times = [_time_loop(call, prepare, number) / number for _ in range(repeat)]
     finally:
         if gc_was_enabled:
             gc.enable()
     return times, number
+
+
+def round_indices(n_rounds, k):
+    """The ``k`` of rounds ``0 .. n_rounds - 1`` a contender timed ``k`` times runs in: spread
+    evenly, the first and the last included."""
+    if k >= n_rounds:
+        return list(range(n_rounds))
+    if k == 1:
+        return [n_rounds // 2]
+    return sorted({round(j * (n_rounds - 1) / (k - 1)) for j in range(k)})
+
+
+class Timed:
+    """One contender at one thread count, as :func:`measure_interleaved` times it.
+
+    ``call``, ``prepare``: as in :func:`measure`; ``before``: an untimed hook run before each
+    of its measurements (torch's thread count). Filled in: ``number``, ``times`` (seconds per
+    call, one per round it ran in) and ``error`` (the exception that stopped it, or None).
+    """
+
+    def __init__(self, call, prepare=None, before=None):
+        self.call, self.prepare, self.before = call, prepare, before
+        self.number = 0
+        self.times: list = []
+        self.error: Optional[BaseException] = None
+
+
+def measure_interleaved(items, *, repeat, min_time=None, slow=None, slow_repeat=None):
+    """Time several contenders round by round: each round measures each of them once.
+
+    The machines this runs on are shared, and how much memory bandwidth the host leaves a VM
+    changes from one ten-second spell to the next (bench/README.md, "Quiet and busy
+    spells"). Timed one after the other, a contender whose measurements fall in a busy spell
+    looks slow against one timed in a quiet spell; interleaved, every contender of a group
+    samples the same spells, and the medians compare like with like.
+
+    Each item is first calibrated (:func:`calibrate`: warm-up and loop count). Then ``repeat``
+    rounds; an item slower than ``slow`` seconds per call runs in ``min(repeat,
+    slow_repeat)`` of them, spread out (:func:`round_indices`). An item timed in loops
+    (``number`` > 1, calls under ``min_time``) makes one untimed call before each
+    measurement, so that it starts with its threads awake and its data in cache, as a loop
+    of it would; a single call of at least ``min_time`` is timed as it comes. An exception
+    stops that item only (``item.error``). The garbage collector is off throughout.
+    """
+    slow = SLOW_CALL_SECONDS if slow is None else slow
+    slow_repeat = SLOW_REPEAT if slow_repeat is None else slow_repeat
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        rounds = {}
+        for item in items:
+            try:
+                if item.before is not None:
+                    item.before()
+                item.number, per_call = calibrate(item.call, prepare=item.prepare,
+                                                  min_time=min_time)
+            except Exception as exc:  # noqa: BLE001 - the caller reports it
+                item.error = exc
+                continue
+            k = min(repeat, slow_repeat) if per_call > slow else repeat
+            rounds[id(item)] = set(round_indices(repeat, k))
+        for r in range(repeat):
+            for item in items:
+                if item.error is not None or r not in rounds.get(id(item), ()):
+                    continue
+                try:
+                    if item.before is not None:
+                        item.before()
+                    if item.number > 1:
+                        _time_loop(item.call, item.prepare, 1)   # untimed: wake up, warm up
+                    t = _time_loop(item.call, item.prepare, item.number)
+                except Exception as exc:  # noqa: BLE001 - the caller reports it
+                    item.error = exc
+                    continue
+                item.times.append(t / item.number)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return items
 
 
 def measure_copy_limit(nbytes=None, repeat=DEFAULT_REPEAT):
@@ -1370,6 +1462,7 @@ def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
     else:
         setup_error = None
     has_baseline = any(c.baseline for c in group)
+    timed = []                                       # (record, Timed): checked, to be timed
     for c in group:
         is_baseline = c.baseline or (c.fallback_baseline and not has_baseline)
         for n in (threads if c.threaded else [1]):
@@ -1380,7 +1473,7 @@ def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
                          median_s=None, times_s=[], repeat=0, number=0, bytes=nbytes,
                          gbps=None, pct_copy=None, speedup=None, check="-",
                          unique_rows=unique, note=c.note)
-            case = None
+            records.append(rec)
             try:
                 if setup_error is not None:
                     raise RuntimeError(setup_error)
@@ -1388,18 +1481,26 @@ def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
                 if case.name:
                     rec.contender = case.name
                 rec.check = check_case(problem, c, case)
-                times, number = measure(case.call, repeat=repeat, prepare=case.prepare,
-                                        min_time=min_time)
-                rec.times_s = [float(t) for t in times]
-                rec.median_s = float(np.median(times))
-                rec.repeat, rec.number = len(times), number
-                rec.gbps = nbytes / rec.median_s / 1e9
-                rec.pct_copy = 100.0 * rec.gbps / copy_gbps
             except Exception as exc:  # noqa: BLE001 - reported loudly in the table
                 rec.error = f"{type(exc).__name__}: {exc}"
                 rec.check = "ERROR"
-            records.append(rec)
-            case = None
+                continue
+            before = (functools.partial(torch.set_num_threads, n)
+                      if c.kind == "torch" and torch is not None else None)
+            timed.append((rec, Timed(case.call, case.prepare, before)))
+    # every contender of the group, round by round (see measure_interleaved)
+    measure_interleaved([t for _, t in timed], repeat=repeat, min_time=min_time)
+    for rec, t in timed:
+        if t.error is not None:
+            rec.error = f"{type(t.error).__name__}: {t.error}"
+            rec.check = "ERROR"
+            continue
+        rec.times_s = [float(x) for x in t.times]
+        rec.median_s = float(np.median(t.times))
+        rec.repeat, rec.number = len(t.times), t.number
+        rec.gbps = nbytes / rec.median_s / 1e9
+        rec.pct_copy = 100.0 * rec.gbps / copy_gbps
+    timed.clear()
     # the denominator: the baseline's first timed row (its smallest thread count); only that
     # row keeps baseline=True, so a threaded baseline's other rows plot as contenders
     flagged = [r for r in records if r.baseline]

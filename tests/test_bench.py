@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -268,6 +269,95 @@ def test_measure_loops_short_calls_and_caps_slow_ones():
     bench.measure(lambda: calls.append("call"), repeat=2, min_time=0.0,
                   prepare=lambda: calls.append("prep"))
     assert calls == ["prep", "call"] * 3                     # warm-up + 2 timed
+
+
+def test_round_indices_spread_a_slow_contender_over_the_rounds():
+    assert bench.round_indices(7, 7) == list(range(7))
+    assert bench.round_indices(7, 9) == list(range(7))
+    assert bench.round_indices(7, 3) == [0, 3, 6]
+    assert bench.round_indices(5, 2) == [0, 4]
+    assert bench.round_indices(7, 1) == [3]
+    for n in range(1, 12):
+        for k in range(1, n + 1):
+            idx = bench.round_indices(n, k)
+            assert len(idx) == k and idx == sorted(set(idx)) and 0 <= idx[0] <= idx[-1] < n
+
+
+def test_measure_interleaved_times_contenders_round_by_round():
+    log = []
+    items = [bench.Timed(lambda name=name: log.append(name)) for name in "abc"]
+    bench.measure_interleaved(items, repeat=4, min_time=0.0)
+    assert log[:3] == ["a", "b", "c"]              # calibration: one warm-up call each
+    assert log[3:] == ["a", "b", "c"] * 4          # then round by round
+    for item in items:
+        assert item.number == 1 and len(item.times) == 4 and item.error is None
+        assert all(t >= 0 for t in item.times)
+
+
+def test_measure_interleaved_slow_items_hooks_and_errors():
+    log = []
+
+    def slow():
+        log.append("slow")
+        time.sleep(0.003)
+
+    calls = {"fail": 0}
+
+    def fails_in_round_two():
+        calls["fail"] += 1
+        log.append("fail")
+        if calls["fail"] == 3:                     # warm-up, round 0, then round 1 raises
+            raise RuntimeError("broke mid-run")
+
+    items = [bench.Timed(slow), bench.Timed(fails_in_round_two),
+             bench.Timed(lambda: log.append("fast"), prepare=lambda: log.append("prep"),
+                         before=lambda: log.append("before"))]
+    bench.measure_interleaved(items, repeat=5, min_time=0.0, slow=0.002, slow_repeat=2)
+    slow_item, failing, fast = items
+    assert len(slow_item.times) == 2 and slow_item.error is None    # rounds 0 and 4 only
+    assert all(t >= 0.003 for t in slow_item.times)
+    assert isinstance(failing.error, RuntimeError) and len(failing.times) == 1
+    assert len(fast.times) == 5 and fast.error is None
+    # every measurement of the hooked item: its before hook, then prepare + call
+    assert log.count("before") == 1 + 5 and log.count("prep") == log.count("fast") == 1 + 5
+    rounds = "".join({"slow": "s", "fail": "f", "fast": "x"}[e] for e in log
+                     if e in ("slow", "fail", "fast"))
+    assert rounds == "sfx" + "sfx" + "fx" + "x" + "x" + "sx"
+
+
+def test_measure_interleaved_rewarms_looped_items_only():
+    counts = {"short": 0, "long": 0}
+
+    def short():
+        counts["short"] += 1
+
+    def long():
+        counts["long"] += 1
+        time.sleep(0.002)
+
+    short_item, long_item = bench.Timed(short), bench.Timed(long)
+    bench.measure_interleaved([short_item, long_item], repeat=3, min_time=0.001)
+    assert short_item.number > 1 and long_item.number == 1
+    assert counts["long"] == 1 + 3                     # warm-up + one call per round
+    # calibration calls, then per round one untimed call and a loop of `number`
+    assert counts["short"] >= 2 + 3 * (1 + short_item.number)
+    assert len(short_item.times) == len(long_item.times) == 3
+
+
+def test_run_times_a_group_interleaved(monkeypatch):
+    seen = []
+    real = bench.measure_interleaved
+
+    def spy(items, **kw):
+        seen.append(len(items))
+        return real(items, **kw)
+    monkeypatch.setattr(bench, "measure_interleaved", spy)
+    contenders = [c for c in bench.CONTENDERS if c.op == "gather" and not c.needs_torch]
+    res = bench.run(shapes=[MICRO], dists=("uniform",), ops=("gather",), threads=[1, 2],
+                    contenders=contenders, **FAST)
+    # one call for the whole group: E[X], np.take, and fastembed at 1 and 2 threads
+    assert seen == [4]
+    assert len(res.records) == 4 and all(r.median_s > 0 for r in res.records)
 
 
 def test_copy_limit_fields():
