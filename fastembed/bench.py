@@ -47,8 +47,9 @@ Contenders of the new ops
   with ``torch.optim.SparseAdam([w], lr=1e-3)``; torch dense: the same with ``F.embedding(tX,
   w)`` and ``torch.optim.Adam([w], lr=1e-3, fused=True)`` (``foreach=True``, and labelled so,
   where this torch cannot run the fused CPU kernel). Every timed call changes its table, so
-  each contender trains its own copy of E, and its forward re-runs untimed (the ``prepare``
-  hook) before every timed call. The speed-up baseline of this op is torch's SparseAdam when
+  each contender trains its own copy of E (one copy and one optimizer, shared by its thread
+  counts: :meth:`Problem.trainee`), and its forward re-runs untimed (the ``prepare`` hook)
+  before every timed call. The speed-up baseline of this op is torch's SparseAdam when
   torch is importable, else the fastembed unfused path (there is no NumPy contender), at the
   smallest thread count of the sweep; the table notes say which.
 
@@ -436,6 +437,24 @@ class Problem:
         if key not in self._cache:
             self._cache[key] = int(np.unique(ids).size)
         return self._cache[key]
+
+    def trainee(self, key, make):
+        """What one ``adam_step`` contender trains (its copy of E, its optimizer): ``make()``
+        once per (shape, dist), then the same object for every thread count.
+
+        An Adam step costs the same whatever values it starts from, and a group's contenders
+        are timed interleaved, all alive at once: one copy per contender rather than one per
+        thread count halves what the big shape's adam_step group holds (about 4 GB less).
+        """
+        k = ("trainee", key)
+        if k not in self._cache:
+            self._cache[k] = make()
+        return self._cache[k]
+
+    def release_trainees(self):
+        """Drop what :meth:`trainee` made."""
+        for k in [k for k in self._cache if isinstance(k, tuple) and k[0] == "trainee"]:
+            del self._cache[k]
 
     def release(self, *names):
         """Drop cached buffers (all of them when no name is given)."""
@@ -857,11 +876,14 @@ def _torch_bag_backward(p, n, torch):
 # adam_step ----------------------------------------------------------------------------------
 
 def _fe_adam(p, n, torch, fused):
-    layer = fastembed.Embedding(weight=p.E.copy())   # its own copy: every call trains it
-    opt = fastembed.optim.Adam(layer, lr=ADAM_LR, n_threads=n)
+    def make():                                      # its own copy: every call trains it
+        layer = fastembed.Embedding(weight=p.E.copy())
+        return layer, fastembed.optim.Adam(layer, lr=ADAM_LR)
+    layer, opt = p.trainee(("fastembed adam", fused), make)
     X, G, out = p.X, p.G, p.out
 
     def prepare():                                   # untimed: the forward
+        opt.n_threads = n                            # shared by the thread counts
         layer.forward(X, out=out, n_threads=n)
 
     if fused:
@@ -912,8 +934,10 @@ def _torch_adam(p, n, torch, sparse):
 
         def optimizer(w):
             return torch.optim.Adam([w], lr=ADAM_LR, foreach=True)
-    w = torch.from_numpy(p.E.copy()).requires_grad_(True)   # its own copy: every call trains it
-    opt = optimizer(w)
+    def make():                                      # its own copy: every call trains it
+        w = torch.from_numpy(p.E.copy()).requires_grad_(True)
+        return w, optimizer(w)
+    w, opt = p.trainee(("torch adam", sparse), make)
     state: dict = {}
 
     def prepare():                                   # untimed: the forward
@@ -1428,6 +1452,7 @@ def run(shapes=None, dists=DISTS, ops=OPS, threads=None, repeat=DEFAULT_REPEAT, 
                     records.extend(_run_group(problem, op, group, threads, repeat, torch,
                                               copy["gbps"], min_time))
                     problem.release("out", "table", "bag_out")
+                    problem.release_trainees()
                     if op in OP_SHAPES:             # the new ops' references are not reused
                         problem.release(("ref", op), ("ref", op + "/dense"), "adam_sums")
                         gc.collect()
@@ -1686,8 +1711,9 @@ def format_header(env, copy):
         f"{env['torch_version']}; Python {env['python']}",
         f"build: {env.get('build', 'unknown')}",
         f"threads: {', '.join(map(str, env['threads']))}; repeat: {env['repeat']} (median; "
-        f"at most {SLOW_REPEAT} for calls over {SLOW_CALL_SECONDS:g} s; calls under "
-        f"{MIN_MEASURE_SECONDS * 1e3:g} ms looped, per-call time shown)",
+        f"each group's contenders interleaved, round by round; at most {SLOW_REPEAT} for "
+        f"calls over {SLOW_CALL_SECONDS:g} s; calls under {MIN_MEASURE_SECONDS * 1e3:g} ms "
+        f"looped, per-call time shown)",
         f"copy limit: np.copyto of {copy['array_bytes'] / 2**30:g} GiB float32 = "
         f"{copy['gbps']:.2f} GB/s (read + write bytes; median of {copy['repeat']})"
         + (f"; {env['copy_limit_end_gbps']:.2f} GB/s at the end"

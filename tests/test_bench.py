@@ -126,6 +126,37 @@ def test_header_says_where_tables_lie_and_the_copy_limit_at_both_ends():
     assert end > 0 and f"; {end:.2f} GB/s at the end" in text
 
 
+def test_trainees_are_made_once_and_shared_until_released():
+    p = bench.make_problem(MICRO, "uniform")
+    made = []
+    first = p.trainee(("fastembed adam", True), lambda: made.append(1) or object())
+    again = p.trainee(("fastembed adam", True), lambda: made.append(2) or object())
+    other = p.trainee(("fastembed adam", False), lambda: made.append(3) or object())
+    assert first is again and other is not first and made == [1, 3]
+    out = p.out
+    p.release_trainees()
+    assert p.out is out                                  # other buffers stay
+    assert p.trainee(("fastembed adam", True), object) is not first
+
+
+def test_adam_contenders_share_their_copy_across_thread_counts():
+    p = bench.make_problem(MICRO, "zipf")
+    fused = [c for c in bench.CONTENDERS if c.name == bench.FE_ADAM_FUSED][0]
+    one, two = fused.make(p, 1, None), fused.make(p, 2, None)
+    trainees = [v for k, v in p._cache.items() if isinstance(k, tuple) and k[0] == "trainee"]
+    assert len(trainees) == 1
+    layer, opt = trainees[0]
+    E0 = layer.weight.copy()
+    one.prepare()
+    assert opt.n_threads == 1
+    one.call()
+    two.prepare()
+    assert opt.n_threads == 2
+    two.call()
+    assert not np.array_equal(layer.weight, E0)          # both calls trained the one copy
+    assert np.array_equal(p.E, E0)                       # and never E itself
+
+
 def test_bag_inputs_use_the_same_ids():
     p = bench.make_problem(bench.Shape("s", 50, 4, 70), "uniform", seed=0)
     assert p.n_bags == 70 // bench.BAG_LENGTH == 2
@@ -410,6 +441,7 @@ def test_table_and_json_contain_the_records(micro_result, tmp_path):
         assert str(env[key]) in text
     assert f"openmp_enabled={fastembed.openmp_enabled()}" in text
     assert "logical cores" in text and "repeat: 1" in text
+    assert "interleaved, round by round" in text
     for col in bench.TABLE_COLUMNS:
         assert col in text
     for r in micro_result.records:
