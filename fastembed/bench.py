@@ -61,9 +61,10 @@ timed interleaved, round by round (each round measures each contender at each th
 once; :func:`measure_interleaved`), so that all of them sample the same quiet and busy spells
 of a shared machine. A contender whose single call takes more than ``SLOW_CALL_SECONDS`` is
 timed ``min(repeat, SLOW_REPEAT)`` times, in rounds spread over the run (np.add.at at the big
-shapes). A call shorter than ``MIN_MEASURE_SECONDS`` (20 ms) is timed timeit-style: one
-measurement is a loop of ``number`` calls lasting at least 20 ms, after one untimed call, and
-the time per call is reported. The garbage collector is off while timing. For ``torch sparse bwd+coalesce`` the forward
+shapes). Every other measurement follows one untimed call of the same contender, so that it
+is the second of two calls in a row, as in a loop. A call shorter than
+``MIN_MEASURE_SECONDS`` (20 ms) is timed timeit-style: one measurement is a loop of
+``number`` calls lasting at least 20 ms, and the time per call is reported. The garbage collector is off while timing. For ``torch sparse bwd+coalesce`` the forward
 ``F.embedding(tX, w, sparse=True)`` runs untimed before every call, and the timed part is
 ``y.backward(tG)`` followed by ``w.grad.coalesce()``; the torch bag backward and every
 ``adam_step`` contender also run their forward untimed before every call.
@@ -1187,18 +1188,23 @@ def measure_interleaved(items, *, repeat, min_time=None, slow=None, slow_repeat=
 
     Each item is first calibrated (:func:`calibrate`: warm-up and loop count). Then ``repeat``
     rounds; an item slower than ``slow`` seconds per call runs in ``min(repeat,
-    slow_repeat)`` of them, spread out (:func:`round_indices`). An item timed in loops
-    (``number`` > 1, calls under ``min_time``) makes one untimed call before each
-    measurement, so that it starts with its threads awake and its data in cache, as a loop
-    of it would; a single call of at least ``min_time`` is timed as it comes. An exception
-    stops that item only (``item.error``). The garbage collector is off throughout.
+    slow_repeat)`` of them, spread out (:func:`round_indices`). Every measurement except
+    those of the slow items follows one untimed call of the same item, so that it is the
+    second of two calls in a row, as in a loop of it: its threads awake, its data in cache,
+    and the memory it allocates just freed by its previous call. (On this VM, memory that
+    stays free for a second or two is handed back to the host, and touching it again costs
+    about 1 ms per 2 MB: 300-540 ms for 256 MB against 22 ms. A contender that allocates its
+    output, timed right after the others had run for a second, paid that: fastembed's
+    2-thread bag backward took 244 ms as the first call and 90 ms as the second.) An
+    exception stops that item only (``item.error``). The garbage collector is off
+    throughout.
     """
     slow = SLOW_CALL_SECONDS if slow is None else slow
     slow_repeat = SLOW_REPEAT if slow_repeat is None else slow_repeat
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        rounds = {}
+        rounds, rewarm = {}, {}
         for item in items:
             try:
                 if item.before is not None:
@@ -1210,6 +1216,7 @@ def measure_interleaved(items, *, repeat, min_time=None, slow=None, slow_repeat=
                 continue
             k = min(repeat, slow_repeat) if per_call > slow else repeat
             rounds[id(item)] = set(round_indices(repeat, k))
+            rewarm[id(item)] = per_call <= slow
         for r in range(repeat):
             for item in items:
                 if item.error is not None or r not in rounds.get(id(item), ()):
@@ -1217,8 +1224,8 @@ def measure_interleaved(items, *, repeat, min_time=None, slow=None, slow_repeat=
                 try:
                     if item.before is not None:
                         item.before()
-                    if item.number > 1:
-                        _time_loop(item.call, item.prepare, 1)   # untimed: wake up, warm up
+                    if rewarm[id(item)]:
+                        _time_loop(item.call, item.prepare, 1)   # untimed: the first of two
                     t = _time_loop(item.call, item.prepare, item.number)
                 except Exception as exc:  # noqa: BLE001 - the caller reports it
                     item.error = exc
@@ -1711,9 +1718,9 @@ def format_header(env, copy):
         f"{env['torch_version']}; Python {env['python']}",
         f"build: {env.get('build', 'unknown')}",
         f"threads: {', '.join(map(str, env['threads']))}; repeat: {env['repeat']} (median; "
-        f"each group's contenders interleaved, round by round; at most {SLOW_REPEAT} for "
-        f"calls over {SLOW_CALL_SECONDS:g} s; calls under {MIN_MEASURE_SECONDS * 1e3:g} ms "
-        f"looped, per-call time shown)",
+        f"each group's contenders interleaved, round by round, each timed call the second of "
+        f"two in a row; at most {SLOW_REPEAT} for calls over {SLOW_CALL_SECONDS:g} s, timed "
+        f"alone; calls under {MIN_MEASURE_SECONDS * 1e3:g} ms looped, per-call time shown)",
         f"copy limit: np.copyto of {copy['array_bytes'] / 2**30:g} GiB float32 = "
         f"{copy['gbps']:.2f} GB/s (read + write bytes; median of {copy['repeat']})"
         + (f"; {env['copy_limit_end_gbps']:.2f} GB/s at the end"

@@ -319,7 +319,7 @@ def test_measure_interleaved_times_contenders_round_by_round():
     items = [bench.Timed(lambda name=name: log.append(name)) for name in "abc"]
     bench.measure_interleaved(items, repeat=4, min_time=0.0)
     assert log[:3] == ["a", "b", "c"]              # calibration: one warm-up call each
-    assert log[3:] == ["a", "b", "c"] * 4          # then round by round
+    assert log[3:] == ["a", "a", "b", "b", "c", "c"] * 4   # round by round, in pairs
     for item in items:
         assert item.number == 1 and len(item.times) == 4 and item.error is None
         assert all(t >= 0 for t in item.times)
@@ -337,7 +337,7 @@ def test_measure_interleaved_slow_items_hooks_and_errors():
     def fails_in_round_two():
         calls["fail"] += 1
         log.append("fail")
-        if calls["fail"] == 3:                     # warm-up, round 0, then round 1 raises
+        if calls["fail"] == 4:     # warm-up, round 0's pair, then round 1's first call raises
             raise RuntimeError("broke mid-run")
 
     items = [bench.Timed(slow), bench.Timed(fails_in_round_two),
@@ -349,15 +349,17 @@ def test_measure_interleaved_slow_items_hooks_and_errors():
     assert all(t >= 0.003 for t in slow_item.times)
     assert isinstance(failing.error, RuntimeError) and len(failing.times) == 1
     assert len(fast.times) == 5 and fast.error is None
-    # every measurement of the hooked item: its before hook, then prepare + call
-    assert log.count("before") == 1 + 5 and log.count("prep") == log.count("fast") == 1 + 5
+    # every measurement of the hooked item: its before hook, then two prepare + call pairs
+    assert log.count("before") == 1 + 5
+    assert log.count("prep") == log.count("fast") == 1 + 2 * 5
     rounds = "".join({"slow": "s", "fail": "f", "fast": "x"}[e] for e in log
                      if e in ("slow", "fail", "fast"))
-    assert rounds == "sfx" + "sfx" + "fx" + "x" + "x" + "sx"
+    # calibration; round 0; round 1, where the failing item raises on its untimed call; ...
+    assert rounds == "sfx" + "sffxx" + "fxx" + "xx" + "xx" + "sxx"
 
 
-def test_measure_interleaved_rewarms_looped_items_only():
-    counts = {"short": 0, "long": 0}
+def test_measure_interleaved_times_the_second_of_two_calls_except_slow_ones():
+    counts = {"short": 0, "long": 0, "slow": 0}
 
     def short():
         counts["short"] += 1
@@ -366,13 +368,19 @@ def test_measure_interleaved_rewarms_looped_items_only():
         counts["long"] += 1
         time.sleep(0.002)
 
-    short_item, long_item = bench.Timed(short), bench.Timed(long)
-    bench.measure_interleaved([short_item, long_item], repeat=3, min_time=0.001)
-    assert short_item.number > 1 and long_item.number == 1
-    assert counts["long"] == 1 + 3                     # warm-up + one call per round
+    def slow():
+        counts["slow"] += 1
+        time.sleep(0.006)
+
+    items = [bench.Timed(short), bench.Timed(long), bench.Timed(slow)]
+    bench.measure_interleaved(items, repeat=3, min_time=0.001, slow=0.005, slow_repeat=2)
+    short_item, long_item, slow_item = items
+    assert short_item.number > 1 and long_item.number == 1 and slow_item.number == 1
+    assert counts["long"] == 1 + 3 * 2                 # warm-up, then an untimed + a timed call
+    assert counts["slow"] == 1 + 2                     # warm-up, then timed alone, 2 rounds
     # calibration calls, then per round one untimed call and a loop of `number`
     assert counts["short"] >= 2 + 3 * (1 + short_item.number)
-    assert len(short_item.times) == len(long_item.times) == 3
+    assert len(short_item.times) == len(long_item.times) == 3 and len(slow_item.times) == 2
 
 
 def test_run_times_a_group_interleaved(monkeypatch):
@@ -441,7 +449,7 @@ def test_table_and_json_contain_the_records(micro_result, tmp_path):
         assert str(env[key]) in text
     assert f"openmp_enabled={fastembed.openmp_enabled()}" in text
     assert "logical cores" in text and "repeat: 1" in text
-    assert "interleaved, round by round" in text
+    assert "interleaved, round by round" in text and "second of two in a row" in text
     for col in bench.TABLE_COLUMNS:
         assert col in text
     for r in micro_result.records:
