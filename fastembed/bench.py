@@ -64,7 +64,8 @@ timed ``min(repeat, SLOW_REPEAT)`` times, in rounds spread over the run (np.add.
 shapes). Every other measurement follows one untimed call of the same contender, so that it
 is the second of two calls in a row, as in a loop. A call shorter than
 ``MIN_MEASURE_SECONDS`` (20 ms) is timed timeit-style: one measurement is a loop of
-``number`` calls lasting at least 20 ms, and the time per call is reported. The garbage collector is off while timing. For ``torch sparse bwd+coalesce`` the forward
+``number`` calls lasting at least 20 ms, and the time per call is reported. The garbage
+collector is off while timing. For ``torch sparse bwd+coalesce`` the forward
 ``F.embedding(tX, w, sparse=True)`` runs untimed before every call, and the timed part is
 ``y.backward(tG)`` followed by ``w.grad.coalesce()``; the torch bag backward and every
 ``adam_step`` contender also run their forward untimed before every call.
@@ -1194,10 +1195,10 @@ def measure_interleaved(items, *, repeat, min_time=None, slow=None, slow_repeat=
     and the memory it allocates just freed by its previous call. (On this VM, memory that
     stays free for a second or two is handed back to the host, and touching it again costs
     about 1 ms per 2 MB: 300-540 ms for 256 MB against 22 ms. A contender that allocates its
-    output, timed right after the others had run for a second, paid that: fastembed's
-    2-thread bag backward took 244 ms as the first call and 90 ms as the second.) An
-    exception stops that item only (``item.error``). The garbage collector is off
-    throughout.
+    output, timed right after the others had run for a second, paid for it: fastembed's
+    2-thread bag backward took a median 244 ms as the first call after the others, 135 ms as
+    the second, and 80-90 ms in a loop of its own.) An exception stops that item only
+    (``item.error``). The garbage collector is off throughout.
     """
     slow = SLOW_CALL_SECONDS if slow is None else slow
     slow_repeat = SLOW_REPEAT if slow_repeat is None else slow_repeat
