@@ -1533,7 +1533,6 @@ def _run_group(problem, op, group, threads, repeat, torch, copy_gbps, min_time):
         rec.repeat, rec.number = len(t.times), t.number
         rec.gbps = nbytes / rec.median_s / 1e9
         rec.pct_copy = 100.0 * rec.gbps / copy_gbps
-    timed.clear()
     # the denominator: the baseline's first timed row (its smallest thread count); only that
     # row keeps baseline=True, so a threaded baseline's other rows plot as contenders
     flagged = [r for r in records if r.baseline]
