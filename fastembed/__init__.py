@@ -57,12 +57,13 @@ from .nn import Linear
 from .text import Vocab, pad_sequences, tokenize
 from .train import ArrayDataset, Trainer
 from .vectors import Vectors
-from .word2vec import SkipGram, train_word2vec
+from .word2vec import CBOW, SkipGram, train_word2vec
 
 __all__ = [
     "ArrayDataset",
     "BagClassifier",
     "BoundsCheckWarning",
+    "CBOW",
     "Embedding",
     "EmbeddingBag",
     "Linear",

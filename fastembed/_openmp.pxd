@@ -8,3 +8,4 @@ cdef extern from "_openmp_shim.h" nogil:
     int omp_get_thread_num()
     int omp_get_num_threads()
     void omp_set_num_threads(int n)
+    void fe_omp_barrier()

@@ -10,7 +10,13 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define FASTEMBED_OPENMP 1
+/* An explicit barrier for the threads of the enclosing parallel region (Cython's prange inside
+ * a `with parallel()` block is an `omp for nowait`: it has none of its own). */
+static inline void fe_omp_barrier(void) {
+    #pragma omp barrier
+}
 #else
+static inline void fe_omp_barrier(void) { }
 #define FASTEMBED_OPENMP 0
 static inline int omp_get_max_threads(void) { return 1; }
 static inline int omp_get_num_procs(void) { return 1; }

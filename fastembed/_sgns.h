@@ -1,36 +1,30 @@
-/* The arithmetic of skip-gram with negative sampling (word2vec SGNS), one window at a time.
+/* The arithmetic of word2vec with negative sampling: one skip-gram pair, or one CBOW
+ * prediction, at a time, exactly as gensim's word2vec_inner.pyx and word2vec.c order it.
  *
- * A window is the set of context words around one centre word. Following Ji et al. (2016,
- * "Parallelizing Word2Vec in Shared and Distributed Memory"), the contexts of a window share
- * one draw of negative samples, so that the window's work becomes two small matrix products:
+ * Skip-gram, for a centre word w and one context word u of its window:
  *
- *     in  = syn0[contexts]            (n_in  x d)   the context words' input vectors
- *     out = syn1neg[centre, negs...]  (n_out x d)   row 0 is the positive target
- *     x   = in . out^T                (n_in x n_out) logits
- *     g   = alpha * (label - sigmoid(x))            label 1 in column 0, else 0
- *     in  += g . out      (computed from the old `out`)
- *     out += g^T . in     (computed from the old `in`)
+ *     h    = syn0[u]                       the context's input vector
+ *     for o in syn1neg[w], syn1neg[n_1], ..., syn1neg[n_k]   (w is the positive target,
+ *                                          the n_i are noise words drawn for this pair)
+ *         x = h . o;   g = alpha (label - sigmoid(x))         label 1 for w, else 0
+ *         work += g o;  o += g h           (each output row moves at once)
+ *     syn0[u] += work                      (the input row moves at the end)
  *
- * which is one SGD step, with learning rate alpha, on the window's loss
- *     sum_a [ softplus(-x[a,0]) + sum_{b>0} softplus(x[a,b]) ].
+ * which is one SGD step on the pair's loss softplus(-h.o_w) + sum_i softplus(h.o_ni), with the
+ * output rows updated one after the other. CBOW replaces h by the mean of the window's
+ * context rows and adds work to each of them.
  *
- * The sigmoid and softplus come from tables over [-FE_SGNS_MAX_X, FE_SGNS_MAX_X] with linear
- * interpolation (word2vec.c and gensim use a table without interpolation, and skip the update
- * outside [-6, 6]); outside the range the sigmoid is clamped to 0 or 1 (a jump of
- * sigmoid(-8) = 3.4e-4 at the edges) and NaN gives 1, so that a diverged model can never index
- * outside the tables. Inside the range the interpolation error is below 1e-5, which SGD does not notice, and the tables make a logit cost a few
- * instructions instead of an exp() and a log().
- *
- * Dot products use sixteen independent partial sums in a fixed order, so that the compiler can
- * vectorise them without -ffast-math and the result does not depend on anything but the data.
- * Row pointers are restrict: an input row and an output row never alias (they live in
- * different tables or different scratch buffers).
+ * The sigmoid and softplus come from tables of FE_SGNS_TABLE_SIZE + 1 points on
+ * [-FE_SGNS_MAX_X, FE_SGNS_MAX_X], linearly interpolated (beyond: exactly 0/1 and 0/x). The
+ * helpers are plain C over raw pointers; the Cython kernel (_word2vec.pyx) owns the loops,
+ * the random draws and the scratch buffers.
  */
 #ifndef FASTEMBED_SGNS_H
 #define FASTEMBED_SGNS_H
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /* The window step is compiled twice, for AVX2 and for the baseline instruction set, and the
@@ -45,8 +39,19 @@
 #define FE_SGNS_CLONES
 #endif
 
+/* *p += 1, atomically among the threads of a parallel region (a plain increment without
+ * OpenMP, where there is one thread). */
+static inline void fe_atomic_inc(int32_t *p) {
+#ifdef _OPENMP
+    #pragma omp atomic
+#endif
+    *p += 1;
+}
+
 #define FE_SGNS_TABLE_SIZE 1024
 #define FE_SGNS_MAX_X 8.0
+/* gensim's MAX_EXP: an output whose logit is at least this far from 0 is not updated */
+#define FE_SGNS_SKIP_X 6.0
 
 static double fe_sgns_sigmoid_table[FE_SGNS_TABLE_SIZE + 2];
 static double fe_sgns_softplus_table[FE_SGNS_TABLE_SIZE + 2];
@@ -142,16 +147,34 @@ static inline void fe_sgns_sig_sp_f(float x, float *sig, float *sp) {
 }
 
 /* FE_SGNS_DEFINE(T, SUF, SIG_SP) defines, for element type T:
- *   fe_dot_SUF(x, y, n):        sum x[i] y[i], sixteen partial sums (two AVX registers, four
- *                               SSE ones: enough independent additions to hide their
- *                               latency), combined in a fixed order
- *   fe_axpy4_SUF(y, k, a, x, n): y += a[0] x[0] + ... + a[k-1] x[k-1] for k <= 4, added one
- *                               term after the other (the same sums as k single axpys, with
- *                               y loaded and stored once)
- *   fe_sgns_window_SUF(...):    one window's SGD step (see the top of the file); returns the
- *                               window's loss (before the update) as a double, with the
- *                               positive's softplus(-x) computed as softplus(x) - x.
- * g is scratch of n_in * n_out elements, delta of n_in * d elements. */
+ *   fe_dot_SUF(x, y, n):   sum x[i] y[i], sixteen partial sums (two AVX registers, four SSE
+ *                          ones: enough independent additions to hide their latency),
+ *                          combined in a fixed order
+ *   fe_sgns_outputs_SUF(h, out_rows, n_out, d, alpha, work): the output side of one
+ *                          prediction from the hidden vector h (a context's input row for
+ *                          skip-gram, the mean of the context rows for CBOW). Row 0 of
+ *                          out_rows is the positive target (label 1), the others are noise
+ *                          words (label 0). For each output row o in turn, as gensim and
+ *                          word2vec.c do:
+ *                              x = h . o;  g = alpha (label - sigmoid(x))
+ *                              work += g o;  o += g h
+ *                          so a later row sees the earlier rows' updates (the same noise word
+ *                          drawn twice moves twice). work must be zeroed by the caller; xs is
+ *                          scratch of n_out elements. The logits are computed first, all of
+ *                          them (h does not change, and a row drawn twice gets its logit
+ *                          again): the same results as one output after the other.
+ *                          Returns the loss of the prediction before the update,
+ *                          softplus(-x) for the positive and softplus(x) for the negatives,
+ *                          as a double, with softplus(-x) computed as softplus(x) - x.
+ *   fe_sgns_pair_SUF(in, ...): one skip-gram pair: work = 0, the outputs from h = in, then
+ *                          in += work.
+ *   fe_cbow_SUF(in_rows, n_in, ...): one CBOW prediction (gensim's cbow_mean=1):
+ *                          h = (in_0 + ... + in_{n-1}) * (1/n), the outputs from h, then
+ *                          every context row gets in_j += work (the full gradient with respect
+ *                          to h, not 1/n of it: word2vec.c's and gensim's rule). A row that
+ *                          stands twice in the window moves twice.
+ * Every loop is elementwise or a fe_dot, and no FMA is contracted (-ffp-contract=off), so the
+ * AVX2 and baseline clones compute the same operations in the same order: the same bits. */
 #define FE_SGNS_DEFINE(T, SUF, SIG_SP)                                                \
 static inline T fe_dot_##SUF(const T *restrict x, const T *restrict y, ptrdiff_t n) {         \
     T acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};                              \
@@ -166,83 +189,70 @@ static inline T fe_dot_##SUF(const T *restrict x, const T *restrict y, ptrdiff_t
     return s;                                                                                 \
 }                                                                                             \
                                                                                               \
-static inline void fe_axpy4_##SUF(T *restrict y, int k, const T *a, T *const *x,              \
-                                  ptrdiff_t n) {                                              \
-    ptrdiff_t i;                                                                              \
-    const T a0 = a[0], a1 = k > 1 ? a[1] : 0, a2 = k > 2 ? a[2] : 0, a3 = k > 3 ? a[3] : 0;  \
-    const T *restrict x0 = x[0];                                                              \
-    const T *restrict x1 = k > 1 ? x[1] : x[0];                                               \
-    const T *restrict x2 = k > 2 ? x[2] : x[0];                                               \
-    const T *restrict x3 = k > 3 ? x[3] : x[0];                                               \
-    switch (k) {                                                                              \
-    case 4:                                                                                   \
-        for (i = 0; i < n; i++) {                                                             \
-            T v = y[i] + a0 * x0[i];                                                          \
-            v = v + a1 * x1[i];                                                               \
-            v = v + a2 * x2[i];                                                               \
-            y[i] = v + a3 * x3[i];                                                            \
+static inline double fe_sgns_outputs_##SUF(const T *restrict h, T *const *out_rows,           \
+                                           int n_out, ptrdiff_t d, T alpha,                   \
+                                           T *restrict work, T *restrict xs) {                \
+    double loss = 0.0;                                                                        \
+    int b, a;                                                                                 \
+    ptrdiff_t c;                                                                              \
+    /* every logit first, so that the independent dot products overlap in the CPU */          \
+    for (b = 0; b < n_out; b++) xs[b] = fe_dot_##SUF(h, out_rows[b], d);                      \
+    for (b = 0; b < n_out; b++) {                                                             \
+        T *restrict o = out_rows[b];                                                          \
+        T x = xs[b];                                                                          \
+        T sig, sp, g;                                                                         \
+        /* a row drawn twice moved at its first use: its logit is taken again, so that the    \
+         * result is that of updating the rows one after the other */                         \
+        for (a = 0; a < b; a++) {                                                             \
+            if (out_rows[a] == o) {                                                           \
+                x = fe_dot_##SUF(h, o, d);                                                    \
+                break;                                                                        \
+            }                                                                                 \
         }                                                                                     \
-        break;                                                                                \
-    case 3:                                                                                   \
-        for (i = 0; i < n; i++) {                                                             \
-            T v = y[i] + a0 * x0[i];                                                          \
-            v = v + a1 * x1[i];                                                               \
-            y[i] = v + a2 * x2[i];                                                            \
+        SIG_SP(x, &sig, &sp);                                                                 \
+        loss += b == 0 ? (double)(sp - x) : (double)sp;                                       \
+        if (!(x > (T)-FE_SGNS_SKIP_X && x < (T)FE_SGNS_SKIP_X))                               \
+            continue;   /* gensim's rule: a saturated logit moves nothing */                  \
+        g = alpha * ((b == 0 ? (T)1 : (T)0) - sig);                                           \
+        for (c = 0; c < d; c++) {                                                             \
+            T oc = o[c];                                                                      \
+            work[c] = work[c] + g * oc;                                                       \
+            o[c] = oc + g * h[c];                                                             \
         }                                                                                     \
-        break;                                                                                \
-    case 2:                                                                                   \
-        for (i = 0; i < n; i++) {                                                             \
-            T v = y[i] + a0 * x0[i];                                                          \
-            y[i] = v + a1 * x1[i];                                                            \
-        }                                                                                     \
-        break;                                                                                \
-    default:                                                                                  \
-        for (i = 0; i < n; i++) y[i] = y[i] + a0 * x0[i];                                     \
     }                                                                                         \
+    return loss;                                                                              \
 }                                                                                             \
                                                                                               \
-FE_SGNS_CLONES static double fe_sgns_window_##SUF(T *const *in_rows, int n_in,                \
-                                   T *const *out_rows, int n_out, ptrdiff_t d, T alpha,       \
-                                   T *restrict g, T *restrict delta) {                        \
-    double loss = 0.0;                                                                        \
-    T col[4];                                                                                 \
-    int a, b, k;                                                                              \
-    for (a = 0; a < n_in; a++) {                                                              \
-        const T *in = in_rows[a];                                                             \
-        T *ga = g + (ptrdiff_t)a * n_out;                                                     \
-        T *da = delta + (ptrdiff_t)a * d;                                                     \
-        for (b = 0; b < n_out; b++) {                                                         \
-            T x = fe_dot_##SUF(in, out_rows[b], d);                                           \
-            T sig, sp;                                                                         \
-            SIG_SP(x, &sig, &sp);                                                              \
-            /* loss: softplus(-x) = softplus(x) - x for the positive */                        \
-            if (b == 0) {                                                                      \
-                ga[b] = alpha * ((T)1 - sig);                                                  \
-                loss += (double)(sp - x);                                                      \
-            } else {                                                                           \
-                ga[b] = alpha * ((T)0 - sig);                                                  \
-                loss += (double)sp;                                                            \
-            }                                                                                  \
-        }                                                                                     \
-        /* delta_a = sum_b g[a,b] out_b, from the old out rows */                             \
-        memset(da, 0, (size_t)d * sizeof(T));                                                 \
-        for (b = 0; b < n_out; b += 4) {                                                      \
-            k = n_out - b < 4 ? n_out - b : 4;                                                \
-            fe_axpy4_##SUF(da, k, ga + b, out_rows + b, d);                                   \
-        }                                                                                     \
+FE_SGNS_CLONES static double fe_sgns_pair_##SUF(T *restrict in, T *const *out_rows, int n_out, \
+                                                ptrdiff_t d, T alpha, T *restrict work,       \
+                                                T *restrict xs) {                             \
+    double loss;                                                                              \
+    ptrdiff_t c;                                                                              \
+    memset(work, 0, (size_t)d * sizeof(T));                                                   \
+    loss = fe_sgns_outputs_##SUF(in, out_rows, n_out, d, alpha, work, xs);                        \
+    for (c = 0; c < d; c++) in[c] = in[c] + work[c];                                          \
+    return loss;                                                                              \
+}                                                                                             \
+                                                                                              \
+FE_SGNS_CLONES static double fe_cbow_##SUF(T *const *in_rows, int n_in, T *const *out_rows,    \
+                                           int n_out, ptrdiff_t d, T alpha,                   \
+                                           T *restrict h, T *restrict work,                   \
+                                           T *restrict xs) {                                  \
+    double loss;                                                                              \
+    ptrdiff_t c;                                                                              \
+    int a;                                                                                    \
+    const T inv = (T)1 / (T)n_in;                                                             \
+    memcpy(h, in_rows[0], (size_t)d * sizeof(T));                                             \
+    for (a = 1; a < n_in; a++) {                                                              \
+        const T *restrict x = in_rows[a];                                                     \
+        for (c = 0; c < d; c++) h[c] = h[c] + x[c];                                           \
     }                                                                                         \
-    /* out_b += sum_a g[a,b] in_a, from the old in rows */                                    \
-    for (b = 0; b < n_out; b++) {                                                             \
-        for (a = 0; a < n_in; a += 4) {                                                       \
-            k = n_in - a < 4 ? n_in - a : 4;                                                  \
-            for (int j = 0; j < k; j++) col[j] = g[(ptrdiff_t)(a + j) * n_out + b];           \
-            fe_axpy4_##SUF(out_rows[b], k, col, in_rows + a, d);                              \
-        }                                                                                     \
-    }                                                                                         \
+    for (c = 0; c < d; c++) h[c] = h[c] * inv;                                                \
+    memset(work, 0, (size_t)d * sizeof(T));                                                   \
+    loss = fe_sgns_outputs_##SUF(h, out_rows, n_out, d, alpha, work, xs);                         \
     for (a = 0; a < n_in; a++) {                                                              \
-        T one = 1;                                                                            \
-        T *dptr = delta + (ptrdiff_t)a * d;                                                   \
-        fe_axpy4_##SUF(in_rows[a], 1, &one, &dptr, d);                                        \
+        T *restrict y = in_rows[a];                                                           \
+        for (c = 0; c < d; c++) y[c] = y[c] + work[c];                                        \
     }                                                                                         \
     return loss;                                                                              \
 }

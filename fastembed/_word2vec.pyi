@@ -6,31 +6,33 @@ import numpy.typing as npt
 
 def sigmoid(x: float) -> float: ...
 def softplus(x: float) -> float: ...
-def sgns_step(
+def w2v_step(
     syn0: npt.NDArray[np.floating],
     syn1neg: npt.NDArray[np.floating],
     words: npt.NDArray[np.int32],
     starts: npt.NDArray[np.int64],
-    shard_bounds: npt.NDArray[np.int64],
     keep: npt.NDArray[np.uint32],
     subsample: bool,
     accept: npt.NDArray[np.uint64],
     alias: npt.NDArray[np.int32],
     window: int,
     negative: int,
-    alpha: float,
+    cbow: bool,
+    alpha0: float,
+    alpha1: float,
     seed: int,
+    n_shards: int,
+    round_words: int,
+    hogwild: bool,
     slots: npt.NDArray[np.int32],
     count: npt.NDArray[np.int32],
     buf: npt.NDArray[np.uint8],
     touched: npt.NDArray[np.int64],
     cap_in: int,
-    hogwild: bool,
     loss: npt.NDArray[np.float64],
     pairs: npt.NDArray[np.int64],
-    kept: npt.NDArray[np.int64],
     n_threads: int,
     record: bool = ...,
     rec_reduced: Optional[npt.NDArray[np.int32]] = ...,
     rec_neg: Optional[npt.NDArray[np.int32]] = ...,
-) -> None: ...
+) -> int: ...

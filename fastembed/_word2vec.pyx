@@ -1,52 +1,73 @@
-"""Compiled kernel of word2vec's skip-gram with negative sampling (SGNS).
+"""Compiled kernel of word2vec with negative sampling: skip-gram and CBOW.
 
-Layers as in ``_kernels.pyx``: the window arithmetic lives in ``_sgns.h`` (nogil C helpers);
-``sgns_step`` is the ``def`` kernel over typed memoryviews; ``fastembed.word2vec.SkipGram``
-validates, owns the tables and the workspace, and calls it once per batch of sentences.
+Layers as in ``_kernels.pyx``: the arithmetic of one prediction lives in ``_sgns.h`` (nogil
+C helpers); ``w2v_step`` is the ``def`` kernel over typed memoryviews;
+``fastembed.word2vec.Word2Vec`` validates, owns the tables and the workspace, and calls it
+once per batch of sentences.
 
-One call trains on a batch of sentences, split into ``n_shards`` contiguous shards of about
-equal word counts; shard ``t`` runs on its own thread with its own random stream
-(``splitmix64`` seeded from ``seed`` and ``t``). For each sentence the shard:
+One call trains on a batch of sentences:
 
-1. drops words by frequency subsampling, gensim's rule: word ``w`` is kept when a 32-bit
-   random number is at most ``keep[w]`` (``keep[w] = P(keep w) * (2**32 - 1)``);
-2. for each kept word, the centre, draws a reduced window ``b`` uniform in [0, window) and
-   takes the kept words within ``window - b`` positions as contexts (never across sentences);
-3. draws ``negative`` noise words from the unigram**0.75 distribution (Walker's alias
-   method); a draw equal to the centre is skipped, as gensim does;
-4. applies one SGD step on the window (``fe_sgns_window_*``, ``_sgns.h``).
+1. **Subsampling.** Word ``w`` at batch position ``p`` is kept when a 32-bit hash of
+   ``(seed, p)`` is at most ``keep[w]`` (``keep[w] = P(keep w) * (2**32 - 1)``, gensim's rule).
+   The kept words form each sentence's reduced sentence; windows never cross sentences.
+2. **Each kept word, the centre**, owns a random stream seeded from ``(seed, p)``: it draws
+   the reduced window ``b`` uniform in [0, window) and takes the kept words within
+   ``window - b`` positions as its contexts; then, for skip-gram, each (centre, context) pair
+   draws ``negative`` fresh noise words from the unigram**0.75 distribution (Walker's alias
+   method), and for CBOW the centre draws them once. A draw equal to the centre is skipped,
+   as gensim does. The learning rate of the centre is ``alpha0 + alpha_step * p``: it decays
+   word by word.
+3. **One SGD step** per pair (skip-gram) or per centre (CBOW), ``fe_sgns_pair_*`` and
+   ``fe_cbow_*`` in ``_sgns.h``: gensim's updates, in gensim's order.
 
-Deterministic by default. With one shard, updates go straight into the tables: plain online
-SGD. With several shards, each shard works on private copies of the rows it touches (copied
-from the tables on first touch), so shards never see each other's writes during the call;
-at the end each row moves by a weighted sum of the changes (copy - original) of the shards
-that touched it, added in shard order (see ``_merge_scale``: the sum for rarely used rows, the
-mean for heavily used ones). The result depends on the seed and the number of shards
-only, never on the number of threads or how they were scheduled. ``hogwild=True`` writes straight into the shared tables from all
-threads, as gensim and word2vec.c do: a little faster, not reproducible.
+Every draw depends on the seed and the position only, never on which thread or shard works
+on the word. How the work is split:
 
-``record=True`` trains nothing and writes the random draws (kept words, reduced windows,
-negatives) to arrays instead, so that tests can replay them in a NumPy reference.
+* ``n_shards == 1``: the centres in corpus order, updates straight into the tables: plain
+  online SGD, one thread (gensim with one worker, up to its random numbers).
+* ``n_shards > 1`` (deterministic, the default): the kept words are cut into ``n_shards``
+  contiguous pieces, far apart in the batch, as gensim's workers take different jobs. The
+  shards advance in rounds of ``round_words`` centres each; within a round each shard trains
+  on private copies of the rows it touches (copied from the tables on first touch), then
+  every touched row moves by the sum of the shards' changes, added in shard order, and the
+  next round starts from the merged tables. This is what lock-free threads do, with the
+  staleness bounded by one round and the order of the sums fixed, so the result depends on
+  the seed, ``n_shards`` and ``round_words``, never on the number of threads.
+* ``hogwild``: the kept words are cut into pieces that the threads take as they free up,
+  writing straight into the shared tables as gensim and word2vec.c do: not reproducible with
+  more than one thread.
+
+``record=True`` trains nothing and writes the random draws (reduced windows, noise words) to
+arrays instead, so that the tests can replay them in a NumPy reference.
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
+from ._openmp cimport fe_omp_barrier
+from ._rowops cimport fe_prefetch_row
 from ._typedefs cimport floating
-
-import numpy as np
 
 cdef extern from "_sgns.h" nogil:
     void fe_sgns_init_tables()
     double fe_sgns_sigmoid(double x)
     double fe_sgns_softplus(double x)
-    double fe_sgns_window_f(float **in_rows, int n_in, float **out_rows, int n_out,
-                            Py_ssize_t d, float alpha, float *g, float *delta)
-    double fe_sgns_window_d(double **in_rows, int n_in, double **out_rows, int n_out,
-                            Py_ssize_t d, double alpha, double *g, double *delta)
+    double fe_sgns_pair_f(float *inp, float **out_rows, int n_out, Py_ssize_t d,
+                          float alpha, float *work, float *xs)
+    double fe_sgns_pair_d(double *inp, double **out_rows, int n_out, Py_ssize_t d,
+                          double alpha, double *work, double *xs)
+    double fe_cbow_f(float **in_rows, int n_in, float **out_rows, int n_out, Py_ssize_t d,
+                     float alpha, float *h, float *work, float *xs)
+    double fe_cbow_d(double **in_rows, int n_in, double **out_rows, int n_out, Py_ssize_t d,
+                     double alpha, double *h, double *work, double *xs)
+    void fe_atomic_inc(int32_t *p)
 
 fe_sgns_init_tables()
+
+# what the hashes of a batch position feed (so that no two draws share a stream)
+cdef uint64_t SALT_SUBSAMPLE = 0x243F6A8885A308D3ULL
+cdef uint64_t SALT_CENTRE = 0x13198A2E03707344ULL
 
 
 def sigmoid(double x):
@@ -59,14 +80,17 @@ def softplus(double x):
     return fe_sgns_softplus(x)
 
 
-cdef inline uint64_t _next(uint64_t* state) noexcept nogil:
-    """splitmix64: a fast 64-bit generator with a one-word state (Steele et al., 2014)."""
-    cdef uint64_t z
-    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
-    z = state[0]
+cdef inline uint64_t _mix(uint64_t z) noexcept nogil:
+    """splitmix64's finaliser: a bijective 64-bit hash (Steele et al., 2014)."""
     z = (z ^ (z >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
     z = (z ^ (z >> 27)) * <uint64_t>0x94D049BB133111EBULL
     return z ^ (z >> 31)
+
+
+cdef inline uint64_t _next(uint64_t* state) noexcept nogil:
+    """splitmix64: a fast 64-bit generator with a one-word state."""
+    state[0] += <uint64_t>0x9E3779B97F4A7C15ULL
+    return _mix(state[0])
 
 
 cdef inline int32_t _draw_negative(uint64_t* state, const uint64_t* accept,
@@ -79,334 +103,482 @@ cdef inline int32_t _draw_negative(uint64_t* state, const uint64_t* accept,
     return alias[col]
 
 
+cdef struct Config:
+    # Filled once with the GIL held, read by every thread.
+    int window
+    int negative
+    bint cbow
+    bint private           # deterministic shards: rows two shards share go private each round
+    bint record
+    Py_ssize_t d
+    Py_ssize_t row_bytes
+    Py_ssize_t V
+    int64_t round_words    # centres a shard plans and trains per round
+    int64_t stride_neg     # noise words a centre may draw: 2 window negative (CBOW: negative)
+    double alpha0          # learning rate at batch position 0 ...
+    double alpha_step      # ... and its change per position
+    uint64_t centre_key    # _mix(seed ^ SALT_CENTRE)
+    uint64_t n_vocab
+    const uint64_t* accept
+    const int32_t* alias
+    const int32_t* kw      # kept words, in batch order (K)
+    const int64_t* kpos    # their batch positions (K)
+    const int64_t* klo     # first kept index of each kept word's sentence (K)
+    const int64_t* khi     # one past its last (K)
+    int32_t* count         # (2 V) shards that touch each row in this round (private mode)
+
+
 cdef struct Shard:
-    # Private row copies of one shard (deterministic mode with several shards).
-    int32_t* slot_in       # row -> slot in the buffer, or -1 (length V)
+    # the plans of the round: for each of its (at most round_words) centres
+    int64_t* p_index       # the centre's kept index
+    int32_t* p_nctx        # its number of contexts
+    int32_t* p_ctx         # its contexts (round_words x 2 window)
+    int32_t* p_nneg        # noise words per context (round_words x 2 window; CBOW: x 1)
+    int32_t* p_neg         # the noise words (round_words x stride_neg)
+    int64_t n_plans
+    # private mode: the rows the shard touches this round, and private copies of the shared
+    int32_t* slot_in       # row -> slot, or -1 (length V)
     int32_t* slot_out
     char* buf              # cap_in + cap_out rows of d elements
     int64_t* touched       # slot -> row id (input slots first, then output slots)
-    int32_t* uses          # slot -> how many windows used the row in this shard
     int64_t n_in
     int64_t n_out
     int64_t cap_in
-    Py_ssize_t row_bytes
     # scratch, allocated with the GIL before any work, so that running out of memory raises
     # MemoryError before a single row changes
-    int64_t* kept          # positions of the kept words of a sentence
     void** in_rows         # 2 window row pointers
     void** out_rows        # negative + 1 row pointers
-    int32_t* out_ids       # negative + 1 ids
-    void* g                # (2 window) x (negative + 1) step sizes
-    void* delta            # (2 window) x d changes of the input rows
+    void* work             # d elements
+    void* h                # d elements
+    void* xs               # negative + 1 elements
+    # totals over the call
+    double loss
+    int64_t pairs
 
 
-cdef inline floating* _row(floating* table, Shard* sh, bint private, bint is_out,
-                           int64_t r) noexcept nogil:
-    """The row to work on: the table's own row r, or the shard's private copy of it."""
-    cdef int32_t* slot
+cdef inline void _touch(const Config* cfg, Shard* sh, bint is_out, int32_t r) noexcept nogil:
+    """Private mode, planning: note that the shard touches row r in this round."""
+    cdef int32_t* slot = sh.slot_out if is_out else sh.slot_in
     cdef int64_t s
-    if not private:
-        return <floating*>(<char*>table + r * sh.row_bytes)
-    slot = sh.slot_out if is_out else sh.slot_in
-    s = slot[r]
-    if s < 0:
-        if is_out:
-            s = sh.cap_in + sh.n_out
-            sh.n_out += 1
-        else:
-            s = sh.n_in
-            sh.n_in += 1
-        slot[r] = <int32_t>s
-        sh.touched[s] = r
-        sh.uses[s] = 0
-        memcpy(sh.buf + s * sh.row_bytes, <char*>table + r * sh.row_bytes, sh.row_bytes)
-    sh.uses[s] += 1
-    return <floating*>(sh.buf + s * sh.row_bytes)
+    if slot[r] >= 0:
+        return
+    if is_out:
+        s = sh.cap_in + sh.n_out
+        sh.n_out += 1
+    else:
+        s = sh.n_in
+        sh.n_in += 1
+    slot[r] = <int32_t>s
+    sh.touched[s] = r
+    fe_atomic_inc(&cfg.count[r + (cfg.V if is_out else 0)])
 
 
-cdef void _run_shard(floating[:, ::1] syn0, floating[:, ::1] syn1neg,
-                     const int32_t[::1] words, const int64_t[::1] starts,
-                     int64_t s_lo, int64_t s_hi, const uint32_t[::1] keep, bint subsample,
-                     const uint64_t[::1] accept, const int32_t[::1] alias,
-                     int window, int negative, floating alpha, uint64_t seed, int64_t shard,
-                     Shard* sh, bint private, bint record,
-                     int32_t[::1] rec_reduced, int32_t[:, ::1] rec_neg,
-                     double* loss_out, int64_t* pairs_out, int64_t* kept_out) noexcept nogil:
-    """Train on sentences [s_lo, s_hi) of the batch (one shard), or record its draws."""
-    cdef uint64_t state = seed ^ (<uint64_t>(shard + 1) * <uint64_t>0xD1B54A32D192ED03ULL)
-    cdef uint64_t n_vocab = <uint64_t>accept.shape[0]
-    cdef Py_ssize_t d = syn0.shape[1]
-    cdef int64_t sent, p, i, j, lo, hi, n_kept
-    cdef int k, b, n_in, n_out
-    cdef int32_t w, centre, neg
-    cdef double loss = 0.0
-    cdef int64_t pairs = 0, kept_total = 0
-    cdef int64_t* kept = sh.kept
+cdef inline floating* _row(floating* table, const Config* cfg, Shard* sh, bint is_out,
+                           int64_t r) noexcept nogil:
+    """The row to train: the table's own row r, or the shard's private copy of a shared row."""
+    if cfg.private and cfg.count[r + (cfg.V if is_out else 0)] > 1:
+        return <floating*>(sh.buf + (sh.slot_out if is_out else sh.slot_in)[r] * cfg.row_bytes)
+    return <floating*>(<char*>table + r * cfg.row_bytes)
+
+
+cdef void _plan(const Config* cfg, Shard* sh, int64_t i, int32_t* rec_reduced,
+                int32_t* rec_neg) noexcept nogil:
+    """Draw centre i's reduced window and noise words into the shard's next plan."""
+    cdef int window = cfg.window, negative = cfg.negative
+    cdef int64_t q = sh.n_plans
+    cdef int64_t p = cfg.kpos[i], j, lo, hi
+    cdef uint64_t state = cfg.centre_key ^ <uint64_t>p
+    cdef int b, k, s, m, n_ctx = 0
+    cdef int32_t centre = cfg.kw[i], neg
+    cdef int32_t* ctx = sh.p_ctx + q * 2 * window
+    cdef int32_t* negs = sh.p_neg + q * cfg.stride_neg
+    cdef int32_t* nneg = sh.p_nneg + q * 2 * window
+    b = <int>(((_next(&state) >> 32) * <uint64_t>window) >> 32)
+    lo = i - window + b
+    if lo < cfg.klo[i]:
+        lo = cfg.klo[i]
+    hi = i + window + 1 - b
+    if hi > cfg.khi[i]:
+        hi = cfg.khi[i]
+    if cfg.record:
+        rec_reduced[p] = b
+    for j in range(lo, hi):
+        if j != i:
+            ctx[n_ctx] = cfg.kw[j]
+            n_ctx += 1
+            if cfg.private:
+                _touch(cfg, sh, False, cfg.kw[j])
+    sh.p_index[q] = i
+    sh.p_nctx[q] = n_ctx
+    sh.n_plans = q + 1
+    if n_ctx == 0:
+        return
+    if cfg.private:
+        _touch(cfg, sh, True, centre)
+    for s in range(1 if cfg.cbow else n_ctx):
+        m = 0
+        for k in range(negative):
+            neg = _draw_negative(&state, cfg.accept, cfg.alias, cfg.n_vocab)
+            if cfg.record:
+                rec_neg[(p * 2 * window + s) * negative + k] = -1 if neg == centre else neg
+            if neg != centre:
+                negs[s * negative + m] = neg
+                m += 1
+                if cfg.private:
+                    _touch(cfg, sh, True, neg)
+        nneg[s] = m
+
+
+cdef void _execute(floating* syn0, floating* syn1neg, const Config* cfg, Shard* sh,
+                   int64_t q) noexcept nogil:
+    """Plan q's training step(s): one per (centre, context) pair, or one CBOW step."""
+    cdef int window = cfg.window, negative = cfg.negative, s, m, n
+    cdef Py_ssize_t d = cfg.d
+    cdef int n_ctx = sh.p_nctx[q]
+    cdef int64_t i = sh.p_index[q]
+    cdef int32_t centre = cfg.kw[i]
+    cdef const int32_t* ctx = sh.p_ctx + q * 2 * window
+    cdef const int32_t* negs = sh.p_neg + q * cfg.stride_neg
+    cdef const int32_t* nneg = sh.p_nneg + q * 2 * window
     cdef floating** in_rows = <floating**>sh.in_rows
     cdef floating** out_rows = <floating**>sh.out_rows
-    cdef floating* g = <floating*>sh.g
-    cdef floating* delta = <floating*>sh.delta
-    cdef int32_t* out_ids = sh.out_ids
-    _next(&state)
-    for sent in range(s_lo, s_hi):
-        # 1. frequency subsampling
-        n_kept = 0
-        for p in range(starts[sent], starts[sent + 1]):
-            w = words[p]
-            if subsample and keep[w] < <uint32_t>(_next(&state) >> 32):
-                continue
-            kept[n_kept] = p
-            n_kept += 1
-        kept_total += n_kept
-        for i in range(n_kept):
-            # 2. the dynamic window
-            b = <int>(((_next(&state) >> 32) * <uint64_t>window) >> 32)
-            lo = i - window + b
-            if lo < 0:
-                lo = 0
-            hi = i + window + 1 - b
-            if hi > n_kept:
-                hi = n_kept
-            centre = words[kept[i]]
-            # 3. negatives, shared by the window's contexts
-            out_ids[0] = centre
-            n_out = 1
-            for k in range(negative):
-                neg = _draw_negative(&state, &accept[0], &alias[0], n_vocab)
-                if record:
-                    rec_neg[kept[i], k] = -1 if neg == centre else neg
-                if neg == centre:
-                    continue
-                out_ids[n_out] = neg
-                n_out += 1
-            if record:
-                rec_reduced[kept[i]] = b
-                continue
-            # 4. one SGD step on the window
-            n_in = 0
-            for j in range(lo, hi):
-                if j != i:
-                    in_rows[n_in] = _row(&syn0[0, 0], sh, private, False, words[kept[j]])
-                    n_in += 1
-            if n_in == 0:
-                continue
-            for k in range(n_out):
-                out_rows[k] = _row(&syn1neg[0, 0], sh, private, True, out_ids[k])
-            if floating is float:
-                loss += fe_sgns_window_f(in_rows, n_in, out_rows, n_out, d, alpha, g, delta)
-            else:
-                loss += fe_sgns_window_d(in_rows, n_in, out_rows, n_out, d, alpha, g, delta)
-            pairs += n_in
-    loss_out[0] = loss
-    pairs_out[0] = pairs
-    kept_out[0] = kept_total
+    cdef floating* work = <floating*>sh.work
+    cdef floating* h = <floating*>sh.h
+    cdef floating alpha = <floating>(cfg.alpha0 + cfg.alpha_step * <double>cfg.kpos[i])
+    cdef floating* inp
+    if n_ctx == 0:
+        return
+    if cfg.cbow:
+        for s in range(n_ctx):
+            in_rows[s] = _row(syn0, cfg, sh, False, ctx[s])
+        out_rows[0] = _row(syn1neg, cfg, sh, True, centre)
+        n = nneg[0]
+        for m in range(n):
+            out_rows[1 + m] = _row(syn1neg, cfg, sh, True, negs[m])
+        if floating is float:
+            sh.loss += fe_cbow_f(in_rows, n_ctx, out_rows, n + 1, d, alpha, h, work,
+                                  <float*>sh.xs)
+        else:
+            sh.loss += fe_cbow_d(in_rows, n_ctx, out_rows, n + 1, d, alpha, h, work,
+                                  <double*>sh.xs)
+        sh.pairs += 1
+        return
+    for s in range(n_ctx):
+        inp = _row(syn0, cfg, sh, False, ctx[s])
+        out_rows[0] = _row(syn1neg, cfg, sh, True, centre)
+        n = nneg[s]
+        for m in range(n):
+            out_rows[1 + m] = _row(syn1neg, cfg, sh, True, negs[s * negative + m])
+        if floating is float:
+            sh.loss += fe_sgns_pair_f(inp, out_rows, n + 1, d, alpha, work,
+                                       <float*>sh.xs)
+        else:
+            sh.loss += fe_sgns_pair_d(inp, out_rows, n + 1, d, alpha, work,
+                                       <double*>sh.xs)
+    sh.pairs += n_ctx
 
 
-cdef inline void _add_scaled_row(floating* y, const floating* x, floating scale,
-                                 Py_ssize_t d) noexcept nogil:
-    cdef Py_ssize_t c
-    if scale == 1:
-        for c in range(d):
-            y[c] = y[c] + x[c]
-    else:
-        for c in range(d):
-            y[c] = y[c] + scale * x[c]
+cdef void _plan_round(const Config* cfg, Shard* sh, int64_t c_lo, int64_t c_hi,
+                      int32_t* rec_reduced, int32_t* rec_neg) noexcept nogil:
+    """Plan the centres [c_lo, c_hi) (private mode: and note the rows they touch)."""
+    cdef int64_t i
+    sh.n_plans = 0
+    sh.n_in = 0
+    sh.n_out = 0
+    for i in range(c_lo, c_hi):
+        _plan(cfg, sh, i, rec_reduced, rec_neg)
 
 
-# alpha * uses at which a row counts as saturated (see _merge_scale). Chosen on measurements:
-# at 100 small Zipf vocabularies without subsampling diverge with 8+ shards; at 5 the
-# State of the Union vectors lose 0.03 of WordSim-353 Spearman; 10 to 20 keep both the
-# stability (every case tried, up to 64 shards and lr 0.1) and the quality of plain sums.
-cdef double MERGE_SATURATION = 16.0
+cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg,
+                       Shard* sh) noexcept nogil:
+    """Train the planned centres in order, prefetching the rows of the next one.
 
-cdef inline double _merge_scale(int32_t k, int32_t uses, double alpha) noexcept nogil:
-    """Weight of each shard's change of a row that k shards touched, `uses` times in all.
-
-    k shards each ran SGD on the row from the same start. While the row's total movement is
-    small (alpha * uses small) the changes are nearly independent of each other and add up,
-    as sequential SGD would (weight 1). A row used many times is a frequent word near its
-    local optimum in every shard: each change already carries the full step, and adding k
-    of them would overshoot k times, which diverges (small vocabularies, no subsampling).
-    Such a row moves by the mean of the changes (weight 1/k). In between the weight goes
-    smoothly from 1 to 1/k as alpha * uses goes from 0 to MERGE_SATURATION.
+    Private mode: rows that other shards touch in this round too are first copied, and the
+    shard trains its copies; the rows only it touches it trains in place.
     """
-    cdef double s = alpha * uses / MERGE_SATURATION
-    if k <= 1:
-        return 1.0
-    if s > 1.0:
-        s = 1.0
-    return 1.0 / (1.0 + (k - 1) * s)
+    cdef int64_t q, i, nq
+    cdef int64_t r
+    cdef int window = cfg.window, negative = cfg.negative, s, m, n_ctx
+    cdef const int32_t* ctx
+    cdef const int32_t* negs
+    cdef const int32_t* nneg
+    if cfg.private:
+        for i in range(sh.n_in):
+            r = sh.touched[i]
+            if cfg.count[r] > 1:
+                memcpy(sh.buf + i * cfg.row_bytes, <char*>syn0 + r * cfg.row_bytes,
+                       cfg.row_bytes)
+        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
+            r = sh.touched[i]
+            if cfg.count[cfg.V + r] > 1:
+                memcpy(sh.buf + i * cfg.row_bytes, <char*>syn1neg + r * cfg.row_bytes,
+                       cfg.row_bytes)
+    for q in range(-1, sh.n_plans):
+        # prefetch the rows of plan q + 1 (written out here, not in a helper: GCC deletes a
+        # non-inlined function whose only effect is a prefetch, see _rowops.h)
+        nq = q + 1
+        if nq < sh.n_plans and sh.p_nctx[nq] > 0:
+            n_ctx = sh.p_nctx[nq]
+            ctx = sh.p_ctx + nq * 2 * window
+            negs = sh.p_neg + nq * cfg.stride_neg
+            nneg = sh.p_nneg + nq * 2 * window
+            for s in range(n_ctx):
+                fe_prefetch_row(_row(syn0, cfg, sh, False, ctx[s]), cfg.row_bytes)
+            fe_prefetch_row(_row(syn1neg, cfg, sh, True, cfg.kw[sh.p_index[nq]]),
+                            cfg.row_bytes)
+            for s in range(1 if cfg.cbow else n_ctx):
+                for m in range(nneg[s]):
+                    fe_prefetch_row(_row(syn1neg, cfg, sh, True, negs[s * negative + m]),
+                                    cfg.row_bytes)
+        if q >= 0:
+            _execute(syn0, syn1neg, cfg, sh, q)
 
 
 cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t hi,
-                       floating* table, bint is_out, int32_t* count, int32_t* uses,
-                       double alpha, Py_ssize_t d, void* scratch) noexcept nogil:
-    """Apply the shards' private copies of the rows [lo, hi) of one table.
+                       floating* table, bint is_out, int32_t* count, Py_ssize_t d,
+                       Py_ssize_t row_bytes, floating* orig) noexcept nogil:
+    """Merge the rows [lo, hi) of one table that several shards shared, and reset the round.
 
-    Row r (its value o before the call, unchanged so far) becomes
-    o + w (c_0 - o) + w (c_1 - o) + ... over the copies c_t of the shards that touched it,
-    in shard order, with w = _merge_scale(k, uses). ``count`` and ``uses`` (zero between
-    calls) collect k and uses per row; they, and the shards' slots, are zero / -1 again
-    when this returns.
+    A shared row r, o before the round, becomes o + (c_0 - o) + (c_1 - o) + ... over the
+    private copies c_t of the shards that touched it, in shard order. Rows that one shard
+    touched were trained in place and are left as they are. ``count`` and the shards' slots
+    are zero / -1 again for every touched row when this returns.
     """
     cdef Py_ssize_t t, u, i, c, first, end
     cdef int64_t r
     cdef int32_t s
     cdef Shard* sh
     cdef int32_t* slot
-    cdef floating w
     cdef floating* row
     cdef const floating* copy
-    cdef floating* orig = <floating*>scratch
     for t in range(n_shards):
         sh = &shards[t]
         first = sh.cap_in if is_out else 0
         end = first + (sh.n_out if is_out else sh.n_in)
+        slot = sh.slot_out if is_out else sh.slot_in
         for i in range(first, end):
             r = sh.touched[i]
-            if lo <= r < hi:
-                count[r] += 1
-                uses[r] += sh.uses[i]
-    for t in range(n_shards):
-        sh = &shards[t]
-        first = sh.cap_in if is_out else 0
-        end = first + (sh.n_out if is_out else sh.n_in)
-        for i in range(first, end):
-            r = sh.touched[i]
-            if not (lo <= r < hi) or count[r] == 0:
-                continue  # another block's row, or a row done at an earlier shard
-            w = <floating>_merge_scale(count[r], uses[r], alpha)
-            row = table + r * d
-            if count[r] == 1:
-                # one shard only (w = 1): the same sums, without keeping the original aside
-                slot = shards[t].slot_out if is_out else shards[t].slot_in
-                copy = <const floating*>(shards[t].buf + slot[r] * shards[t].row_bytes)
-                slot[r] = -1
-                for c in range(d):
-                    row[c] = row[c] + w * (copy[c] - row[c])
-                count[r] = 0
-                uses[r] = 0
-                continue
-            memcpy(orig, row, d * sizeof(floating))
-            for u in range(t, n_shards):
-                slot = shards[u].slot_out if is_out else shards[u].slot_in
-                s = slot[r]
-                if s >= 0:
-                    slot[r] = -1
-                    copy = <const floating*>(shards[u].buf + s * shards[u].row_bytes)
-                    for c in range(d):
-                        row[c] = row[c] + w * (copy[c] - orig[c])
+            if not (lo <= r < hi):
+                continue  # another block's row
+            if count[r] > 1:
+                # the first shard that touched it: sum every shard's change, in shard order
+                row = <floating*>(<char*>table + r * row_bytes)
+                memcpy(orig, row, row_bytes)
+                for u in range(t, n_shards):
+                    s = (shards[u].slot_out if is_out else shards[u].slot_in)[r]
+                    if s >= 0:
+                        copy = <const floating*>(shards[u].buf + s * row_bytes)
+                        for c in range(d):
+                            row[c] = row[c] + (copy[c] - orig[c])
             count[r] = 0
-            uses[r] = 0
+            slot[r] = -1
 
 
-cdef void _merge_block(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t hi,
-                       floating* syn0, floating* syn1neg, int32_t* count, int32_t* uses,
-                       Py_ssize_t V, Py_ssize_t d, double alpha, void* scratch) noexcept nogil:
-    """Apply the shards' private rows [lo, hi) of both tables (``count``, ``uses``: 2 V;
-    ``scratch``: d elements)."""
-    _merge_table(shards, n_shards, lo, hi, syn0, False, count, uses, alpha, d, scratch)
-    _merge_table(shards, n_shards, lo, hi, syn1neg, True, count + V, uses + V, alpha, d,
-                 scratch)
+def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
+             floating[:, ::1] syn1neg,            # IN/OUT output vectors (V, d)
+             const int32_t[::1] words,            # IN the batch's word ids, sentence after sentence
+             const int64_t[::1] starts,           # IN sentence s is words[starts[s]:starts[s+1]]
+             const uint32_t[::1] keep,            # IN subsampling thresholds (V,)
+             bint subsample,
+             const uint64_t[::1] accept,          # IN alias table (V,)
+             const int32_t[::1] alias,            # IN alias table (V,)
+             int window, int negative, bint cbow,
+             double alpha0, double alpha1,        # learning rate at the first and after the last word
+             uint64_t seed,
+             Py_ssize_t n_shards,
+             Py_ssize_t round_words,
+             bint hogwild,
+             int32_t[:, ::1] slots,               # WORK (n_shards, 2 V), all -1 between calls
+             int32_t[::1] count,                  # WORK (2 V,), all 0 between calls
+             char[:, ::1] buf,                    # WORK (n_shards, (cap_in + cap_out) d itemsize)
+             int64_t[:, ::1] touched,             # WORK (n_shards, cap_in + cap_out)
+             int64_t cap_in,
+             double[::1] loss,                    # OUT per shard
+             int64_t[::1] pairs,                  # OUT per shard
+             int n_threads,
+             bint record=False,
+             int32_t[::1] rec_reduced=None,       # OUT (len(words),) when record, -1 = dropped
+             int32_t[:, :, ::1] rec_neg=None):    # OUT (len(words), 2 window, negative)
+    """Train on one batch of sentences; return the number of kept words. See the module
+    docstring.
 
-
-def sgns_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
-              floating[:, ::1] syn1neg,            # IN/OUT output vectors (V, d)
-              const int32_t[::1] words,            # IN the batch's word ids, sentence after sentence
-              const int64_t[::1] starts,           # IN sentence s is words[starts[s]:starts[s+1]]
-              const int64_t[::1] shard_bounds,     # IN shard t has sentences [b[t], b[t+1])
-              const uint32_t[::1] keep,            # IN subsampling thresholds (V,)
-              bint subsample,
-              const uint64_t[::1] accept,          # IN alias table (V,)
-              const int32_t[::1] alias,            # IN alias table (V,)
-              int window, int negative, double alpha, uint64_t seed,
-              int32_t[:, ::1] slots,               # WORK (n_shards, 2 V), all -1 between calls
-              int32_t[:, ::1] count,               # WORK (2, 2 V), all 0 between calls
-              char[:, ::1] buf,                    # WORK (n_shards, (cap_in + cap_out) d itemsize)
-              int64_t[:, ::1] touched,             # WORK (n_shards, cap_in + cap_out)
-              int64_t cap_in,
-              bint hogwild,
-              double[::1] loss,                    # OUT per shard
-              int64_t[::1] pairs,                  # OUT per shard
-              int64_t[::1] kept,                   # OUT per shard
-              int n_threads,
-              bint record=False,
-              int32_t[::1] rec_reduced=None,       # OUT (len(words),) when record
-              int32_t[:, ::1] rec_neg=None):       # OUT (len(words), negative) when record
-    """Train on one batch of sentences; see the module docstring.
-
-    The caller validates everything (ids in range, shapes, capacities); this kernel trusts it.
+    ``n_shards`` is the number of pieces (deterministic shards, or hogwild's pieces); the
+    private mode (rows shared by shards in a round are trained on copies and merged) is used
+    when ``n_shards > 1`` and not ``hogwild``: ``slots``, ``buf`` and ``touched`` then have
+    ``n_shards`` rows, with room for ``cap_in`` input rows and the rest output rows per round
+    of ``round_words`` centres. The caller validates everything (ids in range, shapes,
+    capacities); this kernel trusts it.
     """
-    cdef Py_ssize_t n_shards = shard_bounds.shape[0] - 1
+    cdef Py_ssize_t n = words.shape[0]
+    cdef Py_ssize_t n_sent = starts.shape[0] - 1
     cdef Py_ssize_t V = syn0.shape[0]
     cdef Py_ssize_t d = syn0.shape[1]
-    cdef bint private = n_shards > 1 and not hogwild and not record
-    cdef Py_ssize_t t
+    cdef Config cfg
     cdef Shard* shards = NULL
-    cdef floating falpha = <floating>alpha
-    cdef Py_ssize_t blk, n_blocks = max(1, n_threads)
+    cdef int32_t* kw = NULL
+    cdef int64_t* kpos = NULL
+    cdef int64_t* klo = NULL
+    cdef int64_t* khi = NULL
     cdef char* merge_scratch = NULL
-    if n_shards < 1:
-        raise ValueError("need at least one shard")
-    cdef int64_t max_len = 0
-    for t in range(starts.shape[0] - 1):
-        if starts[t + 1] - starts[t] > max_len:
-            max_len = starts[t + 1] - starts[t]
+    cdef Py_ssize_t t, s, p, K = 0, k0, n_rounds, rnd, blk
+    cdef Py_ssize_t n_blocks = max(1, n_threads)
+    cdef int64_t c_lo, c_hi, p_lo, p_hi
+    cdef uint64_t sub_key = _mix(seed ^ SALT_SUBSAMPLE)
+    cdef int32_t w
+    cdef bint private = n_shards > 1 and not hogwild and not record
+    cdef int32_t* rr = NULL
+    cdef int32_t* rn = NULL
+    cdef Py_ssize_t R = round_words
+    cdef Py_ssize_t stride_neg = negative if cbow else 2 * window * negative
+    if n_shards < 1 or round_words < 1:
+        raise ValueError("need at least one shard and one word per round")
+    if record:
+        rr = &rec_reduced[0] if n else NULL
+        rn = &rec_neg[0, 0, 0] if n and negative else NULL
     shards = <Shard*>calloc(n_shards, sizeof(Shard))
-    if shards == NULL:
-        raise MemoryError()
+    kw = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+    kpos = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+    klo = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+    khi = <int64_t*>malloc((n + 1) * sizeof(int64_t))
     merge_scratch = <char*>malloc(n_blocks * (d + 8) * sizeof(floating))
-    if merge_scratch == NULL:
-        free(shards)
-        raise MemoryError()
     try:
+        if (shards == NULL or kw == NULL or kpos == NULL or klo == NULL or khi == NULL
+                or merge_scratch == NULL):
+            raise MemoryError("w2v_step: out of memory")
         for t in range(n_shards):
-            shards[t].kept = <int64_t*>malloc((max_len + 1) * sizeof(int64_t))
             shards[t].in_rows = <void**>malloc((2 * window + 1) * sizeof(void*))
             shards[t].out_rows = <void**>malloc((negative + 1) * sizeof(void*))
-            shards[t].out_ids = <int32_t*>malloc((negative + 1) * sizeof(int32_t))
-            shards[t].g = malloc((2 * window + 1) * (negative + 1) * sizeof(floating))
-            shards[t].delta = malloc((2 * window + 1) * (d + 1) * sizeof(floating))
-            shards[t].uses = <int32_t*>malloc((touched.shape[1] + 1) * sizeof(int32_t))
-            if (shards[t].kept == NULL or shards[t].in_rows == NULL
-                    or shards[t].out_rows == NULL or shards[t].out_ids == NULL
-                    or shards[t].g == NULL or shards[t].delta == NULL
-                    or shards[t].uses == NULL):
-                raise MemoryError("sgns_step: out of memory for a shard's scratch")
-            shards[t].n_in = 0
-            shards[t].n_out = 0
+            shards[t].work = malloc((d + 1) * sizeof(floating))
+            shards[t].h = malloc((d + 1) * sizeof(floating))
+            shards[t].xs = malloc((negative + 1) * sizeof(floating))
+            shards[t].p_index = <int64_t*>malloc(R * sizeof(int64_t))
+            shards[t].p_nctx = <int32_t*>malloc(R * sizeof(int32_t))
+            shards[t].p_ctx = <int32_t*>malloc(R * 2 * window * sizeof(int32_t))
+            shards[t].p_nneg = <int32_t*>malloc(R * 2 * window * sizeof(int32_t))
+            shards[t].p_neg = <int32_t*>malloc((R * stride_neg + 1) * sizeof(int32_t))
+            if (shards[t].in_rows == NULL or shards[t].out_rows == NULL
+                    or shards[t].work == NULL or shards[t].h == NULL or shards[t].xs == NULL
+                    or shards[t].p_index == NULL or shards[t].p_nctx == NULL
+                    or shards[t].p_ctx == NULL or shards[t].p_nneg == NULL
+                    or shards[t].p_neg == NULL):
+                raise MemoryError("w2v_step: out of memory for a shard's scratch")
             shards[t].cap_in = cap_in
-            shards[t].row_bytes = d * sizeof(floating)
             if private:
                 shards[t].slot_in = &slots[t, 0]
                 shards[t].slot_out = &slots[t, V]
                 shards[t].buf = &buf[t, 0]
                 shards[t].touched = &touched[t, 0]
         with nogil:
-            # Shards are handed to threads as they free up; what a shard computes does not
-            # depend on which thread runs it, or when.
-            for t in prange(n_shards, schedule='dynamic', chunksize=1, num_threads=n_threads):
-                _run_shard(syn0, syn1neg, words, starts, shard_bounds[t], shard_bounds[t + 1],
-                           keep, subsample, accept, alias, window, negative, falpha, seed, t,
-                           &shards[t], private, record, rec_reduced, rec_neg,
-                           &loss[t], &pairs[t], &kept[t])
-            if private:
-                # Add the shards' changes. Each thread owns a block of rows and adds, for each
-                # of its rows, the changes of shard 0, then shard 1, ...: the same sums in the
-                # same order for any number of threads.
-                for blk in prange(n_blocks, schedule='static', num_threads=n_threads):
-                    _merge_block(shards, n_shards, (blk * V) // n_blocks,
-                                 ((blk + 1) * V) // n_blocks, &syn0[0, 0], &syn1neg[0, 0],
-                                 &count[0, 0], &count[1, 0], V, d, alpha,
-                                 merge_scratch + blk * (d + 8) * sizeof(floating))
-    finally:
+            # 1. subsampling: the kept words, their positions and their sentences' bounds
+            for s in range(n_sent):
+                k0 = K
+                for p in range(starts[s], starts[s + 1]):
+                    w = words[p]
+                    if subsample and keep[w] < <uint32_t>(_mix(sub_key ^ <uint64_t>p) >> 32):
+                        if record:
+                            rr[p] = -1
+                        continue
+                    kw[K] = w
+                    kpos[K] = p
+                    K += 1
+                for p in range(k0, K):
+                    klo[p] = k0
+                    khi[p] = K
+        cfg.window = window
+        cfg.negative = negative
+        cfg.cbow = cbow
+        cfg.private = private
+        cfg.record = record
+        cfg.d = d
+        cfg.row_bytes = d * sizeof(floating)
+        cfg.V = V
+        cfg.round_words = R
+        cfg.stride_neg = stride_neg
+        cfg.alpha0 = alpha0
+        cfg.alpha_step = (alpha1 - alpha0) / n if n else 0.0
+        cfg.centre_key = _mix(seed ^ SALT_CENTRE)
+        cfg.n_vocab = <uint64_t>accept.shape[0]
+        cfg.accept = &accept[0]
+        cfg.alias = &alias[0]
+        cfg.kw = kw
+        cfg.kpos = kpos
+        cfg.klo = klo
+        cfg.khi = khi
+        cfg.count = &count[0] if private else NULL
+        # every piece has at most K // n_shards + 1 centres
+        n_rounds = (K // n_shards + 1 + R - 1) // R
+        with nogil:
+            if not private:
+                # one shard, hogwild or record: pieces that threads take as they free up, each
+                # planning and training round after round on its own
+                for t in prange(n_shards, schedule='dynamic', chunksize=1,
+                                num_threads=n_threads if (hogwild or record) else 1):
+                    p_lo = (t * K) // n_shards
+                    p_hi = ((t + 1) * K) // n_shards
+                    c_lo = p_lo
+                    while c_lo < p_hi:
+                        c_hi = c_lo + R
+                        if c_hi > p_hi:
+                            c_hi = p_hi
+                        _plan_round(&cfg, &shards[t], c_lo, c_hi, rr, rn)
+                        if not record:
+                            _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
+                        c_lo = c_hi
+            else:
+                with parallel(num_threads=n_threads):
+                    for rnd in range(n_rounds):
+                        # a. each shard draws its next round_words centres and notes the rows
+                        #    they touch, counting for each row the shards that touch it
+                        for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                            p_lo = (t * K) // n_shards
+                            p_hi = ((t + 1) * K) // n_shards
+                            c_lo = p_lo + rnd * R
+                            c_hi = c_lo + R
+                            if c_hi > p_hi:
+                                c_hi = p_hi
+                            if c_lo > c_hi:
+                                c_lo = c_hi
+                            _plan_round(&cfg, &shards[t], c_lo, c_hi, rr, rn)
+                        fe_omp_barrier()  # (prange in a parallel block has no barrier)
+                        # b. each shard trains them: its own rows in place, shared rows on
+                        #    private copies
+                        for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                            _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
+                        fe_omp_barrier()
+                        # c. every shared row moves by the sum of the shards' changes. Each
+                        #    thread owns a block of rows and adds, for each of its rows, the
+                        #    change of shard 0, then shard 1, ...: the same sums in the same
+                        #    order for any number of threads.
+                        for blk in prange(n_blocks, schedule='static'):
+                            _merge_table(shards, n_shards, (blk * V) // n_blocks,
+                                         ((blk + 1) * V) // n_blocks, &syn0[0, 0], False,
+                                         &count[0], d, cfg.row_bytes,
+                                         <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                            _merge_table(shards, n_shards, (blk * V) // n_blocks,
+                                         ((blk + 1) * V) // n_blocks, &syn1neg[0, 0], True,
+                                         &count[V], d, cfg.row_bytes,
+                                         <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                        fe_omp_barrier()
         for t in range(n_shards):
-            free(shards[t].kept)
-            free(shards[t].in_rows)
-            free(shards[t].out_rows)
-            free(shards[t].out_ids)
-            free(shards[t].g)
-            free(shards[t].delta)
-            free(shards[t].uses)
+            loss[t] = shards[t].loss
+            pairs[t] = shards[t].pairs
+        return K
+    finally:
+        if shards != NULL:
+            for t in range(n_shards):
+                free(shards[t].in_rows)
+                free(shards[t].out_rows)
+                free(shards[t].work)
+                free(shards[t].h)
+                free(shards[t].xs)
+                free(shards[t].p_index)
+                free(shards[t].p_nctx)
+                free(shards[t].p_ctx)
+                free(shards[t].p_nneg)
+                free(shards[t].p_neg)
         free(shards)
+        free(kw)
+        free(kpos)
+        free(klo)
+        free(khi)
         free(merge_scratch)

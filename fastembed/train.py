@@ -16,7 +16,10 @@ The protocols
   ``numpy.random.Generator`` owned by the trainer, from which the model draws **all** its
   randomness (negative samples, dropout, seeds for compiled kernels): that is what makes a
   resumed run replay exactly. ``optimizer`` is the trainer's optimizer, or None (models such
-  as word2vec apply their own fused SGD update with ``lr``).
+  as word2vec apply their own fused SGD update with ``lr``). A model whose ``train_step``
+  also takes an ``lr_end`` keyword gets the rate of the next step there, so that it can decay
+  the rate within the batch (word2vec does, word by word). A loss that is not finite stops
+  the run with ``FloatingPointError`` naming the step and the rate (the model diverged).
 - ``state_dict() -> dict[str, numpy.ndarray]`` and ``load_state_dict(d)``, which restore the
   model exactly (needed only with checkpoints).
 
@@ -108,6 +111,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -152,6 +156,15 @@ def _int(value, name, minimum):
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def _takes_keyword(fn, name):
+    """Whether the callable ``fn`` accepts the keyword argument ``name``."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params
 
 
 def _seed(seed):
@@ -1123,6 +1136,7 @@ class Trainer:
         step_hooks = hooks["on_step_end"]
         every = self.checkpoint_every or 0
         linear = self.schedule == "linear"
+        lr_end = _takes_keyword(train_step, "lr_end")
         lr0, span, total = self.lr, self.lr - self.min_lr, max(self.total_steps, 1)
         perf_counter = time.perf_counter
         self._segment_t0 = now = perf_counter()
@@ -1136,13 +1150,21 @@ class Trainer:
             lr = lr0 - span * t / total if linear else lr0   # == self.lr_at(t)
             if opt is not None:
                 opt.lr = lr
-            out = train_step(batch_of(e, b), lr=lr, rng=rng, optimizer=opt)
+            if lr_end:
+                out = train_step(batch_of(e, b), lr=lr, rng=rng, optimizer=opt,
+                                 lr_end=lr0 - span * (t + 1) / total if linear else lr0)
+            else:
+                out = train_step(batch_of(e, b), lr=lr, rng=rng, optimizer=opt)
             try:
                 loss = float(out["loss"])
                 count = out["count"]
             except (KeyError, TypeError, IndexError):
                 raise TypeError(f"train_step must return a dict with 'loss' and 'count', got "
                                 f"{reprlib.repr(out)}") from None
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"training diverged: the loss is {loss} at step {t} (epoch {e}, batch "
+                    f"{b}) with lr={lr:.6g}; use a smaller learning rate")
             b += 1
             self.step = t + 1
             self.batch = b

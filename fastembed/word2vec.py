@@ -1,24 +1,26 @@
-"""word2vec: skip-gram with negative sampling (SGNS), trained by a fused Cython kernel.
+"""word2vec with negative sampling: skip-gram and CBOW, trained by a fused Cython kernel.
 
-The model follows gensim's ``Word2Vec(sg=1, hs=0)`` and its defaults (``dim=100``,
-``window=5``, ``negative=5``, ``min_count=5``, ``sample=1e-3``, ``epochs=5``, learning rate
-0.025 decaying linearly to 0.0001, ``ns_exponent=0.75``):
+The models follow gensim's ``Word2Vec(hs=0)``, ``sg=1`` (:class:`SkipGram`) or ``sg=0,
+cbow_mean=1`` (:class:`CBOW`), with gensim's defaults (``dim=100``, ``window=5``,
+``negative=5``, ``min_count=5``, ``sample=1e-3``, ``epochs=5``, learning rate 0.025 decaying
+linearly, word by word, to 0.0001, ``ns_exponent=0.75``), and gensim's updates in gensim's
+order:
 
 - frequency subsampling: a word of count ``c`` among ``N`` retained words is kept with
   probability ``min(1, (sqrt(c / (sample N)) + 1) sample N / c)``, gensim's formula;
 - a dynamic window: each centre word uses a window of ``window - b`` words on each side, ``b``
   uniform in [0, window), never across sentence boundaries;
-- ``negative`` noise words per window from the unigram distribution raised to
-  ``ns_exponent`` (drawn with Walker's alias method, in O(1) per draw).
+- ``negative`` noise words from the unigram distribution raised to ``ns_exponent`` (drawn with
+  Walker's alias method, in O(1) per draw), afresh for every (centre, context) pair in
+  skip-gram and for every centre in CBOW; the output rows move one after the other, the input
+  rows at the end of the prediction.
 
-One difference, from Ji et al. (2016): the context words of a window share one draw of
-negative samples, and a window is one small SGD step (two small matrix products) instead of
-one step per (centre, context) pair. The sums are the same; the memory traffic is lower.
-
-Training is deterministic by default: the same seed, data and ``shards`` give the same
-vectors, bitwise, for any thread count (see ``_word2vec.pyx`` for how the threads share the
-work). ``hogwild=True`` lets the threads write into the shared tables without coordination,
-as gensim does.
+Training is deterministic by default: the same seed, data, ``shards`` and ``round_words`` give
+the same vectors, bitwise, for any thread count. The threads work on ``shards`` pieces of each
+batch side by side; the rows two pieces share are trained on private copies and their changes
+summed in a fixed order after every round of ``round_words`` centre words (see
+:class:`Word2VecModel` and ``_word2vec.pyx``). ``hogwild=True`` lets the threads write into
+the shared tables without coordination, as gensim does.
 
 Examples
 --------
@@ -50,12 +52,13 @@ from ._openmp_helpers import _resolve_n_threads
 if TYPE_CHECKING:
     from .text import Vocab
 
-__all__ = ["Corpus", "CorpusDataset", "SkipGram", "Word2VecResult", "train_word2vec",
+__all__ = ["Corpus", "CorpusDataset", "Word2VecModel", "SkipGram", "CBOW", "Word2VecResult",
+           "train_word2vec",
            "corpus_sentences", "subsample_keep_probability", "alias_table"]
 
 # gensim's defaults for Word2Vec(sg=1)
 DEFAULTS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, lr=0.025,
-                min_lr=0.0001, ns_exponent=0.75)
+                min_lr=0.0001, ns_exponent=0.75, shards=4, round_words=512)
 MAX_SENTENCE_LENGTH = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer sentences are split
 
 
@@ -380,8 +383,11 @@ def _alias_probabilities(accept, alias):
 
 # -- the model ---------------------------------------------------------------------------------
 
-class SkipGram:
-    """word2vec skip-gram with negative sampling; the trainer's model protocol.
+class Word2VecModel:
+    """word2vec with negative sampling: the base of :class:`SkipGram` and :class:`CBOW`.
+
+    Holds the two tables, the sampling tables and the parallel scheme; the trainer's model
+    protocol (``train_step``, ``state_dict``, ``load_state_dict``). Use a subclass.
 
     Parameters
     ----------
@@ -390,9 +396,12 @@ class SkipGram:
         define the subsampling and the noise distribution.
     dim : int, default 100
     window : int, default 5
+        The largest window: each centre word uses ``window - b`` words on each side, ``b``
+        uniform in [0, window).
     negative : int, default 5
+        Noise words per prediction; at least 1.
     sample : float, default 1e-3
-        Subsampling threshold; 0 turns subsampling off.
+        Subsampling threshold, in [0, 1); 0 turns subsampling off.
     ns_exponent : float, default 0.75
     dtype : float32 or float64
     seed : int, default 1
@@ -400,17 +409,21 @@ class SkipGram:
         vectors start at zero).
     n_threads : int, optional
         Threads; None is OpenMP's default (:func:`fastembed.get_num_threads`). The vectors
-        do not depend on it.
+        do not depend on it, unless ``hogwild=True``.
     hogwild : bool, default False
-        Lock-free updates of the shared tables: faster, but not reproducible.
+        Lock-free updates of the shared tables by all threads at once, as gensim and
+        word2vec.c do: not reproducible with more than one thread.
     shards : int, default 4
-        Each batch is cut into this many shards of about equal word counts, trained
-        independently (each on private copies of the rows it touches); then each row moves
-        by a weighted sum of the changes of the shards that touched it, in shard order: the
-        sum for a rarely used row, the mean for a heavily used one (whose change in each
-        shard already carries a full step). Threads take shards as they free up. The vectors depend on the seed,
-        the data and ``shards``, never on the thread count. ``shards=1`` is plain online SGD
-        (on one thread).
+        Deterministic parallelism: each batch's words are cut into this many contiguous
+        pieces, far apart, trained side by side in rounds of ``round_words`` centre words
+        each. Within a round every shard trains on private copies of the rows it touches;
+        after it, each row moves by the sum of the shards' changes, added in shard order
+        (what lock-free threads do, with the staleness bounded by one round and the sums in a
+        fixed order). Threads take shards as they free up, so the vectors depend on the seed,
+        the data, ``shards`` and ``round_words``, never on the thread count; at most
+        ``shards`` threads work at once. ``shards=1`` is plain online SGD on one thread.
+    round_words : int, default 512
+        Centre words each shard trains between two merges.
 
     Attributes
     ----------
@@ -424,28 +437,18 @@ class SkipGram:
     ValueError, TypeError
         Counts that are empty, negative, not finite or summing to 0; invalid sizes,
         ``sample``, ``ns_exponent``, ``dtype`` or ``n_threads``.
-
-    See Also
-    --------
-    train_word2vec : builds the vocabulary and the model, and trains it with the Trainer.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastembed.word2vec import SkipGram
-    >>> model = SkipGram([5, 3, 2], dim=4, window=2, negative=2, sample=0, seed=1)
-    >>> model
-    SkipGram(3 words, dim=4, window=2, negative=2, sample=0)
-    >>> batch = (np.array([0, 1, 2, 0, 1]), np.array([0, 5]))     # one sentence of 5 words
-    >>> out = model.train_step(batch, lr=0.025, rng=np.random.default_rng(0))
-    >>> out["count"], out["kept"], out["loss"] > 0
-    (5, 5, True)
     """
+
+    #: "skipgram" or "cbow", set by the subclasses
+    kind = ""
 
     def __init__(self, counts, dim=DEFAULTS["dim"], *, window=DEFAULTS["window"],
                  negative=DEFAULTS["negative"], sample=DEFAULTS["sample"],
                  ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
-                 n_threads=None, hogwild=False, shards=4):
+                 n_threads=None, hogwild=False, shards=DEFAULTS["shards"],
+                 round_words=DEFAULTS["round_words"]):
+        if type(self) is Word2VecModel:
+            raise TypeError("Word2VecModel is a base class: use SkipGram or CBOW")
         counts = np.asarray(getattr(counts, "counts", counts))
         if counts.ndim != 1 or counts.size == 0:
             raise ValueError("counts must be a non-empty 1-D array (one count per word)")
@@ -458,9 +461,11 @@ class SkipGram:
             raise ValueError("counts sum to 0: there is nothing to learn from")
         _check_int(dim, "dim", 1)
         _check_int(window, "window", 1)
-        _check_int(negative, "negative", 0)
-        if not (isinstance(sample, numbers.Real) and 0 <= float(sample) < 1):
-            raise ValueError(f"sample must be in [0, 1), got {sample!r}")
+        _check_int(negative, "negative", 1, "with no noise word every vector collapses "
+                                            "onto the same direction")
+        if not (isinstance(sample, numbers.Real) and not isinstance(sample, bool)
+                and 0 <= float(sample) < 1):
+            raise ValueError(f"sample must be a number in [0, 1), got {sample!r}")
         if not (isinstance(ns_exponent, numbers.Real) and math.isfinite(ns_exponent)):
             raise ValueError(f"ns_exponent must be a finite number, got {ns_exponent!r}")
         dtype = np.dtype(dtype)
@@ -468,7 +473,9 @@ class SkipGram:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         _resolve_n_threads(n_threads)
         _check_int(shards, "shards", 1)
+        _check_int(round_words, "round_words", 1)
         self.shards = int(shards)
+        self.round_words = int(round_words)
         self.counts = counts.astype(np.int64)
         self.dim = int(dim)
         self.window = int(window)
@@ -481,7 +488,7 @@ class SkipGram:
         self.hogwild = bool(hogwild)
         V = counts.size
         rng = np.random.default_rng(seed)
-        self.syn0 = aligned_like((rng.random((V, self.dim)) - 0.5) / self.dim, dtype)
+        self.syn0 = aligned_like((rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim, dtype)
         self.syn1neg = aligned_zeros((V, self.dim), dtype)
         keep = subsample_keep_probability(self.counts, self.sample)
         self._keep = np.floor(keep * (2.0**32 - 1)).astype(np.uint32)
@@ -517,17 +524,15 @@ class SkipGram:
         return self.syn0
 
     def __repr__(self):
-        return (f"SkipGram({self.num_words:,} words, dim={self.dim}, window={self.window}, "
-                f"negative={self.negative}, sample={self.sample:g}"
+        return (f"{type(self).__name__}({self.num_words:,} words, dim={self.dim}, "
+                f"window={self.window}, negative={self.negative}, sample={self.sample:g}"
                 f"{', hogwild=True' if self.hogwild else ''})")
 
     # -- the trainer's protocol ----------------------------------------------------------------
 
-    def train_step(self, batch, *, lr, rng, optimizer=None):
-        """One SGD pass over a batch ``(words, starts)`` with learning rate ``lr``.
-
-        Returns ``{"loss": mean loss per (centre, context) pair, "count": words in the batch,
-        "pairs": pairs trained, "kept": words kept by subsampling}``.
+    def train_step(self, batch, *, lr, rng, optimizer=None, lr_end=None):
+        """One SGD pass over a batch ``(words, starts)``, the learning rate decaying linearly
+        from ``lr`` at its first word to ``lr_end`` after its last.
 
         Parameters
         ----------
@@ -535,21 +540,27 @@ class SkipGram:
             1-D integer word ids in ``[0, V)`` and the sentence starts (from 0 to
             ``len(words)``), as :meth:`CorpusDataset.batch` returns them.
         lr : float
-            The learning rate of this step (finite, non-negative).
+            The learning rate at the batch's first word (finite, non-negative).
         rng : numpy.random.Generator
             One 63-bit seed for the kernel's draws is taken from it.
         optimizer : None
             Must be None: the model applies its own fused SGD update.
+        lr_end : float, optional
+            The learning rate after the batch's last word; ``lr`` (constant) by default.
+            The :class:`fastembed.train.Trainer` passes the next step's rate, so that the
+            rate decays word by word over the whole run, as in gensim.
 
         Returns
         -------
         dict
-            ``loss`` (0.0 when no pair was trained), ``count``, ``pairs`` and ``kept``.
+            ``loss`` (mean loss per prediction: per (centre, context) pair for skip-gram, per
+            centre for CBOW; 0.0 when nothing was trained), ``count`` (words in the batch),
+            ``pairs`` (predictions trained) and ``kept`` (words kept by subsampling).
 
         Raises
         ------
         ValueError
-            An optimizer, a bad ``lr`` or malformed starts.
+            An optimizer, a bad ``lr`` or ``lr_end``, or malformed starts.
         IndexError, TypeError
             Word ids out of range, or arrays of the wrong kind.
 
@@ -564,9 +575,10 @@ class SkipGram:
         (2, 2, 2)
         """
         if optimizer is not None:
-            raise ValueError("SkipGram applies its own fused SGD update; pass optimizer=None")
-        out = self._step(batch, lr=lr, seed=int(rng.integers(0, 2**63)), record=False)
-        return out
+            raise ValueError(f"{type(self).__name__} applies its own fused SGD update; pass "
+                             f"optimizer=None")
+        return self._step(batch, lr=lr, lr_end=lr if lr_end is None else lr_end,
+                          seed=int(rng.integers(0, 2**63)), record=False)
 
     def state_dict(self):
         """Copies of ``syn0``, ``syn1neg`` and ``counts``: what a checkpoint needs.
@@ -647,75 +659,137 @@ class SkipGram:
         return (np.ascontiguousarray(words, dtype=np.int32),
                 np.ascontiguousarray(starts, dtype=np.int64))
 
-    def _shards(self, starts, n_shards):
-        """Sentence bounds of n_shards contiguous shards of about equal word counts."""
-        n_words = starts[-1]
-        targets = (np.arange(1, n_shards, dtype=np.int64) * n_words) // n_shards
-        inner = np.searchsorted(starts[:-1], targets, side="left")
-        return np.concatenate(([0], inner, [starts.size - 1])).astype(np.int64)
+    def _capacity(self):
+        """Private rows a shard may touch in one round: (input rows, output rows)."""
+        R, w, V = self.round_words, self.window, self.num_words
+        outputs_per_centre = 1 + self.negative if self.kind == "cbow" else \
+            1 + 2 * w * self.negative
+        return min(V, R + 2 * w), min(V, R * outputs_per_centre)
 
-    def _ensure_workspace(self, n_shards, cap_in, cap_out):
-        V, itemsize = self.num_words, self.dtype.itemsize
+    def _ensure_workspace(self, n_shards):
+        cap_in, cap_out = self._capacity()
+        V, rows = self.num_words, cap_in + cap_out
         ws = self._workspace
-        rows = cap_in + cap_out
-        if (ws is None or ws["slots"].shape[0] < n_shards or ws["touched"].shape[1] < rows
-                or ws["slots"].shape[1] != 2 * V or ws["buf"].shape[1] < rows * self.dim * itemsize):
+        if ws is None or ws["slots"].shape[0] < n_shards:
             ws = {
                 "slots": np.full((n_shards, 2 * V), -1, dtype=np.int32),
-                "count": np.zeros((2, 2 * V), dtype=np.int32),
-                "buf": np.empty((n_shards, rows * self.dim * itemsize), dtype=np.uint8),
+                "count": np.zeros(2 * V, dtype=np.int32),
+                "buf": np.empty((n_shards, rows * self.dim * self.dtype.itemsize),
+                                dtype=np.uint8),
                 "touched": np.empty((n_shards, rows), dtype=np.int64),
+                "cap_in": cap_in,
             }
             self._workspace = ws
         return ws
 
-    def _step(self, batch, *, lr, seed, record):
-        if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and float(lr) >= 0):
-            raise ValueError(f"lr must be a finite, non-negative number, got {lr!r}")
+    def _step(self, batch, *, lr, lr_end, seed, record):
+        for name, value in (("lr", lr), ("lr_end", lr_end)):
+            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                    and math.isfinite(value) and float(value) >= 0):
+                raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
         words, starts = self._check_batch(batch)
         n_threads = _resolve_n_threads(self.n_threads)
-        n_shards = self.shards
-        bounds = self._shards(starts, n_shards)
-        shard_words = starts[bounds[1:]] - starts[bounds[:-1]]
-        max_words = int(shard_words.max()) if shard_words.size else 0
+        if self.hogwild or record:
+            n_shards = 1 if n_threads == 1 else 4 * n_threads
+        else:
+            n_shards = self.shards
         private = n_shards > 1 and not self.hogwild and not record
         if private:
-            cap_in = min(self.num_words, max_words)
-            cap_out = min(self.num_words, max_words * (self.negative + 1))
-            ws = self._ensure_workspace(n_shards, cap_in, cap_out)
-            # the kernel addresses output slots from cap_in on: keep the buffer's row layout
-            slots, buf, touched, count = ws["slots"], ws["buf"], ws["touched"], ws["count"]
+            ws = self._ensure_workspace(n_shards)
+            slots, count, buf, touched = ws["slots"], ws["count"], ws["buf"], ws["touched"]
+            cap_in = ws["cap_in"]
         else:
             cap_in = 0
             slots = np.empty((1, 1), dtype=np.int32)
-            count = np.empty((1, 1), dtype=np.int32)
+            count = np.empty(1, dtype=np.int32)
             buf = np.empty((1, 1), dtype=np.uint8)
             touched = np.empty((1, 1), dtype=np.int64)
         loss = np.zeros(n_shards)
         pairs = np.zeros(n_shards, dtype=np.int64)
-        kept = np.zeros(n_shards, dtype=np.int64)
         rec_reduced = rec_neg = None
         if record:
             rec_reduced = np.full(words.size, -1, dtype=np.int32)
-            rec_neg = np.full((words.size, self.negative), -1, dtype=np.int32)
-        _word2vec.sgns_step(self.syn0, self.syn1neg, words, starts, bounds, self._keep,
-                            self.sample > 0, self._accept, self._alias, self.window,
-                            self.negative, float(lr), seed & (2**64 - 1), slots, count, buf,
-                            touched,
-                            cap_in, self.hogwild, loss, pairs, kept, n_threads, record,
-                            rec_reduced, rec_neg)
+            rec_neg = np.full((words.size, 2 * self.window, self.negative), -1, dtype=np.int32)
+        kept = _word2vec.w2v_step(self.syn0, self.syn1neg, words, starts, self._keep,
+                                  self.sample > 0, self._accept, self._alias, self.window,
+                                  self.negative, self.kind == "cbow", float(lr), float(lr_end),
+                                  seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
+                                  slots, count, buf, touched, cap_in, loss, pairs, n_threads,
+                                  record, rec_reduced, rec_neg)
         n_pairs = int(pairs.sum())
         total_loss = float(np.sum(loss))  # shard order: deterministic
-        result: dict = {"loss": total_loss / n_pairs if n_pairs else 0.0, "count": int(words.size),
-                  "pairs": n_pairs, "kept": int(kept.sum())}
+        result: dict = {"loss": total_loss / n_pairs if n_pairs else 0.0,
+                        "count": int(words.size), "pairs": n_pairs, "kept": int(kept)}
         if record:
-            result.update(reduced=rec_reduced, negatives=rec_neg, shard_bounds=bounds)
+            result.update(reduced=rec_reduced, negatives=rec_neg)
         return result
 
 
-def _check_int(value, name, minimum):
+class SkipGram(Word2VecModel):
+    """word2vec skip-gram with negative sampling (gensim's ``sg=1``).
+
+    Each (centre, context) pair of a window is one prediction: the context's input vector
+    predicts the centre's output vector against ``negative`` noise words drawn afresh for
+    the pair, as in gensim and word2vec.c. The parameters are those of
+    :class:`Word2VecModel`.
+
+    See Also
+    --------
+    CBOW : the mean of the context vectors predicts the centre.
+    train_word2vec : builds the vocabulary and the model, and trains it with the Trainer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.word2vec import SkipGram
+    >>> model = SkipGram([5, 3, 2], dim=4, window=2, negative=2, sample=0, seed=1)
+    >>> model
+    SkipGram(3 words, dim=4, window=2, negative=2, sample=0)
+    >>> batch = (np.array([0, 1, 2, 0, 1]), np.array([0, 5]))     # one sentence of 5 words
+    >>> out = model.train_step(batch, lr=0.025, rng=np.random.default_rng(0))
+    >>> out["count"], out["kept"], out["loss"] > 0
+    (5, 5, True)
+    """
+
+    kind = "skipgram"
+
+
+class CBOW(Word2VecModel):
+    """word2vec continuous bag of words with negative sampling (gensim's ``sg=0``,
+    ``cbow_mean=1``).
+
+    Each centre word is one prediction: the mean ``h`` of its context words' input vectors
+    predicts the centre's output vector against ``negative`` noise words. As in gensim and
+    word2vec.c, every context vector then moves by the full step computed for ``h`` (not
+    ``1/n`` of it). The parameters are those of :class:`Word2VecModel`.
+
+    See Also
+    --------
+    SkipGram : each context word predicts the centre on its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.word2vec import CBOW
+    >>> model = CBOW([5, 3, 2], dim=4, window=2, negative=2, sample=0, seed=1)
+    >>> model
+    CBOW(3 words, dim=4, window=2, negative=2, sample=0)
+    >>> batch = (np.array([0, 1, 2, 0, 1]), np.array([0, 5]))
+    >>> out = model.train_step(batch, lr=0.025, rng=np.random.default_rng(0))
+    >>> out["count"], out["pairs"]          # one prediction per centre with a context
+    (5, 5)
+    """
+
+    kind = "cbow"
+
+
+MODELS = {"skipgram": SkipGram, "cbow": CBOW}
+
+
+def _check_int(value, name, minimum, why=""):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}"
+                         + (f" ({why})" if why else ""))
 
 
 # -- the one-call API --------------------------------------------------------------------------
@@ -728,7 +802,7 @@ class Word2VecResult:
     ----------
     vocab : fastembed.text.Vocab
         The vocabulary: word ``i`` is row ``i`` of the model's tables.
-    model : SkipGram
+    model : SkipGram or CBOW
         The trained model.
     history : list of dict
         The Trainer's history, one dict per epoch.
@@ -749,7 +823,7 @@ class Word2VecResult:
     """
 
     vocab: Vocab
-    model: SkipGram
+    model: Word2VecModel
     history: list = field(default_factory=list)
     seconds: float = 0.0
     n_words: int = 0
@@ -775,23 +849,26 @@ class Word2VecResult:
         return Vectors(list(self.vocab.words), self.model.syn0)
 
 
-def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
-                   negative=DEFAULTS["negative"], min_count=DEFAULTS["min_count"],
-                   max_vocab_size=None, sample=DEFAULTS["sample"], epochs=DEFAULTS["epochs"],
-                   lr=DEFAULTS["lr"], min_lr=DEFAULTS["min_lr"],
-                   ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
-                   n_threads=None, hogwild=False, shards=4, batch_words=40_000,
-                   checkpoint_dir=None,
-                   checkpoint_every=None, resume=None, progress=True, callbacks=(),
-                   vocab=None):
-    """Build a vocabulary, then train skip-gram word vectors on token lists.
+def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
+                   window=DEFAULTS["window"], negative=DEFAULTS["negative"],
+                   min_count=DEFAULTS["min_count"], max_vocab_size=None,
+                   sample=DEFAULTS["sample"], epochs=DEFAULTS["epochs"], lr=DEFAULTS["lr"],
+                   min_lr=DEFAULTS["min_lr"], ns_exponent=DEFAULTS["ns_exponent"],
+                   dtype=np.float32, seed=1, n_threads=None, hogwild=False,
+                   shards=DEFAULTS["shards"], round_words=DEFAULTS["round_words"],
+                   batch_words=40_000, checkpoint_dir=None, checkpoint_every=None, resume=None,
+                   progress=True, callbacks=(), vocab=None):
+    """Build a vocabulary, then train word vectors (skip-gram or CBOW) on token lists.
 
     Parameters
     ----------
     sentences : iterable of list of str
         Tokenised sentences (see :func:`fastembed.text.split_sentences`). Read once.
+    model : {"skipgram", "cbow"}, default "skipgram"
+        :class:`SkipGram` (gensim's ``sg=1``) or :class:`CBOW` (``sg=0``, ``cbow_mean=1``).
     dim, window, negative, min_count, sample, epochs, lr, min_lr, ns_exponent :
-        As gensim's ``Word2Vec(sg=1)``; the defaults are gensim's.
+        As gensim's ``Word2Vec``; the defaults are gensim's. The learning rate decays
+        linearly, word by word, from ``lr`` to ``min_lr`` over the whole run.
     max_vocab_size : int, optional
         Keep only the most frequent words.
     dtype : float32 or float64, default float32
@@ -803,10 +880,11 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
         do not depend on it.
     hogwild : bool
         Lock-free updates (faster, not reproducible).
-    shards : int, default 4
-        Independent pieces of each step (see :class:`SkipGram`); the vectors depend on it.
+    shards, round_words : int
+        The deterministic parallel scheme (see :class:`Word2VecModel`); the vectors depend on
+        them, never on ``n_threads``.
     batch_words : int, default 40000
-        Words per training step (the learning rate is updated once per step).
+        Words per training step (one kernel call).
     checkpoint_dir, checkpoint_every, resume : see :class:`fastembed.train.Trainer`.
     progress : bool or None, default True
         The Trainer's progress bar.
@@ -819,14 +897,21 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
     Returns
     -------
     Word2VecResult
-        ``.vocab``, ``.model`` (:class:`SkipGram`), ``.vectors``, ``.history``, ``.seconds``.
+        ``.vocab``, ``.model`` (:class:`SkipGram` or :class:`CBOW`), ``.vectors``,
+        ``.history``, ``.seconds``.
 
     Raises
     ------
     ValueError
-        An empty vocabulary (no word occurs ``min_count`` times) or a corpus with no
-        in-vocabulary word; the errors of :class:`SkipGram` and
+        A parameter that cannot train (``negative < 1``, a window, dimension, epoch count or
+        ``min_count`` below 1, ``sample`` outside [0, 1), a learning rate that is not a
+        positive finite number, ``min_lr`` outside [0, lr], an unknown ``model``), all
+        checked before any work; an empty vocabulary (no word occurs ``min_count`` times) or
+        a corpus with no in-vocabulary word; the errors of :class:`Word2VecModel` and
         :class:`fastembed.train.Trainer`.
+    FloatingPointError
+        Training diverged (the loss or the vectors stopped being finite, typically with too
+        large a learning rate); the message names the step and the learning rate.
 
     Examples
     --------
@@ -847,6 +932,23 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
     from .train import Trainer
 
     t0 = time.perf_counter()
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
+    _check_int(epochs, "epochs", 1)
+    if vocab is None:
+        _check_int(min_count, "min_count", 1)
+    for name, value in (("lr", lr), ("min_lr", min_lr)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not min_lr <= lr:
+        raise ValueError(f"min_lr must lie in [0, lr={lr}], got {min_lr!r}")
+    cls = MODELS[model]
+    # every model parameter is checked before the corpus is read: a bad one costs nothing
+    cls([1], dim, window=window, negative=negative, sample=sample, ns_exponent=ns_exponent,
+        dtype=dtype, seed=seed, n_threads=n_threads, shards=shards, round_words=round_words)
     sentences = sentences if isinstance(sentences, list) else list(sentences)
     if vocab is None:
         vocab = Vocab.build(sentences, min_count=min_count, max_size=max_vocab_size)
@@ -856,16 +958,21 @@ def train_word2vec(sentences, *, dim=DEFAULTS["dim"], window=DEFAULTS["window"],
     corpus = Corpus.from_sentences(sentences, vocab)
     if corpus.n_words == 0:
         raise ValueError("the corpus has no words in the vocabulary")
-    model = SkipGram(vocab.counts, dim, window=window, negative=negative, sample=sample,
-                     ns_exponent=ns_exponent, dtype=dtype, seed=seed, n_threads=n_threads,
-                     hogwild=hogwild, shards=shards)
+    trained = cls(vocab.counts, dim, window=window, negative=negative, sample=sample,
+                  ns_exponent=ns_exponent, dtype=dtype, seed=seed, n_threads=n_threads,
+                  hogwild=hogwild, shards=shards, round_words=round_words)
     data = CorpusDataset(corpus, batch_words=batch_words)
-    trainer = Trainer(model, None, data=data, epochs=epochs, lr=lr, min_lr=min_lr,
+    trainer = Trainer(trained, None, data=data, epochs=epochs, lr=lr, min_lr=min_lr,
                       schedule="linear", seed=seed, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, callbacks=callbacks,
                       progress=progress)
     history = trainer.fit(resume=resume)
-    return Word2VecResult(vocab=vocab, model=model, history=history,
+    for name in ("syn0", "syn1neg"):
+        if not np.isfinite(getattr(trained, name)).all():
+            raise FloatingPointError(f"training diverged: {name} holds non-finite values "
+                                     f"after {trainer.step} steps with lr={lr}; use a smaller "
+                                     f"learning rate")
+    return Word2VecResult(vocab=vocab, model=trained, history=history,
                           seconds=time.perf_counter() - t0, n_words=corpus.n_words)
 
 
