@@ -9,9 +9,9 @@ a short timing table of ``gather`` and ``scatter_add`` against NumPy's ``E[X]`` 
 
 Training commands (:mod:`fastembed.cli`):
 
-- ``python -m fastembed word2vec [CORPUS] [--out vectors.txt] ...`` trains skip-gram word
-  vectors (on the built-in State of the Union corpus when no CORPUS is given) and prints the
-  nearest neighbours of a few words;
+- ``python -m fastembed word2vec [CORPUS] [--out vectors.txt] [--model {skipgram,cbow}] ...``
+  trains word vectors (on the built-in State of the Union corpus when no CORPUS is given)
+  and prints the nearest neighbours of a few words;
 - ``python -m fastembed similar vectors.txt WORD [WORD ...] [-n 10]``;
 - ``python -m fastembed classify train.txt [--test test.txt] [--out model.npz]`` trains a
   fastText-style classifier on ``__label__X text`` lines.
@@ -101,10 +101,11 @@ def main(argv=None):
                     "table of medians, GB/s and speed-ups, then the targets.")
     _bench.add_arguments(bench_parser)
     w2v_parser = commands.add_parser(
-        "word2vec", help="train skip-gram word vectors (default corpus: State of the Union)",
-        description="Train word2vec skip-gram vectors with negative sampling (gensim's "
-                    "defaults), write them in word2vec text format, and print the nearest "
-                    "neighbours of a few words.")
+        "word2vec", help="train skip-gram or CBOW word vectors (default corpus: State of "
+                         "the Union)",
+        description="Train word2vec vectors, skip-gram (the default) or CBOW (--model cbow), "
+                    "with negative sampling (gensim's defaults), write them in word2vec text "
+                    "format, and print the nearest neighbours of a few words.")
     cli.add_word2vec_arguments(w2v_parser)
     similar_parser = commands.add_parser(
         "similar", help="nearest neighbours of words in a word2vec text file",

@@ -28,17 +28,20 @@ a:
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
 
 from ._openmp_helpers import _resolve_n_threads
 
-__all__ = ["UserError", "add_word2vec_arguments", "run_word2vec", "add_similar_arguments",
-           "run_similar", "add_classify_arguments", "run_classify"]
+__all__ = ["UserError", "add_word2vec_arguments", "run_word2vec", "probe_words",
+           "add_similar_arguments", "run_similar", "add_classify_arguments", "run_classify"]
 
 # Words whose neighbours `word2vec` prints after training on the built-in corpus.
 DEFAULT_PROBES = ("war", "economy", "freedom", "congress", "tax")
+# The models of `word2vec --model`, as train_word2vec's ``model=`` names them.
+WORD2VEC_MODELS = ("skipgram", "cbow")
 
 
 class UserError(Exception):
@@ -72,6 +75,32 @@ def _positive_int(text):
     return value
 
 
+def _number(text):
+    import argparse
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _positive_float(text):
+    """A finite number > 0 (a learning rate)."""
+    import argparse
+    value = _number(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def _fraction(text):
+    """A number in [0, 1) (a subsampling threshold)."""
+    import argparse
+    value = _number(text)
+    if not 0 <= value < 1:  # False for nan
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
+    return value
+
+
 def _threads(text):
     import argparse
     try:
@@ -99,11 +128,16 @@ def add_word2vec_arguments(parser):
     """Add the arguments of the ``word2vec`` command to an argparse parser.
 
     A positional ``corpus`` (a file or directory; the built-in corpus when omitted), then
-    ``--out``, the model's options with gensim's defaults (``--dim``, ``--window``,
-    ``--negative``, ``--epochs``, ``--min-count``, ``--sample``, ``--lr``), ``--threads``,
-    ``--hogwild``, ``--seed``, the checkpoint options (``--checkpoint-dir``,
-    ``--checkpoint-every``, ``--resume``), ``--show`` and ``-n/--topn`` for the neighbours to
-    print, and ``--quiet``.
+    ``--out``, ``--model`` (``skipgram``, the default, or ``cbow``), the model's options with
+    gensim's defaults (``--dim``, ``--window``, ``--negative``, ``--epochs``, ``--min-count``,
+    ``--sample``, ``--lr``), ``--threads``, ``--hogwild``, ``--seed``, the checkpoint options
+    (``--checkpoint-dir``, ``--checkpoint-every``, ``--resume``), ``--show`` and
+    ``-n/--topn`` for the neighbours to print, and ``--quiet``.
+
+    The numbers are checked here, so that a bad one is an argparse error naming the option
+    (exit status 2) before any work: ``--dim``, ``--window``, ``--negative``, ``--epochs`` and
+    ``--min-count`` must be integers >= 1, ``--sample`` a number in [0, 1), ``--lr`` a finite
+    number > 0.
 
     Parameters
     ----------
@@ -117,8 +151,10 @@ def add_word2vec_arguments(parser):
     >>> parser = argparse.ArgumentParser(prog="word2vec")
     >>> cli.add_word2vec_arguments(parser)
     >>> args = parser.parse_args(["corpus.txt", "--dim", "50"])
-    >>> args.corpus, args.dim, args.window, args.min_count, args.out
-    ('corpus.txt', 50, 5, 5, None)
+    >>> args.corpus, args.dim, args.window, args.min_count, args.out, args.model
+    ('corpus.txt', 50, 5, 5, None, 'skipgram')
+    >>> parser.parse_args(["corpus.txt", "--model", "cbow", "--sample", "0"]).model
+    'cbow'
     """
     from .word2vec import DEFAULTS
     parser.add_argument("corpus", nargs="?", default=None,
@@ -126,14 +162,21 @@ def add_word2vec_arguments(parser):
                              "State of the Union corpus, 1790-2021, about 1.8 M words)")
     parser.add_argument("--out", default=None,
                         help="write the vectors here, in word2vec text format")
+    parser.add_argument("--model", choices=WORD2VEC_MODELS, default="skipgram",
+                        help="skipgram (the default) predicts each context word from the "
+                             "centre word, as gensim's sg=1; cbow predicts the centre word "
+                             "from its context words, as sg=0")
     parser.add_argument("--dim", type=_positive_int, default=DEFAULTS["dim"])
     parser.add_argument("--window", type=_positive_int, default=DEFAULTS["window"])
-    parser.add_argument("--negative", type=int, default=DEFAULTS["negative"])
+    parser.add_argument("--negative", type=_positive_int, default=DEFAULTS["negative"],
+                        help="negative samples per positive one (default %(default)s; >= 1)")
     parser.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"])
     parser.add_argument("--min-count", type=_positive_int, default=DEFAULTS["min_count"])
-    parser.add_argument("--sample", type=float, default=DEFAULTS["sample"],
-                        help="subsampling threshold (default %(default)g; 0 turns it off)")
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--sample", type=_fraction, default=DEFAULTS["sample"],
+                        help="subsampling threshold, in [0, 1) (default %(default)g; 0 turns "
+                             "it off)")
+    parser.add_argument("--lr", type=_positive_float, default=DEFAULTS["lr"],
+                        help="initial learning rate, decayed linearly (default %(default)g)")
     parser.add_argument("--threads", type=_threads, default=None,
                         help="threads (default: all); the vectors do not depend on it")
     parser.add_argument("--hogwild", action="store_true",
@@ -147,7 +190,9 @@ def add_word2vec_arguments(parser):
                         help="continue from the newest checkpoint in --checkpoint-dir")
     parser.add_argument("--show", default=None,
                         help="comma-separated words whose nearest neighbours to print "
-                             f"(default for the built-in corpus: {','.join(DEFAULT_PROBES)})")
+                             f"(default for the built-in corpus: {','.join(DEFAULT_PROBES)}; "
+                             "for another corpus: 3 frequent words after its 100 most "
+                             "frequent ones)")
     parser.add_argument("-n", "--topn", type=_positive_int, default=8)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -156,9 +201,11 @@ def run_word2vec(args, file=None):
     """Run the ``word2vec`` command: train vectors, write them, print neighbours.
 
     Reads and tokenises the corpus (:func:`fastembed.word2vec.corpus_sentences`), trains
-    with :func:`fastembed.word2vec.train_word2vec`, writes the vectors in word2vec text
-    format to ``args.out`` if given, and prints the nearest neighbours of the ``--show``
-    words (by default a few words of the built-in corpus, or the 3 most frequent words).
+    the ``--model`` (skip-gram or CBOW) with :func:`fastembed.word2vec.train_word2vec`,
+    writes the vectors in word2vec text format to ``args.out`` if given, and prints the
+    nearest neighbours of the ``--show`` words: by default a few words of the built-in
+    corpus (``DEFAULT_PROBES``), or for the user's corpus the frequent content words that
+    :func:`probe_words` picks.
 
     Parameters
     ----------
@@ -177,9 +224,11 @@ def run_word2vec(args, file=None):
     UserError
         ``--resume`` or ``--checkpoint-every`` without ``--checkpoint-dir``, a checkpoint
         directory holding checkpoints without ``--resume``, or an ``--out`` that cannot be
-        written; all before any work.
+        written, all before any work; or training that diverges
+        (:func:`~fastembed.word2vec.train_word2vec` raises FloatingPointError, typically
+        for too large a ``--lr``), after which no vectors are written.
     FileNotFoundError, ValueError
-        A missing or empty corpus.
+        A missing or empty corpus, or settings that train_word2vec refuses.
 
     Examples
     --------
@@ -197,7 +246,7 @@ def run_word2vec(args, file=None):
     ...     status = cli.run_word2vec(args)
     reading ...corpus.txt ...
     40 sentences, 120 words, read and tokenised in ... s
-    vocabulary: 4 words (min_count=1); trained 1 epoch on ... s (... words/s)
+    vocabulary: 4 words (min_count=1); trained skipgram for 1 epoch on ... s (... words/s)
     wrote 4 vectors of dimension 8 to ...vectors.txt
       king: ...
     >>> status
@@ -226,17 +275,23 @@ def run_word2vec(args, file=None):
     print(f"{len(sentences):,} sentences, {n_tokens:,} words, read and tokenised in "
           f"{t_read:.1f} s", file=file, flush=True)
     n_threads = _resolve_n_threads(args.threads)
-    result = train_word2vec(
-        sentences, dim=args.dim, window=args.window, negative=args.negative,
-        min_count=args.min_count, sample=args.sample, epochs=args.epochs, lr=args.lr,
-        seed=args.seed, n_threads=n_threads, hogwild=args.hogwild,
-        checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every,
-        resume=True if args.resume else None, progress=not args.quiet)
+    try:
+        result = train_word2vec(
+            sentences, model=args.model, dim=args.dim, window=args.window,
+            negative=args.negative, min_count=args.min_count, sample=args.sample,
+            epochs=args.epochs, lr=args.lr, seed=args.seed, n_threads=n_threads,
+            hogwild=args.hogwild, checkpoint_dir=args.checkpoint_dir,
+            checkpoint_every=args.checkpoint_every, resume=True if args.resume else None,
+            progress=not args.quiet)
+    except FloatingPointError as exc:
+        raise UserError(f"training diverged: {exc} (try a smaller --lr than "
+                        f"{args.lr:g})") from exc
     words_trained = result.n_words * args.epochs
+    epochs = f"{args.epochs} epoch{'s' if args.epochs > 1 else ''}"
+    threads = f"{n_threads} thread{'s' if n_threads > 1 else ''}"
     print(f"vocabulary: {len(result.vocab):,} words (min_count={args.min_count}); trained "
-          f"{args.epochs} epoch{'s' if args.epochs > 1 else ''} on {n_threads} thread{'s' if n_threads > 1 else ''} in "
-          f"{result.seconds:.1f} s ({words_trained / result.seconds:,.0f} words/s)",
-          file=file, flush=True)
+          f"{args.model} for {epochs} on {threads} in {result.seconds:.1f} s "
+          f"({words_trained / result.seconds:,.0f} words/s)", file=file, flush=True)
     vectors = result.vectors
     if args.out:
         save_word2vec(args.out, vectors)
@@ -245,7 +300,7 @@ def run_word2vec(args, file=None):
     if args.show is not None:
         probes = [w.strip().lower() for w in args.show.split(",") if w.strip()]
     else:
-        probes = list(DEFAULT_PROBES) if args.corpus is None else list(vectors.words[:3])
+        probes = list(DEFAULT_PROBES) if args.corpus is None else probe_words(vectors.words)
     for word in probes:
         if word not in vectors:
             print(f"  {word}: not in the vocabulary", file=file)
@@ -253,6 +308,58 @@ def run_word2vec(args, file=None):
         near = ", ".join(f"{w} {s:.2f}" for w, s in vectors.most_similar(word, args.topn))
         print(f"  {word}: {near}", file=file)
     return 0
+
+
+def probe_words(words, skip=100, n=3):
+    """Pick ``n`` frequent content words of a vocabulary, whose neighbours are worth printing.
+
+    The most frequent words of a corpus ("the", "of", "and") have neighbours that tell
+    nothing; the words just after them in frequency are content words, frequent enough to
+    have been trained well. So: the first ``n`` alphabetic words (``str.isalpha``: no
+    numbers, no punctuation, no "don't") at ranks ``skip``, ``skip + 1``, ... of ``words``.
+    A vocabulary too small for that gives ``n`` words from the start of the last third of its
+    alphabetic words, or, with fewer still, its last ``n`` alphabetic words (all of them when
+    it has fewer than ``n``; none when it has none).
+
+    Parameters
+    ----------
+    words : sequence of str
+        The vocabulary, most frequent first (``result.vocab.words``, ``vectors.words``).
+    skip : int, default 100
+        How many of the most frequent words to pass over; >= 0.
+    n : int, default 3
+        How many words to pick; >= 0.
+
+    Returns
+    -------
+    list of str
+        At most ``n`` words of ``words``, in its order.
+
+    Raises
+    ------
+    ValueError
+        ``skip`` or ``n`` is negative.
+
+    Examples
+    --------
+    >>> from fastembed import cli
+    >>> words = [f"w{i}" for i in range(200)]      # not alphabetic: numbers in them
+    >>> words[100:106] = ["1990", "peace", "u.s", "war", "nation", "law"]
+    >>> cli.probe_words(words)
+    ['peace', 'war', 'nation']
+    >>> cli.probe_words(list("abcdefghijkl"))         # 12 words: the start of the last third
+    ['i', 'j', 'k']
+    >>> cli.probe_words(["the", "of", "42", "king"]), cli.probe_words([])
+    (['the', 'of', 'king'], [])
+    """
+    if skip < 0 or n < 0:
+        raise ValueError(f"skip and n must be >= 0, got skip={skip!r}, n={n!r}")
+    later = [w for w in words[skip:] if w.isalpha()]
+    if len(later) >= n:
+        return later[:n]
+    alpha = [w for w in words if w.isalpha()]
+    start = max(0, min(len(alpha) - len(alpha) // 3, len(alpha) - n))
+    return alpha[start:start + n]
 
 
 # -- similar -----------------------------------------------------------------------------------

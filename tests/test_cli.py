@@ -18,6 +18,7 @@ import pytest
 
 from conftest import assert_bitwise_equal
 import fastembed
+from fastembed import cli
 from fastembed.__main__ import main
 from fastembed._openmp_helpers import _resolve_n_threads
 from fastembed.classifier import BagClassifier, read_fasttext
@@ -49,6 +50,11 @@ def topic_sentences(n, seed=0, length=10):
                  for _ in range(length)]
         out.append(" ".join(words).capitalize() + ".")
     return out
+
+
+def letter_words(n):
+    """``n`` distinct alphabetic words: 'aa', 'ab', ..., 'az', 'ba', ..."""
+    return [chr(97 + i // 26) + chr(97 + i % 26) for i in range(n)]
 
 
 def write_corpus(path, n=400, seed=0):
@@ -166,6 +172,7 @@ def test_word2vec_prints_summary_and_neighbours(trained, corpus):
     assert f"reading {corpus}" in out
     assert "400 sentences, 4,000 words" in out
     assert f"vocabulary: {len(PETS + MONEY + FILLER)} words (min_count=1)" in out
+    assert "trained skipgram for 3 epochs on 1 thread in" in out  # the default model
     assert f"to {path}" in out and "dimension 16" in out
     near = neighbour_lines(out)
     assert set(near) == {"cat", "stock"}
@@ -181,14 +188,80 @@ def test_word2vec_prints_summary_and_neighbours(trained, corpus):
     assert "  zzyzx: not in the vocabulary" in out
 
 
-def test_word2vec_default_show_is_the_three_most_frequent_words(tmp_path, capsys, corpus):
+def test_word2vec_default_show_is_probe_words(tmp_path, capsys, corpus):
     code, out, err = run(capsys, "word2vec", corpus, *W2V, "--threads", "1", "-n", "2")
     assert code == 0, err
-    vocab = Vocab.build(corpus_sentences(corpus), min_count=1)
+    words = list(Vocab.build(corpus_sentences(corpus), min_count=1).words)
     near = neighbour_lines(out)
-    assert list(near) == list(vocab.words[:3])
+    # 38 words, fewer than 100 + 3: from the start of the last third, never the top 3
+    assert list(near) == cli.probe_words(words) == words[26:29]
+    assert not set(near) & set(words[:3])
     assert all(len(v) == 2 for v in near.values())
     assert not list(tmp_path.iterdir())  # no --out: nothing written
+
+
+def test_word2vec_default_show_skips_the_100_most_frequent_words(tmp_path, capsys):
+    # 130 words with distinct counts (word i occurs 200 - i times) and numbers among them
+    words = letter_words(130)
+    words[100], words[102] = "1999", "2000"
+    r = random.Random(0)
+    tokens = [w for i, w in enumerate(words) for _ in range(200 - i)]
+    r.shuffle(tokens)
+    path = tmp_path / "big.txt"
+    path.write_text("\n".join(" ".join(tokens[k:k + 20]) + "." for k in range(0, len(tokens), 20)),
+                    encoding="utf-8")
+    code, out, err = run(capsys, "word2vec", path, "--dim", "4", "--epochs", "1",
+                         "--min-count", "1", "--quiet", "--threads", "1", "-n", "1")
+    assert code == 0, err
+    vocab = list(Vocab.build(corpus_sentences(path), min_count=1).words)
+    assert vocab == words
+    assert list(neighbour_lines(out)) == [words[101], words[103], words[104]]
+
+
+@pytest.mark.parametrize("words, skip, n, expected", [
+    # the first n alphabetic words at ranks >= skip
+    ([f"w{i}" for i in range(100)] + ["peace", "1990", "war", "u.s", "don't", "law", "tax"],
+     100, 3, ["peace", "war", "law"]),
+    (list("abcdefgh"), 2, 3, ["c", "d", "e"]),
+    (list("abcdefgh"), 2, 0, []),
+    # too few after skip: the start of the last third of the alphabetic words
+    (list("abcdefghijkl"), 100, 3, ["i", "j", "k"]),
+    (["1", "2"] + list("abcdefghijkl") + ["3"], 100, 3, ["i", "j", "k"]),
+    # 103 words, only 1 alphabetic after skip: ranks 68-70 (101 alphabetic, 101 - 101 // 3)
+    (letter_words(101) + ["x1", "y2"], 100, 3, letter_words(71)[68:]),
+    # a last third shorter than n: the last n alphabetic words; all of them when fewer
+    (list("abcde"), 100, 3, ["c", "d", "e"]),
+    (["the", "of", "42", "king"], 100, 3, ["the", "of", "king"]),
+    (["cat"], 100, 3, ["cat"]),
+    (["42", "!", "3.5"], 100, 3, []),
+    ([], 100, 3, []),
+    (["été", "naïve", "straße"], 0, 3, ["été", "naïve", "straße"]),  # Unicode letters count
+])
+def test_probe_words(words, skip, n, expected):
+    assert cli.probe_words(words, skip=skip, n=n) == expected
+
+
+def test_probe_words_refuses_negative_arguments():
+    with pytest.raises(ValueError, match="skip"):
+        cli.probe_words(["a"], skip=-1)
+    with pytest.raises(ValueError, match="n=-2"):
+        cli.probe_words(["a"], n=-2)
+
+
+def test_word2vec_model_cbow_matches_the_python_api(tmp_path, capsys, corpus, trained):
+    """--model is passed through: the vectors of train_word2vec(model="cbow"), bit for bit."""
+    out_path = tmp_path / "cbow.txt"
+    code, out, err = run(capsys, "word2vec", corpus, "--out", out_path, *W2V, "--threads", "1",
+                         "--model", "cbow")
+    assert code == 0, err
+    assert "trained cbow for 3 epochs" in out
+    result = train_word2vec(corpus_sentences(corpus), model="cbow", dim=16, epochs=3,
+                            min_count=1, sample=0, seed=1, n_threads=1, progress=False)
+    loaded = load_word2vec(out_path)
+    assert loaded.words == list(result.vocab.words)
+    assert_bitwise_equal(loaded.weight, result.vectors.weight)
+    # ... and not the skip-gram vectors of the same settings
+    assert out_path.read_bytes() != trained[0].read_bytes()
 
 
 def test_word2vec_directory_corpus_is_its_files_concatenated_in_sorted_order(tmp_path,
@@ -377,32 +450,75 @@ def test_word2vec_min_count_above_every_count(capsys, corpus):
     assert_clean_error(code, out, err, "vocabulary is empty")
 
 
-@pytest.mark.parametrize("option, value, fragment", [
-    ("--threads", "0", "--threads"),
-    ("--threads", "two", "--threads"),
-    ("--dim", "0", "--dim"),
-    ("--dim", "-3", "--dim"),
-    ("--epochs", "0", "--epochs"),
-    ("--window", "0", "--window"),
-    ("--checkpoint-every", "0", "--checkpoint-every"),
+@pytest.mark.parametrize("option, value", [
+    ("--threads", "0"),
+    ("--threads", "two"),
+    ("--dim", "0"),
+    ("--dim", "-3"),
+    ("--dim", "2.5"),
+    ("--epochs", "0"),
+    ("--window", "0"),
+    ("--min-count", "0"),
+    ("--negative", "0"),  # would train collapsed vectors
+    ("--negative", "-1"),
+    ("--checkpoint-every", "0"),
+    ("--sample", "1"),
+    ("--sample", "1.5"),
+    ("--sample", "-0.001"),
+    ("--sample", "nan"),
+    ("--sample", "often"),
+    ("--lr", "0"),
+    ("--lr", "-0.025"),
+    ("--lr", "nan"),
+    ("--lr", "inf"),
+    ("--lr", "fast"),
+    ("--model", "glove"),
 ])
-def test_word2vec_bad_numbers_are_argparse_errors(capsys, corpus, option, value, fragment):
+def test_word2vec_bad_options_are_argparse_errors(tmp_path, capsys, corpus, option, value):
+    out_path = tmp_path / "v.txt"
     with pytest.raises(SystemExit) as info:
-        main(["word2vec", str(corpus), *W2V, option, value])
+        main(["word2vec", str(corpus), "--out", str(out_path), *W2V, option, value])
     assert info.value.code == 2
-    err = capsys.readouterr().err
-    assert "usage:" in err and f"argument {fragment}" in err
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    assert "usage:" in err and f"argument {option}" in err and value in err
+    assert "reading" not in out
+    assert not out_path.exists()
 
 
-@pytest.mark.parametrize("option, value, fragment", [
-    ("--negative", "-1", "negative"),
-    ("--sample", "1.5", "sample"),
-    ("--lr", "nan", "lr"),
-    ("--lr", "0", "lr"),
+@pytest.mark.parametrize("option, value", [
+    ("--negative", "1"), ("--sample", "0"), ("--sample", "0.999"), ("--lr", "1e-9"),
+    ("--min-count", "1"), ("--window", "1"),
 ])
-def test_word2vec_bad_settings_are_clean_errors(capsys, corpus, option, value, fragment):
-    code, out, err = run(capsys, "word2vec", corpus, *W2V, "--threads", "1", option, value)
-    assert_clean_error(code, out, err, fragment)
+def test_word2vec_boundary_options_are_accepted(option, value):
+    import argparse
+    parser = argparse.ArgumentParser()
+    cli.add_word2vec_arguments(parser)
+    args = parser.parse_args([option, value])
+    assert getattr(args, option[2:].replace("-", "_")) == float(value)
+
+
+@pytest.mark.parametrize("exc", [
+    FloatingPointError("step 3 of epoch 1: the vectors are no longer finite (lr=5)"),
+    ValueError("lr=5 step 3: something train_word2vec refuses"),
+])
+def test_word2vec_training_errors_are_clean_and_write_nothing(tmp_path, capsys, corpus,
+                                                              monkeypatch, exc):
+    import fastembed.word2vec
+
+    def train_word2vec(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(fastembed.word2vec, "train_word2vec", train_word2vec)
+    out_path = tmp_path / "v.txt"
+    code, out, err = run(capsys, "word2vec", corpus, "--out", out_path, *W2V, "--lr", "5",
+                         "--threads", "1")
+    assert_clean_error(code, out, err, "step 3", "lr=5")
+    assert len(err.strip().splitlines()) == 1
+    assert "vocabulary:" not in out
+    assert not out_path.exists()
+    if isinstance(exc, FloatingPointError):
+        assert "diverged" in err and "smaller --lr than 5" in err
 
 
 # -- similar -----------------------------------------------------------------------------------
