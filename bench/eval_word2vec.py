@@ -117,6 +117,7 @@ from fastembed.text import split_sentences
 MODES = {
     "default": {},
     "hogwild": {"hogwild": True},
+    "shards1": {"shards": 1},   # deterministic plain online SGD on one thread
 }
 #: Hyper-parameters shared by both libraries.
 SETTINGS = {

@@ -14,8 +14,10 @@ so every case can be replayed alone (``--replay I``). A case picks one scenario:
   ``step()``, the fused ``backward_and_step``, ``zero_grad``, hyper-parameter changes and
   hand-made (often malformed) ``layer.grad``; a NumPy model of the layer and of the
   optimizer state is kept alongside and compared after every call;
-* ``SkipGram.train_step`` (checked for determinism across thread counts, untouched rows and
-  its counters, as it has no NumPy reference);
+* ``SkipGram.train_step`` and ``CBOW.train_step`` (checked for determinism across thread
+  counts, untouched rows and their counters, as they have no NumPy reference here; the
+  reference trainer is in tests/test_word2vec.py), with a learning rate that decays within
+  the batch (``lr_end``) or not;
 * ``fastembed.io.load_word2vec`` on generated text, GloVe and binary files (valid or with
   one defect, checked value by value), on mutated files and on random bytes.
 
@@ -74,7 +76,7 @@ try:
 except ImportError:  # run from a checkout without PYTHONPATH
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import fastembed
-from fastembed import Embedding, EmbeddingBag, SkipGram, optim
+from fastembed import CBOW, Embedding, EmbeddingBag, SkipGram, optim
 from fastembed.io import load_word2vec
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -1721,7 +1723,7 @@ def sc_layers(ctx, rng):
 
 
 # =============================================================================================
-# Scenario: SkipGram.train_step
+# Scenario: SkipGram.train_step and CBOW.train_step
 # =============================================================================================
 
 def _sg_config(rng):
@@ -1729,9 +1731,10 @@ def _sg_config(rng):
     counts = rng.integers(0, 20, V)
     counts[int(rng.integers(V))] += 1
     return dict(counts=counts, dim=int(pick(rng, [1, 2, 4, 8, 16])),
-                window=int(rng.integers(1, 6)), negative=int(rng.integers(0, 6)),
+                window=int(rng.integers(1, 6)), negative=int(rng.integers(1, 6)),
                 sample=float(pick(rng, [0.0, 1e-3, 0.1])), dtype=gen_dtype(rng),
-                seed=int(rng.integers(0, 2**31)), shards=int(rng.integers(1, 5)))
+                seed=int(rng.integers(0, 2**31)), shards=int(rng.integers(1, 5)),
+                round_words=pick(rng, [None, 1, 2, 7, 64], [50, 10, 10, 15, 15]))
 
 
 def gen_sg_batch(rng, ctx, V):
@@ -1802,10 +1805,12 @@ def sg_batch_ok(batch, V):
 
 
 def sc_skipgram(ctx, rng):
+    cls = pick(rng, [SkipGram, CBOW])
+    name = f"{cls.__name__}.train_step"
     cfg = _sg_config(rng)
     V = cfg["counts"].size
-    model = SkipGram(n_threads=ctx.threads, **cfg)
-    twin = SkipGram(n_threads=1, **cfg)
+    model = cls(n_threads=ctx.threads, **cfg)
+    twin = cls(n_threads=1, **cfg)
     if rng.random() < 0.3:  # a step first, so that syn1neg is not all zeros
         first = (rng.integers(0, V, 20).astype(np.int32), np.array([0, 20]))
         for m in (model, twin):
@@ -1813,8 +1818,15 @@ def sc_skipgram(ctx, rng):
     batch = gen_sg_batch(rng, ctx, V)
     lr = pick(rng, [0.025, 0.0, 0.5, -0.1, float("nan"), float("inf"), "0.1", None],
               [80, 6, 6, 2, 2, 2, 1, 1])
+    # the rate after the batch's last word: None is "the same as lr"
+    lr_end = pick(rng, [None, 0.0, 0.01, 0.5, -0.1, float("nan"), float("inf")],
+                  [60, 10, 15, 9, 2, 2, 2])
     step_seed = int(rng.integers(0, 2**31))
-    ok = sg_batch_ok(batch, V) and isinstance(lr, float) and math.isfinite(lr) and lr >= 0
+
+    def rate_ok(r):
+        return isinstance(r, float) and math.isfinite(r) and r >= 0
+
+    ok = sg_batch_ok(batch, V) and rate_ok(lr) and (lr_end is None or rate_ok(lr_end))
     touched = None
     if ok:
         touched = np.unique(np.asarray(batch[0]).astype(np.int64))
@@ -1833,18 +1845,21 @@ def sc_skipgram(ctx, rng):
         untouched = np.setdiff1d(np.arange(V), touched)
         require_bits(model.syn0[untouched], before0[untouched], "syn0 rows of unseen words")
         with np.errstate(all="ignore"):
-            res2 = twin.train_step(batch, lr=lr, rng=np.random.default_rng(step_seed))
+            res2 = twin.train_step(batch, lr=lr, lr_end=lr_end,
+                                   rng=np.random.default_rng(step_seed))
         require(repr(res2) == repr(res), f"1 thread gave {res2}, {ctx.threads} threads {res}")
         require_bits(model.syn0, twin.syn0, "syn0 (1 thread vs several)")
         require_bits(model.syn1neg, twin.syn1neg, "syn1neg (1 thread vs several)")
 
     before0 = model.syn0.copy()
-    ctx.call("SkipGram.train_step", VALID if ok else INVALID,
-             lambda: model.train_step(batch, lr=lr, rng=np.random.default_rng(step_seed)),
+    ctx.call(name, VALID if ok else INVALID,
+             lambda: model.train_step(batch, lr=lr, lr_end=lr_end,
+                                      rng=np.random.default_rng(step_seed)),
              check, inputs=[lambda: batch if isinstance(batch, (tuple, list)) else None],
              state=[lambda: model.syn0, lambda: model.syn1neg],
-             note=f"(V={V}, shards={cfg['shards']}, negative={cfg['negative']})",
-             args=dict(batch=batch, lr=lr))
+             note=f"(V={V}, shards={cfg['shards']}, round_words={model.round_words}, "
+                  f"window={cfg['window']}, negative={cfg['negative']})",
+             args=dict(batch=batch, lr=lr, lr_end=lr_end))
 
 
 # =============================================================================================
@@ -2177,7 +2192,7 @@ FUNCTIONS = ["gather", "scatter_add", "coalesce", "embedding_bag", "Embedding.fo
              "Embedding.backward", "Embedding.backward_and_step", "EmbeddingBag.forward",
              "EmbeddingBag.backward", "EmbeddingBag.backward_and_step", "SGD.step",
              "Adagrad.step", "RowWiseAdagrad.step", "Adam.step", "AdamW.step",
-             "SkipGram.train_step", "io.load_word2vec"]
+             "SkipGram.train_step", "CBOW.train_step", "io.load_word2vec"]
 
 
 def select_scenarios(only, exclude):

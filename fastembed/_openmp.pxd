@@ -8,4 +8,7 @@ cdef extern from "_openmp_shim.h" nogil:
     int omp_get_thread_num()
     int omp_get_num_threads()
     void omp_set_num_threads(int n)
-    void fe_omp_barrier()
+    ctypedef struct fe_barrier_t:
+        int count
+        int sense
+    void fe_barrier_wait(fe_barrier_t* state, int* sense, int n_threads)

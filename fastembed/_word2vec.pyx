@@ -45,7 +45,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
-from ._openmp cimport fe_omp_barrier
+from ._openmp cimport fe_barrier_t, fe_barrier_wait, omp_get_num_threads
 from ._rowops cimport fe_prefetch_row
 from ._typedefs cimport floating
 
@@ -334,10 +334,12 @@ cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg,
             _execute(syn0, syn1neg, cfg, sh, q)
 
 
-cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t hi,
+cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t n_blocks,
                        floating* table, bint is_out, int32_t* count, Py_ssize_t d,
                        Py_ssize_t row_bytes, floating* orig) noexcept nogil:
-    """Merge the rows [lo, hi) of one table that several shards shared, and reset the round.
+    """Merge the rows r = blk (mod n_blocks) of one table that several shards shared, and reset
+    the round. (Rows are dealt to the blocks in turn, not in ranges: the low ids are the frequent
+    words, which most rounds share.)
 
     A shared row r, o before the round, becomes o + (c_0 - o) + (c_1 - o) + ... over the
     private copies c_t of the shards that touched it, in shard order. Rows that one shard
@@ -358,10 +360,10 @@ cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t lo, int64_t h
         slot = sh.slot_out if is_out else sh.slot_in
         for i in range(first, end):
             r = sh.touched[i]
-            if not (lo <= r < hi):
+            if r % n_blocks != blk:
                 continue  # another block's row
             if count[r] > 1:
-                # the first shard that touched it: sum every shard's change, in shard order
+                # the first shard that touched it: combine every shard's change, in shard order
                 row = <floating*>(<char*>table + r * row_bytes)
                 memcpy(orig, row, row_bytes)
                 for u in range(t, n_shards):
@@ -429,6 +431,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef int32_t* rr = NULL
     cdef int32_t* rn = NULL
     cdef Py_ssize_t R = round_words
+    cdef fe_barrier_t barrier          # the rounds' barrier (_openmp_shim.h)
+    cdef int sense = 0
+    barrier.count = 0
+    barrier.sense = 0
     cdef Py_ssize_t stride_neg = negative if cbow else 2 * window * negative
     if n_shards < 1 or round_words < 1:
         raise ValueError("need at least one shard and one word per round")
@@ -526,6 +532,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                         c_lo = c_hi
             else:
                 with parallel(num_threads=n_threads):
+                    sense = 0
                     for rnd in range(n_rounds):
                         # a. each shard draws its next round_words centres and notes the rows
                         #    they touch, counting for each row the shards that touch it
@@ -539,26 +546,24 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                             if c_lo > c_hi:
                                 c_lo = c_hi
                             _plan_round(&cfg, &shards[t], c_lo, c_hi, rr, rn)
-                        fe_omp_barrier()  # (prange in a parallel block has no barrier)
+                        fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # b. each shard trains them: its own rows in place, shared rows on
                         #    private copies
                         for t in prange(n_shards, schedule='dynamic', chunksize=1):
                             _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
-                        fe_omp_barrier()
+                        fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # c. every shared row moves by the sum of the shards' changes. Each
                         #    thread owns a block of rows and adds, for each of its rows, the
                         #    change of shard 0, then shard 1, ...: the same sums in the same
                         #    order for any number of threads.
                         for blk in prange(n_blocks, schedule='static'):
-                            _merge_table(shards, n_shards, (blk * V) // n_blocks,
-                                         ((blk + 1) * V) // n_blocks, &syn0[0, 0], False,
+                            _merge_table(shards, n_shards, blk, n_blocks, &syn0[0, 0], False,
                                          &count[0], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
-                            _merge_table(shards, n_shards, (blk * V) // n_blocks,
-                                         ((blk + 1) * V) // n_blocks, &syn1neg[0, 0], True,
+                            _merge_table(shards, n_shards, blk, n_blocks, &syn1neg[0, 0], True,
                                          &count[V], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
-                        fe_omp_barrier()
+                        fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
         for t in range(n_shards):
             loss[t] = shards[t].loss
             pairs[t] = shards[t].pairs

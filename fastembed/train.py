@@ -1150,11 +1150,15 @@ class Trainer:
             lr = lr0 - span * t / total if linear else lr0   # == self.lr_at(t)
             if opt is not None:
                 opt.lr = lr
-            if lr_end:
-                out = train_step(batch_of(e, b), lr=lr, rng=rng, optimizer=opt,
-                                 lr_end=lr0 - span * (t + 1) / total if linear else lr0)
-            else:
-                out = train_step(batch_of(e, b), lr=lr, rng=rng, optimizer=opt)
+            try:
+                if lr_end:
+                    out = train_step(batch_of(e, b), lr=lr, rng=rng, optimizer=opt,
+                                     lr_end=lr0 - span * (t + 1) / total if linear else lr0)
+                else:
+                    out = train_step(batch_of(e, b), lr=lr, rng=rng, optimizer=opt)
+            except FloatingPointError as exc:
+                raise FloatingPointError(f"{exc} (at step {t}, epoch {e}, batch {b}, "
+                                         f"lr={lr:.6g})") from None
             try:
                 loss = float(out["loss"])
                 count = out["count"]

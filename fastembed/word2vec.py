@@ -53,12 +53,19 @@ if TYPE_CHECKING:
     from .text import Vocab
 
 __all__ = ["Corpus", "CorpusDataset", "Word2VecModel", "SkipGram", "CBOW", "Word2VecResult",
-           "train_word2vec",
+           "train_word2vec", "default_round_words",
            "corpus_sentences", "subsample_keep_probability", "alias_table"]
 
 # gensim's defaults for Word2Vec(sg=1)
 DEFAULTS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, lr=0.025,
-                min_lr=0.0001, ns_exponent=0.75, shards=4, round_words=512)
+                min_lr=0.0001, ns_exponent=0.75, shards=4, round_words=None)
+# The default round length (see Word2VecModel): about this many output-row updates per shard
+# and round in skip-gram, and at most this many expected uses of the busiest row
+ROUND_UPDATES = 2**15
+ROUND_ROW_USES = 256
+# train_step's divergence test: a loss per prediction above this many times that of untrained
+# vectors, (negative + 1) log 2
+DIVERGED_LOSS = 10.0
 MAX_SENTENCE_LENGTH = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer sentences are split
 
 
@@ -372,6 +379,53 @@ def alias_table(weights):
     return accept, np.array(alias_list, dtype=np.int32)
 
 
+def default_round_words(counts, keep, noise, window, negative):
+    """Centre words per shard and round when ``round_words`` is not given.
+
+    The shards of a round train from the same start and their changes to a shared row are
+    summed, so a row that every shard moves many times in a round (a frequent word) would move
+    by several full steps at once and overshoot. The rounds are therefore short in two ways:
+
+    - about ``ROUND_UPDATES`` (2**15) output-row updates per shard in skip-gram, that is
+      ``2**15 // (2 window (negative + 1))`` centres (546 at window 5, negative 5; 186 at
+      window 8, negative 10), the same number of centres in CBOW;
+    - at most ``ROUND_ROW_USES`` (256) expected uses of the busiest row per shard: a centre
+      uses row ``r`` about ``2 window (p(r) + negative q(r))`` times, with ``p`` the word
+      frequencies after subsampling and ``q`` the noise distribution. This binds for small
+      or flat vocabularies (16 words: 68 centres) and hardly for natural text.
+
+    Neither depends on the machine. Returns at least 16.
+
+    Parameters
+    ----------
+    counts : ndarray of int
+    keep : ndarray of float
+        Subsampling keep probabilities.
+    noise : ndarray of float
+        Unnormalised noise weights.
+    window, negative : int
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.word2vec import default_round_words
+    >>> flat = np.full(16, 100)
+    >>> default_round_words(flat, np.ones(16), flat ** 0.75, 5, 5)
+    68
+    """
+    kept = counts * np.asarray(keep, dtype=np.float64)
+    p = kept / kept.sum() if kept.sum() > 0 else np.zeros(len(kept))
+    q = np.asarray(noise, dtype=np.float64) / np.sum(noise)
+    uses = 2 * window * float(np.max(p + negative * q))
+    by_updates = ROUND_UPDATES // (2 * window * (negative + 1))
+    by_uses = int(ROUND_ROW_USES / uses) if uses > 0 else by_updates
+    return max(16, min(by_updates, by_uses))
+
+
 def _alias_probabilities(accept, alias):
     """The distribution an alias table draws from (for tests and checks)."""
     n = accept.size
@@ -405,7 +459,7 @@ class Word2VecModel:
     ns_exponent : float, default 0.75
     dtype : float32 or float64
     seed : int, default 1
-        Seeds the initial vectors (uniform in ``[-0.5, 0.5) / dim``, as gensim; the output
+        Seeds the initial vectors (uniform in ``[-1, 1) / dim``, as gensim 4; the output
         vectors start at zero).
     n_threads : int, optional
         Threads; None is OpenMP's default (:func:`fastembed.get_num_threads`). The vectors
@@ -422,8 +476,12 @@ class Word2VecModel:
         fixed order). Threads take shards as they free up, so the vectors depend on the seed,
         the data, ``shards`` and ``round_words``, never on the thread count; at most
         ``shards`` threads work at once. ``shards=1`` is plain online SGD on one thread.
-    round_words : int, default 512
-        Centre words each shard trains between two merges.
+    round_words : int, optional
+        Centre words each shard trains between two merges; by default
+        :func:`default_round_words`: short enough in updates, and in uses of the busiest
+        row, that a frequent word's row, which every shard moves, is never moved far by
+        stale copies (with rounds a few times longer the summed changes overshoot: the
+        vectors bunch together, and a small vocabulary diverges).
 
     Attributes
     ----------
@@ -436,7 +494,17 @@ class Word2VecModel:
     ------
     ValueError, TypeError
         Counts that are empty, negative, not finite or summing to 0; invalid sizes,
-        ``sample``, ``ns_exponent``, ``dtype`` or ``n_threads``.
+        ``sample``, ``ns_exponent``, ``dtype`` or ``n_threads``; ``negative < 1``.
+
+    Examples
+    --------
+    >>> from fastembed.word2vec import CBOW, SkipGram, Word2VecModel
+    >>> isinstance(SkipGram([5, 3, 2], dim=4), Word2VecModel)
+    True
+    >>> CBOW([5, 3, 2], dim=4, negative=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: negative must be an int >= 1, got 0 (with no noise word every vector collapses onto the same direction)
     """
 
     #: "skipgram" or "cbow", set by the subclasses
@@ -473,13 +541,14 @@ class Word2VecModel:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         _resolve_n_threads(n_threads)
         _check_int(shards, "shards", 1)
-        _check_int(round_words, "round_words", 1)
+        if round_words is not None:
+            _check_int(round_words, "round_words", 1)
         self.shards = int(shards)
-        self.round_words = int(round_words)
         self.counts = counts.astype(np.int64)
         self.dim = int(dim)
         self.window = int(window)
         self.negative = int(negative)
+        self._round_words = None if round_words is None else int(round_words)
         self.sample = float(sample)
         self.ns_exponent = float(ns_exponent)
         self.dtype = dtype
@@ -496,6 +565,11 @@ class Word2VecModel:
         if noise.sum() <= 0:  # pragma: no cover - counts.sum() > 0 guarantees a positive sum
             noise = np.ones(V)
         self._accept, self._alias = alias_table(noise)
+        if self._round_words is None:
+            self.round_words = default_round_words(self.counts, keep, noise, self.window,
+                                                   self.negative)
+        else:
+            self.round_words = self._round_words
         self._workspace = None
 
     @property
@@ -531,8 +605,10 @@ class Word2VecModel:
     # -- the trainer's protocol ----------------------------------------------------------------
 
     def train_step(self, batch, *, lr, rng, optimizer=None, lr_end=None):
-        """One SGD pass over a batch ``(words, starts)``, the learning rate decaying linearly
-        from ``lr`` at its first word to ``lr_end`` after its last.
+        """One SGD pass over a batch ``(words, starts)``.
+
+        The learning rate decays linearly from ``lr`` at the batch's first word to ``lr_end``
+        after its last.
 
         Parameters
         ----------
@@ -563,6 +639,10 @@ class Word2VecModel:
             An optimizer, a bad ``lr`` or ``lr_end``, or malformed starts.
         IndexError, TypeError
             Word ids out of range, or arrays of the wrong kind.
+        FloatingPointError
+            The step's loss per prediction is not finite or above ten times that of
+            untrained vectors, ``10 (negative + 1) log 2``: training diverged (the tables
+            were updated).
 
         Examples
         --------
@@ -577,8 +657,17 @@ class Word2VecModel:
         if optimizer is not None:
             raise ValueError(f"{type(self).__name__} applies its own fused SGD update; pass "
                              f"optimizer=None")
-        return self._step(batch, lr=lr, lr_end=lr if lr_end is None else lr_end,
-                          seed=int(rng.integers(0, 2**63)), record=False)
+        out = self._step(batch, lr=lr, lr_end=lr if lr_end is None else lr_end,
+                         seed=int(rng.integers(0, 2**63)), record=False)
+        # Training lowers the loss from that of untrained vectors, (negative + 1) log 2 per
+        # prediction; ten times that means the vectors are blowing up (gensim's rule leaves
+        # saturated logits alone, so such a run would otherwise go on with huge but finite
+        # numbers: lr=0.5 reaches about 120 at negative 5, against 4.2 untrained).
+        if not out["loss"] <= DIVERGED_LOSS * (self.negative + 1) * math.log(2):
+            raise FloatingPointError(
+                f"training diverged: the loss per prediction reached {out['loss']:.3g} with "
+                f"lr={lr:.6g}; use a smaller learning rate")
+        return out
 
     def state_dict(self):
         """Copies of ``syn0``, ``syn1neg`` and ``counts``: what a checkpoint needs.
@@ -670,12 +759,15 @@ class Word2VecModel:
         cap_in, cap_out = self._capacity()
         V, rows = self.num_words, cap_in + cap_out
         ws = self._workspace
-        if ws is None or ws["slots"].shape[0] < n_shards:
+        nbytes = rows * self.dim * self.dtype.itemsize
+        if (ws is None or ws["slots"].shape[0] < n_shards or ws["cap_in"] != cap_in
+                or ws["touched"].shape[1] != rows or ws["buf"].shape[1] != nbytes
+                or ws["slots"].shape[1] != 2 * V):
+            # (sized by round_words, window, negative and dim: rebuilt when any changed)
             ws = {
                 "slots": np.full((n_shards, 2 * V), -1, dtype=np.int32),
                 "count": np.zeros(2 * V, dtype=np.int32),
-                "buf": np.empty((n_shards, rows * self.dim * self.dtype.itemsize),
-                                dtype=np.uint8),
+                "buf": np.empty((n_shards, nbytes), dtype=np.uint8),
                 "touched": np.empty((n_shards, rows), dtype=np.int64),
                 "cap_in": cap_in,
             }
@@ -730,8 +822,13 @@ class SkipGram(Word2VecModel):
 
     Each (centre, context) pair of a window is one prediction: the context's input vector
     predicts the centre's output vector against ``negative`` noise words drawn afresh for
-    the pair, as in gensim and word2vec.c. The parameters are those of
-    :class:`Word2VecModel`.
+    the pair, as in gensim and word2vec.c.
+
+    Parameters
+    ----------
+    counts, dim, window, negative, sample, ns_exponent, dtype, seed, n_threads, hogwild, \
+shards, round_words :
+        As :class:`Word2VecModel`.
 
     See Also
     --------
@@ -755,13 +852,18 @@ class SkipGram(Word2VecModel):
 
 
 class CBOW(Word2VecModel):
-    """word2vec continuous bag of words with negative sampling (gensim's ``sg=0``,
-    ``cbow_mean=1``).
+    """word2vec CBOW with negative sampling (gensim's ``sg=0, cbow_mean=1``).
 
     Each centre word is one prediction: the mean ``h`` of its context words' input vectors
     predicts the centre's output vector against ``negative`` noise words. As in gensim and
     word2vec.c, every context vector then moves by the full step computed for ``h`` (not
-    ``1/n`` of it). The parameters are those of :class:`Word2VecModel`.
+    ``1/n`` of it).
+
+    Parameters
+    ----------
+    counts, dim, window, negative, sample, ns_exponent, dtype, seed, n_threads, hogwild, \
+shards, round_words :
+        As :class:`Word2VecModel`.
 
     See Also
     --------

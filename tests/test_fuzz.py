@@ -474,11 +474,14 @@ def test_fuzz_driver_layer_sequences(seed):
 
 @SLOW
 @given(data=st.data(), V=st.integers(1, 12), dim=st.sampled_from([1, 4]),
-       shards=st.integers(1, 3), negative=st.integers(0, 3),
+       shards=st.integers(1, 3), round_words=st.sampled_from([None, 1, 3]),
+       negative=st.integers(1, 3), kind=st.sampled_from(["SkipGram", "CBOW"]),
        words_dtype=st.sampled_from(["int32", "int64", "int8", "uint16", "float64", "bool"]),
        starts_dtype=st.sampled_from(["int64", "int32", "uint32", "uint64", "float64"]),
-       lr=st.sampled_from([0.025, 0.0, -1.0, float("nan"), float("inf")]))
-def test_skipgram_train_step(data, V, dim, shards, negative, words_dtype, starts_dtype, lr):
+       lr=st.sampled_from([0.025, 0.0, -1.0, float("nan"), float("inf")]),
+       lr_end=st.sampled_from([None, None, 0.0, 0.01, -1.0, float("nan")]))
+def test_skipgram_train_step(data, V, dim, shards, round_words, negative, kind, words_dtype,
+                             starts_dtype, lr, lr_end):
     words = data.draw(st.lists(st.one_of(st.integers(0, V - 1), st.integers(0, V - 1),
                                          st.sampled_from([-1, V, 127])), max_size=30))
     cuts = data.draw(st.lists(st.integers(0, len(words)), max_size=4))
@@ -501,11 +504,16 @@ def test_skipgram_train_step(data, V, dim, shards, negative, words_dtype, starts
             starts[-1] = words.size
     batch = (words.astype(words_dtype), np.array(starts, dtype=starts_dtype))
     counts = np.arange(1, V + 1)
-    model = fastembed.SkipGram(counts, dim, negative=negative, shards=shards, seed=3,
-                               n_threads=2)
-    twin = fastembed.SkipGram(counts, dim, negative=negative, shards=shards, seed=3,
-                              n_threads=1)
-    ok = fz.sg_batch_ok(batch, V) and lr == lr and lr >= 0 and lr != float("inf")
+    cls = getattr(fastembed, kind)
+    model = cls(counts, dim, negative=negative, shards=shards, round_words=round_words, seed=3,
+                n_threads=2)
+    twin = cls(counts, dim, negative=negative, shards=shards, round_words=round_words, seed=3,
+               n_threads=1)
+
+    def rate_ok(r):
+        return r == r and r >= 0 and r != float("inf")
+
+    ok = fz.sg_batch_ok(batch, V) and rate_ok(lr) and (lr_end is None or rate_ok(lr_end))
     before = model.syn0.copy()
 
     def check(res):
@@ -514,16 +522,24 @@ def test_skipgram_train_step(data, V, dim, shards, negative, words_dtype, starts
                    f"counters {res}")
         untouched = np.setdiff1d(np.arange(V), batch[0].astype(np.int64))
         fz.require_bits(model.syn0[untouched], before[untouched], "unseen rows of syn0")
-        res2 = twin.train_step(batch, lr=lr, rng=np.random.default_rng(5))
+        res2 = twin.train_step(batch, lr=lr, lr_end=lr_end, rng=np.random.default_rng(5))
         fz.require(repr(res2) == repr(res), "1 thread and 2 threads disagree")
         fz.require_bits(model.syn0, twin.syn0, "syn0, 1 thread vs 2")
         fz.require_bits(model.syn1neg, twin.syn1neg, "syn1neg, 1 thread vs 2")
 
     ctx = new_ctx()
-    ctx.call("SkipGram.train_step", VALID if ok else INVALID,
-             lambda: model.train_step(batch, lr=lr, rng=np.random.default_rng(5)), check,
+    ctx.call(f"{kind}.train_step", VALID if ok else INVALID,
+             lambda: model.train_step(batch, lr=lr, lr_end=lr_end,
+                                      rng=np.random.default_rng(5)), check,
              inputs=[batch[0], batch[1]], state=[lambda: model.syn0, lambda: model.syn1neg])
     assert_clean(ctx)
+
+
+@pytest.mark.parametrize("negative", [0, -1])
+def test_word2vec_models_refuse_no_negative_samples(negative):
+    for cls in (fastembed.SkipGram, fastembed.CBOW):
+        with pytest.raises(ValueError, match="negative"):
+            cls(np.arange(1, 5), 4, negative=negative)
 
 
 @SLOW

@@ -227,6 +227,91 @@ def test_default_min_lr_is_gensims_ratio_and_constant_schedule():
     assert [o for _, o in model.seen] == [None] * 8                   # no optimizer
 
 
+class LrEndRecorder:
+    """A model whose train_step takes lr_end: it gets the rate of the next step there."""
+
+    def __init__(self):
+        self.seen = []
+
+    def train_step(self, batch, *, lr, rng, optimizer, lr_end=None):
+        self.seen.append((lr, lr_end))
+        return {"loss": 0.0, "count": len(batch)}
+
+
+def test_lr_end_is_the_next_steps_rate():
+    data = ArrayDataset(np.zeros(10), batch_size=2)                  # 5 batches per epoch
+    model = LrEndRecorder()
+    trainer = Trainer(model, data=data, epochs=2, lr=0.5, min_lr=0.1, progress=False)
+    trainer.fit()
+    lrs = [lr for lr, _ in model.seen]
+    ends = [end for _, end in model.seen]
+    assert lrs == [trainer.lr_at(t) for t in range(10)]
+    assert ends == [trainer.lr_at(t + 1) for t in range(10)]          # the linear schedule
+    assert ends[:-1] == lrs[1:]                                       # continuous over steps
+    assert ends[-1] == pytest.approx(0.1, abs=1e-15)                   # the last: min_lr
+    # the constant schedule: lr_end = lr
+    model = LrEndRecorder()
+    Trainer(model, data=data, epochs=1, lr=0.3, schedule="constant", progress=False).fit()
+    assert model.seen == [(0.3, 0.3)] * 5
+    # a model without lr_end is called as before (LrRecorder's train_step would raise a
+    # TypeError on an unexpected keyword)
+    plain = LrRecorder()
+    Trainer(plain, data=data, epochs=2, lr=0.5, min_lr=0.1, progress=False).fit()
+    assert [lr for lr, _ in plain.seen] == lrs
+
+
+def test_lr_end_across_a_resume_is_that_of_an_uninterrupted_run(tmp_path):
+    data = ArrayDataset(np.zeros(10), batch_size=2)
+    full = LrEndRecorder()
+    Trainer(full, data=data, epochs=2, lr=0.5, min_lr=0.0, progress=False).fit()
+
+    class Stateful(LrEndRecorder):
+        def state_dict(self):
+            return {"x": np.zeros(1)}
+
+        def load_state_dict(self, state):
+            pass
+
+    first = Stateful()
+    Trainer(first, data=data, epochs=2, lr=0.5, min_lr=0.0, progress=False,
+            checkpoint_dir=tmp_path, callbacks=[StopAt(3)]).fit()
+    assert max(checkpoint_steps(tmp_path)) == 3
+    second = Stateful()
+    Trainer(second, data=data, epochs=2, lr=0.5, min_lr=0.0, progress=False,
+            checkpoint_dir=tmp_path).fit(resume=True)
+    assert first.seen + second.seen == full.seen
+
+
+class LossAt:
+    """Reports ``value`` as the loss of step ``bad`` (0-based), 1.0 otherwise."""
+
+    def __init__(self, bad, value):
+        self.bad, self.value, self.calls = bad, value, 0
+
+    def train_step(self, batch, *, lr, rng, optimizer):
+        self.calls += 1
+        return {"loss": self.value if self.calls == self.bad + 1 else 1.0, "count": len(batch)}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), np.float32("nan")])
+def test_a_non_finite_loss_stops_the_run_naming_the_step_and_the_rate(value):
+    import re
+    data = ArrayDataset(np.zeros(10), batch_size=2)                  # 5 batches per epoch
+    recorder = Recorder()
+    trainer = Trainer(LossAt(7, value), data=data, epochs=2, lr=0.5, min_lr=0.1,
+                      progress=False, callbacks=[recorder])
+    lr7 = trainer.lr_at(7)
+    assert f"{lr7:.6g}" == "0.22"
+    with pytest.raises(FloatingPointError, match=re.escape(
+            f"at step 7 (epoch 1, batch 2) with lr={lr7:.6g}")):
+        trainer.fit()
+    assert trainer.step == 7                    # the failed step is not counted ...
+    assert [e[1] for e in recorder.events if e[0] == "step"] == list(range(1, 8))
+    assert len(trainer.history) == 1            # the first epoch ended, the second did not
+    assert math.isfinite(trainer.history[0]["loss"])
+    assert not any(e[0] == "end" for e in recorder.events)
+
+
 @pytest.mark.parametrize("kwargs, error", [
     ({"lr": 0.0}, ValueError), ({"lr": float("nan")}, ValueError),
     ({"lr": 0.1, "min_lr": 0.2}, ValueError), ({"min_lr": -1e-3}, ValueError),

@@ -10,8 +10,8 @@ Within one run, every case is computed at 1 thread and at ``--threads`` (default
 and the two results must already be equal bitwise (in a serial build both run on one thread).
 The battery covers the kernels behind every public entry point: gather, scatter_add, coalesce,
 the three bag modes with and without per-sample weights, their backward passes, the five
-optimizers (fused and unfused), skip-gram training on the built-in corpus and the text parser
-of ``load_word2vec``. Exit status: 0 when everything matches, 1 otherwise.
+optimizers (fused and unfused), skip-gram and CBOW training on the built-in corpus and the
+text parser of ``load_word2vec``. Exit status: 0 when everything matches, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -119,11 +119,11 @@ def _cases():
 
                     cases.append((f"{opt_name}{' fused' if fused else ''} {tag}", train))
 
-    def word2vec(t):
+    def word2vec(t, model="skipgram"):
         sentences = fastembed.word2vec.corpus_sentences()[:400]
-        result = fastembed.train_word2vec(sentences, dim=32, epochs=1, seed=3, n_threads=t,
-                                          progress=False)
-        return (result.model.syn0,)
+        result = fastembed.train_word2vec(sentences, model=model, dim=32, epochs=1, seed=3,
+                                          n_threads=t, progress=False)
+        return (result.model.syn0, result.model.syn1neg)
 
     def text_parse(t):
         rng = np.random.default_rng(7)
@@ -142,7 +142,9 @@ def _cases():
                     raise AssertionError(f"load_word2vec({dtype.__name__}) differs from NumPy")
         return (vectors.weight,)
 
-    cases += [("word2vec skip-gram", word2vec), ("load_word2vec text", text_parse)]
+    cases += [("word2vec skip-gram", word2vec),
+              ("word2vec cbow", lambda t: word2vec(t, model="cbow")),
+              ("load_word2vec text", text_parse)]
     return cases
 
 
