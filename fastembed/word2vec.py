@@ -1041,7 +1041,7 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
         _check_int(min_count, "min_count", 1)
     for name, value in (("lr", lr), ("min_lr", min_lr)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-                math.isfinite(value) and value >= 0):
+                math.isfinite(value) and float(value) >= 0):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
