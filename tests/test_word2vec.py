@@ -1049,7 +1049,7 @@ def test_constructor_defaults_and_initial_tables(kind):
     assert m.kind == kind
     assert (m.dim, m.window, m.negative, m.sample, m.shards) == (10, 5, 5, 1e-3, 4)
     # default_round_words: at most about 2**15 output-row updates per shard and round (546
-    # centres at window 5, negative 5; 186 at window 8, negative 10), at most 256 expected uses
+    # centres at window 5, negative 5; 186 at window 8, negative 10), at most 128 expected uses
     # of the busiest row (which binds for this small vocabulary), at least 16
     keep = subsample_keep_probability(counts, 1e-3)
     assert m.round_words == default_round_words(counts, keep, counts ** 0.75, 5, 5)
