@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The window step is compiled twice, for AVX2 and for the baseline instruction set, and the
+/* The pair and CBOW steps are compiled twice, for AVX2 and for the baseline instruction set, and the
  * loader picks the version the CPU supports (GCC's function multi-versioning, an ifunc; this
  * is run-time dispatch, not -march=native). Without FMA contraction and with the explicit
  * partial sums of fe_dot, both versions compute the same operations in the same order,

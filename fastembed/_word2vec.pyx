@@ -113,7 +113,6 @@ cdef struct Config:
     Py_ssize_t d
     Py_ssize_t row_bytes
     Py_ssize_t V
-    int64_t round_words    # centres a shard plans and trains per round
     int64_t stride_neg     # noise words a centre may draw: 2 window negative (CBOW: negative)
     double alpha0          # learning rate at batch position 0 ...
     double alpha_step      # ... and its change per position
@@ -498,7 +497,6 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
         cfg.d = d
         cfg.row_bytes = d * sizeof(floating)
         cfg.V = V
-        cfg.round_words = R
         cfg.stride_neg = stride_neg
         cfg.alpha0 = alpha0
         cfg.alpha_step = (alpha1 - alpha0) / n if n else 0.0
