@@ -27,8 +27,8 @@ import textwrap
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSIONS = ["_openmp_helpers", "_kernels", "_bag_kernels", "_optim_kernels", "_word2vec",
-              "_io"]
+# The compiled kernels, all in the private package fastembed._ext (see ARCHITECTURE.md).
+EXTENSIONS = ["threads", "indexing", "pooling", "updates", "sgns", "textio"]
 
 
 def _env_flag(name):
@@ -134,9 +134,9 @@ def _extensions():
     }
     extensions = [
         Extension(
-            f"fastembed.{name}",
-            [os.path.join("fastembed", f"{name}.pyx")],
-            include_dirs=["fastembed", numpy.get_include()],
+            f"fastembed._ext.{name}",
+            [os.path.join("fastembed", "_ext", f"{name}.pyx")],
+            include_dirs=[os.path.join("fastembed", "_ext"), numpy.get_include()],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
         for name in EXTENSIONS

@@ -1,10 +1,10 @@
 """Fixtures for the pytest-benchmark suite (``pytest bench/ --benchmark-only``).
 
-The arrays come from :mod:`fastembed.bench`, the same generators as ``python -m fastembed
+The arrays come from ``bench/bench_kernels.py``, the same generators as ``python -m fastembed
 bench``: float32 tables and grads of standard normal values, int64 ids either uniform over
 [0, V) or Zipf(1.1) truncated to the ranks 1..V (hot rows at low ids).
 
-* ``problem``: a :class:`fastembed.bench.Problem` (E, X, G, shared output buffers and exact
+* ``problem``: a :class:`bench_kernels.Problem` (E, X, G, shared output buffers and exact
   references) for each of the small and mid shapes and each id distribution; session scoped,
   so each is generated once;
 * ``small_problem``: the same at the small shape only (for ``bag_forward`` and
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastembed import bench
+import bench_kernels as bench
 
 BENCH_SHAPES = ("small", "mid")
 PROBLEMS = [(shape, dist) for shape in BENCH_SHAPES for dist in bench.DISTS]

@@ -55,7 +55,7 @@ import numpy as np
 
 import fastembed
 from fastembed import optim
-from fastembed.classifier import BagClassifier, BagDataset
+from fastembed.models.classifier import BagClassifier, BagDataset
 from fastembed.nn import softmax_cross_entropy
 from fastembed.text import Vocab, tokenize
 

@@ -674,7 +674,7 @@ def train_gensim(sentences, spec):
 
 def train_fastembed(sentences, spec):
     """fastembed's train_word2vec with the spec's setting, model, mode, seed and threads."""
-    from fastembed.word2vec import train_word2vec
+    from fastembed.models.word2vec import train_word2vec
     p = spec["params"]
     extra = dict(spec["mode_kwargs"])
     if spec["model"] != "skipgram":
@@ -728,7 +728,7 @@ def measure(spec):
         import gensim.models  # noqa: F401  (imported before the clock starts)
     else:
         import fastembed.io  # noqa: F401
-        import fastembed.word2vec  # noqa: F401
+        import fastembed.models.word2vec  # noqa: F401
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "vectors.txt")
         t0 = time.perf_counter()

@@ -4,9 +4,9 @@ Run with ``pytest bench/ --benchmark-only`` (add ``--benchmark-group-by=group`` 
 contenders of one op, shape and id distribution side by side; that is the default grouping
 set here through ``benchmark.group``). These are not collected by ``pytest tests``.
 
-Each test builds its contender with :data:`fastembed.bench.CONTENDERS` (the same calls that
-``python -m fastembed bench`` times), asserts once, untimed, that its result passes the
-runner's check (:func:`fastembed.bench.check_case`: bitwise for the exact contenders, within
+Each test builds its contender with :data:`bench_kernels.CONTENDERS` (the same calls that
+``python bench/bench_kernels.py`` times), asserts once, untimed, that its result passes the
+runner's check (:func:`bench_kernels.check_case`: bitwise for the exact contenders, within
 float tolerance for those that sum in a different order), then benchmarks it. No test asserts
 anything about speed.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastembed import bench
+import bench_kernels as bench
 
 CONTENDERS = {c.name: c for c in bench.CONTENDERS}
 

@@ -242,7 +242,7 @@ def test_evaluate_analogies_agrees_with_gensim(tmp_path):
     gensim_models = pytest.importorskip("gensim.models")
     from gensim.test.utils import datapath
 
-    from fastembed.word2vec import corpus_sentences
+    from fastembed.models.word2vec import corpus_sentences
 
     source = datapath("questions-words.txt")
     if not os.path.exists(source):

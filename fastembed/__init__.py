@@ -38,7 +38,7 @@ Examples
 >>> fastembed.set_num_threads(before)            # restore the default
 """
 try:
-    from ._openmp_helpers import get_num_threads, openmp_enabled, set_num_threads
+    from ._ext.threads import get_num_threads, openmp_enabled, set_num_threads
 except ImportError as _import_error:  # pragma: no cover - only in an unbuilt source tree
     raise ImportError(
         "fastembed's compiled kernels are missing. If you are running from a source checkout, "
@@ -48,21 +48,20 @@ except ImportError as _import_error:  # pragma: no cover - only in an unbuilt so
 from ._version import __version__
 from ._validation import BoundsCheckWarning
 from .functional import SparseGrad, coalesce, embedding_bag, gather, scatter_add
-from . import optim
-from .layers import Embedding, EmbeddingBag
-from . import datasets, io, nn, text, train, vectors, word2vec
-from .classifier import BagClassifier
+from . import datasets, io, models, nn, optim, text, train, vectors
 from .io import load_word2vec, save_word2vec
-from .nn import Linear
+from .models import classifier, word2vec  # also fastembed.word2vec, fastembed.classifier
+from .models import CBOW, BagClassifier, SkipGram, train_word2vec
+from .nn import Embedding, EmbeddingBag, Linear
 from .text import Vocab, pad_sequences, tokenize
 from .train import ArrayDataset, Trainer
 from .vectors import Vectors
-from .word2vec import CBOW, SkipGram, train_word2vec
 
 __all__ = [
     "ArrayDataset",
     "BagClassifier",
     "BoundsCheckWarning",
+    "classifier",
     "CBOW",
     "Embedding",
     "EmbeddingBag",
@@ -74,6 +73,7 @@ __all__ = [
     "datasets",
     "io",
     "load_word2vec",
+    "models",
     "nn",
     "pad_sequences",
     "save_word2vec",

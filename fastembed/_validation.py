@@ -5,9 +5,11 @@ Messages name the argument, the offending value and, for ids, its position.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from . import _kernels
+from ._ext import indexing
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _INT64_MAX = np.iinfo(np.int64).max
@@ -58,13 +60,13 @@ def as_ids(ids, name="ids"):
         target = np.int64
         if kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > _INT64_MAX:
             pos = int(np.argmax(arr > _INT64_MAX))
-            raise IndexError(f"{name}{_format_position(pos, arr.shape)} = "
+            raise IndexError(f"{name}{format_position(pos, arr.shape)} = "
                              f"{arr.reshape(-1)[pos]} is out of range")
     flat = np.ascontiguousarray(arr.reshape(-1), dtype=target)
     return arr, flat
 
 
-def _format_position(pos, shape):
+def format_position(pos, shape):
     if len(shape) == 0:
         return ""
     if len(shape) == 1:
@@ -81,11 +83,11 @@ def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids"):
         return
     # ids are at most int64: a bound above 2**63 excludes none of them
     limit = 2**63 if num_embeddings is None else min(num_embeddings, 2**63)
-    pos = _kernels.find_first_invalid(flat, limit, n_threads)
+    pos = indexing.find_first_invalid(flat, limit, n_threads)
     if pos < 0:
         return
     value = int(flat[pos])
-    where = f"{name}{_format_position(pos, shape)} = {value}"
+    where = f"{name}{format_position(pos, shape)} = {value}"
     if value < 0:
         bound = ("must be non-negative" if num_embeddings is None
                  else f"must lie in [0, {num_embeddings})")
@@ -160,7 +162,7 @@ def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids"
         return None
     if flat.size == 0:
         return None
-    pos = _kernels.find_first_invalid(flat, min(num_embeddings, 2**63), n_threads)
+    pos = indexing.find_first_invalid(flat, min(num_embeddings, 2**63), n_threads)
     if pos < 0:
         return None
     bad = (flat < 0) | (flat >= num_embeddings)
@@ -171,7 +173,7 @@ def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids"
             _warned_sites.add(site)
             import warnings
             message = (f"{int(bad.sum())} of {flat.size} {name} lie outside [0, "
-                       f"{num_embeddings}) (first: {name}{_format_position(pos, shape)} = "
+                       f"{num_embeddings}) (first: {name}{format_position(pos, shape)} = "
                        f"{int(flat[pos])}); treated as padding: zero output rows and no "
                        f"gradient (bounds_check='warn' warns once per call site)")
             if site is None:
@@ -241,3 +243,39 @@ def check_no_overlap(a, b, name_a, name_b):
     # bounds test is exact.
     if np.may_share_memory(a, b):
         raise ValueError(f"{name_a} and {name_b} must not share memory")
+
+
+def as_rng(seed):
+    """A numpy Generator from a seed: None, an int, or a Generator (used as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)  # type: ignore[arg-type]  # an Integral
+    raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got "
+                    f"{type(seed).__name__}")
+
+
+def check_float_dtype(dtype):
+    """``dtype`` as a numpy dtype; TypeError unless it is float32 or float64."""
+    dtype = np.dtype(dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def as_float_array(x, name, dtype=None):
+    """x as a float32/float64 ndarray (array-likes converted; ndarrays never cast silently).
+
+    ``dtype`` given: an ndarray must already have it (TypeError otherwise); a list is
+    converted to it. ``dtype`` None: float32 and float64 ndarrays pass, lists become float64.
+    """
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x, dtype=dtype if dtype is not None else None)
+        if dtype is None and x.dtype.kind in "biu":
+            x = x.astype(np.float64)
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must have dtype float32 or float64, got {x.dtype}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {np.dtype(dtype)}, got {x.dtype}; convert it "
+                        f"with {name}.astype(np.{np.dtype(dtype)})")
+    return x

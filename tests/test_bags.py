@@ -5,7 +5,7 @@ Every expectation is computed independently of the library:
 * the forward by a plain NumPy loop over bags, compared bitwise (sum: the bag's rows added
   one by one to +0.0 in position order, in the table's dtype; mean: that sum divided by the
   count or by the sequential sum of the weights; max: the elementwise maximum with the first
-  occurrence winning), on every vector code path of the kernel (``_bag_kernels.SIMD_PATHS``);
+  occurrence winning), on every vector code path of the kernel (``pooling.SIMD_PATHS``);
 * the gradient with ``np.unique`` + ``np.add.at`` (sum and mean) or a loop over bags that
   routes each element to the row that won it (max), compared bitwise, and with central finite
   differences;
@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastembed
-from fastembed import Embedding, EmbeddingBag, SparseGrad, _bag_kernels, embedding_bag
-from fastembed._openmp_helpers import PARALLEL_MIN_WORK
+from fastembed import Embedding, EmbeddingBag, SparseGrad, embedding_bag
+from fastembed._ext import pooling
+from fastembed._ext.threads import PARALLEL_MIN_WORK
 
 from conftest import ID_KINDS, assert_bitwise_equal, make_ids, make_table
 
@@ -502,22 +503,22 @@ def test_parallel_bitwise(mode, weighted, dtype, kind, rng):
 def simd_path():
     """A function that switches the sum/mean kernel to a code path (skipping the test when
     this build or CPU has no such path); the path in use is restored afterwards."""
-    before = _bag_kernels.simd_path()
+    before = pooling.simd_path()
 
     def use(name):
-        if not _bag_kernels.set_simd_path(name):
+        if not pooling.set_simd_path(name):
             pytest.skip(f"the {name} code path is not available here")
 
     yield use
-    assert _bag_kernels.set_simd_path(before)
+    assert pooling.set_simd_path(before)
 
 
 def test_simd_path_names():
-    assert _bag_kernels.simd_path() in _bag_kernels.SIMD_PATHS
-    assert _bag_kernels.set_simd_path("baseline")  # always available
-    assert _bag_kernels.simd_path() == "baseline"
+    assert pooling.simd_path() in pooling.SIMD_PATHS
+    assert pooling.set_simd_path("baseline")  # always available
+    assert pooling.simd_path() == "baseline"
     with pytest.raises(ValueError, match="unknown path 'sse9'"):
-        _bag_kernels.set_simd_path("sse9")
+        pooling.set_simd_path("sse9")
 
 
 # Widths that exercise every column block of the kernel (128-byte blocks, then blocks of 4, 2

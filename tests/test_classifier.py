@@ -1,4 +1,4 @@
-"""Tests of fastembed.classifier: BagClassifier, its dataset, fastText's format, save/load.
+"""Tests of fastembed.models.classifier: BagClassifier, its dataset, fastText's format, save/load.
 
 * The model's full backward (embedding table with bigram rows, linear weight and bias)
   against central finite differences in float64.
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from fastembed import optim
-from fastembed.classifier import (BagClassifier, BagDataset, _with_bigrams, bigram_hash,
+from fastembed.models.classifier import (BagClassifier, BagDataset, _with_bigrams, bigram_hash,
                                   read_fasttext, train_classifier)
 from fastembed.text import Vocab
 

@@ -20,13 +20,13 @@ from conftest import assert_bitwise_equal
 import fastembed
 from fastembed import cli
 from fastembed.__main__ import main
-from fastembed._openmp_helpers import _resolve_n_threads
-from fastembed.classifier import BagClassifier, read_fasttext
+from fastembed._ext.threads import resolve_n_threads
+from fastembed.models.classifier import BagClassifier, read_fasttext
 from fastembed.io import load_word2vec, save_word2vec
 from fastembed.text import Vocab
 from fastembed.train import load_checkpoint
 from fastembed.vectors import Vectors
-from fastembed.word2vec import corpus_sentences, train_word2vec
+from fastembed.models.word2vec import corpus_sentences, train_word2vec
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -324,7 +324,7 @@ def test_word2vec_vectors_do_not_depend_on_the_thread_count(tmp_path, capsys, co
         code, out, err = run(capsys, "word2vec", corpus, "--out", out_path, *W2V,
                              "--threads", threads, "--seed", "7")
         assert code == 0, err
-        used = _resolve_n_threads(int(threads))  # 1 in a build without OpenMP
+        used = resolve_n_threads(int(threads))  # 1 in a build without OpenMP
         assert f"on {used} thread" in out
         files[threads] = out_path.read_bytes()
     assert files["1"] == files["2"]
@@ -504,12 +504,12 @@ def test_word2vec_boundary_options_are_accepted(option, value):
 ])
 def test_word2vec_training_errors_are_clean_and_write_nothing(tmp_path, capsys, corpus,
                                                               monkeypatch, exc):
-    import fastembed.word2vec
+    import fastembed.models.word2vec
 
     def train_word2vec(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr(fastembed.word2vec, "train_word2vec", train_word2vec)
+    monkeypatch.setattr(fastembed.models.word2vec, "train_word2vec", train_word2vec)
     out_path = tmp_path / "v.txt"
     code, out, err = run(capsys, "word2vec", corpus, "--out", out_path, *W2V, "--lr", "5",
                          "--threads", "1")

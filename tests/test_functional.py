@@ -23,8 +23,9 @@ from hypothesis.extra import numpy as hnp
 import fastembed
 from fastembed import (SparseGrad, coalesce, gather, get_num_threads, openmp_enabled,
                        scatter_add, set_num_threads)
-from fastembed import _kernels, functional
-from fastembed._openmp_helpers import PARALLEL_MIN_WORK, _n_threads_for
+from fastembed import functional
+from fastembed._ext import indexing
+from fastembed._ext.threads import PARALLEL_MIN_WORK, n_threads_for
 
 from conftest import assert_bitwise_equal, make_ids, make_table
 
@@ -331,7 +332,7 @@ def test_parallel_determinism_gather(big_problem, dtype, id_dtype):
     X = X64.astype(id_dtype)
     expected = ref_gather(E, X)
     if openmp_enabled():
-        assert _n_threads_for(2, X.size * D_BIG) == 2  # really runs on two threads
+        assert n_threads_for(2, X.size * D_BIG) == 2  # really runs on two threads
     out = np.empty(X.shape + (D_BIG,), dtype)
     for n_threads in _thread_counts():
         for _ in range(2):  # repeated runs: identical bytes
@@ -344,13 +345,13 @@ def test_parallel_determinism_gather(big_problem, dtype, id_dtype):
 def _spy_scatter_add_owned(monkeypatch):
     """Record (n_threads, owners) of every scatter_add_owned call; returns the list."""
     calls = []
-    owned = _kernels.scatter_add_owned
+    owned = indexing.scatter_add_owned
 
     def spy(table, ids, grad, pos, starts, n_threads):
         calls.append((n_threads, len(starts) - 1))
         return owned(table, ids, grad, pos, starts, n_threads)
 
-    monkeypatch.setattr(_kernels, "scatter_add_owned", spy)
+    monkeypatch.setattr(indexing, "scatter_add_owned", spy)
     return calls
 
 
@@ -1032,13 +1033,13 @@ def test_set_num_threads_round_trip():
         set_num_threads(1)
         assert get_num_threads() == 1
         big = N_BIG * D_BIG
-        assert _n_threads_for(None, big) == 1  # n_threads=None follows it
+        assert n_threads_for(None, big) == 1  # n_threads=None follows it
         set_num_threads(3)
         assert get_num_threads() == (3 if openmp_enabled() else 1)
-        assert _n_threads_for(None, big) == get_num_threads()
-        assert _n_threads_for(-1, big) == get_num_threads()
-        assert _n_threads_for(-2, big) == max(1, get_num_threads() - 1)
-        assert _n_threads_for(None, PARALLEL_MIN_WORK - 1) == 1  # small work: one thread
+        assert n_threads_for(None, big) == get_num_threads()
+        assert n_threads_for(-1, big) == get_num_threads()
+        assert n_threads_for(-2, big) == max(1, get_num_threads() - 1)
+        assert n_threads_for(None, PARALLEL_MIN_WORK - 1) == 1  # small work: one thread
         set_num_threads(-1)
         assert get_num_threads() >= 1
         set_num_threads(-10**6)
@@ -1068,7 +1069,7 @@ def test_threadpoolctl_limits_openmp():
     before = get_num_threads()
     with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
         assert get_num_threads() == 1
-        assert _n_threads_for(None, N_BIG * D_BIG) == 1
+        assert n_threads_for(None, N_BIG * D_BIG) == 1
     assert get_num_threads() == before
 
 
@@ -1219,7 +1220,7 @@ def test_sparse_grad_empty_to_dense():
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, rng):
-    from fastembed import functional
+    from fastembed import _rows
 
     V, D, N = 5000, 8, 40_000  # large enough to run in parallel
     X = make_ids(kind, (N,), V, np.int64, rng)
@@ -1227,9 +1228,9 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
     rows_ref, values_ref = ref_coalesce(X, G)
     results = []
     for ratio, minimum in [(10**9, 10**9), (0, 0)]:  # always the map; never the map
-        monkeypatch.setattr(functional, "_DENSE_MAP_RATIO", ratio)
-        monkeypatch.setattr(functional, "_DENSE_MAP_MIN", minimum)
-        g, counts = functional._coalesce(X, G, V, n_threads)
+        monkeypatch.setattr(_rows, "_DENSE_MAP_RATIO", ratio)
+        monkeypatch.setattr(_rows, "_DENSE_MAP_MIN", minimum)
+        g, counts = _rows.coalesce_rows(X, G, V, n_threads)
         assert_bitwise_equal(g.rows, rows_ref)
         assert_bitwise_equal(g.values, values_ref)
         np.testing.assert_array_equal(counts, np.bincount(X, minlength=V)[rows_ref])
@@ -1246,10 +1247,10 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
 def test_gather_small_fast_path_matches_general_path(shape, id_dtype, dtype, rng):
     E = make_table((50, 6), dtype, rng)
     X = rng.integers(0, 50, size=shape).astype(id_dtype)
-    fast = _kernels.gather_small(E, X, None, None, 1 << 15)
+    fast = indexing.gather_small(E, X, None, None, 1 << 15)
     assert fast is not None, "the fast path should take this call"
     out = np.full(shape + (6,), np.nan, dtype=dtype)
-    assert _kernels.gather_small(E, X, out, 1, 1 << 15) is out
+    assert indexing.gather_small(E, X, out, 1, 1 << 15) is out
     assert_bitwise_equal(fast, E[X])
     assert_bitwise_equal(out, E[X])
 
@@ -1299,7 +1300,7 @@ def test_gather_small_declines_what_it_does_not_handle(case, rng):
     elif case == "3-D table":
         E = E.reshape(5, 10, 6)
     before = None if out is None else out.copy()
-    assert _kernels.gather_small(E, X, out, n_threads, max_work) is None
+    assert indexing.gather_small(E, X, out, n_threads, max_work) is None
     if out is not None:
         assert_bitwise_equal(out, before)
 
@@ -1316,7 +1317,7 @@ def test_scatter_add_small_fast_path_matches_np_add_at(shape, id_dtype, dtype, r
     expected = table.copy()
     np.add.at(expected, X, G)
     out = table.copy()
-    assert _kernels.scatter_add_small(out, X, G, None, 1 << 15) is out
+    assert indexing.scatter_add_small(out, X, G, None, 1 << 15) is out
     assert_bitwise_equal(out, expected)
 
 
@@ -1362,5 +1363,5 @@ def test_scatter_add_small_declines_what_it_does_not_handle(case, rng):
         table = table.reshape(2, 5, 4)
         G = make_table((3, 4), np.float32, rng)
     before = np.array(table, copy=True)
-    assert _kernels.scatter_add_small(table, X, G, n_threads, max_work) is None
+    assert indexing.scatter_add_small(table, X, G, n_threads, max_work) is None
     assert_bitwise_equal(np.asarray(table), before)

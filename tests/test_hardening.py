@@ -6,7 +6,7 @@ import pytest
 
 import fastembed
 from fastembed import Embedding, EmbeddingBag, optim
-from fastembed._openmp_helpers import MAX_THREADS_PER_CORE, _resolve_n_threads
+from fastembed._ext.threads import MAX_THREADS_PER_CORE, resolve_n_threads
 
 
 # -- optimizers must not trust layer.grad ---------------------------------------------------
@@ -122,7 +122,7 @@ def test_bag_backward_when_no_id_contributes(n_threads):
 # -- thread counts are capped ---------------------------------------------------------------
 
 def test_an_absurd_thread_count_is_capped():
-    resolved = _resolve_n_threads(10**6)
+    resolved = resolve_n_threads(10**6)
     assert 1 <= resolved <= MAX_THREADS_PER_CORE * max(1, __import__("os").cpu_count())
     table = np.ones((10, 4), np.float32)
     np.testing.assert_array_equal(fastembed.gather(table, np.arange(10), n_threads=10**6),
@@ -156,7 +156,7 @@ def test_optimizer_state_that_no_longer_fits_a_replaced_table_raises(make, fused
 
 
 def test_skipgram_refuses_unsigned_starts_that_would_wrap():
-    from fastembed.word2vec import SkipGram
+    from fastembed.models.word2vec import SkipGram
     m = SkipGram(np.array([5, 5, 5, 5]), dim=4, sample=0, shards=1)
     before = m.syn0.copy()
     with pytest.raises(ValueError, match="starts must rise"):

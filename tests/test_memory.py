@@ -9,7 +9,7 @@ import pytest
 
 import fastembed
 from fastembed import optim
-from fastembed._openmp_helpers import PARALLEL_MIN_WORK
+from fastembed._ext.threads import PARALLEL_MIN_WORK
 from fastembed._memory import (CACHE_LINE, aligned_empty, aligned_full, aligned_like,
                                aligned_zeros, is_aligned)
 
@@ -155,7 +155,7 @@ def test_loaded_vectors_aligned(tmp_path, binary):
 
 
 def test_word2vec_tables_aligned_and_same_values():
-    from fastembed.word2vec import SkipGram
+    from fastembed.models.word2vec import SkipGram
     model = SkipGram([5, 4, 3, 2], dim=24, seed=7)
     assert is_aligned(model.syn0) and is_aligned(model.syn1neg)
     rng = np.random.default_rng(7)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from fastembed import Embedding, EmbeddingBag, optim
-from fastembed._openmp_helpers import PARALLEL_MIN_WORK
+from fastembed._ext.threads import PARALLEL_MIN_WORK
 
 from conftest import assert_bitwise_equal, make_ids, make_table
 

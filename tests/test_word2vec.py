@@ -1,4 +1,4 @@
-"""Tests of fastembed.word2vec: skip-gram and CBOW with negative sampling.
+"""Tests of fastembed.models.word2vec: skip-gram and CBOW with negative sampling.
 
 The core of the file is a pure NumPy reference trainer (float64) that replays the random
 draws the kernel reports in ``record=True`` mode (which words subsampling kept, the reduced
@@ -25,8 +25,8 @@ import pytest
 from conftest import assert_bitwise_equal
 
 import fastembed
-from fastembed import _word2vec
-from fastembed.word2vec import (CBOW, Corpus, CorpusDataset, SkipGram, _alias_probabilities,
+from fastembed._ext import sgns
+from fastembed.models.word2vec import (CBOW, Corpus, CorpusDataset, SkipGram, _alias_probabilities,
                                 alias_table, corpus_sentences, default_round_words,
                                 subsample_keep_probability, train_word2vec)
 
@@ -34,8 +34,8 @@ MODELS = {"skipgram": SkipGram, "cbow": CBOW}
 KINDS = list(MODELS)
 DTYPES = [np.float32, np.float64]
 
-table_sigmoid = np.vectorize(_word2vec.sigmoid, otypes=[np.float64])
-table_softplus = np.vectorize(_word2vec.softplus, otypes=[np.float64])
+table_sigmoid = np.vectorize(sgns.sigmoid, otypes=[np.float64])
+table_softplus = np.vectorize(sgns.softplus, otypes=[np.float64])
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def plan(words, starts, rec, window, cbow):
     return centres
 
 
-# gensim's MAX_EXP (_sgns.h's FE_SGNS_SKIP_X): an output whose logit is at least this far from
+# gensim's MAX_EXP (sgns.h's FE_SGNS_SKIP_X): an output whose logit is at least this far from
 # 0 is not updated and adds nothing to the input's change; its loss still counts
 SKIP_X = 6.0
 SKIPPED = [0]  # outputs the reference left alone (so that tests can tell the rule was used)
@@ -124,7 +124,7 @@ def train_outputs(h, outputs, syn1neg, alpha):
     for k, o in enumerate(outputs):
         row = syn1neg[o]
         x = float(h @ row)
-        sig, sp = _word2vec.sigmoid(x), _word2vec.softplus(x)
+        sig, sp = sgns.sigmoid(x), sgns.softplus(x)
         loss += sp - x if k == 0 else sp
         if not -SKIP_X < x < SKIP_X:
             SKIPPED[0] += 1
@@ -673,14 +673,14 @@ def test_table_sigmoid_and_softplus():
     np.testing.assert_allclose(table_softplus(x), exact_softplus(x), rtol=0, atol=1e-5)
     assert (np.diff(table_sigmoid(x)) >= 0).all()
     assert (np.diff(table_softplus(x)) >= 0).all()
-    assert _word2vec.sigmoid(0.0) == pytest.approx(0.5, abs=1e-12)
-    assert _word2vec.softplus(0.0) == pytest.approx(math.log(2), abs=1e-12)
+    assert sgns.sigmoid(0.0) == pytest.approx(0.5, abs=1e-12)
+    assert sgns.softplus(0.0) == pytest.approx(math.log(2), abs=1e-12)
     for big in (8.0, 9.5, 100.0):
-        assert _word2vec.sigmoid(big) == 1.0 and _word2vec.sigmoid(-big) == 0.0
-        assert _word2vec.softplus(big) == big and _word2vec.softplus(-big) == 0.0
+        assert sgns.sigmoid(big) == 1.0 and sgns.sigmoid(-big) == 0.0
+        assert sgns.softplus(big) == big and sgns.softplus(-big) == 0.0
     # the clamp leaves a jump of sigmoid(-8) ~ 3.4e-4 at the ends of the table
-    assert _word2vec.sigmoid(-8 + 1e-9) == pytest.approx(exact_sigmoid(-8.0), rel=1e-6)
-    assert math.isnan(_word2vec.softplus(float("nan")))
+    assert sgns.sigmoid(-8 + 1e-9) == pytest.approx(exact_sigmoid(-8.0), rel=1e-6)
+    assert math.isnan(sgns.softplus(float("nan")))
 
 
 # -- 3. determinism ----------------------------------------------------------------------------
@@ -1037,7 +1037,7 @@ def test_bad_constructor_arguments(kind, kwargs, exc, match):
 
 
 def test_the_base_class_is_abstract():
-    from fastembed.word2vec import Word2VecModel
+    from fastembed.models.word2vec import Word2VecModel
     with pytest.raises(TypeError, match="base class"):
         Word2VecModel([5, 3, 1], 4)
 
@@ -1176,7 +1176,7 @@ def test_changing_a_parameter_after_a_step_is_safe(attribute, value):
     segfault). Run in a subprocess: the process must end cleanly, training or refusing."""
     code = textwrap.dedent(f"""
         import numpy as np
-        from fastembed.word2vec import SkipGram
+        from fastembed.models.word2vec import SkipGram
         m = SkipGram(np.ones(3000, int), 16, window=2, negative=1, sample=0, shards=2,
                      round_words=8, n_threads=1)
         rng = np.random.default_rng(0)

@@ -47,9 +47,9 @@ def check(dist: pathlib.Path) -> list[str]:
             "tests/conftest.py", "fastembed/py.typed", "fastembed/data/sotu.tsv.xz",
             "fastembed/data/README.md", "tools/fingerprint.py"}
     for ext in extensions:
-        want |= {f"fastembed/{ext}.pyx", f"fastembed/{ext}.pyi"}
-    want |= {f"fastembed/{p.name}" for p in (ROOT / "fastembed").glob("*.pxd")}
-    want |= {f"fastembed/{p.name}" for p in (ROOT / "fastembed").glob("*.h")}
+        want |= {f"fastembed/_ext/{ext}.pyx", f"fastembed/_ext/{ext}.pyi"}
+    want |= {f"fastembed/_ext/{p.name}" for p in (ROOT / "fastembed" / "_ext").glob("*.pxd")}
+    want |= {f"fastembed/_ext/{p.name}" for p in (ROOT / "fastembed" / "_ext").glob("*.h")}
     want |= {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")}
     problems += [f"sdist lacks {n}" for n in sorted(want - names)]
     problems += [f"sdist holds a build product {n}" for n in sorted(names)
@@ -58,11 +58,11 @@ def check(dist: pathlib.Path) -> list[str]:
     with zipfile.ZipFile(wheels[0]) as whl:
         names = set(whl.namelist())
     for ext in extensions:
-        if not any(n.startswith(f"fastembed/{ext}.") and n.endswith((".so", ".pyd"))
+        if not any(n.startswith(f"fastembed/_ext/{ext}.") and n.endswith((".so", ".pyd"))
                    for n in names):
-            problems.append(f"wheel lacks the compiled module fastembed/{ext}")
-        if f"fastembed/{ext}.pyi" not in names:
-            problems.append(f"wheel lacks the stub fastembed/{ext}.pyi")
+            problems.append(f"wheel lacks the compiled module fastembed._ext.{ext}")
+        if f"fastembed/_ext/{ext}.pyi" not in names:
+            problems.append(f"wheel lacks the stub fastembed/_ext/{ext}.pyi")
     for n in ("fastembed/__init__.py", "fastembed/py.typed", "fastembed/data/sotu.tsv.xz",
               f"fastembed_layer-{version}.dist-info/METADATA"):
         if n not in names:

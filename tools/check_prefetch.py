@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 # modules whose hot loops prefetch rows: gather/scatter/coalesce, bags, fused optimizers
-MODULES = ("fastembed._kernels", "fastembed._bag_kernels", "fastembed._optim_kernels")
+MODULES = ("fastembed._ext.indexing", "fastembed._ext.pooling", "fastembed._ext.updates")
 # prefetch mnemonics per CPU family, as objdump prints them
 MNEMONICS = {
     "x86_64": r"\bprefetch(?:t0|t1|t2|nta|w|wt1)?\b",
@@ -58,7 +58,7 @@ def main() -> int:
         print(f"check_prefetch: {name}: {n} prefetch instructions ({path})")
         if n == 0:
             print(f"check_prefetch: ERROR: {name} has no prefetch instruction: the compiler "
-                  f"dropped them (see fastembed/_rowops.h)")
+                  f"dropped them (see fastembed/_ext/rowops.h)")
             failed = True
     return 1 if failed else 0
 

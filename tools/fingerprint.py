@@ -120,7 +120,7 @@ def _cases():
                     cases.append((f"{opt_name}{' fused' if fused else ''} {tag}", train))
 
     def word2vec(t, model="skipgram"):
-        sentences = fastembed.word2vec.corpus_sentences()[:400]
+        sentences = fastembed.models.word2vec.corpus_sentences()[:400]
         result = fastembed.train_word2vec(sentences, model=model, dim=32, epochs=1, seed=3,
                                           n_threads=t, progress=False)
         return (result.model.syn0, result.model.syn1neg)

@@ -76,7 +76,7 @@ py="$venv/bin/python"
 
 # Every extension must link the ASan runtime; otherwise the flags did not reach the build.
 # (ldd's output is captured first: `ldd | grep -q` can fail on SIGPIPE under pipefail.)
-for so in "$venv"/lib/python*/site-packages/fastembed/*.so; do
+for so in "$venv"/lib/python*/site-packages/fastembed/_ext/*.so; do
     deps=$(ldd "$so")
     if [[ "$deps" != *libasan* ]]; then
         echo "sanitize.sh: $so is not linked with ASan: the sanitizer flags were not applied" >&2

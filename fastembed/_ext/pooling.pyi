@@ -1,4 +1,4 @@
-# Stubs for fastembed/_bag_kernels.pyx. The kernels trust their arguments: call them through
+# Stubs for fastembed/_ext/pooling.pyx. The kernels trust their arguments: call them through
 # fastembed.embedding_bag or fastembed.EmbeddingBag, which validate.
 import numpy as np
 import numpy.typing as npt

@@ -16,7 +16,7 @@
  *
  * The sigmoid and softplus come from tables of FE_SGNS_TABLE_SIZE + 1 points on
  * [-FE_SGNS_MAX_X, FE_SGNS_MAX_X], linearly interpolated (beyond: exactly 0/1 and 0/x). The
- * helpers are plain C over raw pointers; the Cython kernel (_word2vec.pyx) owns the loops,
+ * helpers are plain C over raw pointers; the Cython kernel (sgns.pyx) owns the loops,
  * the random draws and the scratch buffers.
  */
 #ifndef FASTEMBED_SGNS_H

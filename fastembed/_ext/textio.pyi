@@ -1,4 +1,4 @@
-# Stubs for fastembed/_io.pyx. Called by fastembed.io, which validates.
+# Stubs for fastembed/_ext/textio.pyx. Called by fastembed.io, which validates.
 from collections.abc import Callable
 
 import numpy as np

@@ -1,4 +1,4 @@
-/* C helpers of the word2vec binary reader (fastembed/_io.pyx): reading a file descriptor,
+/* C helpers of the word2vec binary reader (fastembed/_ext/textio.pyx): reading a file descriptor,
  * copying little-endian float32 vectors, and the hand-off between its two threads.
  *
  * The reader's worker thread calls these while the calling thread, which holds the GIL,

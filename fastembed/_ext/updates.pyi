@@ -1,4 +1,4 @@
-# Stubs for fastembed/_optim_kernels.pyx. Called by fastembed.optim, which validates.
+# Stubs for fastembed/_ext/updates.pyx. Called by fastembed.optim, which validates.
 from typing import Any
 
 import numpy as np

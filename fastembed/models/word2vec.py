@@ -19,13 +19,13 @@ Training is deterministic by default: the same seed, data, ``shards`` and ``roun
 the same vectors, bitwise, for any thread count. The threads work on ``shards`` pieces of each
 batch side by side; the rows two pieces share are trained on private copies and their changes
 summed in a fixed order after every round of ``round_words`` centre words (see
-:class:`Word2VecModel` and ``_word2vec.pyx``). ``hogwild=True`` lets the threads write into
+:class:`Word2VecModel` and ``sgns.pyx``). ``hogwild=True`` lets the threads write into
 the shared tables without coordination, as gensim does.
 
 Examples
 --------
 >>> import numpy as np
->>> from fastembed.word2vec import train_word2vec
+>>> from fastembed.models.word2vec import train_word2vec
 >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 50
 >>> result = train_word2vec(sentences, dim=8, min_count=1, epochs=2, progress=False)
 >>> result.vectors["king"].shape
@@ -41,16 +41,16 @@ import math
 import numbers
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _word2vec
-from ._memory import aligned_like, aligned_zeros
-from ._openmp_helpers import _resolve_n_threads
-
-if TYPE_CHECKING:
-    from .text import Vocab
+from .._ext import sgns
+from .._ext.threads import resolve_n_threads
+from .._memory import aligned_like, aligned_zeros
+from ..datasets import load_sotu
+from ..text import Vocab, split_sentences
+from ..train import Trainer
+from ..vectors import Vectors
 
 __all__ = ["Corpus", "CorpusDataset", "Word2VecModel", "SkipGram", "CBOW", "Word2VecResult",
            "train_word2vec", "default_round_words",
@@ -94,7 +94,7 @@ class Corpus:
 
     Examples
     --------
-    >>> from fastembed.word2vec import Corpus
+    >>> from fastembed.models.word2vec import Corpus
     >>> corpus = Corpus([0, 1, 2, 1], [0, 3, 4])
     >>> corpus
     Corpus(2 sentences, 4 words)
@@ -131,7 +131,7 @@ class Corpus:
         Examples
         --------
         >>> from fastembed.text import Vocab
-        >>> from fastembed.word2vec import Corpus
+        >>> from fastembed.models.word2vec import Corpus
         >>> sentences = [["a", "b", "c"], ["b", "x", "c", "a"], ["x"]]
         >>> corpus = Corpus.from_sentences(sentences, {"a": 0, "b": 1, "c": 2},
         ...                                max_sentence_length=2)
@@ -160,7 +160,7 @@ class Corpus:
 
         Examples
         --------
-        >>> from fastembed.word2vec import Corpus
+        >>> from fastembed.models.word2vec import Corpus
         >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_words
         4
         """
@@ -172,7 +172,7 @@ class Corpus:
 
         Examples
         --------
-        >>> from fastembed.word2vec import Corpus
+        >>> from fastembed.models.word2vec import Corpus
         >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_sentences
         2
         """
@@ -205,7 +205,7 @@ class CorpusDataset:
 
     Examples
     --------
-    >>> from fastembed.word2vec import Corpus, CorpusDataset
+    >>> from fastembed.models.word2vec import Corpus, CorpusDataset
     >>> data = CorpusDataset(Corpus([0, 1, 2, 1, 0], [0, 2, 3, 5]), batch_words=2)
     >>> data.num_batches(), len(data)
     (2, 5)
@@ -245,7 +245,7 @@ class CorpusDataset:
 
         Examples
         --------
-        >>> from fastembed.word2vec import Corpus, CorpusDataset
+        >>> from fastembed.models.word2vec import Corpus, CorpusDataset
         >>> CorpusDataset(Corpus([0, 1, 2, 1], [0, 2, 4]), batch_words=2).num_batches()
         2
         """
@@ -270,7 +270,7 @@ class CorpusDataset:
 
         Examples
         --------
-        >>> from fastembed.word2vec import Corpus, CorpusDataset
+        >>> from fastembed.models.word2vec import Corpus, CorpusDataset
         >>> data = CorpusDataset(Corpus([0, 1, 2, 1], [0, 2, 4]), batch_words=2)
         >>> data.batch(0, 1)
         (array([2, 1], dtype=int32), array([0, 2]))
@@ -306,7 +306,7 @@ def subsample_keep_probability(counts, sample):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed.word2vec import subsample_keep_probability
+    >>> from fastembed.models.word2vec import subsample_keep_probability
     >>> np.round(subsample_keep_probability([1000, 10, 0], 1e-3), 4)
     array([0.0328, 0.4188, 1.    ])
     >>> subsample_keep_probability([1000, 10], 0)
@@ -347,7 +347,7 @@ def alias_table(weights):
 
     Examples
     --------
-    >>> from fastembed.word2vec import alias_table
+    >>> from fastembed.models.word2vec import alias_table
     >>> accept, alias = alias_table([1, 1, 2])
     >>> accept / 2**32, alias         # column 2 always keeps itself
     (array([0.75, 0.75, 1.  ]), array([2, 2, 2], dtype=int32))
@@ -417,7 +417,7 @@ def default_round_words(counts, keep, noise, window, negative):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed.word2vec import default_round_words
+    >>> from fastembed.models.word2vec import default_round_words
     >>> flat = np.full(16, 100)
     >>> default_round_words(flat, np.ones(16), flat ** 0.75, 5, 5)
     34
@@ -503,7 +503,7 @@ class Word2VecModel:
 
     Examples
     --------
-    >>> from fastembed.word2vec import CBOW, SkipGram, Word2VecModel
+    >>> from fastembed.models.word2vec import CBOW, SkipGram, Word2VecModel
     >>> isinstance(SkipGram([5, 3, 2], dim=4), Word2VecModel)
     True
     >>> CBOW([5, 3, 2], dim=4, negative=0)
@@ -544,7 +544,7 @@ class Word2VecModel:
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-        _resolve_n_threads(n_threads)
+        resolve_n_threads(n_threads)
         _check_int(shards, "shards", 1)
         if round_words is not None:
             _check_int(round_words, "round_words", 1)
@@ -583,7 +583,7 @@ class Word2VecModel:
 
         Examples
         --------
-        >>> from fastembed.word2vec import SkipGram
+        >>> from fastembed.models.word2vec import SkipGram
         >>> SkipGram([5, 3, 2], dim=4).num_words
         3
         """
@@ -595,7 +595,7 @@ class Word2VecModel:
 
         Examples
         --------
-        >>> from fastembed.word2vec import SkipGram
+        >>> from fastembed.models.word2vec import SkipGram
         >>> model = SkipGram([5, 3, 2], dim=4)
         >>> model.vectors.shape, model.vectors is model.syn0
         ((3, 4), True)
@@ -652,7 +652,7 @@ class Word2VecModel:
         Examples
         --------
         >>> import numpy as np
-        >>> from fastembed.word2vec import SkipGram
+        >>> from fastembed.models.word2vec import SkipGram
         >>> model = SkipGram([2, 2], dim=4, window=1, negative=1, sample=0)
         >>> out = model.train_step((np.array([0, 1]), np.array([0, 2])), lr=0.1,
         ...                        rng=np.random.default_rng(0))
@@ -683,7 +683,7 @@ class Word2VecModel:
 
         Examples
         --------
-        >>> from fastembed.word2vec import SkipGram
+        >>> from fastembed.models.word2vec import SkipGram
         >>> state = SkipGram([5, 3, 2], dim=4).state_dict()
         >>> {name: a.shape for name, a in state.items()}
         {'syn0': (3, 4), 'syn1neg': (3, 4), 'counts': (3,)}
@@ -708,7 +708,7 @@ class Word2VecModel:
         Examples
         --------
         >>> import numpy as np
-        >>> from fastembed.word2vec import SkipGram
+        >>> from fastembed.models.word2vec import SkipGram
         >>> a, b = SkipGram([5, 3, 2], dim=4, seed=1), SkipGram([5, 3, 2], dim=4, seed=2)
         >>> b.load_state_dict(a.state_dict())
         >>> bool(np.array_equal(a.syn0, b.syn0))
@@ -785,7 +785,7 @@ class Word2VecModel:
                     and math.isfinite(value) and float(value) >= 0):
                 raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
         words, starts = self._check_batch(batch)
-        n_threads = _resolve_n_threads(self.n_threads)
+        n_threads = resolve_n_threads(self.n_threads)
         if self.hogwild or record:
             n_shards = 1 if n_threads == 1 else 4 * n_threads
         else:
@@ -807,7 +807,7 @@ class Word2VecModel:
         if record:
             rec_reduced = np.full(words.size, -1, dtype=np.int32)
             rec_neg = np.full((words.size, 2 * self.window, self.negative), -1, dtype=np.int32)
-        kept = _word2vec.w2v_step(self.syn0, self.syn1neg, words, starts, self._keep,
+        kept = sgns.w2v_step(self.syn0, self.syn1neg, words, starts, self._keep,
                                   self.sample > 0, self._accept, self._alias, self.window,
                                   self.negative, self.kind == "cbow", float(lr), float(lr_end),
                                   seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
@@ -843,7 +843,7 @@ shards, round_words :
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed.word2vec import SkipGram
+    >>> from fastembed.models.word2vec import SkipGram
     >>> model = SkipGram([5, 3, 2], dim=4, window=2, negative=2, sample=0, seed=1)
     >>> model
     SkipGram(3 words, dim=4, window=2, negative=2, sample=0)
@@ -877,7 +877,7 @@ shards, round_words :
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed.word2vec import CBOW
+    >>> from fastembed.models.word2vec import CBOW
     >>> model = CBOW([5, 3, 2], dim=4, window=2, negative=2, sample=0, seed=1)
     >>> model
     CBOW(3 words, dim=4, window=2, negative=2, sample=0)
@@ -920,7 +920,7 @@ class Word2VecResult:
 
     Examples
     --------
-    >>> from fastembed.word2vec import train_word2vec
+    >>> from fastembed.models.word2vec import train_word2vec
     >>> result = train_word2vec([["a", "b", "a", "c"]] * 5, dim=4, min_count=1, epochs=1,
     ...                         sample=0, progress=False)
     >>> result.vocab.words, result.n_words, len(result.history)
@@ -944,7 +944,7 @@ class Word2VecResult:
 
         Examples
         --------
-        >>> from fastembed.word2vec import train_word2vec
+        >>> from fastembed.models.word2vec import train_word2vec
         >>> result = train_word2vec([["a", "b", "a", "c"]] * 5, dim=4, min_count=1, epochs=1,
         ...                         progress=False)
         >>> result.vectors
@@ -952,7 +952,6 @@ class Word2VecResult:
         >>> result.vectors.weight is result.model.syn0
         True
         """
-        from .vectors import Vectors
         return Vectors(list(self.vocab.words), self.model.syn0)
 
 
@@ -1022,7 +1021,7 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
 
     Examples
     --------
-    >>> from fastembed.word2vec import train_word2vec
+    >>> from fastembed.models.word2vec import train_word2vec
     >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
     >>> result = train_word2vec(sentences, dim=8, min_count=1, epochs=1, sample=0,
     ...                         progress=False)
@@ -1035,8 +1034,6 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     """
     import time
 
-    from .text import Vocab
-    from .train import Trainer
 
     t0 = time.perf_counter()
     if model not in MODELS:
@@ -1113,17 +1110,15 @@ def corpus_sentences(path=None, *, lower=True):
     Examples
     --------
     >>> import os, tempfile
-    >>> from fastembed.word2vec import corpus_sentences
+    >>> from fastembed.models.word2vec import corpus_sentences
     >>> with tempfile.TemporaryDirectory() as d:
     ...     with open(os.path.join(d, "a.txt"), "w", encoding="utf-8") as f:
     ...         _ = f.write("The cat sat. The dog ran!\\nSo did I.")
     ...     corpus_sentences(d)
     [['the', 'cat', 'sat'], ['the', 'dog', 'ran'], ['so', 'did', 'i']]
     """
-    from .text import split_sentences
 
     if path is None:
-        from .datasets import load_sotu
         sentences = []
         for speech in load_sotu():
             sentences.extend(split_sentences(speech.text, lower=lower))

@@ -1,4 +1,4 @@
-# Stubs for the compiled kernels (fastembed/_kernels.pyx). The kernels trust their arguments:
+# Stubs for the compiled kernels (fastembed/_ext/indexing.pyx). The kernels trust their arguments:
 # call them through fastembed.functional, which validates.
 from typing import Any
 

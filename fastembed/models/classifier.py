@@ -40,7 +40,7 @@ checkpoints and exact resumption through ``trainer_kwargs``).
 
 Examples
 --------
->>> from fastembed.classifier import BagClassifier, read_fasttext
+>>> from fastembed.models.classifier import BagClassifier, read_fasttext
 >>> labels, texts = read_fasttext(["__label__pos good fine", "__label__neg bad awful",
 ...                                "__label__pos good", "__label__neg awful bad bad"])
 >>> model = BagClassifier.from_texts(texts, labels, dim=4, bigram_buckets=8, seed=0)
@@ -57,14 +57,13 @@ import os
 
 import numpy as np
 
-from . import optim
-from ._atomic import atomic_write
-from ._validation import as_ids, check_ids_in_range, check_size
-from .functional import embedding_bag
-from .layers import EmbeddingBag
-from .nn import Linear, _rng, softmax_cross_entropy
-from .text import Vocab, tokenize
-from .train import Trainer
+from .. import optim
+from .._atomic import atomic_write
+from .._validation import as_ids, as_rng, check_ids_in_range, check_size
+from ..functional import embedding_bag
+from ..nn import EmbeddingBag, Linear, softmax_cross_entropy
+from ..text import Vocab, tokenize
+from ..train import Trainer
 
 __all__ = ["BagClassifier", "BagDataset", "bigram_hash", "read_fasttext", "train_classifier"]
 
@@ -419,7 +418,7 @@ class BagClassifier:
             raise ValueError(f"labels has {len(labels)} names, num_classes is {num_classes}")
         if len(set(labels)) != len(labels):
             raise ValueError("labels has duplicate names")
-        rng = _rng(seed)
+        rng = as_rng(seed)
         bound = 1.0 / dim
 
         def uniform(shape, rng):
@@ -1337,7 +1336,7 @@ def train_classifier(train_path, test_path=None, *, dim=50, epochs=5, lr=0.05, m
     Examples
     --------
     >>> import os, tempfile
-    >>> from fastembed.classifier import train_classifier
+    >>> from fastembed.models.classifier import train_classifier
     >>> lines = ["__label__pos good fine\\n", "__label__neg bad awful\\n"] * 8
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = os.path.join(d, "train.txt")

@@ -1,6 +1,6 @@
 """Compiled kernels of the sparse optimizers: row updates, unfused and fused with backward.
 
-Layers as in ``_kernels.pyx``. The hyper-parameters travel in one ``OptimConfig`` struct,
+Layers as in ``indexing.pyx``. The hyper-parameters travel in one ``OptimConfig`` struct,
 filled once with the GIL held (``_config``); the nogil loops then call ``_update_row`` for each
 touched row. A row is updated by one thread, so results do not depend on the thread count.
 
@@ -15,9 +15,9 @@ from libc.math cimport sqrt, sqrtf
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
-from ._openmp cimport omp_get_thread_num
-from ._rowops cimport add_row, add_scaled_row, fe_prefetch_row
-from ._typedefs cimport floating
+from .omp cimport omp_get_thread_num
+from .rowops cimport add_row, add_scaled_row, fe_prefetch_row
+from .typedefs cimport floating
 
 import numpy as np
 

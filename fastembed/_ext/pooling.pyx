@@ -1,23 +1,23 @@
 """Compiled kernels of EmbeddingBag: pooled lookups (sum, mean, max) and the max backward.
 
-Layers as in ``_kernels.pyx``: per-row helpers (``_bagrows.h`` for sum and mean, ``_pool_max``
+Layers as in ``indexing.pyx``: per-row helpers (``bagrows.h`` for sum and mean, ``_pool_max``
 here), ``def`` kernels over typed memoryviews that trust their arguments, and the checks in
 ``functional.py`` / ``layers.py``.
 
 Every bag is pooled by one thread, in position order, so the output does not depend on the
 thread count. The (B, L, D) gathered rows are never materialised: sum and mean add each bag's
-rows into vector registers and write its output row once (``_bagrows.h``); max updates the
+rows into vector registers and write its output row once (``bagrows.h``); max updates the
 output row in place. The sum/mean backward goes through the coalesce kernels of
-``_kernels.pyx`` (each position contributes ``scale * grad_output[bag]``); the max backward
+``indexing.pyx`` (each position contributes ``scale * grad_output[bag]``); the max backward
 routes each output element's gradient to the row that won it, recorded by the forward.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.string cimport memset
 
-from ._typedefs cimport floating, index_t
+from .typedefs cimport floating, index_t
 
-cdef extern from "_bagrows.h" nogil:
+cdef extern from "bagrows.h" nogil:
     void fe_bag_init()
     int fe_bag_force_path(int path)
     int fe_bag_get_path()
@@ -44,7 +44,7 @@ cdef enum:
 
 MODES = {"sum": MODE_SUM, "mean": MODE_MEAN, "max": MODE_MAX}
 
-# The code paths of the sum/mean pooling loop (see _bagrows.h); both give the same bits.
+# The code paths of the sum/mean pooling loop (see bagrows.h); both give the same bits.
 SIMD_PATHS = ("baseline", "avx2")
 
 
@@ -102,7 +102,7 @@ def bag_forward(const floating[:, ::1] weight,  # IN (V, D)
     cdef bint mean = mode == MODE_MEAN
     # Sum and mean: the bags are cut into contiguous chunks of about equal ids + bags, handed
     # out dynamically: one per thread at least, up to CHUNKS_PER_THREAD per thread as long as
-    # a chunk costs MIN_CHUNK_COST or more. The prefetch in _bagrows.h runs ahead through a
+    # a chunk costs MIN_CHUNK_COST or more. The prefetch in bagrows.h runs ahead through a
     # whole chunk, and a thread that another process slows down on a shared machine leaves
     # its later chunks to the others. (Measured at the big shape: the same speed as one chunk
     # per thread on an idle machine; in a C model of the loop, chunks of 16 bags were 11%
@@ -137,7 +137,7 @@ cdef inline void _pool_bags(const floating* w, const index_t* idp, const floatin
                             const int64_t* offp, Py_ssize_t b_lo, Py_ssize_t b_hi,
                             Py_ssize_t n_ids, int64_t padding_idx, Py_ssize_t d, bint mean,
                             floating* outp, floating* denp) noexcept nogil:
-    """Sum or mean pooling of bags [b_lo, b_hi) by fe_bag_pool_* (_bagrows.h)."""
+    """Sum or mean pooling of bags [b_lo, b_hi) by fe_bag_pool_* (bagrows.h)."""
     cdef int ids64 = 1 if sizeof(index_t) == 8 else 0
     if floating is float:
         fe_bag_pool_f(w, <const void*>idp, ids64, ps, offp, b_lo, b_hi, n_ids, padding_idx,
@@ -164,7 +164,7 @@ cdef inline Py_ssize_t _split_bags(const int64_t* offp, Py_ssize_t n_bags, Py_ss
     return lo
 
 
-# _pool_max prefetches like _bagrows.h: every cache line of the row, rows ahead in the id
+# _pool_max prefetches like bagrows.h: every cache line of the row, rows ahead in the id
 # stream, across bag boundaries (the next bags of the thread's chunk follow).
 
 cdef inline floating _pool_max(const floating* w, const index_t* idp, Py_ssize_t start,

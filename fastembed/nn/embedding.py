@@ -9,7 +9,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from fastembed import optim
->>> from fastembed.layers import Embedding
+>>> from fastembed.nn import Embedding
 >>> layer = Embedding(weight=np.zeros((3, 2), np.float32))
 >>> y = layer(np.array([[0, 2], [2, 2]]))        # (2, 2) ids -> (2, 2, 2) rows
 >>> y.shape
@@ -29,13 +29,36 @@ import threading
 
 import numpy as np
 
-from ._memory import aligned_empty, aligned_like, aligned_zeros
-from ._openmp_helpers import _n_threads_for
-from ._validation import (FLOAT_DTYPES, as_ids, check_bounds_mode, check_grad,
-                          check_no_overlap, check_size, check_table, invalid_ids)
-from .functional import (SparseGrad, _bag_backward, _bag_contributions, _bag_forward,
-                         _bag_layout, _Bags, _checked_bags, _coalesce, _dropped_live_ids,
-                         _prepare_bag_out, gather_checked, gather_masked, prepare_out)
+from .._bags import (
+    Bags,
+    bag_backward,
+    bag_contributions,
+    bag_forward,
+    bag_layout,
+    checked_bags,
+    dropped_live_ids,
+    prepare_bag_out,
+)
+from .._ext.threads import n_threads_for
+from .._memory import aligned_empty, aligned_like, aligned_zeros
+from .._rows import (
+    SparseGrad,
+    coalesce_rows,
+    gather_checked,
+    gather_masked,
+    prepare_out,
+)
+from .._validation import (
+    FLOAT_DTYPES,
+    as_ids,
+    as_rng,
+    check_bounds_mode,
+    check_grad,
+    check_no_overlap,
+    check_size,
+    check_table,
+    invalid_ids,
+)
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -45,15 +68,6 @@ _KERAS_ALIASES = {
     "output_dim": "embedding_dim",
     "embeddings_initializer": "init",
 }
-
-
-def _rng(seed):
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None or isinstance(seed, numbers.Integral):
-        return np.random.default_rng(seed)  # type: ignore[arg-type]  # an Integral
-    raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got "
-                    f"{type(seed).__name__}")
 
 
 def _initial_table(shape, dtype, init, rng):
@@ -87,7 +101,7 @@ def _merge(a, b):
         return SparseGrad(b.rows.copy(), b.values.copy())
     rows = np.concatenate([a.rows, b.rows])
     values = np.concatenate([a.values, b.values])
-    merged, _ = _coalesce(rows, values, None, 1)
+    merged, _ = coalesce_rows(rows, values, None, 1)
     return merged
 
 
@@ -140,7 +154,7 @@ class _TableLayer:
             raise ValueError(f"norm_type must be positive, got {norm_type}")
 
         if weight is None:
-            weight = _initial_table((num_embeddings, embedding_dim), dtype, init, _rng(seed))
+            weight = _initial_table((num_embeddings, embedding_dim), dtype, init, as_rng(seed))
             if padding_idx is not None:
                 weight[padding_idx] = 0
         if max_norm is not None and not weight.flags.writeable:
@@ -196,10 +210,9 @@ class _TableLayer:
         >>> Embedding.from_pretrained(Vectors(["a", "b"], np.eye(2, dtype=np.float32)))
         Embedding(2, 2, dtype=float32, trainable=False)
         """
-        from .vectors import Vectors  # here: vectors.py imports this module
-
-        if isinstance(weights, Vectors):
-            weights = weights.weight
+        if not isinstance(weights, np.ndarray) and isinstance(getattr(weights, "weight", None),
+                                                               np.ndarray):
+            weights = weights.weight  # Vectors, or another layer: its table
         check_table(weights, "weights")
         return cls(weight=weights, dtype=weights.dtype, trainable=not freeze,
                    padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
@@ -483,7 +496,7 @@ class Embedding(_TableLayer):
                                               or ids_arr.shape[-1] != self.input_length):
             raise ValueError(f"ids must have a last axis of input_length="
                              f"{self.input_length}, got shape {ids_arr.shape}")
-        n_threads = _n_threads_for(n_threads, flat.size * self.embedding_dim)
+        n_threads = n_threads_for(n_threads, flat.size * self.embedding_dim)
         bad = invalid_ids(flat, ids_arr.shape, self.num_embeddings, n_threads,
                           self.bounds_check)
         return ids_arr, flat, n_threads, bad
@@ -594,7 +607,7 @@ class Embedding(_TableLayer):
             ids, bad = self._last_ids, self._last_bad
         else:
             ids, _, _, bad = self._validated_ids(ids, n_threads)
-        grad, counts = _coalesce(ids, grad_output, self.num_embeddings, n_threads,
+        grad, counts = coalesce_rows(ids, grad_output, self.num_embeddings, n_threads,
                                  dim=self.embedding_dim, dtype=self.dtype, bad=bad)
         return self._finish_grad(grad, counts)
 
@@ -655,7 +668,7 @@ class Embedding(_TableLayer):
         if self._last_bad is not None:  # padding: no gradient
             keep = ~self._last_bad
             ids, grad2d = np.ascontiguousarray(ids[keep]), np.ascontiguousarray(grad2d[keep])
-        return ids, grad2d, _n_threads_for(n_threads, ids.size * self.embedding_dim)
+        return ids, grad2d, n_threads_for(n_threads, ids.size * self.embedding_dim)
 
     def compute_mask(self, ids):
         """Keras: ``ids != 0`` when ``mask_zero`` is set, else None.
@@ -784,14 +797,14 @@ class EmbeddingBag(_TableLayer):
         array([[2., 3.],
                [6., 7.]], dtype=float32)
         """
-        bags = _bag_layout(ids, offsets, include_last_offset, per_sample_weights, self.mode,
+        bags = bag_layout(ids, offsets, include_last_offset, per_sample_weights, self.mode,
                            self.dtype)
-        n_threads = _n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
-        bags = _checked_bags(bags, self.num_embeddings, n_threads, self.bounds_check)
-        out = _prepare_bag_out(self.weight, bags.offsets.size - 1, out, bags)  # before writes
+        n_threads = n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
+        bags = checked_bags(bags, self.num_embeddings, n_threads, self.bounds_check)
+        out = prepare_bag_out(self.weight, bags.offsets.size - 1, out, bags)  # before writes
         if self.max_norm is not None:
             self._renorm(bags.flat)
-        out, denom, argmax = _bag_forward(self.weight, bags, self.mode, self.padding_idx,
+        out, denom, argmax = bag_forward(self.weight, bags, self.mode, self.padding_idx,
                                           out, n_threads)
         self._last = (_copy_bags(bags), denom, argmax)
         return out
@@ -847,8 +860,8 @@ class EmbeddingBag(_TableLayer):
         n_bags = bags.offsets.size - 1
         grad_output = check_grad(grad_output, (n_bags,), self.embedding_dim, self.dtype,
                                  name="grad_output")
-        n_threads = _n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
-        grad, counts = _bag_backward(bags, self.mode, self.padding_idx, denom, argmax,
+        n_threads = n_threads_for(n_threads, bags.flat.size * self.embedding_dim)
+        grad, counts = bag_backward(bags, self.mode, self.padding_idx, denom, argmax,
                                      grad_output, self.num_embeddings, n_threads)
         return self._finish_grad(grad, counts)
 
@@ -895,8 +908,8 @@ def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):
     bags, denom, argmax = layer._last
     grad_output = check_grad(grad_output, (bags.offsets.size - 1,), layer.embedding_dim,
                              layer.dtype, name="grad_output")
-    n_threads = _n_threads_for(n_threads, bags.flat.size * layer.embedding_dim)
-    if layer.mode == "max" or (layer.scale_grad_by_freq and _dropped_live_ids(
+    n_threads = n_threads_for(n_threads, bags.flat.size * layer.embedding_dim)
+    if layer.mode == "max" or (layer.scale_grad_by_freq and dropped_live_ids(
             bags, layer.mode, layer.padding_idx, denom)):
         # Max routes each element to its own row: no row-grouped sum to fuse. And ids that
         # occur but contribute nothing (mean bags with weights summing to 0) change the
@@ -908,7 +921,7 @@ def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):
         finally:
             layer.zero_grad()
         return
-    flat, bag_of, scale = _bag_contributions(bags, layer.mode, layer.padding_idx, denom,
+    flat, bag_of, scale = bag_contributions(bags, layer.mode, layer.padding_idx, denom,
                                              layer.dtype)
     optimizer._fused(layer, grad_output, flat, bag_of, scale, layer.scale_grad_by_freq,
                      layer.padding_idx, n_threads)
@@ -916,5 +929,5 @@ def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):
 
 def _copy_bags(bags):
     """The layout, with copies of the caller's arrays (so later edits cannot change backward)."""
-    return _Bags(bags.shape, bags.flat.copy(), bags.offsets,
+    return Bags(bags.shape, bags.flat.copy(), bags.offsets,
                  None if bags.weights is None else bags.weights.copy())

@@ -1,5 +1,5 @@
 /* Sum and mean pooling of bags: the hot loop of EmbeddingBag's forward (``bag_forward`` in
- * _bag_kernels.pyx, modes "sum" and "mean", with or without per-sample weights).
+ * pooling.pyx, modes "sum" and "mean", with or without per-sample weights).
  *
  * For bag b = ids[offsets[b]:offsets[b + 1]] and every column c, in the table's type T:
  *
@@ -44,7 +44,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "_rowops.h"
+#include "rowops.h"
 
 /* How far ahead rows are prefetched, in bytes of rows: FE_BAG_PREFETCH_BYTES / row bytes
  * ids, at least 4 and at most 64. With Zipf ids most rows are cache hits and the loop runs
@@ -74,7 +74,7 @@ typedef double fe_bag_d32 __attribute__((vector_size(32)));
 #define FE_BAG_VECTORS 0
 #endif
 
-/* The AVX2 twin, on x86 with GCC or Clang. FASTEMBED_NO_CLONES (also honoured by _sgns.h)
+/* The AVX2 twin, on x86 with GCC or Clang. FASTEMBED_NO_CLONES (also honoured by sgns.h)
  * leaves only the baseline. */
 #if FE_BAG_VECTORS && (defined(__x86_64__) || defined(__i386__)) && !defined(FASTEMBED_NO_CLONES)
 #define FE_BAG_AVX2 1
@@ -121,7 +121,7 @@ static int fe_bag_get_path(void) { return fe_bag_path; }
  * (With the count pass skipped when there is no padding, this measured 7% faster than an
  * aligned loop over the lines with Zipf ids, where most rows are cached.) */
 FE_BAG_INLINE void fe_bag_prefetch_lines(const void *p, size_t nbytes) {
-    fe_prefetch_row(p, nbytes); /* _rowops.h: the same lines, always inlined */
+    fe_prefetch_row(p, nbytes); /* rowops.h: the same lines, always inlined */
 }
 
 /* How many ids ahead rows of nbytes bytes are prefetched. */

@@ -1,5 +1,5 @@
 """Thread-count helpers: the one place where ``n_threads`` arguments are resolved."""
-from ._openmp cimport (FASTEMBED_OPENMP, omp_get_max_threads, omp_get_num_procs,
+from .omp cimport (FASTEMBED_OPENMP, omp_get_max_threads, omp_get_num_procs,
                        omp_set_num_threads)
 
 
@@ -45,7 +45,7 @@ def set_num_threads(n):
     omp_set_num_threads(n)
 
 
-def _resolve_n_threads(n_threads):
+def resolve_n_threads(n_threads):
     """Turn a user's ``n_threads`` into a positive thread count.
 
     None means ``omp_get_max_threads()`` (OMP_NUM_THREADS, threadpoolctl, set_num_threads);
@@ -77,9 +77,9 @@ MAX_THREADS_PER_CORE = 4
 PARALLEL_MIN_WORK = 1 << 15
 
 
-def _n_threads_for(n_threads, Py_ssize_t work):
+def n_threads_for(n_threads, Py_ssize_t work):
     """Resolve ``n_threads`` and drop to one thread for work too small to split."""
-    cdef int n = _resolve_n_threads(n_threads)
+    cdef int n = resolve_n_threads(n_threads)
     if work < PARALLEL_MIN_WORK:
         return 1
     return n

@@ -1,7 +1,7 @@
 # Per-row helpers shared by the compiled modules (layer 1 of the kernels: nogil, inline).
-from ._typedefs cimport floating
+from .typedefs cimport floating
 
-cdef extern from "_rowops.h" nogil:
+cdef extern from "rowops.h" nogil:
     void fe_prefetch_row(const void* row, size_t nbytes)
     void fe_prefetch_row_w(const void* row, size_t nbytes)
 

@@ -2,7 +2,7 @@
 
 Three layers, as in the rest of fastembed:
 
-1. ``cdef inline ... noexcept nogil`` per-row helpers (``_rowops.pxd``);
+1. ``cdef inline ... noexcept nogil`` per-row helpers (``rowops.pxd``);
 2. ``def`` kernels over typed memoryviews: inputs ``const``, outputs allocated by the caller,
    ``n_threads`` last. They trust their arguments: no bounds checks, no dtype checks;
 3. the Python functions in ``functional.py`` validate, coerce, allocate and call them.
@@ -23,10 +23,10 @@ from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
-from ._rowops cimport add_row as _add_row, add_scaled_row as _add_scaled_row
-from ._rowops cimport chunk_start as _chunk_start
-from ._rowops cimport fe_prefetch_row, fe_prefetch_row_w
-from ._typedefs cimport floating, index_t
+from .rowops cimport add_row as _add_row, add_scaled_row as _add_scaled_row
+from .rowops cimport chunk_start as _chunk_start
+from .rowops cimport fe_prefetch_row, fe_prefetch_row_w
+from .typedefs cimport floating, index_t
 
 import numpy as np
 

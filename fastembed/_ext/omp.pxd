@@ -1,7 +1,7 @@
 # C-level view of the OpenMP runtime, through a shim that answers "one thread" when the
-# extension is built without OpenMP (see _openmp_shim.h). cimport from here, never from
+# extension is built without OpenMP (see omp_shim.h). cimport from here, never from
 # `openmp` directly, so that every module builds both ways.
-cdef extern from "_openmp_shim.h" nogil:
+cdef extern from "omp_shim.h" nogil:
     int FASTEMBED_OPENMP
     int omp_get_max_threads()
     int omp_get_num_procs()

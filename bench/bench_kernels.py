@@ -1,4 +1,4 @@
-"""The benchmark runner behind ``python -m fastembed bench``.
+"""The kernel benchmark runner: ``python bench/bench_kernels.py [--quick] ...`` from a checkout.
 
 It times fastembed's kernels, its pooled lookup (``embedding_bag``) and its lazy Adam step
 against NumPy (the baseline of most speed-ups) and, when it is importable, PyTorch, over a
@@ -1381,8 +1381,8 @@ def _build_info():
     """Which build is measured: the compiled kernels' file time and the checkout's commit."""
     info = []
     try:
-        from . import _kernels
-        mtime = os.path.getmtime(_kernels.__file__)
+        from ._ext import indexing
+        mtime = os.path.getmtime(indexing.__file__)
         info.append("kernels built " + datetime.datetime.fromtimestamp(
             mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     except (ImportError, AttributeError, OSError, TypeError):
@@ -1895,7 +1895,7 @@ def plot(result, path):
 
 
 # --------------------------------------------------------------------------------------------
-# Command line (python -m fastembed bench)
+# Command line (python bench/bench_kernels.py)
 # --------------------------------------------------------------------------------------------
 
 
@@ -1960,13 +1960,13 @@ def add_arguments(parser):
 
 
 def main(args, parser=None, file=None):
-    """Run ``python -m fastembed bench`` with parsed ``args``; returns the exit status."""
+    """Run the benchmark with parsed ``args``; returns the exit status."""
     file = sys.stdout if file is None else file
 
     def fail(msg):
         if parser is not None:
             parser.error(msg)  # exits with status 2 and the usage line
-        raise SystemExit(f"python -m fastembed bench: error: {msg}")
+        raise SystemExit(f"bench_kernels.py: error: {msg}")
 
     try:
         threads = _parse_threads(args.bench_threads) if args.bench_threads else None
@@ -2006,3 +2006,19 @@ def main(args, parser=None, file=None):
         plot(result, args.bench_plot)
         print(f"wrote {args.bench_plot}", file=file)
     return 1 if result.mismatches else 0
+
+
+def cli(argv=None):
+    """``python bench/bench_kernels.py [options]``: parse the options, run, return the status."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python bench/bench_kernels.py",
+        description="Benchmark fastembed's kernels against NumPy (and torch when installed); "
+                    "prints a table of medians, GB/s and speed-ups, then the targets.")
+    add_arguments(parser)
+    return main(parser.parse_args(argv), parser=parser)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

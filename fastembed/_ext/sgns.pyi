@@ -1,4 +1,4 @@
-"""Type stubs for the compiled word2vec kernel (``_word2vec.pyx``)."""
+"""Type stubs for the compiled word2vec kernel (``sgns.pyx``)."""
 from typing import Optional
 
 import numpy as np

@@ -3,7 +3,7 @@
 Text (word2vec / GloVe): ``parse_text_block`` takes a block of whole lines, cuts it into
 ``n_parts`` pieces at line boundaries, counts each piece's lines in parallel, then parses the
 pieces in parallel, each thread writing its rows straight into the output table at their
-final place. Numbers are parsed by ``_textparse.h`` (bitwise what ``np.float32(token)``
+final place. Numbers are parsed by ``textparse.h`` (bitwise what ``np.float32(token)``
 gives). Errors are collected per piece and the earliest line wins, so the error reported
 does not depend on the thread count. Its words are decoded by ``decode_words`` with the GIL
 held, straight from the block's bytes.
@@ -35,11 +35,11 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcpy, memmove, memset
 
-from ._typedefs cimport floating
+from .typedefs cimport floating
 
 import numpy as np
 
-cdef extern from "_textparse.h" nogil:
+cdef extern from "textparse.h" nogil:
     void fe_textparse_init()
     int fe_parse_double(const char *p, const char *end, double *out)
     int fe_parse_line(const char *base, const char *p, const char *end, int64_t dim,
@@ -275,7 +275,7 @@ def decode_words(const unsigned char[::1] buf, const int64_t[::1] word_off,
 
 # -- binary ---------------------------------------------------------------------------------
 
-cdef extern from "_binread.h" nogil:
+cdef extern from "binread.h" nogil:
     int64_t fe_read_full(int fd, char* p, int64_t n, int* err)
     void fe_copy_f32le(float* out, const char* src, int64_t n)
     void fe_copy_f32le_to_f64(double* out, const char* src, int64_t n)

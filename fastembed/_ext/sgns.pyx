@@ -1,6 +1,6 @@
 """Compiled kernel of word2vec with negative sampling: skip-gram and CBOW.
 
-Layers as in ``_kernels.pyx``: the arithmetic of one prediction lives in ``_sgns.h`` (nogil
+Layers as in ``indexing.pyx``: the arithmetic of one prediction lives in ``sgns.h`` (nogil
 C helpers); ``w2v_step`` is the ``def`` kernel over typed memoryviews;
 ``fastembed.word2vec.Word2Vec`` validates, owns the tables and the workspace, and calls it
 once per batch of sentences.
@@ -18,7 +18,7 @@ One call trains on a batch of sentences:
    as gensim does. The learning rate of the centre is ``alpha0 + alpha_step * p``: it decays
    word by word.
 3. **One SGD step** per pair (skip-gram) or per centre (CBOW), ``fe_sgns_pair_*`` and
-   ``fe_cbow_*`` in ``_sgns.h``: gensim's updates, in gensim's order.
+   ``fe_cbow_*`` in ``sgns.h``: gensim's updates, in gensim's order.
 
 Every draw depends on the seed and the position only, never on which thread or shard works
 on the word. How the work is split:
@@ -45,11 +45,11 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
-from ._openmp cimport fe_barrier_t, fe_barrier_wait, omp_get_num_threads
-from ._rowops cimport fe_prefetch_row
-from ._typedefs cimport floating
+from .omp cimport fe_barrier_t, fe_barrier_wait, omp_get_num_threads
+from .rowops cimport fe_prefetch_row
+from .typedefs cimport floating
 
-cdef extern from "_sgns.h" nogil:
+cdef extern from "sgns.h" nogil:
     void fe_sgns_init_tables()
     double fe_sgns_sigmoid(double x)
     double fe_sgns_softplus(double x)
@@ -314,7 +314,7 @@ cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg,
                        cfg.row_bytes)
     for q in range(-1, sh.n_plans):
         # prefetch the rows of plan q + 1 (written out here, not in a helper: GCC deletes a
-        # non-inlined function whose only effect is a prefetch, see _rowops.h)
+        # non-inlined function whose only effect is a prefetch, see rowops.h)
         nq = q + 1
         if nq < sh.n_plans and sh.p_nctx[nq] > 0:
             n_ctx = sh.p_nctx[nq]
@@ -430,7 +430,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef int32_t* rr = NULL
     cdef int32_t* rn = NULL
     cdef Py_ssize_t R = round_words
-    cdef fe_barrier_t barrier          # the rounds' barrier (_openmp_shim.h)
+    cdef fe_barrier_t barrier          # the rounds' barrier (omp_shim.h)
     cdef int sense = 0
     barrier.count = 0
     barrier.sense = 0

@@ -1,4 +1,4 @@
-"""The benchmark runner's logic (fastembed.bench): data, byte model, records, checks, targets.
+"""The benchmark runner's logic (bench/bench_kernels.py): data, byte model, records, checks, targets.
 
 Fast, and no test asserts anything about speed. They pass with and without torch installed.
 """
@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 
 import fastembed
-from fastembed import bench
+import bench_kernels as bench
 
 
 def cli_main(argv):
-    # imported when called, not at collection: a module imported while pytest collects binds
-    # the collection-time sys.stdout into any `file=sys.stdout` default
-    from fastembed.__main__ import main
-    return main(argv)
+    """``python bench/bench_kernels.py ARGV``, in this process."""
+    return bench.cli(argv)
 
 MICRO = bench.Shape("micro", 50, 4, 64)
 FAST = dict(repeat=1, copy_bytes=1 << 20, min_time=0.0005)
@@ -819,7 +817,7 @@ def test_plot_without_matplotlib_is_a_clear_error(monkeypatch, micro_result, tmp
     ran = []
     monkeypatch.setattr(bench, "run", lambda *a, **k: ran.append(1))
     with pytest.raises(SystemExit) as exc:
-        cli_main(["bench", "--quick", "--plot", str(tmp_path / "x.png")])
+        cli_main(["--quick", "--plot", str(tmp_path / "x.png")])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "pip install matplotlib" in err and "[bench]" in err
@@ -842,7 +840,7 @@ def test_bench_subcommand_is_wired(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(bench, "COPY_BYTES", 1 << 20)
     monkeypatch.setattr(bench, "MIN_MEASURE_SECONDS", 0.0005)
     path = tmp_path / "out.json"
-    status = cli_main(["bench", "--quick", "--repeat", "1", "--threads", "1",
+    status = cli_main(["--quick", "--repeat", "1", "--threads", "1",
                        "--json", str(path)])
     assert status == 0
     out = capsys.readouterr().out
@@ -862,20 +860,20 @@ def test_quick_and_ops_options_choose_the_ops(monkeypatch, capsys):
                                  "gbps": 1.0, "repeat": 1}, [])
     monkeypatch.setattr(bench, "run", fake_run)
     monkeypatch.setattr(bench, "measure_copy_limit", None)
-    assert cli_main(["bench", "--quick"]) == 0
+    assert cli_main(["--quick"]) == 0
     assert seen[-1]["ops"] == list(bench.QUICK_OPS)
     assert "bag_forward" in seen[-1]["ops"] and "adam_step" in seen[-1]["ops"]
     assert seen[-1]["shapes"] == list(bench.QUICK_SHAPES)
-    assert cli_main(["bench", "--ops", "bag_forward,bag_backward,adam_step"]) == 0
+    assert cli_main(["--ops", "bag_forward,bag_backward,adam_step"]) == 0
     assert seen[-1]["ops"] == ["bag_forward", "bag_backward", "adam_step"]
-    assert cli_main(["bench"]) == 0
+    assert cli_main([]) == 0
     assert seen[-1]["ops"] == list(bench.OPS)
     capsys.readouterr()
 
 
 def test_bench_subcommand_rejects_bad_options(capsys):
-    for argv in (["bench", "--repeat", "0"], ["bench", "--threads", "0"],
-                 ["bench", "--shapes", "huge"], ["bench", "--ops", "sort"]):
+    for argv in (["--repeat", "0"], ["--threads", "0"],
+                 ["--shapes", "huge"], ["--ops", "sort"]):
         with pytest.raises(SystemExit) as exc:
             cli_main(argv)
         assert exc.value.code == 2

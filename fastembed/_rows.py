@@ -1,0 +1,238 @@
+"""The row operations that the functional API and the layers share.
+
+:class:`SparseGrad`, the output and lookup steps that follow validation
+(:func:`prepare_out`, :func:`gather_checked`, :func:`gather_masked`), the row ownership that
+splits work between threads (:func:`owner_bounds`, :func:`partition_rows`) and the coalescing
+of gradient rows (:func:`coalesce_rows`, :func:`coalesce_checked`). Every function trusts
+what its docstring says was checked; the public entry points are in
+:mod:`fastembed.functional` and :mod:`fastembed.nn`.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._ext import indexing
+from ._ext.threads import n_threads_for
+from ._memory import aligned_empty, aligned_zeros
+from ._validation import (
+    as_ids,
+    check_grad,
+    check_ids_in_range,
+    check_no_overlap,
+    check_out,
+    check_size,
+    invalid_ids,
+)
+
+
+class SparseGrad(NamedTuple):
+    """A coalesced row-sparse gradient of an embedding table.
+
+    A named tuple ``(rows, values)``, so ``rows, values = grad`` works. It is what
+    :func:`coalesce` and the layers' ``backward`` return and what the optimizers of
+    :mod:`fastembed.optim` read from a layer's ``grad``.
+
+    Parameters
+    ----------
+    rows, values : ndarray
+        The two fields described below, in this order.
+
+    Attributes
+    ----------
+    rows : ndarray of int64, shape (U,)
+        The distinct rows that received gradient, ascending.
+    values : ndarray, shape (U, D)
+        ``values[k]`` is the summed gradient of row ``rows[k]``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastembed
+    >>> g = fastembed.coalesce([2, 0, 2], np.ones((3, 2), np.float32))
+    >>> g.rows
+    array([0, 2])
+    >>> g.values
+    array([[1., 1.],
+           [2., 2.]], dtype=float32)
+    >>> g.to_dense(4)
+    array([[1., 1.],
+           [0., 0.],
+           [2., 2.],
+           [0., 0.]], dtype=float32)
+    """
+
+    rows: np.ndarray
+    values: np.ndarray
+
+    def to_dense(self, num_embeddings):
+        """Return the gradient as a dense (num_embeddings, D) array.
+
+        Parameters
+        ----------
+        num_embeddings : int
+            The number of rows V of the table the gradient belongs to.
+
+        Returns
+        -------
+        ndarray of shape (num_embeddings, D), the dtype of ``values``
+            Zeros except at ``rows``, which hold ``values``.
+
+        Raises
+        ------
+        IndexError
+            A row is ``>= num_embeddings``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.functional import SparseGrad
+        >>> g = SparseGrad(np.array([1]), np.array([[0.5, -0.5]]))
+        >>> g.to_dense(3)
+        array([[ 0. ,  0. ],
+               [ 0.5, -0.5],
+               [ 0. ,  0. ]])
+        """
+        num_embeddings = int(num_embeddings)
+        if self.rows.size and self.rows[-1] >= num_embeddings:
+            raise IndexError(f"row {int(self.rows[-1])} is out of range for "
+                             f"num_embeddings={num_embeddings}")
+        dense = aligned_zeros((num_embeddings, self.values.shape[1]), self.values.dtype)
+        dense[self.rows] = self.values
+        return dense
+
+
+
+# Documented and pickled as fastembed.functional.SparseGrad, where users import it.
+SparseGrad.__module__ = "fastembed.functional"
+
+
+def gather_masked(weight, flat, bad, out, n_threads):
+    """A lookup whose ids at ``bad`` positions are padding: their rows come out zero."""
+    gather_checked(weight, np.where(bad, 0, flat), out, n_threads)
+    if weight.shape[1]:
+        out.reshape(flat.size, weight.shape[1])[bad] = 0
+    return out
+
+
+def prepare_out(weight, ids_shape, out):
+    """Allocate the output of a lookup, or check the one the caller passed."""
+    shape = tuple(ids_shape) + (weight.shape[1],)
+    if out is None:
+        return aligned_empty(shape, weight.dtype)
+    check_out(out, shape, weight.dtype)
+    check_no_overlap(out, weight, "out", "weight")
+    return out
+
+
+def gather_checked(weight, flat, out, n_threads):
+    """The lookup itself, once the ids, ``out`` and ``n_threads`` have been checked."""
+    if flat.size and weight.shape[1]:
+        indexing.gather(weight, flat, out.reshape(flat.size, weight.shape[1]), n_threads)
+    return out
+
+
+# Sample about 1 id in _BALANCE_STRIDE, but at least _BALANCE_SAMPLE_MIN and at most
+# _BALANCE_SAMPLE ids, to cut the rows into ranges of about equal work, one per thread. (A
+# fixed 4096-id sample cost 110 us, more than the whole 1-thread scatter-add of 8192 ids.)
+_BALANCE_SAMPLE = 4096
+_BALANCE_SAMPLE_MIN = 256
+_BALANCE_STRIDE = 32
+# Estimated cost of adding into a row that misses the caches, relative to one that hits
+# (a row seen more than once in the sample is taken to be hot). Measured here: with Zipf ids a
+# count-balanced split left the thread owning the cold tail with most of the work.
+_COLD_ROW_COST = 8.0
+
+
+def owner_bounds(flat, num_embeddings, n_owners):
+    """Row ranges [b_t, b_t+1) for n_owners threads, each with about the same work.
+
+    The cut points are weighted quantiles of a strided sample of the ids: an id whose row
+    occurs again in the sample is hot (cheap, cached), one seen once is cold (a cache miss,
+    ``_COLD_ROW_COST`` times dearer). Uniform ids therefore split evenly by count, while
+    Zipf-skewed ids give the thread with the hot rows more positions. Results never depend
+    on the cut points, only speed does.
+    """
+    bounds = np.empty(n_owners + 1, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, num_embeddings
+    if n_owners > 1 and flat.size == 0:
+        bounds[1:-1] = num_embeddings  # nothing to share out: owner 0 gets every row
+    elif n_owners > 1:
+        n_sample = min(_BALANCE_SAMPLE, max(_BALANCE_SAMPLE_MIN, flat.size // _BALANCE_STRIDE))
+        step = max(1, flat.size // n_sample)
+        sample = np.sort(flat[::step])
+        repeated = np.zeros(sample.size, dtype=bool)
+        same = sample[1:] == sample[:-1]
+        repeated[1:] |= same
+        repeated[:-1] |= same
+        cost = np.cumsum(np.where(repeated, 1.0, 1.0 + _COLD_ROW_COST))
+        cuts = np.searchsorted(cost, cost[-1] * np.arange(1, n_owners) / n_owners)
+        bounds[1:-1] = np.maximum.accumulate(sample[np.minimum(cuts, sample.size - 1)])
+    return bounds
+
+
+def partition_rows(flat, num_embeddings, n_threads):
+    """(positions grouped by owning thread or None, their starts, the owners' row bounds)."""
+    bounds = owner_bounds(flat, num_embeddings, n_threads)
+    if n_threads == 1:
+        return None, np.array([0, flat.size], dtype=np.int64), bounds
+    pos, starts = indexing.partition_by_owner(flat, bounds, n_threads)
+    return pos, starts, bounds
+
+
+def coalesce_rows(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None,
+              bounds_check="raise", bad=None):
+    """coalesce, also returning the per-row counts (for scale_grad_by_freq).
+
+    ``bad``: a mask of positions already known to be padding (a layer's forward found them).
+    """
+    ids_arr, flat = as_ids(ids)
+    grad2d = check_grad(grad, ids_arr.shape, dim, dtype)
+    n_threads = n_threads_for(n_threads, flat.size * max(grad2d.shape[1], 1))
+    if num_embeddings is None:
+        limit = 2**63  # negatives only
+        n_rows = None
+    else:
+        num_embeddings = check_size(num_embeddings, "num_embeddings")
+        limit = n_rows = num_embeddings
+        if num_embeddings >= 2**62:  # only a bound (no table is that big): the rows present
+            n_rows = None            # decide the size of the work
+    if bad is None:
+        if bounds_check == "raise":
+            check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+        else:
+            bad = invalid_ids(flat, ids_arr.shape, limit, n_threads, bounds_check)
+    if bad is not None:
+        flat, grad2d = flat[~bad], grad2d[~bad]
+    if n_rows is None:
+        n_rows = int(flat.max()) + 1 if flat.size else 0
+    return coalesce_checked(flat, grad2d, n_rows, n_threads)
+
+
+def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None):
+    """Sum contributions by row, once every argument has been checked.
+
+    Position i contributes ``scale[i] * grad2d[src_row[i]]`` to row ``flat[i]`` (``src_row``
+    None: ``grad2d[i]``; ``scale`` None: no factor). Returns ``(SparseGrad, counts)``; each
+    row's sum starts from +0.0 and adds its contributions in increasing position order.
+    """
+    dim = grad2d.shape[1]
+    if n_rows <= _DENSE_MAP_RATIO * flat.size + _DENSE_MAP_MIN:
+        # A (V,) row -> slot map costs O(V): cheap next to the O(N) work here.
+        pos, starts, bounds = partition_rows(flat, n_rows, n_threads)
+        rows, values, counts = indexing.coalesce_owned(flat, grad2d, pos, starts, bounds,
+                                                       src_row, scale, n_threads)
+        return SparseGrad(rows, values), counts
+    # Few ids in a huge id space: sort them instead (O(N) memory).
+    perm, rows, starts = indexing.group_by_row(
+        flat.astype(np.int64, copy=False), max(n_rows - 1, 0), n_threads)
+    values = np.empty((rows.size, dim), dtype=grad2d.dtype)
+    indexing.segment_sum(grad2d, perm, starts, values, src_row, scale, n_threads)
+    return SparseGrad(rows, values), np.diff(starts)
+
+
+# coalesce uses a dense row map when V <= _DENSE_MAP_RATIO * N + _DENSE_MAP_MIN, else a sort.
+_DENSE_MAP_RATIO = 8
+_DENSE_MAP_MIN = 1 << 16
+
+
