@@ -356,27 +356,25 @@ FE_BAG_TARGET_AVX2 static void fe_bag_pool_d_avx2(FE_BAG_ARGS(double)) {
 #endif
 
 /* Pool bags [b_lo, b_hi) (see FE_BAG_DEFINE_BODY); ps may be NULL (no weights); pad is -1 for
- * no padding. ids has n_ids entries, all in [0, V): rows are prefetched across bags. */
-static void fe_bag_pool_f(FE_BAG_ARGS(float)) {
+ * no padding. ids has n_ids entries, all in [0, V): rows are prefetched across bags. The AVX2
+ * twin runs when fe_bag_path selects it. */
 #if FE_BAG_AVX2
-    if (fe_bag_path == 1) {
-        fe_bag_pool_f_avx2(w, ids, ids64, ps, offsets, b_lo, b_hi, n_ids, pad, d, mean, out,
-                           denom);
-        return;
+#define FE_BAG_TRY_AVX2(sfx)                                                                  \
+    if (fe_bag_path == 1) {                                                                   \
+        fe_bag_pool_##sfx##_avx2(w, ids, ids64, ps, offsets, b_lo, b_hi, n_ids, pad, d, mean, \
+                                 out, denom);                                                 \
+        return;                                                                               \
     }
+#else
+#define FE_BAG_TRY_AVX2(sfx)
 #endif
-    fe_bag_pool_f_base(w, ids, ids64, ps, offsets, b_lo, b_hi, n_ids, pad, d, mean, out, denom);
-}
-
-static void fe_bag_pool_d(FE_BAG_ARGS(double)) {
-#if FE_BAG_AVX2
-    if (fe_bag_path == 1) {
-        fe_bag_pool_d_avx2(w, ids, ids64, ps, offsets, b_lo, b_hi, n_ids, pad, d, mean, out,
-                           denom);
-        return;
+#define FE_BAG_DEFINE_DISPATCH(T, sfx)                                                        \
+    static void fe_bag_pool_##sfx(FE_BAG_ARGS(T)) {                                           \
+        FE_BAG_TRY_AVX2(sfx)                                                                  \
+        fe_bag_pool_##sfx##_base(w, ids, ids64, ps, offsets, b_lo, b_hi, n_ids, pad, d, mean, \
+                                 out, denom);                                                 \
     }
-#endif
-    fe_bag_pool_d_base(w, ids, ids64, ps, offsets, b_lo, b_hi, n_ids, pad, d, mean, out, denom);
-}
+FE_BAG_DEFINE_DISPATCH(float, f)
+FE_BAG_DEFINE_DISPATCH(double, d)
 
 #endif

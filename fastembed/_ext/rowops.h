@@ -32,21 +32,19 @@
  * the lines of row, row + 64, ... and of its last byte. The last one matters: a NumPy array
  * of more than a few pages starts 16 bytes past a page boundary, so a 256-byte row spans five
  * lines, not four, and a loop over nbytes / 64 lines leaves one miss per row unhidden. */
+#define FE_PREFETCH_ROW_BODY(PREFETCH)                                                        \
+    const char *p = (const char *)row;                                                        \
+    size_t off;                                                                               \
+    if (nbytes == 0) return;                                                                  \
+    for (off = 0; off < nbytes; off += 64) PREFETCH(p + off);                                 \
+    PREFETCH(p + nbytes - 1);
 FE_ROW_INLINE void fe_prefetch_row(const void *row, size_t nbytes) {
-    const char *p = (const char *)row;
-    size_t off;
-    if (nbytes == 0) return;
-    for (off = 0; off < nbytes; off += 64) FE_PREFETCH_R(p + off);
-    FE_PREFETCH_R(p + nbytes - 1);
+    FE_PREFETCH_ROW_BODY(FE_PREFETCH_R)
 }
 
 /* Prefetch for writing every cache line that holds a byte of the row (as above). */
 FE_ROW_INLINE void fe_prefetch_row_w(const void *row, size_t nbytes) {
-    const char *p = (const char *)row;
-    size_t off;
-    if (nbytes == 0) return;
-    for (off = 0; off < nbytes; off += 64) FE_PREFETCH_W(p + off);
-    FE_PREFETCH_W(p + nbytes - 1);
+    FE_PREFETCH_ROW_BODY(FE_PREFETCH_W)
 }
 
 #endif

@@ -77,61 +77,39 @@ static void fe_sgns_init_tables(void) {
 
 /* The kernels' sigmoid and softplus, in double (the float kernels use the same formula in
  * float). Exposed so that the tests' NumPy reference can use the very same function. */
-static inline double fe_sgns_sigmoid(double x) {
-    double pos, f;
-    int i;
-    if (!(x < FE_SGNS_MAX_X)) return 1.0;    /* NaN too: never index the table with it */
-    if (!(x > -FE_SGNS_MAX_X)) return 0.0;
-    pos = (x + FE_SGNS_MAX_X) * (FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
-    i = (int)pos;
-    f = pos - i;
-    return fe_sgns_sigmoid_table[i] + f * (fe_sgns_sigmoid_table[i + 1] - fe_sgns_sigmoid_table[i]);
-}
+/* The table slot i of x (|x| < FE_SGNS_MAX_X) and the fraction f past it, in T arithmetic. */
+#define FE_SGNS_SLOT(T, x, i, f) do {                                                        \
+        T pos_ = ((x) + (T)FE_SGNS_MAX_X) * (T)(FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));  \
+        (i) = (int)pos_;                                                                      \
+        (f) = pos_ - (T)(i);                                                                  \
+    } while (0)
+#define FE_SGNS_LERP(table, i, f) ((table)[i] + (f) * ((table)[(i) + 1] - (table)[i]))
 
-static inline double fe_sgns_softplus(double x) {
-    double pos, f;
-    int i;
-    if (!(x < FE_SGNS_MAX_X)) return x;      /* NaN too */
-    if (!(x > -FE_SGNS_MAX_X)) return 0.0;
-    pos = (x + FE_SGNS_MAX_X) * (FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
-    i = (int)pos;
-    f = pos - i;
-    return fe_sgns_softplus_table[i] + f * (fe_sgns_softplus_table[i + 1] - fe_sgns_softplus_table[i]);
-}
-
-static inline float fe_sgns_sigmoid_f(float x) {
-    float pos, f;
-    int i;
-    if (!(x < (float)FE_SGNS_MAX_X)) return 1.0f;    /* NaN too */
-    if (!(x > (float)-FE_SGNS_MAX_X)) return 0.0f;
-    pos = (x + (float)FE_SGNS_MAX_X) * (float)(FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
-    i = (int)pos;
-    f = pos - (float)i;
-    return fe_sgns_sigmoid_table_f[i] + f * (fe_sgns_sigmoid_table_f[i + 1] - fe_sgns_sigmoid_table_f[i]);
-}
-
-static inline float fe_sgns_softplus_f(float x) {
-    float pos, f;
-    int i;
-    if (!(x < (float)FE_SGNS_MAX_X)) return x;       /* NaN too */
-    if (!(x > (float)-FE_SGNS_MAX_X)) return 0.0f;
-    pos = (x + (float)FE_SGNS_MAX_X) * (float)(FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
-    i = (int)pos;
-    f = pos - (float)i;
-    return fe_sgns_softplus_table_f[i] + f * (fe_sgns_softplus_table_f[i + 1] - fe_sgns_softplus_table_f[i]);
-}
+/* name(x): the table's value at x, interpolated; `above` for x >= MAX_X or NaN (never index the
+ * table with it), 0 for x <= -MAX_X. One definition for the double and float twins. */
+#define FE_SGNS_TABLE_FN(name, T, table, above)                                               \
+    static inline T name(T x) {                                                               \
+        T f;                                                                                  \
+        int i;                                                                                \
+        if (!(x < (T)FE_SGNS_MAX_X)) return (above);                                          \
+        if (!(x > (T)-FE_SGNS_MAX_X)) return (T)0;                                            \
+        FE_SGNS_SLOT(T, x, i, f);                                                             \
+        return FE_SGNS_LERP(table, i, f);                                                     \
+    }
+FE_SGNS_TABLE_FN(fe_sgns_sigmoid, double, fe_sgns_sigmoid_table, 1.0)
+FE_SGNS_TABLE_FN(fe_sgns_softplus, double, fe_sgns_softplus_table, x)
+FE_SGNS_TABLE_FN(fe_sgns_sigmoid_f, float, fe_sgns_sigmoid_table_f, 1.0f)
+FE_SGNS_TABLE_FN(fe_sgns_softplus_f, float, fe_sgns_softplus_table_f, x)
 
 /* Both at once, sharing the table position: sigmoid(x) and softplus(x). */
 static inline void fe_sgns_sig_sp(double x, double *sig, double *sp) {
-    double pos, f;
+    double f;
     int i;
     if (!(x < FE_SGNS_MAX_X)) { *sig = 1.0; *sp = x; return; }   /* NaN too */
     if (!(x > -FE_SGNS_MAX_X)) { *sig = 0.0; *sp = 0.0; return; }
-    pos = (x + FE_SGNS_MAX_X) * (FE_SGNS_TABLE_SIZE / (2.0 * FE_SGNS_MAX_X));
-    i = (int)pos;
-    f = pos - i;
-    *sig = fe_sgns_sigmoid_table[i] + f * (fe_sgns_sigmoid_table[i + 1] - fe_sgns_sigmoid_table[i]);
-    *sp = fe_sgns_softplus_table[i] + f * (fe_sgns_softplus_table[i + 1] - fe_sgns_softplus_table[i]);
+    FE_SGNS_SLOT(double, x, i, f);
+    *sig = FE_SGNS_LERP(fe_sgns_sigmoid_table, i, f);
+    *sp = FE_SGNS_LERP(fe_sgns_softplus_table, i, f);
 }
 
 static inline void fe_sgns_sig_sp_f(float x, float *sig, float *sp) {
