@@ -70,17 +70,22 @@ def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtyp
             raise ValueError(f"offsets[{k}] = {int(offs[k])} is beyond len(ids) = {n}")
     weights = None
     if per_sample_weights is not None:
-        if mode == "max":
-            raise ValueError("per_sample_weights works with mode 'sum' and 'mean', not 'max'")
-        w = np.asarray(per_sample_weights)
-        if w.dtype != dtype:
-            raise TypeError(f"per_sample_weights must have the table's dtype {np.dtype(dtype)}"
-                            f", got {w.dtype}")
-        if w.shape != ids_arr.shape:
-            raise ValueError(f"per_sample_weights must have the shape of ids {ids_arr.shape}, "
-                             f"got {w.shape}")
+        w = check_bag_weights(np.asarray(per_sample_weights), mode, dtype, ids_arr.shape)
         weights = np.ascontiguousarray(w.reshape(-1))
     return Bags(ids_arr.shape, flat, offs, weights)
+
+
+def check_bag_weights(weights, mode, dtype, ids_shape):
+    """Check per_sample_weights (a NumPy or Dask array) against the mode, table and ids."""
+    if mode == "max":
+        raise ValueError("per_sample_weights works with mode 'sum' and 'mean', not 'max'")
+    if weights.dtype != dtype:
+        raise TypeError(f"per_sample_weights must have the table's dtype {np.dtype(dtype)}, "
+                        f"got {weights.dtype}")
+    if weights.shape != ids_shape:
+        raise ValueError(f"per_sample_weights must have the shape of ids {ids_shape}, "
+                         f"got {weights.shape}")
+    return weights
 
 
 def bag_forward(weight, bags, mode, padding_idx, out, n_threads):

@@ -69,7 +69,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ._bags import check_padding_idx
+from ._bags import check_bag_weights, check_padding_idx
 from ._validation import FLOAT_DTYPES, check_bounds_mode, check_table, format_position
 from .functional import embedding_bag as _embedding_bag
 from .functional import gather as _gather
@@ -593,11 +593,8 @@ def embedding_bag(ids, table, *, mode=None, per_sample_weights=None, padding_idx
     ValueError
         ``ids`` not 2-D, an unknown ``mode``, ``per_sample_weights`` of the wrong shape or
         with "max", ``padding_idx`` outside ``[-V, V)``, a bad table (at once).
-    IndexError
-        When computed: an id is negative or ``>= V``; the message names the first bad id of
-        the chunk, its position in ``ids`` and the chunk.
-    FileNotFoundError
-        A table path that does not exist (at once), or not on a worker (when computed).
+    IndexError, FileNotFoundError
+        As in :func:`gather`: a bad id when computed, a missing table path.
 
     Examples
     --------
@@ -636,17 +633,10 @@ def embedding_bag(ids, table, *, mode=None, per_sample_weights=None, padding_idx
         ids = ids.rechunk({1: -1})
     weights = None
     if per_sample_weights is not None:
-        if mode == "max":
-            raise ValueError("per_sample_weights works with mode 'sum' and 'mean', not 'max'")
         weights = per_sample_weights
         if not isinstance(weights, da.Array):
             weights = da.asarray(weights)
-        if weights.dtype != dtype:
-            raise TypeError(f"per_sample_weights must have the table's dtype {dtype}, got "
-                            f"{weights.dtype}")
-        if weights.shape != ids.shape:
-            raise ValueError(f"per_sample_weights must have the shape of ids {ids.shape}, "
-                             f"got {weights.shape}")
+        check_bag_weights(weights, mode, dtype, ids.shape)
         if weights.chunks != ids.chunks:
             weights = weights.rechunk(ids.chunks)
     dim = shape[1]

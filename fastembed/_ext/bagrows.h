@@ -138,6 +138,15 @@ FE_BAG_INLINE int64_t fe_bag_id(const void *ids, const int ids64, ptrdiff_t j) {
     return ids64 ? ((const int64_t *)ids)[j] : (int64_t)((const int32_t *)ids)[j];
 }
 
+/* The head of a loop body over positions j of a bag: prefetch the row `ahead` positions on
+ * (when pf), read id r = ids[j], and skip it when it is the padding id. */
+#define FE_BAG_NEXT_ID(T)                                                                     \
+        if (pf && j + ahead < n_ids)                                                          \
+            fe_bag_prefetch_lines(w + fe_bag_id(ids, ids64, j + ahead) * d,                   \
+                                  (size_t)d * sizeof(T));                                     \
+        r = fe_bag_id(ids, ids64, j);                                                         \
+        if (r == pad) continue;
+
 /* The columns [c0, d) of rows ids[lo:hi] (fewer than one vector of columns), added into
  * o[c0:d] (zeroed first when `first`), one scalar chain per column. Also the whole row when
  * there are no vector extensions. Prefetches when `pf` (the first block of a segment). */
@@ -151,11 +160,7 @@ FE_BAG_INLINE void fe_bag_tail_##SUF(const T *w, const void *ids, const int ids6
     for (j = lo; j < hi; j++) {                                                               \
         int64_t r;                                                                            \
         const T *row;                                                                         \
-        if (pf && j + ahead < n_ids)                                                          \
-            fe_bag_prefetch_lines(w + fe_bag_id(ids, ids64, j + ahead) * d,                   \
-                                  (size_t)d * sizeof(T));                                     \
-        r = fe_bag_id(ids, ids64, j);                                                         \
-        if (r == pad) continue;                                                               \
+        FE_BAG_NEXT_ID(T)                                                                     \
         row = w + r * d;                                                                      \
         if (weighted) {                                                                       \
             const T s = ps[j];                                                                \
@@ -191,11 +196,7 @@ FE_BAG_INLINE void fe_bag_block_##SUF(const T *w, const void *ids, const int ids
     for (j = lo; j < hi; j++) {                                                               \
         int64_t r;                                                                            \
         const T *row;                                                                         \
-        if (pf && j + ahead < n_ids)                                                          \
-            fe_bag_prefetch_lines(w + fe_bag_id(ids, ids64, j + ahead) * d,                   \
-                                  (size_t)d * sizeof(T));                                     \
-        r = fe_bag_id(ids, ids64, j);                                                         \
-        if (r == pad) continue;                                                               \
+        FE_BAG_NEXT_ID(T)                                                                     \
         row = w + r * d + c0;                                                                 \
         if (weighted) {                                                                       \
             const T s = ps[j];                                                                \
