@@ -42,7 +42,7 @@ from ._atomic import atomic_write, fsync_dir, write_temp
 from ._ext import textio
 from ._ext.threads import resolve_n_threads
 from ._memory import aligned_empty
-from .vectors import Vectors
+from .vectors import Vectors, vectors_from_checked
 
 __all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "atomic_write"]
 
@@ -241,7 +241,7 @@ def load_npy(path, mmap_mode=None):
     index = dict(zip(words, range(len(words))))
     if len(index) != len(words):
         Vectors(words, weight)  # raises ValueError naming the repeated word
-    return Vectors._from_checked(words, weight, index)  # keeps the memmap
+    return vectors_from_checked(words, weight, index)  # keeps the memmap
 
 
 _SEPARATORS = " \t\n\r"    # what the parser splits on: other Unicode spaces stay in words
@@ -642,4 +642,4 @@ def _dedupe(path, words, index, repeated, weight, duplicates, binary, first_line
         weight = weight[keep]
         words = [w for w, k in zip(words, keep) if k]
         index = dict(zip(words, range(len(words))))
-    return Vectors._from_checked(words, weight, index)
+    return vectors_from_checked(words, weight, index)

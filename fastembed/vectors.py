@@ -100,17 +100,6 @@ class Vectors:
                 first[word] = i
         self._set(words, weight, index)
 
-    @classmethod
-    def _from_checked(cls, words, weight, index):
-        """A Vectors from parts a reader has already checked, without checking them again.
-
-        ``words``: a list of distinct str; ``weight``: a 2-D floating ndarray with
-        ``len(words)`` rows; ``index``: ``{word: row}`` for exactly those words.
-        """
-        self = cls.__new__(cls)
-        self._set(words, weight, index)
-        return self
-
     def _set(self, words, weight, index):
         self.words = words
         self.weight = weight
@@ -682,3 +671,15 @@ def spearman(x, y):
     ry -= ry.mean()
     denom = np.sqrt((rx @ rx) * (ry @ ry))
     return float(rx @ ry / denom) if denom > 0 else float("nan")
+
+
+def vectors_from_checked(words, weight, index):
+    """A :class:`Vectors` from parts a reader has already checked, without checking them again.
+
+    For the readers of :mod:`fastembed.io`. ``words``: a list of distinct str; ``weight``: a
+    2-D floating ndarray with ``len(words)`` rows (kept as it is: a memmap stays one);
+    ``index``: ``{word: row}`` for exactly those words.
+    """
+    vectors = Vectors.__new__(Vectors)
+    vectors._set(words, weight, index)
+    return vectors

@@ -94,7 +94,7 @@ PUBLIC_MODULES = (
 OPTIONAL_MODULES = {"fastembed.dask": "dask"}
 TOOL_MODULES = ("fastembed.__main__",)
 # Module-level helpers without a leading underscore that are not API.
-INTERNAL_HELPERS: dict[str, set[str]] = {}
+INTERNAL_HELPERS = {"fastembed.vectors": {"vectors_from_checked"}}  # for fastembed.io
 
 _PACKAGE_DIR = pathlib.Path(fastembed.__file__).resolve().parent
 _SECTION = re.compile(r"^([A-Z][A-Za-z ]*)\n(-+)[ \t]*$", re.M)

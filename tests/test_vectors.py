@@ -79,7 +79,7 @@ def test_constructor_errors():
 
 def test_from_checked_skips_the_checks():
     weight = np.ones((2, 3), np.float32)
-    v = Vectors._from_checked(["a", "b"], weight, {"a": 0, "b": 1})
+    v = vectors_module.vectors_from_checked(["a", "b"], weight, {"a": 0, "b": 1})
     assert v.weight is weight and v.words == ["a", "b"] and v.index == {"a": 0, "b": 1}
     assert v.most_similar("a") == [("b", pytest.approx(1.0))]
 
