@@ -7,7 +7,7 @@ where the API documents it) with a message, and then the table, ``out``, the lay
 and the optimizer state are bitwise unchanged.
 
 The oracles (which calls are valid), the references and the judging are those of the fuzz
-driver ``bench/fuzz.py`` (``python bench/fuzz.py --calls 100000`` runs the same checks on
+driver ``tests/fuzz.py`` (``python tests/fuzz.py --calls 100000`` runs the same checks on
 random calls for longer); here hypothesis draws the arguments and shrinks failures.
 
 Bugs that fuzzing found keep their reproducers below as regression tests (all fixed; an
@@ -16,7 +16,6 @@ Reproducers that crashed the interpreter run in a subprocess.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -34,12 +33,8 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant,  
                                  precondition, rule)
 
 import fastembed  # noqa: E402
+import fuzz as fz  # noqa: E402  (tests/fuzz.py, the fuzz driver)
 from fastembed import optim  # noqa: E402
-
-_FUZZ_PATH = Path(__file__).resolve().parents[1] / "bench" / "fuzz.py"
-_spec = importlib.util.spec_from_file_location("fastembed_bench_fuzz", _FUZZ_PATH)
-fz = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fz)
 
 VALID, INVALID, EITHER = fz.VALID, fz.INVALID, fz.EITHER
 
@@ -47,7 +42,7 @@ VALID, INVALID, EITHER = fz.VALID, fz.INVALID, fz.EITHER
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 # Derandomized, so that the suite is reproducible; FASTEMBED_FUZZ_RANDOM=1 explores new inputs
-# at every run (and bench/fuzz.py explores far more).
+# at every run (and tests/fuzz.py explores far more).
 DERANDOMIZE = not os.environ.get("FASTEMBED_FUZZ_RANDOM")
 FAST = settings(max_examples=250, deadline=None, derandomize=DERANDOMIZE,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -57,7 +52,7 @@ SLOW = settings(max_examples=80, deadline=None, derandomize=DERANDOMIZE,
 
 @pytest.fixture(autouse=True)
 def _parallel_scatter_on_small_tables(monkeypatch):
-    """Let scatter_add run small tables on several threads, as bench/fuzz.py's main does."""
+    """Let scatter_add run small tables on several threads, as tests/fuzz.py's main does."""
     from fastembed import functional
     monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_TABLE_BYTES", 0)
     monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_WORK", 0)
@@ -647,7 +642,7 @@ def test_fuzz_driver_reports_a_crashed_child_and_goes_on():
     """--subprocess-chunks: a segfault is a crash with its case; the other cases still run."""
     root = Path(fastembed.__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, str(_FUZZ_PATH), "--calls", "120", "--seed", "3",
+    proc = subprocess.run([sys.executable, fz.__file__, "--calls", "120", "--seed", "3",
                            "--skip-known", "--subprocess-chunks", "2", "--threads", "2",
                            "--inject-crash", "30,31,90"],
                           env=env, capture_output=True, text=True, timeout=300)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fuzz driver for fastembed's public surface that takes ids or tables.
 
-    python bench/fuzz.py --calls 100000 --seed 1 [--threads N] [--time-limit SEC]
+    python tests/fuzz.py --calls 100000 --seed 1 [--threads N] [--time-limit SEC]
                          [--subprocess-chunks K] [--only NAME ...] [--exclude NAME ...]
                          [--skip-known] [--replay I] [--verbose]
 
@@ -2365,7 +2365,7 @@ def _run_children(args, totals, failures, workdir):
                          "; it does NOT crash alone: memory corrupted by an earlier case of "
                          "this child?")
             detail = (f"child for cases [{start}, {stop}) {how} in case {case}{alone} "
-                      f"(replay: python bench/fuzz.py --seed {args.seed} --replay {case})\n"
+                      f"(replay: python tests/fuzz.py --seed {args.seed} --replay {case})\n"
                       + proc.stderr.decode("utf-8", "replace")[-1500:])
             totals[name]["crash"] += 1
             totals[name]["calls"] += 1
@@ -2424,7 +2424,7 @@ def summary(totals, failures, cases, seconds, args):
         lines.append(f"{lonely} crash(es) did not recur when their case ran alone (memory "
                      f"corrupted by an earlier case of the same child)")
     if total.get("harness"):
-        lines.append(f"fuzzer errors (bugs of bench/fuzz.py itself): {total['harness']}")
+        lines.append(f"fuzzer errors (bugs of tests/fuzz.py itself): {total['harness']}")
     bad = [f for f in failures]
     if bad:
         lines.append("")
@@ -2441,7 +2441,7 @@ def summary(totals, failures, cases, seconds, args):
             seen.add(key)
             first = f["detail"].strip().splitlines()
             lines.append(f"  [{f['kind']}] {f['function']} case {f['case']} "
-                         f"(python bench/fuzz.py --seed {f['seed']} --replay {f['case']}"
+                         f"(python tests/fuzz.py --seed {f['seed']} --replay {f['case']}"
                          f"{' --skip-known' if args.skip_known else ''}): "
                          f"{first[0][:300] if first else ''}")
             if len(seen) >= 40:
