@@ -1,6 +1,8 @@
 """Shared helpers and fixtures for fastembed's tests.
 
-Plain helpers (importable with ``from conftest import ...``):
+Plain helpers (importable with ``from conftest import ...``; the NumPy references of the
+operations are in ``reference.py``, imported with ``from reference import ...``: this file
+puts its folder on ``sys.path``, whatever directory pytest runs from):
 
 * ``make_ids(kind, shape, V, dtype, rng)``: ids of a given distribution:
   ``"uniform"`` over [0, V), ``"zipf"`` (Zipf(1.1) truncated to ranks 1..V, sampled exactly by
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import sys
 import zlib
 
 import numpy as np
@@ -22,7 +25,10 @@ import pytest
 
 import fastembed
 
-_REPO = pathlib.Path(__file__).resolve().parent.parent
+_TESTS = pathlib.Path(__file__).resolve().parent
+_REPO = _TESTS.parent
+if str(_TESTS) not in sys.path:
+    sys.path.insert(0, str(_TESTS))
 
 
 def pytest_report_header(config):

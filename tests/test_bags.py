@@ -1,6 +1,7 @@
 """Tests for pooled lookups: fastembed.embedding_bag and the EmbeddingBag layer.
 
-Every expectation is computed independently of the library:
+Every expectation is computed independently of the library, by the NumPy references of
+``reference.py``:
 
 * the forward by a plain NumPy loop over bags, compared bitwise (sum: the bag's rows added
   one by one to +0.0 in position order, in the table's dtype; mean: that sum divided by the
@@ -28,6 +29,7 @@ from fastembed._ext import pooling
 from fastembed._ext.threads import PARALLEL_MIN_WORK
 
 from conftest import ID_KINDS, assert_bitwise_equal, make_ids, make_table
+from reference import numeric_grad, ref_bag_backward, ref_bag_bounds, ref_bag_forward
 
 MODES = ("sum", "mean", "max")
 FLOATS = (np.float32, np.float64)
@@ -39,97 +41,8 @@ MEAN_RTOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-12}
 
 
 # ----------------------------------------------------------------------------------------
-# NumPy references
+# Helpers (the NumPy references are in reference.py)
 # ----------------------------------------------------------------------------------------
-
-def csr(ids, offsets=None, include_last_offset=False):
-    """(flat int64 ids, B + 1 int64 bag bounds) for either layout, computed independently."""
-    ids = np.asarray(ids)
-    if offsets is None:
-        n_bags, length = ids.shape
-        return (ids.reshape(-1).astype(np.int64),
-                np.arange(n_bags + 1, dtype=np.int64) * length)
-    bounds = np.asarray(offsets).astype(np.int64)
-    if not include_last_offset:
-        bounds = np.append(bounds, np.int64(ids.size))
-    return ids.reshape(-1).astype(np.int64), bounds
-
-
-def ref_forward(weight, flat, bounds, mode, padding_idx=None, psw=None):
-    """(out (B, D), denom (B,), argmax (B, D)), with a Python loop over bags.
-
-    denom is the count of pooled ids (or the sequential sum of their weights); argmax is the
-    row that gave each element in max mode (-1 where nothing was pooled).
-    """
-    dtype = weight.dtype
-    n_bags, dim = bounds.size - 1, weight.shape[1]
-    pad = -1 if padding_idx is None else padding_idx % weight.shape[0]
-    psw = None if psw is None else np.asarray(psw).reshape(-1)
-    out = np.zeros((n_bags, dim), dtype)
-    denom = np.zeros(n_bags, dtype)
-    argmax = np.full((n_bags, dim), -1, np.int64)
-    for b in range(n_bags):
-        pos = [j for j in range(bounds[b], bounds[b + 1]) if flat[j] != pad]
-        if mode == "max":
-            denom[b] = len(pos)
-            if pos:
-                bag_ids = flat[pos]
-                rows = weight[bag_ids]
-                k = np.argmax(rows, axis=0)  # the first occurrence of the maximum
-                out[b] = rows[k, np.arange(dim)]
-                argmax[b] = bag_ids[k]
-            continue
-        acc = np.zeros(dim, dtype)
-        total = dtype.type(0)
-        for j in pos:  # sequential, in position order, in the table's dtype
-            if psw is None:
-                acc = acc + weight[flat[j]]
-                total = total + dtype.type(1)
-            else:
-                acc = acc + psw[j] * weight[flat[j]]
-                total = total + psw[j]
-        denom[b] = total
-        if mode == "sum":
-            out[b] = acc
-        elif total != 0:
-            out[b] = acc / total
-    return out, denom, argmax
-
-
-def ref_backward(flat, bounds, mode, grad_output, denom, argmax, padding_idx=None, psw=None,
-                 scale_grad_by_freq=False, num_embeddings=None):
-    """(rows, values) of the table's gradient, the plain NumPy way."""
-    dtype = grad_output.dtype
-    n_bags, dim = grad_output.shape
-    if mode == "max":
-        valid = argmax >= 0
-        rows = np.unique(argmax[valid])
-        values = np.zeros((rows.size, dim), dtype)
-        cols = np.arange(dim)
-        for b in range(n_bags):  # increasing bag order
-            v = valid[b]
-            values[np.searchsorted(rows, argmax[b, v]), cols[v]] += grad_output[b, v]
-        return rows.astype(np.int64), values
-    pad = -1 if padding_idx is None else padding_idx % num_embeddings
-    bag_of = np.repeat(np.arange(n_bags), np.diff(bounds))
-    keep = flat != pad
-    if mode == "sum":
-        contrib = (grad_output[bag_of] if psw is None
-                   else np.asarray(psw).reshape(-1)[:, None] * grad_output[bag_of])
-    else:
-        numer = np.ones(flat.size, dtype) if psw is None else np.asarray(psw).reshape(-1)
-        safe = np.where(denom != 0, denom, dtype.type(1))
-        scale = (numer / safe[bag_of]).astype(dtype)
-        contrib = scale[:, None] * grad_output[bag_of]
-        keep &= (denom != 0)[bag_of]
-    rows, inverse = np.unique(flat[keep], return_inverse=True)
-    values = np.zeros((rows.size, dim), dtype)
-    np.add.at(values, inverse.reshape(-1), contrib[keep])
-    if scale_grad_by_freq:
-        counts = np.bincount(flat[flat != pad], minlength=num_embeddings)[rows]
-        values = values / counts[:, None].astype(dtype)
-    return rows.astype(np.int64), values
-
 
 def assert_forward_equal(mode, actual, expected):
     """Bitwise in every mode: mean divides the sequential sum by the denominator, as the
@@ -194,8 +107,8 @@ def test_forward_matches_reference(mode, dtype, id_dtype, layout, kind, padding,
     weight = make_table((V, D), dtype, rng)
     before = weight.copy()
     ids, offsets, ilo, pad = make_bags(rng, layout, kind, id_dtype, V, B, 6, padding)
-    flat, bounds = csr(ids, offsets, ilo)
-    expected = ref_forward(weight, flat, bounds, mode, pad)[0]
+    flat, bounds = ref_bag_bounds(ids, offsets, ilo)
+    expected = ref_bag_forward(weight, flat, bounds, mode, pad)[0]
     outs = [embedding_bag(weight, ids, offsets, mode=mode, include_last_offset=ilo,
                           padding_idx=pad, n_threads=t) for t in (1, 2)]
     assert outs[0].shape == (B, D) and outs[0].dtype == np.dtype(dtype)
@@ -226,9 +139,9 @@ def test_backward_matches_reference(mode, dtype, id_dtype, layout, kind, padding
     weight = make_table((V, D), dtype, rng)
     ids, offsets, ilo, pad = make_bags(rng, layout, kind, id_dtype, V, B, 6, padding)
     g = make_table((B, D), dtype, rng)
-    flat, bounds = csr(ids, offsets, ilo)
-    _, denom, argmax = ref_forward(weight, flat, bounds, mode, pad)
-    rows, values = ref_backward(flat, bounds, mode, g, denom, argmax, pad, num_embeddings=V)
+    flat, bounds = ref_bag_bounds(ids, offsets, ilo)
+    _, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, pad)
+    rows, values = ref_bag_backward(flat, bounds, mode, g, denom, argmax, pad, num_embeddings=V)
     grads = [run_layer(weight, ids, offsets, ilo, mode, pad, None, g, t)[1] for t in (1, 2)]
     assert_grad_equal(grads[0], rows, values)
     assert_grad_equal(grads[1], grads[0].rows, grads[0].values)
@@ -247,15 +160,15 @@ def test_per_sample_weights(mode, dtype, layout, padding, n_threads, rng):
     ids, offsets, ilo, pad = make_bags(rng, layout, "zipf", np.int64, V, B, 7, padding)
     psw = rng.uniform(0.25, 2.0, ids.shape).astype(dtype)
     g = make_table((B, D), dtype, rng)
-    flat, bounds = csr(ids, offsets, ilo)
-    expected, denom, argmax = ref_forward(weight, flat, bounds, mode, pad, psw)
+    flat, bounds = ref_bag_bounds(ids, offsets, ilo)
+    expected, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, pad, psw)
     out = embedding_bag(weight, ids, offsets, mode=mode, per_sample_weights=psw,
                         include_last_offset=ilo, padding_idx=pad, n_threads=n_threads)
     assert_forward_equal(mode, out, expected)
     out_layer, grad = run_layer(weight, ids, offsets, ilo, mode, pad, psw, g, n_threads)
     assert_bitwise_equal(out_layer, out)
-    assert_grad_equal(grad, *ref_backward(flat, bounds, mode, g, denom, argmax, pad, psw,
-                                          num_embeddings=V))
+    assert_grad_equal(grad, *ref_bag_backward(flat, bounds, mode, g, denom, argmax, pad, psw,
+                                              num_embeddings=V))
 
 
 # ----------------------------------------------------------------------------------------
@@ -423,10 +336,10 @@ def test_non_contiguous_ids_and_weights(rng):
     ids = make_ids("uniform", (6, 10), 12, np.int64, rng)[:, ::2]
     w = np.asfortranarray(rng.uniform(0.5, 1.5, (6, 5)))
     assert not ids.flags.c_contiguous and not w.flags.c_contiguous
-    flat, bounds = csr(ids)
+    flat, bounds = ref_bag_bounds(ids)
     for mode in ("sum", "mean"):
         out = embedding_bag(E, ids, mode=mode, per_sample_weights=w)
-        exp = ref_forward(E, flat, bounds, mode, None, np.ascontiguousarray(w))[0]
+        exp = ref_bag_forward(E, flat, bounds, mode, None, np.ascontiguousarray(w))[0]
         assert_forward_equal(mode, out, exp)
 
 
@@ -492,11 +405,11 @@ def test_parallel_bitwise(mode, weighted, dtype, kind, rng):
     assert_bitwise_equal(results[1][0], results[0][0])
     assert_bitwise_equal(out_fn, results[0][0])
     assert_grad_equal(results[1][1], results[0][1].rows, results[0][1].values)
-    flat, bounds = csr(ids, offsets)
-    expected, denom, argmax = ref_forward(weight, flat, bounds, mode, pad, psw)
+    flat, bounds = ref_bag_bounds(ids, offsets)
+    expected, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, pad, psw)
     assert_forward_equal(mode, results[0][0], expected)
-    assert_grad_equal(results[0][1], *ref_backward(flat, bounds, mode, g, denom, argmax, pad,
-                                                   psw, num_embeddings=V))
+    assert_grad_equal(results[0][1], *ref_bag_backward(flat, bounds, mode, g, denom, argmax,
+                                                       pad, psw, num_embeddings=V))
 
 
 @pytest.fixture
@@ -546,8 +459,8 @@ def test_simd_paths_bitwise(mode, weighted, dtype, id_dtype, D, path, simd_path,
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     pad = int(ids[3])
     psw = rng.uniform(-1.0, 2.0, ids.size).astype(dtype) if weighted else None
-    flat, bounds = csr(ids, offsets)
-    expected = ref_forward(weight, flat, bounds, mode, pad, psw)[0]
+    flat, bounds = ref_bag_bounds(ids, offsets)
+    expected = ref_bag_forward(weight, flat, bounds, mode, pad, psw)[0]
     simd_path(path)
     for t in (1, 2, 3):
         out = embedding_bag(weight, ids, offsets, mode=mode, per_sample_weights=psw,
@@ -566,8 +479,8 @@ def test_skewed_bags_split_over_threads(mode, rng):
     sizes[100:200] = rng.integers(0, 40, 100)
     ids = make_ids("uniform", (int(sizes.sum()),), V, np.int32, rng)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    flat, bounds = csr(ids, offsets)
-    expected = ref_forward(weight, flat, bounds, mode)[0]
+    flat, bounds = ref_bag_bounds(ids, offsets)
+    expected = ref_bag_forward(weight, flat, bounds, mode)[0]
     for t in (1, 2, 3, 4):
         assert_bitwise_equal(embedding_bag(weight, ids, offsets, mode=mode, n_threads=t),
                              expected)
@@ -585,11 +498,11 @@ def test_simd_paths_special_values(path, simd_path):
     weight[5] = np.arange(D) - 20.5
     ids = np.array([1, 1, 0, 1, 2, 3, 5, 4, 5, 1, 2, 2, 3], np.int64)
     offsets = np.array([0, 2, 3, 6, 7, 9, 10])
-    flat, bounds = csr(ids, offsets)
+    flat, bounds = ref_bag_bounds(ids, offsets)
     simd_path(path)
     for mode in ("sum", "mean"):
         out = embedding_bag(weight, ids, offsets, mode=mode, n_threads=1)
-        assert_bitwise_equal(out, ref_forward(weight, flat, bounds, mode)[0])
+        assert_bitwise_equal(out, ref_bag_forward(weight, flat, bounds, mode)[0])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -601,11 +514,11 @@ def test_parallel_2d_int32(mode, rng):
     results = [run_layer(weight, ids, None, False, mode, 0, None, g, t) for t in (1, 2)]
     assert_bitwise_equal(results[1][0], results[0][0])
     assert_grad_equal(results[1][1], results[0][1].rows, results[0][1].values)
-    flat, bounds = csr(ids)
-    expected, denom, argmax = ref_forward(weight, flat, bounds, mode, 0)
+    flat, bounds = ref_bag_bounds(ids)
+    expected, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, 0)
     assert_forward_equal(mode, results[0][0], expected)
-    assert_grad_equal(results[0][1], *ref_backward(flat, bounds, mode, g, denom, argmax, 0,
-                                                   num_embeddings=V))
+    assert_grad_equal(results[0][1], *ref_bag_backward(flat, bounds, mode, g, denom, argmax,
+                                                       0, num_embeddings=V))
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean"])
@@ -622,10 +535,10 @@ def test_backward_few_ids_in_huge_table(mode, rng):
     g = make_table((B, D), np.float32, rng)
     results = [run_layer(weight, ids, offsets, False, mode, 0, psw, g, t) for t in (1, 2)]
     assert_grad_equal(results[1][1], results[0][1].rows, results[0][1].values)
-    flat, bounds = csr(ids, offsets)
-    _, denom, argmax = ref_forward(weight, flat, bounds, mode, 0, psw)
-    assert_grad_equal(results[0][1], *ref_backward(flat, bounds, mode, g, denom, argmax, 0,
-                                                   psw, num_embeddings=V))
+    flat, bounds = ref_bag_bounds(ids, offsets)
+    _, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, 0, psw)
+    assert_grad_equal(results[0][1], *ref_bag_backward(flat, bounds, mode, g, denom, argmax,
+                                                       0, psw, num_embeddings=V))
 
 
 # ----------------------------------------------------------------------------------------
@@ -647,17 +560,12 @@ def test_finite_differences(case, rng):
         eps = 1e-6
     G = rng.standard_normal((offsets.size, D))
 
-    def loss(w):
-        out = embedding_bag(w, ids, offsets, mode=mode, per_sample_weights=psw, padding_idx=6)
+    def loss():
+        out = embedding_bag(weight, ids, offsets, mode=mode, per_sample_weights=psw,
+                            padding_idx=6)
         return float(np.sum(out * G))
 
-    numeric = np.zeros((V, D))
-    for r in range(V):
-        for c in range(D):
-            wp, wm = weight.copy(), weight.copy()
-            wp[r, c] += eps
-            wm[r, c] -= eps
-            numeric[r, c] = (loss(wp) - loss(wm)) / (2 * eps)
+    numeric = numeric_grad(loss, weight, eps)
     layer = EmbeddingBag(weight=weight.copy(), mode=mode, padding_idx=6)
     layer(ids, offsets, psw)
     analytic = layer.backward(G).to_dense(V)
@@ -680,10 +588,10 @@ def test_scale_grad_by_freq(mode, dtype, padding, weighted, rng):
     ids, offsets, ilo, pad = make_bags(rng, "offsets", "zipf", np.int64, V, B, 8, padding)
     psw = rng.uniform(0.5, 1.5, ids.shape).astype(dtype) if weighted else None
     g = make_table((B, D), dtype, rng)
-    flat, bounds = csr(ids, offsets, ilo)
-    _, denom, argmax = ref_forward(weight, flat, bounds, mode, pad, psw)
-    rows, values = ref_backward(flat, bounds, mode, g, denom, argmax, pad, psw,
-                                scale_grad_by_freq=True, num_embeddings=V)
+    flat, bounds = ref_bag_bounds(ids, offsets, ilo)
+    _, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, pad, psw)
+    rows, values = ref_bag_backward(flat, bounds, mode, g, denom, argmax, pad, psw,
+                                    scale_grad_by_freq=True, num_embeddings=V)
     for t in (1, 2):
         _, grad = run_layer(weight, ids, offsets, ilo, mode, pad, psw, g, t,
                             scale_grad_by_freq=True)
@@ -1056,9 +964,9 @@ def test_max_norm_renormalises_like_embedding(mode, dtype, norm_type, rng):
     assert np.all(norms_after <= 1.0 + 1e-5)
     over = norms_before > 1.0
     assert_bitwise_equal(bag_w[looked_up[~over]], base[looked_up[~over]])
-    flat, bounds = csr(ids, offsets)
+    flat, bounds = ref_bag_bounds(ids, offsets)
     # pooled from the renormalised rows
-    assert_forward_equal(mode, out, ref_forward(emb_w, flat, bounds, mode)[0])
+    assert_forward_equal(mode, out, ref_bag_forward(emb_w, flat, bounds, mode)[0])
 
 
 def test_max_norm_with_padding_matches_embedding(rng):
@@ -1068,8 +976,8 @@ def test_max_norm_with_padding_matches_embedding(rng):
     out = EmbeddingBag(weight=bag_w, mode="sum", max_norm=1.5, padding_idx=3)(ids)
     Embedding(weight=emb_w, max_norm=1.5, padding_idx=3)(ids)
     assert_bitwise_equal(bag_w, emb_w)
-    flat, bounds = csr(ids)
-    assert_bitwise_equal(out, ref_forward(emb_w, flat, bounds, "sum", 3)[0])
+    flat, bounds = ref_bag_bounds(ids)
+    assert_bitwise_equal(out, ref_bag_forward(emb_w, flat, bounds, "sum", 3)[0])
 
 
 # ----------------------------------------------------------------------------------------
@@ -1158,7 +1066,7 @@ def test_torch_scale_grad_by_freq_parity(mode, weighted, dtype, rng):
                          scale_grad_by_freq=True)
     out = layer(ids, offsets, psw)
     grad = layer.backward(g)
-    flat, bounds = csr(ids, offsets)
+    flat, bounds = ref_bag_bounds(ids, offsets)
     keep = flat != pad
     bag_of = torch.from_numpy(np.repeat(np.arange(B), np.diff(bounds)))
     factor = keep.astype(dtype) * (1 if psw is None else psw)
@@ -1243,14 +1151,14 @@ def test_property_matches_reference_and_thread_counts(p):
     dtype, V, D, mode = p["dtype"], p["V"], p["D"], p["mode"]
     ids, offsets, ilo, pad, psw = p["ids"], p["offsets"], p["ilo"], p["padding_idx"], p["psw"]
     weight = make_table((V, D), dtype, rng)
-    flat, bounds = csr(ids, offsets, ilo)
+    flat, bounds = ref_bag_bounds(ids, offsets, ilo)
     n_bags = bounds.size - 1
     g = make_table((n_bags, D), dtype, rng)
     outs = [embedding_bag(weight, ids, offsets, mode=mode, per_sample_weights=psw,
                           include_last_offset=ilo, padding_idx=pad, n_threads=t)
             for t in (1, 2)]
     assert_bitwise_equal(outs[1], outs[0])
-    expected, denom, argmax = ref_forward(weight, flat, bounds, mode, pad, psw)
+    expected, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, pad, psw)
     assert outs[0].shape == (n_bags, D)
     assert_bitwise_equal(outs[0], expected)
     results = [run_layer(weight, ids, offsets, ilo, mode, pad, psw, g, t,
@@ -1258,5 +1166,5 @@ def test_property_matches_reference_and_thread_counts(p):
     assert_bitwise_equal(results[0][0], outs[0])
     assert_bitwise_equal(results[1][0], outs[0])
     assert_grad_equal(results[1][1], results[0][1].rows, results[0][1].values)
-    assert_grad_equal(results[0][1], *ref_backward(
+    assert_grad_equal(results[0][1], *ref_bag_backward(
         flat, bounds, mode, g, denom, argmax, pad, psw, p["scale_grad_by_freq"], V))

@@ -2,15 +2,14 @@
 
 * The model's full backward (embedding table with bigram rows, linear weight and bias)
   against central finite differences in float64.
-* One training step against a pure-NumPy reference written here independently (rows gathered
-  per document with a pure-Python splitmix64, mean, linear, softmax, gradients, SGD / Adam
+* One training step against the pure-NumPy reference of ``reference.py`` (rows gathered per
+  document with a pure-Python splitmix64, mean, linear, softmax, gradients, SGD / Adam
   update), to ~1e-12.
 * The fastText reader, including its errors; save/load round trips (atomic writes); the
   trainer protocol; and learning on small synthetic tasks, one of which only bigrams solve.
 """
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -20,26 +19,8 @@ from fastembed import optim
 from fastembed.models.classifier import (BagClassifier, BagDataset, _with_bigrams, bigram_hash,
                                   read_fasttext, train_classifier)
 from fastembed.text import Vocab
-
-_M64 = (1 << 64) - 1
-
-
-def splitmix64(x):
-    """The documented hash, on Python ints (independent of the NumPy implementation)."""
-    z = (x + 0x9E3779B97F4A7C15) & _M64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
-    return z ^ (z >> 31)
-
-
-def doc_rows(doc, num_words, buckets):
-    """A document's table rows: its words, then one hashed row per consecutive word pair."""
-    doc = [int(w) for w in doc]
-    rows = list(doc)
-    if buckets:
-        rows += [num_words + splitmix64((a << 32) | b) % buckets
-                 for a, b in zip(doc[:-1], doc[1:])]
-    return rows
+from reference import (RefOptimizer, numeric_grad, ref_classifier_step, ref_doc_rows,
+                       ref_splitmix64)
 
 
 def to_csr(docs):
@@ -64,20 +45,6 @@ def random_model(rng, dtype=np.float64, buckets=BUCKETS):
     return model
 
 
-def numeric_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return g
-
-
 # ----------------------------------------------------------------------------------------
 # bigrams
 # ----------------------------------------------------------------------------------------
@@ -87,7 +54,8 @@ def test_bigram_hash_is_the_documented_splitmix64(rng):
     b = rng.integers(0, 2**32, size=50)
     got = bigram_hash(a, b)
     assert got.dtype == np.uint64
-    assert [int(h) for h in got] == [splitmix64((int(x) << 32) | int(y)) for x, y in zip(a, b)]
+    assert [int(h) for h in got] == [ref_splitmix64((int(x) << 32) | int(y))
+                                     for x, y in zip(a, b)]
     assert int(bigram_hash([0], [0])[0]) == 0xE220A8397B1DCDAF  # splitmix64's first output
 
 
@@ -99,7 +67,7 @@ def test_rows_with_bigrams_match_per_document_reference(rng):
     rows, row_offsets = _with_bigrams(ids, offsets, 9, 7)
     ends = np.append(row_offsets, rows.size)
     for k, doc in enumerate(docs):
-        assert rows[ends[k]:ends[k + 1]].tolist() == doc_rows(doc, 9, 7)
+        assert rows[ends[k]:ends[k + 1]].tolist() == ref_doc_rows(doc, 9, 7)
     same_ids, same_offsets = _with_bigrams(ids, offsets, 9, 0)
     assert same_ids is ids and same_offsets is offsets
 
@@ -131,32 +99,6 @@ def test_full_backward_matches_finite_differences(buckets, rng):
         assert (model.bag.grad.rows >= V).any()
 
 
-def reference_step(E, W, b, docs, labels, lr, buckets):
-    """One SGD step of the model, in plain NumPy loops. Returns (loss, E, W, b)."""
-    E, W, b = E.copy(), W.copy(), b.copy()
-    n = len(docs)
-    rows = [doc_rows(d, E.shape[0] - buckets, buckets) for d in docs]
-    H = np.zeros((n, E.shape[1]))
-    for i, r in enumerate(rows):
-        if r:
-            H[i] = E[r].mean(axis=0)
-    logits = H @ W.T + b[:, 0]
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    loss = -np.mean(np.log(p[np.arange(n), labels]))
-    G = p.copy()
-    G[np.arange(n), labels] -= 1
-    G /= n
-    dW = G.T @ H
-    db = G.sum(axis=0)[:, None]
-    dH = G @ W
-    dE = np.zeros_like(E)
-    for i, r in enumerate(rows):
-        for row in r:
-            dE[row] += dH[i] / len(r)
-    return loss, E - lr * dE, W - lr * dW, b - lr * db, dE, dW, db
-
-
 @pytest.mark.parametrize("use_optimizer", [False, True])
 def test_one_sgd_step_matches_numpy_reference(use_optimizer, rng):
     model = random_model(rng)
@@ -164,7 +106,7 @@ def test_one_sgd_step_matches_numpy_reference(use_optimizer, rng):
     ids, offsets = to_csr(DOCS)
     opt = optim.SGD(model.parameters(), lr=1.0) if use_optimizer else None
     out = model.train_step((ids, offsets, LABELS), lr=0.3, rng=rng, optimizer=opt)
-    loss, E, W, b, *_ = reference_step(before["embedding"], before["linear.weight"],
+    loss, E, W, b, *_ = ref_classifier_step(before["embedding"], before["linear.weight"],
                                        before["linear.bias"], DOCS, LABELS, 0.3, BUCKETS)
     assert out["count"] == len(DOCS)
     assert abs(out["loss"] - loss) < 1e-12
@@ -184,22 +126,23 @@ def test_one_adam_step_matches_numpy_reference(rng):
     betas, eps, lr = (0.9, 0.999), 1e-8, 0.01
     opt = optim.Adam(model.parameters(), lr=1.0, betas=betas, eps=eps)
     model.train_step((ids, offsets, LABELS), lr=lr, rng=rng, optimizer=opt)
-    *_, dE, dW, db = reference_step(before["embedding"], before["linear.weight"],
+    *_, dE, dW, db = ref_classifier_step(before["embedding"], before["linear.weight"],
                                     before["linear.bias"], DOCS, LABELS, lr, BUCKETS)
 
-    def adam1(w, g):  # the first Adam step from zero moments
-        m, v = (1 - betas[0]) * g, (1 - betas[1]) * g * g
-        step = lr * math.sqrt(1 - betas[1]) / (1 - betas[0])
-        return w - step * m / (np.sqrt(v) + eps)
+    def adam1(w, rows, g):  # the first Adam step of the given rows from zero moments
+        ref = RefOptimizer("Adam", dict(lr=lr, betas=betas, eps=eps), w)
+        ref.step(rows, g[rows])
+        return ref.w
 
-    touched = sorted({r for d in DOCS for r in doc_rows(d, V, BUCKETS)})
-    E = before["embedding"].copy()
-    E[touched] = adam1(E[touched], dE[touched])  # lazy: untouched rows do not move
+    touched = sorted({r for d in DOCS for r in ref_doc_rows(d, V, BUCKETS)})
+    E = adam1(before["embedding"], touched, dE)  # lazy: untouched rows do not move
     after = model.state_dict()
     np.testing.assert_allclose(after["embedding"], E, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(after["linear.weight"], adam1(before["linear.weight"], dW),
+    np.testing.assert_allclose(after["linear.weight"], adam1(before["linear.weight"],
+                                                             np.arange(C), dW),
                                rtol=0, atol=1e-12)
-    np.testing.assert_allclose(after["linear.bias"], adam1(before["linear.bias"], db),
+    np.testing.assert_allclose(after["linear.bias"], adam1(before["linear.bias"],
+                                                           np.arange(C), db),
                                rtol=0, atol=1e-12)
 
 

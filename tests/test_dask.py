@@ -1,9 +1,10 @@
 """fastembed.dask: lookups and pooled bags over chunked dask arrays, on a real LocalCluster.
 
-Results are compared bitwise with NumPy references (``E[X]``, sequential sum / mean / max
-pooling with padding) and with fastembed's own kernels on the whole array. The cluster has two
-worker processes on loopback; the tests also check that the table reaches each worker once
-(scattered, or mapped by path by the worker itself), never once per chunk.
+Results are compared bitwise with NumPy references (``E[X]``, and the sequential sum / mean /
+max pooling with padding of ``reference.py``) and with fastembed's own kernels on the whole
+array. The cluster has two worker processes on loopback; the tests also check that the table
+reaches each worker once (scattered, or mapped by path by the worker itself), never once per
+chunk.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import fastembed.dask as fdask  # noqa: E402
 from conftest import assert_bitwise_equal, make_ids, make_table  # noqa: E402
 from dask.base import tokenize  # noqa: E402
 from fastembed.io import load_npy, save_npy  # noqa: E402
+from reference import ref_embedding_bag  # noqa: E402
 
 FLOATS = (np.float32, np.float64)
 INTS = (np.int32, np.int64)
@@ -48,33 +50,6 @@ def worker_stats(client):
 
 def chunked(array, chunks):
     return da.from_array(array, chunks=chunks)
-
-
-def ref_bag(E, ids, mode, padding_idx=None, psw=None):
-    """Pooling of 2-D bags, summed sequentially in position order in the table's dtype."""
-    dtype = E.dtype
-    B, L = ids.shape
-    pad = -1 if padding_idx is None else padding_idx % E.shape[0]
-    acc = np.zeros((B, E.shape[1]), dtype)
-    total = np.zeros(B, dtype)
-    have = np.zeros(B, bool)
-    for j in range(L):
-        live = ids[:, j] != pad
-        rows = E[ids[:, j]]
-        if mode == "max":  # the first occurrence of the maximum wins
-            take = live[:, None] & (~have[:, None] | (rows > acc))
-            acc = np.where(take, rows, acc)
-            have |= live
-            continue
-        w = dtype.type(1) if psw is None else psw[:, j]
-        contrib = rows if psw is None else w[:, None] * rows
-        # where(), not adding a zero: -0.0 + 0.0 would turn a -0.0 sum into +0.0
-        acc = np.where(live[:, None], acc + contrib, acc)
-        total = np.where(live, total + w, total)
-    if mode == "mean":
-        safe = np.where(total != 0, total, dtype.type(1))
-        acc = np.where((total != 0)[:, None], acc / safe[:, None], dtype.type(0))
-    return acc
 
 
 # --------------------------------------------------------------------------- gather
@@ -167,7 +142,8 @@ def test_embedding_bag_matches_numpy_on_cluster(client, rng, dtype, mode, paddin
     y = fdask.embedding_bag(x, E, mode=mode, padding_idx=padding_idx, per_sample_weights=w)
     assert y.chunks == ((16,) * 5 + (10,), (6,))
     got = y.compute()
-    assert_bitwise_equal(got, ref_bag(E, ids, mode, padding_idx, psw))
+    assert_bitwise_equal(got, ref_embedding_bag(E, ids, mode=mode, padding_idx=padding_idx,
+                                                    per_sample_weights=psw))
     assert_bitwise_equal(got, fastembed.embedding_bag(E, ids, mode=mode,
                                                       padding_idx=padding_idx,
                                                       per_sample_weights=psw))
@@ -180,7 +156,7 @@ def test_embedding_bag_int32_numpy_weights_and_empty(client, rng):
     x = chunked(ids, ((10, 0, 15), (3,)))  # an empty chunk of bags
     cases = {
         "weights as numpy": (fdask.embedding_bag(x, E, mode="mean", per_sample_weights=psw),
-                             ref_bag(E, ids, "mean", None, psw)),
+                             ref_embedding_bag(E, ids, mode="mean", per_sample_weights=psw)),
         "no bags": (fdask.embedding_bag(da.zeros((0, 3), dtype=np.int64, chunks=1), E),
                     np.zeros((0, 5), np.float32)),
         "empty bags": (fdask.embedding_bag(da.zeros((4, 0), dtype=np.int64), E, mode="max"),
@@ -221,7 +197,7 @@ def test_in_memory_table_is_sent_once_per_worker(client, rng):
         assert len(cloudpickle.dumps(dict(graph))) < E.nbytes / 20
     got_y, got_bag = dask.compute(y, bag)
     assert_bitwise_equal(got_y, E[ids])
-    assert_bitwise_equal(got_bag, ref_bag(E, ids, "sum"))
+    assert_bitwise_equal(got_bag, ref_embedding_bag(E, ids, mode="sum"))
     token = tokenize(E)
     stats = worker_stats(client)
     assert len(stats) == 2
@@ -278,7 +254,7 @@ def test_memmap_table_is_opened_by_path_on_each_worker(client, rng, tmp_path):
     vectors = load_npy(path, mmap_mode="r")
     y_vectors = fdask.embedding_bag(x, vectors, mode="mean")
     assert len(cloudpickle.dumps(dict(y_vectors.__dask_graph__()))) < E.nbytes / 10
-    assert_bitwise_equal(y_vectors.compute(), ref_bag(E, ids, "mean"))
+    assert_bitwise_equal(y_vectors.compute(), ref_embedding_bag(E, ids, mode="mean"))
     rows = fdask.gather(x % 100, vectors.weight[100:200])  # a view of rows: by path as well
     assert_bitwise_equal(rows.compute(), E[100:200][ids % 100])
     assert all(s["opened"].get(str(path), 0) <= 2 for s in worker_stats(client).values())

@@ -1,6 +1,6 @@
 """Tests of the functional kernels: gather, scatter_add, coalesce, SparseGrad and threads.
 
-Every result is compared with a NumPy reference, bitwise:
+Every result is compared with a NumPy reference of ``reference.py``, bitwise:
 
 * ``gather(E, X)``          == ``E[X]``
 * ``scatter_add(O, X, G)``  == ``np.add.at(O, X, G)``
@@ -28,6 +28,7 @@ from fastembed._ext import indexing
 from fastembed._ext.threads import PARALLEL_MIN_WORK, n_threads_for
 
 from conftest import assert_bitwise_equal, make_ids, make_table
+from reference import ref_coalesce, ref_gather, ref_scatter_add
 
 FLOATS = [np.float32, np.float64]
 INTS = [np.int32, np.int64]
@@ -48,30 +49,8 @@ N_BIG, D_BIG, V_BIG = 200_000, 16, 50_000
 
 
 # ----------------------------------------------------------------------------------------
-# NumPy references and small helpers
+# Small helpers (the NumPy references are in reference.py)
 # ----------------------------------------------------------------------------------------
-
-def ref_gather(weight, ids):
-    return np.asarray(weight)[np.asarray(ids)]
-
-
-def ref_scatter_add(out, ids, grad):
-    ref = np.array(out, copy=True)
-    with np.errstate(all="ignore"):
-        np.add.at(ref, np.asarray(ids), np.asarray(grad))
-    return ref
-
-
-def ref_coalesce(ids, grad):
-    ids = np.asarray(ids).astype(np.int64).reshape(-1)
-    grad = np.asarray(grad)
-    dim = grad.shape[-1]
-    rows, inverse = np.unique(ids, return_inverse=True)
-    values = np.zeros((rows.size, dim), dtype=grad.dtype)
-    with np.errstate(all="ignore"):  # inf - inf and overflow are fine: compare bits
-        np.add.at(values, inverse.reshape(-1), grad.reshape(ids.size, dim))
-    return rows.astype(np.int64), values
-
 
 def assert_sparse_grad_equal(g, rows, values):
     assert isinstance(g, SparseGrad)
@@ -214,9 +193,8 @@ def test_coalesce_matches_numpy(dtype, id_dtype, n_threads, shape, kind, given_v
     assert_bitwise_equal(X, X_copy)
     assert_bitwise_equal(G, G_copy)
     # The dense form is np.add.at into a zero table.
-    dense = np.zeros((V_SMALL, D_SMALL), dtype)
-    np.add.at(dense, X, G)
-    assert_bitwise_equal(g.to_dense(V_SMALL), dense)
+    assert_bitwise_equal(g.to_dense(V_SMALL),
+                         ref_scatter_add(np.zeros((V_SMALL, D_SMALL), dtype), X, G))
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
@@ -389,9 +367,7 @@ def test_scatter_add_threads_policy(monkeypatch):
     G = rng.standard_normal((X.size, 64), dtype=np.float32)   # 2**21 elements of work
     scatter_add(small, X, G, n_threads=2)
     assert calls == [(1, 1)]
-    expected = np.zeros_like(small)
-    np.add.at(expected, X, G)
-    assert_bitwise_equal(small, expected)
+    assert_bitwise_equal(small, ref_scatter_add(np.zeros_like(small), X, G))
     assert functional._scatter_threads(2, 32 << 20, 1 << 21) == 2
     assert functional._scatter_threads(7, 32 << 20, 1 << 21) == 7
     assert functional._scatter_threads(2, (32 << 20) - 1, 1 << 30) == 1
@@ -1314,8 +1290,7 @@ def test_scatter_add_small_fast_path_matches_np_add_at(shape, id_dtype, dtype, r
     table = make_table((9, 6), dtype, rng)
     X = rng.integers(0, 9, size=shape).astype(id_dtype)  # few rows: many duplicates
     G = make_table(shape + (6,), dtype, rng)
-    expected = table.copy()
-    np.add.at(expected, X, G)
+    expected = ref_scatter_add(table, X, G)
     out = table.copy()
     assert indexing.scatter_add_small(out, X, G, None, 1 << 15) is out
     assert_bitwise_equal(out, expected)

@@ -1,13 +1,13 @@
 """Property tests (hypothesis) over every public function that takes ids or tables.
 
-Property: a call either returns what a NumPy reference gives (``E[X]``, ``np.add.at``,
-``np.unique`` + ``np.add.at``, a per-position bag loop, the optimizers' formulas in the
+Property: a call either returns what a NumPy reference of ``reference.py`` gives (``E[X]``,
+``np.add.at``, ``np.unique`` + ``np.add.at``, a per-bag loop, the optimizers' formulas in the
 table's precision), bitwise, or raises TypeError, ValueError or IndexError (RuntimeError
 where the API documents it) with a message, and then the table, ``out``, the layer's ``grad``
 and the optimizer state are bitwise unchanged.
 
 The oracles (which calls are valid), the references and the judging are those of the fuzz
-driver ``bench/fuzz.py`` (``python bench/fuzz.py --calls 100000`` runs the same checks on
+driver ``tests/fuzz.py`` (``python tests/fuzz.py --calls 100000`` runs the same checks on
 random calls for longer); here hypothesis draws the arguments and shrinks failures.
 
 Bugs that fuzzing found keep their reproducers below as regression tests (all fixed; an
@@ -16,7 +16,6 @@ Reproducers that crashed the interpreter run in a subprocess.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -34,12 +33,9 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant,  
                                  precondition, rule)
 
 import fastembed  # noqa: E402
+import fuzz as fz  # noqa: E402  (tests/fuzz.py, the fuzz driver)
 from fastembed import optim  # noqa: E402
-
-_FUZZ_PATH = Path(__file__).resolve().parents[1] / "bench" / "fuzz.py"
-_spec = importlib.util.spec_from_file_location("fastembed_bench_fuzz", _FUZZ_PATH)
-fz = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fz)
+from reference import ref_bag_forward, ref_coalesce, ref_gather, ref_scatter_add  # noqa: E402
 
 VALID, INVALID, EITHER = fz.VALID, fz.INVALID, fz.EITHER
 
@@ -47,7 +43,7 @@ VALID, INVALID, EITHER = fz.VALID, fz.INVALID, fz.EITHER
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 # Derandomized, so that the suite is reproducible; FASTEMBED_FUZZ_RANDOM=1 explores new inputs
-# at every run (and bench/fuzz.py explores far more).
+# at every run (and tests/fuzz.py explores far more).
 DERANDOMIZE = not os.environ.get("FASTEMBED_FUZZ_RANDOM")
 FAST = settings(max_examples=250, deadline=None, derandomize=DERANDOMIZE,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -57,7 +53,7 @@ SLOW = settings(max_examples=80, deadline=None, derandomize=DERANDOMIZE,
 
 @pytest.fixture(autouse=True)
 def _parallel_scatter_on_small_tables(monkeypatch):
-    """Let scatter_add run small tables on several threads, as bench/fuzz.py's main does."""
+    """Let scatter_add run small tables on several threads, as tests/fuzz.py's main does."""
     from fastembed import functional
     monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_TABLE_BYTES", 0)
     monkeypatch.setattr(functional, "_SCATTER_PARALLEL_MIN_WORK", 0)
@@ -226,7 +222,7 @@ def test_gather(data, vd, dtype, nt):
         native = isinstance(ids, np.ndarray) and ids.dtype.isnative
         expect, aliased = fz.out_status(out, tuple(ishape) + (D,), weight.dtype, (weight,),
                                         [ids] if native else [], [] if native else [ids])
-    expected = weight[flat].reshape(tuple(ishape) + (D,)) if expect != INVALID else None
+    expected = ref_gather(weight, flat.reshape(ishape)) if expect != INVALID else None
 
     def check(res):
         fz.require(out is None or res is out, "out was not returned")
@@ -250,10 +246,7 @@ def test_scatter_add(data, vd, dtype, nt):
     ok = ok and fz.table_ok(out, writeable=True) and fz.threads_ok(nt)
     gok, g2d = fz.grad_ok(grad, gshape, dtype) if ok else (False, None)
     ok = ok and gok and not (isinstance(ids, np.ndarray) and np.may_share_memory(out, ids))
-    expected = None
-    if ok:
-        expected = out.copy()
-        np.add.at(expected, flat, g2d)
+    expected = ref_scatter_add(out, flat, g2d) if ok else None
 
     def check(res):
         fz.require(res is out, "out was not returned")
@@ -286,7 +279,7 @@ def test_coalesce(data, vd, dtype, nt, num):
     expected = None
     if ok:
         g2d = np.ascontiguousarray(g).reshape(int(np.prod(ishape, dtype=np.int64)), g.shape[-1])
-        expected = fz.ref_coalesce(flat, g2d)[:2]
+        expected = ref_coalesce(flat, g2d)
 
     ctx = new_ctx()
     ctx.call("coalesce", VALID if ok else INVALID,
@@ -368,7 +361,7 @@ def test_embedding_bag(data, vd, dtype, nt, mode):
     expected = None
     if expect != INVALID:
         flat, offs, w, _ = layout
-        expected = fz.ref_bag_forward(weight, flat, offs, w, mode, padr)[0]
+        expected = ref_bag_forward(weight, flat, offs, mode, padr, w)[0]
 
     def check(res):
         fz.require(out is None or res is out, "out was not returned")
@@ -647,7 +640,7 @@ def test_fuzz_driver_reports_a_crashed_child_and_goes_on():
     """--subprocess-chunks: a segfault is a crash with its case; the other cases still run."""
     root = Path(fastembed.__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, str(_FUZZ_PATH), "--calls", "120", "--seed", "3",
+    proc = subprocess.run([sys.executable, fz.__file__, "--calls", "120", "--seed", "3",
                            "--skip-known", "--subprocess-chunks", "2", "--threads", "2",
                            "--inject-crash", "30,31,90"],
                           env=env, capture_output=True, text=True, timeout=300)

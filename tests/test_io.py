@@ -18,6 +18,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from conftest import assert_bitwise_equal
+from reference import ref_read_word2vec_binary
 
 import fastembed
 from fastembed import io as fio
@@ -1125,21 +1126,6 @@ def test_binary_vector_without_a_word_offset(tmp_path, rng, monkeypatch, n_threa
         assert f"byte {start}: a vector without a word" in msg, msg
 
 
-def _reference_binary_reader(data, encoding="utf-8"):
-    """word2vec's binary format read the plain way, one row after the other, in Python."""
-    head, _, body = data.partition(b"\n")
-    count, dim = (int(x) for x in head.split())
-    words, rows, pos = [], [], 0
-    for _ in range(count):
-        while body[pos:pos + 1] in (b"\n", b"\r"):
-            pos += 1
-        space = body.index(b" ", pos)
-        words.append(body[pos:space].decode(encoding))
-        rows.append(np.frombuffer(body, "<f4", dim, space + 1))
-        pos = space + 1 + 4 * dim
-    return words, np.array(rows, dtype=np.float32).reshape(count, dim)
-
-
 _WORD_BYTES = [b"a", b"Z", b"x" * 40, b"\xc3\xa9", b"\xe6\x97\xa5", b"\xf0\x9f\x98\x80", b"-",
                b"\t", b"\x7f", b"q\r"]
 
@@ -1163,7 +1149,7 @@ def test_binary_matches_a_plain_reader(tmp_path, monkeypatch, seed):
         w + b" " + row.astype("<f4").tobytes() + (b"\n" if nl else b"")
         for w, row, nl in zip(words, table, newline))
     path = write_bytes(tmp_path / "r.bin", data)
-    ref_words, ref_table = _reference_binary_reader(data)
+    ref_words, ref_table = ref_read_word2vec_binary(data)
     for block in (int(rng.integers(1, 64)), int(rng.integers(64, 4096)), 1 << 20):
         monkeypatch.setattr(fio, "_BINARY_BLOCK", block)
         for n_threads in (1, 2):

@@ -1,7 +1,7 @@
 """Tests for fastembed.Embedding: construction, forward, backward and the PyTorch/Keras options.
 
-Every expectation is computed by hand or with a plain NumPy reference (``weight[ids]`` for the
-lookup, ``np.unique`` + ``np.add.at`` for the gradient).
+Every expectation is computed by hand or with a plain NumPy reference of ``reference.py``
+(``weight[ids]`` for the lookup, ``np.unique`` + ``np.add.at`` for the gradient).
 """
 from __future__ import annotations
 
@@ -13,20 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastembed import Embedding, SparseGrad
+from reference import ref_embedding_backward, ref_renorm, ref_scatter_add
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-def reference_grad(ids, grad_output, dtype):
-    """The coalesced gradient of a lookup, the plain NumPy way: np.unique + np.add.at."""
-    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-    d = grad_output.shape[-1]
-    g = np.asarray(grad_output, dtype=dtype).reshape(ids.size, d)
-    rows, inverse = np.unique(ids, return_inverse=True)
-    values = np.zeros((rows.size, d), dtype=dtype)
-    np.add.at(values, inverse.reshape(-1), g)
-    return rows.astype(np.int64), values
-
 
 def table(v, d, dtype=np.float32, seed=0):
     return np.random.default_rng(seed).standard_normal((v, d)).astype(dtype)
@@ -495,7 +485,7 @@ class TestBackward:
         grad_output = rng.standard_normal((8, 9, 6)).astype(dtype)
         g = layer.backward(grad_output)
         assert isinstance(g, SparseGrad)
-        rows, values = reference_grad(ids, grad_output, dtype)
+        rows, values = ref_embedding_backward(ids, grad_output)
         assert g.rows.dtype == np.int64
         assert g.values.dtype == dtype
         assert g.values.shape == (rows.size, 6)
@@ -524,7 +514,7 @@ class TestBackward:
         layer(ids)
         go = rng.standard_normal((400, 50, 16)).astype(np.float32)
         g = layer.backward(go)
-        rows, values = reference_grad(ids, go, np.float32)
+        rows, values = ref_embedding_backward(ids, go)
         np.testing.assert_array_equal(g.rows, rows)
         assert np.array_equal(g.values, values)
 
@@ -558,8 +548,8 @@ class TestBackward:
         g2 = layer.backward(go2)
 
         # each call returns only its own gradient
-        r1, v1 = reference_grad(ids1, go1, np.float64)
-        r2, v2 = reference_grad(ids2, go2, np.float64)
+        r1, v1 = ref_embedding_backward(ids1, go1)
+        r2, v2 = ref_embedding_backward(ids2, go2)
         np.testing.assert_array_equal(g2.rows, r2)
         np.testing.assert_array_equal(g2.values, v2)
         # the first call's result is not modified by the second
@@ -719,10 +709,8 @@ class TestGradCheck:
         ids = self._ids()
         G = np.random.default_rng(1).standard_normal(ids.shape + (5,))
         dense = _fd_check(layer, ids, lambda y: float(np.sum(y * G)), lambda y: G)
-        # exact dense gradient by hand: for each position, add G into its row
-        expected = np.zeros((12, 5))
-        for pos in np.ndindex(ids.shape):
-            expected[ids[pos]] += G[pos]
+        # exact dense gradient: for each position, add G into its row
+        expected = ref_scatter_add(np.zeros((12, 5)), ids, G)
         np.testing.assert_allclose(dense, expected, rtol=1e-14, atol=1e-14)
 
     def test_nonlinear_loss(self):
@@ -971,12 +959,8 @@ class TestMaxNorm:
         orig = layer.weight.copy()
         ids = np.array([[1, 2, 3], [3, 50, 99]])
         y = layer(ids)
-        norms = np.linalg.norm(orig.astype(np.float64), axis=1)
-        expected = orig.astype(np.float64)
+        expected = ref_renorm(orig, ids, 1.0)
         used = np.unique(ids)
-        for r in used:
-            if norms[r] > 1.0:
-                expected[r] = orig[r] * (1.0 / (norms[r] + 1e-7))
         np.testing.assert_allclose(layer.weight, expected, rtol=1e-5, atol=1e-7)
         untouched = np.setdiff1d(np.arange(100), used)
         np.testing.assert_array_equal(layer.weight[untouched], orig[untouched])
@@ -1073,10 +1057,9 @@ class TestScaleGradByFreq:
         go = rng.standard_normal((6, 7, 4))
         layer(ids)
         g = layer.backward(go)
-        rows, values = reference_grad(ids, go, np.float64)
-        counts = np.array([(ids == r).sum() for r in rows], np.float64)
+        rows, values = ref_embedding_backward(ids, go, scale_grad_by_freq=True)
         np.testing.assert_array_equal(g.rows, rows)
-        np.testing.assert_allclose(g.values, values / counts[:, None], rtol=1e-15, atol=0)
+        np.testing.assert_allclose(g.values, values, rtol=1e-15, atol=0)
 
 
 # -- mask_zero ----------------------------------------------------------------------------
@@ -1350,7 +1333,7 @@ def test_forward_backward_match_numpy(v, d, shape, dtype, seed):
     np.testing.assert_array_equal(y, layer.weight[ids])
     go = rng.standard_normal(tuple(shape) + (d,)).astype(dtype)
     g = layer.backward(go)
-    rows, values = reference_grad(ids, go, dtype)
+    rows, values = ref_embedding_backward(ids, go)
     np.testing.assert_array_equal(g.rows, rows)
     assert g.rows.dtype == np.int64
     assert np.array_equal(g.values, values)

@@ -3,10 +3,11 @@
 * Every piece's backward against central finite differences in float64: the gradient of a
   random scalar projection ``sum(R * output)`` with respect to the inputs and the parameters.
 * float32 forward passes close to float64 ones.
-* Both losses against naive formulas, including extreme logits (±1e4) that must stay finite.
+* Both losses against the naive formulas of ``reference.py``, including extreme logits (±1e4)
+  that must stay finite.
 * Masked pooling with all-masked rows (zeros, zero gradient).
-* fastembed's optimizers stepping ``Parameter`` objects (Linear's weight and bias) equal to a
-  dense NumPy reference of each update rule.
+* fastembed's optimizers stepping ``Parameter`` objects (Linear's weight and bias) equal to
+  the NumPy reference of each update rule (``reference.py``) applied to every row.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import numpy as np
 import pytest
 
 from fastembed import Embedding, SparseGrad, nn, optim
+from reference import (RefOptimizer, numeric_grad, ref_bag_forward,
+                       ref_sigmoid_binary_cross_entropy, ref_softmax_cross_entropy)
 
 DTYPES = [np.float32, np.float64]
 
@@ -23,22 +26,6 @@ DTYPES = [np.float32, np.float64]
 # ----------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------
-
-def numeric_grad(f, x, eps=1e-6):
-    """Central finite differences of the scalar f() with respect to the array x (in place)."""
-    g = np.zeros_like(x, dtype=np.float64)
-    flat = x.reshape(-1)
-    gflat = g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * eps)
-    return g
-
 
 def assert_grad_close(analytic, numeric):
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
@@ -244,11 +231,9 @@ def test_pooling_matches_a_naive_loop(mode, rng):
     B, T, D = 6, 5, 2
     x = rng.standard_normal((B, T, D))
     mask = make_mask(rng, B, T)
-    expected = np.zeros((B, D))
-    for b in range(B):
-        rows = [x[b, t] for t in range(T) if mask[b, t]]
-        if rows:
-            expected[b] = np.sum(rows, axis=0) / (len(rows) if mode == "mean" else 1)
+    # the rows of x not masked out, pooled bag by bag
+    bounds = np.concatenate([[0], np.cumsum(mask.sum(axis=1))])
+    expected = ref_bag_forward(x.reshape(B * T, D), np.flatnonzero(mask), bounds, mode)[0]
     np.testing.assert_allclose(nn.pool(x, mask, mode), expected, rtol=1e-13, atol=1e-15)
     y32 = nn.pool(x.astype(np.float32), mask, mode)
     assert y32.dtype == np.float32
@@ -280,19 +265,12 @@ def test_pooling_validation():
 # softmax cross-entropy
 # ----------------------------------------------------------------------------------------
 
-def naive_softmax_ce(logits, labels):
-    p = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
-    losses = -np.log(np.take_along_axis(p, labels[..., None], axis=-1)[..., 0])
-    onehot = np.eye(logits.shape[-1])[labels]
-    return losses, p - onehot
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_softmax_ce_matches_naive_reference(reduction, rng):
     logits = rng.standard_normal((7, 5)) * 3
     labels = rng.integers(0, 5, size=7)
     loss, grad = nn.softmax_cross_entropy(logits, labels, reduction=reduction)
-    ref_losses, ref_grad = naive_softmax_ce(logits, labels)
+    ref_losses, ref_grad = ref_softmax_cross_entropy(logits, labels)
     if reduction == "none":
         np.testing.assert_allclose(loss, ref_losses, rtol=1e-13)
         np.testing.assert_allclose(grad, ref_grad, rtol=1e-13, atol=1e-15)
@@ -364,18 +342,13 @@ def test_softmax_ce_validation():
 # sigmoid binary cross-entropy
 # ----------------------------------------------------------------------------------------
 
-def naive_bce(x, t):
-    s = 1 / (1 + np.exp(-x))
-    return -(t * np.log(s) + (1 - t) * np.log(1 - s)), s - t
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_bce_matches_naive_reference_and_finite_differences(reduction, rng):
     x = rng.standard_normal((4, 3)) * 3
     t = rng.random((4, 3))
     t[0] = [0, 1, 0.5]
     loss, grad = nn.sigmoid_binary_cross_entropy(x, t, reduction=reduction)
-    ref, ref_grad = naive_bce(x, t)
+    ref, ref_grad = ref_sigmoid_binary_cross_entropy(x, t)
     scale = 1 / x.size if reduction == "mean" else 1
     if reduction == "none":
         np.testing.assert_allclose(loss, ref, rtol=1e-12)
@@ -461,55 +434,15 @@ OPTIMIZERS = {
 }
 
 
-class DenseReference:
-    """The textbook dense update rules (optim.py's module docstring), in float64."""
-
-    def __init__(self, name, w):
-        self.name, self.hp = name, OPTIMIZERS[name][1]
-        self.w = w.astype(np.float64)
-        self.t = 0
-        self.s1 = np.zeros_like(self.w)
-        self.s2 = np.zeros_like(self.w)
-        if name == "adagrad":
-            self.s1[:] = self.hp["initial_accumulator_value"]
-        if name == "rowwise_adagrad":
-            self.s1 = np.zeros((w.shape[0], 1))
-
-    def step(self, g):
-        hp, name = self.hp, self.name
-        lr = hp["lr"]
-        self.t += 1
-        if name == "sgd":
-            self.w -= lr * g
-        elif name == "sgd_momentum":
-            self.s1 = hp["momentum"] * self.s1 + g
-            self.w -= lr * self.s1
-        elif name == "adagrad":
-            self.s1 += g * g
-            self.w -= lr * g / (np.sqrt(self.s1) + hp["eps"])
-        elif name == "rowwise_adagrad":
-            self.s1 += np.mean(g * g, axis=1, keepdims=True)
-            self.w -= lr * g / (np.sqrt(self.s1) + hp["eps"])
-        else:
-            b1, b2 = hp["betas"]
-            if name == "adamw":
-                self.w *= 1 - lr * hp["weight_decay"]
-            self.s1 = b1 * self.s1 + (1 - b1) * g
-            self.s2 = b2 * self.s2 + (1 - b2) * g * g
-            m_hat = self.s1 / (1 - b1 ** self.t)
-            v_hat = self.s2 / (1 - b2 ** self.t)
-            # eps is added to sqrt(v) * sqrt(1 - b2^t) / sqrt(1 - b2^t), as PyTorch does
-            self.w -= lr * m_hat / (np.sqrt(v_hat) + hp["eps"] / math.sqrt(1 - b2 ** self.t))
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_optimizers_step_linear_parameters_as_dense_updates(name, dtype, rng):
     layer = nn.Linear(5, 3, dtype=dtype, seed=rng)
     cls, hyper = OPTIMIZERS[name]
     opt = cls(layer.parameters(), **hyper)
-    ref_w = DenseReference(name, layer.weight.data)
-    ref_b = DenseReference(name, layer.bias.data)
+    # the reference steps every row (a dense gradient), in float64
+    ref_w = RefOptimizer(cls.__name__, hyper, layer.weight.data.astype(np.float64))
+    ref_b = RefOptimizer(cls.__name__, hyper, layer.bias.data.astype(np.float64))
     tol = dict(rtol=1e-12, atol=1e-14) if dtype == np.float64 else dict(rtol=2e-5, atol=1e-6)
     for step in range(4):
         x = rng.standard_normal((8, 5)).astype(dtype)
@@ -518,8 +451,8 @@ def test_optimizers_step_linear_parameters_as_dense_updates(name, dtype, rng):
             g[:, 1] = 0  # a zero gradient still moves momentum-based updates (dense rules)
         layer(x)
         layer.backward(g)
-        ref_w.step(layer.weight.dense_grad().astype(np.float64))
-        ref_b.step(layer.bias.dense_grad().astype(np.float64))
+        ref_w.step(np.arange(3), layer.weight.dense_grad().astype(np.float64))
+        ref_b.step(np.arange(3), layer.bias.dense_grad().astype(np.float64))
         opt.step()
         opt.zero_grad()
         assert layer.weight.grad is None and layer.bias.grad is None

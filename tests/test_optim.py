@@ -1,8 +1,8 @@
 """Tests of fastembed.optim (the sparse optimizers) and of the fused ``backward_and_step``.
 
-* Every optimizer is checked, step by step, against a plain NumPy reference that follows the
-  formulas of ``optim.py`` in the table's dtype, with lazy semantics (untouched rows and their
-  state never change).
+* Every optimizer is checked, step by step, against the plain NumPy reference of
+  ``reference.py`` (``RefOptimizer``), which follows the formulas of ``optim.py`` in the
+  table's dtype, with lazy semantics (untouched rows and their state never change).
 * Step counting, several layers per optimizer, ``state_dict``/``load_state_dict``,
   hyper-parameter checks and non-finite gradients (which must change nothing).
 * ``layer.backward_and_step(g, opt)`` is bitwise ``layer.backward(g); opt.step();
@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import pickle
 
 import numpy as np
@@ -23,6 +22,7 @@ from fastembed import Embedding, EmbeddingBag, optim
 from fastembed._ext.threads import PARALLEL_MIN_WORK
 
 from conftest import assert_bitwise_equal, make_ids, make_table
+from reference import RefOptimizer, ref_embedding_backward, ref_merge_grads
 
 DTYPES = [np.float32, np.float64]
 THREADS = [1, 2]
@@ -50,97 +50,10 @@ def make_opt(name, params, **kwargs):
     return getattr(optim, cls_name)(params, **{**hyper, **kwargs})
 
 
-# ----------------------------------------------------------------------------------------
-# NumPy references
-# ----------------------------------------------------------------------------------------
-
-def ref_grad(ids, grad_output, dtype):
-    """The coalesced gradient of one lookup: np.unique + np.add.at (position order)."""
-    flat = np.asarray(ids, dtype=np.int64).reshape(-1)
-    g = np.asarray(grad_output, dtype=dtype).reshape(flat.size, -1)
-    rows, inverse = np.unique(flat, return_inverse=True)
-    values = np.zeros((rows.size, g.shape[1]), dtype=dtype)
-    np.add.at(values, inverse.reshape(-1), g)
-    return rows, values
-
-
-def merge_grads(grads):
-    """Accumulate the gradients of several backward() calls, as layer.grad does."""
-    rows, values = grads[0]
-    for more_rows, more_values in grads[1:]:
-        cat_rows = np.concatenate([rows, more_rows])
-        cat_values = np.concatenate([values, more_values])
-        rows, inverse = np.unique(cat_rows, return_inverse=True)
-        values = np.zeros((rows.size, cat_values.shape[1]), dtype=cat_values.dtype)
-        np.add.at(values, inverse.reshape(-1), cat_values)
-    return rows, values
-
-
-class RefOptimizer:
-    """One table's optimizer, in NumPy, in the table's dtype, in the kernel's operation order.
-
-    ``state1`` / ``state2`` have the shapes of the optimizer's state arrays ((1, 0) unused).
-    """
-
-    def __init__(self, name, weight, hyper=None):
-        self.name = name
-        self.hyper = OPTIMIZERS[name][1] if hyper is None else hyper
-        self.w = weight.copy()
-        self.dt = weight.dtype.type
-        self.t = 0
-        unused = np.zeros((1, 0), weight.dtype)
-        if name == "sgd":
-            self.state1, self.state2 = unused, unused.copy()
-        elif name == "sgd_momentum":
-            self.state1, self.state2 = np.zeros_like(weight), unused
-        elif name == "adagrad":
-            self.state1 = np.full_like(weight, self.hyper["initial_accumulator_value"])
-            self.state2 = unused
-        elif name == "rowwise_adagrad":
-            self.state1, self.state2 = np.zeros((weight.shape[0], 1), weight.dtype), unused
-        else:
-            self.state1, self.state2 = np.zeros_like(weight), np.zeros_like(weight)
-
-    def step(self, rows, g):
-        """Apply one coalesced gradient (rows ascending and distinct, g of shape (U, D))."""
-        self.t += 1
-        dt, hp = self.dt, self.hyper
-        lr = dt(hp["lr"])
-        w = self.w[rows]
-        if self.name == "sgd":
-            w = w + (-lr) * g
-        elif self.name == "sgd_momentum":
-            buf = dt(hp["momentum"]) * self.state1[rows] + g
-            self.state1[rows] = buf
-            w = w + (-lr) * buf
-        elif self.name == "adagrad":
-            s = self.state1[rows] + g * g
-            self.state1[rows] = s
-            w = w + (-lr) * (g / (np.sqrt(s) + dt(hp["eps"])))
-        elif self.name == "rowwise_adagrad":
-            d = g.shape[1]
-            mean_sq = np.zeros(len(rows), dtype=g.dtype)
-            for c in range(d):  # summed sequentially, as the kernel does
-                mean_sq = mean_sq + g[:, c] * g[:, c]
-            if d:
-                mean_sq = mean_sq / dt(d)
-            acc = self.state1[rows, 0] + mean_sq
-            self.state1[rows, 0] = acc
-            step = lr / (np.sqrt(acc) + dt(hp["eps"]))
-            w = w - step[:, None] * g
-        else:  # adam, adamw
-            beta1, beta2 = hp["betas"]
-            lr_f = hp["lr"]
-            if self.name == "adamw":
-                w = w * dt(1.0 - lr_f * hp["weight_decay"])
-            step_size = dt(lr_f * math.sqrt(1 - beta2 ** self.t) / (1 - beta1 ** self.t))
-            old_m, old_v = self.state1[rows], self.state2[rows]
-            upd_m = (g - old_m) * dt(1.0 - beta1)
-            upd_v = (g * g - old_v) * dt(1.0 - beta2)
-            self.state1[rows] = old_m + upd_m
-            self.state2[rows] = old_v + upd_v
-            w = w + (-step_size) * ((upd_m + old_m) / (np.sqrt(upd_v + old_v) + dt(hp["eps"])))
-        self.w[rows] = w
+def ref_optimizer(name, weight, hyper=None):
+    """The NumPy reference of optimizer ``name`` (a key of OPTIMIZERS) on a copy of weight."""
+    cls_name, default = OPTIMIZERS[name]
+    return RefOptimizer(cls_name, default if hyper is None else hyper, weight)
 
 
 def is_exact(name, dtype):
@@ -194,7 +107,7 @@ def lookup_and_backward(layer, ids, rng, dtype):
     out = layer(ids)
     go = rng.standard_normal(out.shape).astype(dtype)
     layer.backward(go)
-    return ref_grad(ids, go, dtype)
+    return ref_embedding_backward(ids, go)
 
 
 # ----------------------------------------------------------------------------------------
@@ -208,7 +121,7 @@ def test_matches_numpy_reference(name, dtype, rng):
     w0 = make_table((V, D), dtype, rng)
     layer = Embedding(weight=w0.copy())
     opt = make_opt(name, layer)
-    ref = RefOptimizer(name, w0)
+    ref = ref_optimizer(name, w0)
     exact = is_exact(name, dtype)
     batches = [  # each step: the ids of one or more forward/backward calls
         [rng.integers(0, 20, size=(6, 5))],                  # rows 0..19
@@ -223,8 +136,8 @@ def test_matches_numpy_reference(name, dtype, rng):
     for calls in batches:
         before_w = layer.weight.copy()
         before_s1, before_s2 = (s.copy() for s in opt_states(opt, 0))
-        rows, values = merge_grads([lookup_and_backward(layer, ids, rng, dtype)
-                                    for ids in calls])
+        rows, values = ref_merge_grads(*[lookup_and_backward(layer, ids, rng, dtype)
+                                         for ids in calls])
         assert_bitwise_equal(layer.grad.rows, rows.astype(layer.grad.rows.dtype))
         assert_bitwise_equal(layer.grad.values, values)
         opt.step()
@@ -267,7 +180,7 @@ def test_default_hyper_parameters_follow_the_reference(name, rng):
     layer = Embedding(weight=w0.copy())
     cls = getattr(optim, cls_name)
     opt = cls(layer, **hyper) if cls_name == "SGD" else cls(layer)  # SGD's lr has no default
-    ref = RefOptimizer(name, w0, hyper)
+    ref = ref_optimizer(name, w0, hyper)
     for _ in range(3):
         rows, values = lookup_and_backward(layer, rng.integers(0, 12, size=7), rng,
                                            np.float64)
@@ -324,7 +237,7 @@ def test_layers_have_their_own_state_and_step_count(name, rng):
     a = Embedding(weight=make_table((20, 4), np.float32, rng))
     b = Embedding(weight=make_table((30, 3), np.float64, rng))
     opt = make_opt(name, [a, b])
-    refs = [RefOptimizer(name, a.weight), RefOptimizer(name, b.weight)]
+    refs = [ref_optimizer(name, a.weight), ref_optimizer(name, b.weight)]
     schedule = [(True, True), (True, False), (False, False), (True, True), (False, True)]
     counts = [0, 0]
     for use in schedule:
@@ -394,7 +307,8 @@ def test_gradients_accumulate_until_zero_grad(rng):
     layer(ids2)
     layer.backward(g2)
     opt.step()
-    rows, values = merge_grads([ref_grad(ids1, g1, np.float64), ref_grad(ids2, g2, np.float64)])
+    rows, values = ref_merge_grads(ref_embedding_backward(ids1, g1),
+                                   ref_embedding_backward(ids2, g2))
     expected = w0.copy()
     expected[rows] = expected[rows] + (-0.25) * values
     assert_bitwise_equal(layer.weight, expected)

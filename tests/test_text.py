@@ -12,66 +12,7 @@ from hypothesis import strategies as st
 import fastembed._atomic
 import fastembed.text
 from fastembed.text import TOKEN_PATTERN, Vocab, pad_sequences, split_sentences, tokenize
-
-# ---------------------------------------------------------------------------------------------
-# references
-
-
-def reference_tokenize(text, lower=True):
-    """Character by character: alnum runs, joined by single apostrophes between alnums."""
-    text = text.replace("\u2019", "'")
-    if lower:
-        text = text.lower()
-    tokens, current = [], ""
-    for i, char in enumerate(text):
-        if char.isalnum():
-            current += char
-        elif (char == "'" and current and i + 1 < len(text) and text[i + 1].isalnum()):
-            current += char
-        elif current:
-            tokens.append(current)
-            current = ""
-    if current:
-        tokens.append(current)
-    return tokens
-
-
-SENTENCE_ENDS = ".!?\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-
-
-def reference_split_sentences(text, lower=True):
-    """Cut at every sentence-end character, tokenize the pieces, drop the empty ones."""
-    text = text.replace("\u2019", "'")
-    if lower:  # the whole text at once, as documented (str.lower's final sigma looks ahead)
-        text = text.lower()
-    pieces, current = [], []
-    for char in text:
-        if char in SENTENCE_ENDS:
-            pieces.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    pieces.append("".join(current))
-    return [t for t in (reference_tokenize(p, False) for p in pieces) if t]
-
-
-def keras_pad_reference(sequences, maxlen=None, dtype="int32", padding="pre",
-                        truncating="pre", value=0):
-    """Keras's algorithm in plain Python lists (with maxlen=0 meaning "keep nothing")."""
-    if maxlen is None:
-        maxlen = max((len(s) for s in sequences), default=0)
-    rows = []
-    for s in sequences:
-        s = list(s)
-        if maxlen == 0:
-            kept = []
-        elif truncating == "pre":
-            kept = s[-maxlen:]
-        else:
-            kept = s[:maxlen]
-        fill = [value] * (maxlen - len(kept))
-        rows.append(fill + kept if padding == "pre" else kept + fill)
-    return np.array(rows, dtype=dtype).reshape(len(sequences), maxlen)
+from reference import SENTENCE_ENDS, ref_pad_sequences, ref_split_sentences, ref_tokenize
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,7 +41,7 @@ def keras_pad_reference(sequences, maxlen=None, dtype="int32", padding="pre",
 ])
 def test_tokenize_cases(text, expected):
     assert tokenize(text) == expected
-    assert tokenize(text) == reference_tokenize(text)
+    assert tokenize(text) == ref_tokenize(text)
 
 
 def test_tokenize_lower_false_keeps_case():
@@ -124,7 +65,7 @@ _TEXTS = st.one_of(st.text(_ALPHABET, max_size=40), st.text(max_size=40))
 @given(text=_TEXTS, lower=st.booleans())
 def test_tokenize_matches_reference(text, lower):
     tokens = tokenize(text, lower=lower)
-    assert tokens == reference_tokenize(text, lower=lower)
+    assert tokens == ref_tokenize(text, lower=lower)
     for token in tokens:
         assert token.replace("'", "").isalnum()
         assert not token.startswith("'") and not token.endswith("'")
@@ -160,7 +101,7 @@ def test_split_sentences_regroups_tokenize(text, lower):
     sentences = split_sentences(text, lower=lower)
     assert all(sentences)  # no empty sentence
     assert [t for s in sentences for t in s] == tokenize(text, lower=lower)
-    assert sentences == reference_split_sentences(text, lower=lower)
+    assert sentences == ref_split_sentences(text, lower=lower)
 
 
 def test_sentence_ends_are_the_line_breaks_of_splitlines():
@@ -662,7 +603,7 @@ def _as_kind(sequences, kind):
 def test_pad_sequences_matches_keras_reference(padding, truncating, maxlen, kind):
     sequences = _as_kind(SEQUENCES, kind)
     got = pad_sequences(sequences, maxlen=maxlen, padding=padding, truncating=truncating)
-    want = keras_pad_reference(SEQUENCES, maxlen, "int32", padding, truncating, 0)
+    want = ref_pad_sequences(SEQUENCES, maxlen, "int32", padding, truncating, 0)
     assert got.dtype == np.int32
     assert got.shape == (5, 4 if maxlen is None else maxlen)
     np.testing.assert_array_equal(got, want)
@@ -676,7 +617,7 @@ def test_pad_sequences_matches_keras_reference(padding, truncating, maxlen, kind
 def test_pad_sequences_empty_cases(padding, truncating, maxlen, sequences):
     got = pad_sequences(sequences, maxlen=maxlen, padding=padding, truncating=truncating,
                         value=-1)
-    want = keras_pad_reference(sequences, maxlen, "int32", padding, truncating, -1)
+    want = ref_pad_sequences(sequences, maxlen, "int32", padding, truncating, -1)
     longest = max((len(s) for s in sequences), default=0)
     assert got.shape == (len(sequences), longest if maxlen is None else maxlen)
     np.testing.assert_array_equal(got, want)
@@ -687,7 +628,7 @@ def test_pad_sequences_empty_cases(padding, truncating, maxlen, sequences):
 @pytest.mark.parametrize("padding", ["pre", "post"])
 def test_pad_sequences_dtype_and_value(dtype, value, padding):
     got = pad_sequences(SEQUENCES, maxlen=3, dtype=dtype, padding=padding, value=value)
-    want = keras_pad_reference(SEQUENCES, 3, dtype, padding, "pre", value)
+    want = ref_pad_sequences(SEQUENCES, 3, dtype, padding, "pre", value)
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, want)  # NaNs compare equal here
 
@@ -698,7 +639,7 @@ def test_pad_sequences_random_against_reference(rng):
     arrays = [np.array(s, dtype=np.int64) for s in lists]
     for padding in ("pre", "post"):
         for truncating in ("pre", "post"):
-            want = keras_pad_reference(lists, 17, "int32", padding, truncating, 0)
+            want = ref_pad_sequences(lists, 17, "int32", padding, truncating, 0)
             for sequences in (lists, arrays):  # the fast path and the general loop
                 got = pad_sequences(sequences, 17, padding=padding, truncating=truncating)
                 np.testing.assert_array_equal(got, want)

@@ -11,6 +11,7 @@ import fastembed.vectors as vectors_module
 from fastembed import Embedding, EmbeddingBag, optim
 from fastembed.text import Vocab
 from fastembed.vectors import Vectors, _ranks, embedding_for_vocab, spearman
+from reference import ref_cosine_scores, ref_top_rows
 
 DTYPES = (np.float32, np.float64)
 
@@ -20,28 +21,10 @@ def make_vectors(n, dim, dtype, rng, prefix="w"):
     return Vectors([f"{prefix}{i}" for i in range(n)], weight)
 
 
-def reference_scores(weight, query):
-    """Cosines of ``query`` with every row of ``weight``, in float64 (zero rows give 0)."""
-    w = np.asarray(weight, dtype=np.float64)
-    q = np.asarray(query, dtype=np.float64)
-    norms = np.linalg.norm(w, axis=1)
-    norms[norms == 0] = 1
-    qn = np.linalg.norm(q)
-    return (w / norms[:, None]) @ (q / qn if qn > 0 else q)
-
-
-def reference_order(scores, exclude=(), restrict=None, topn=10):
-    """Rows by decreasing score, ties in row order, excluded rows left out: brute force."""
-    n = len(scores) if restrict is None else restrict
-    rows = [i for i in range(n) if i not in set(exclude)]
-    rows.sort(key=lambda i: (-scores[i], i))
-    return rows[:topn]
-
-
 def assert_answer(v, answer, scores, exclude=(), restrict=None, topn=10):
     """``answer`` is the reference's, up to swaps of scores within rounding of each other."""
     tol = 2e-6 if v.weight.dtype == np.float32 else 1e-12
-    expected = reference_order(scores, exclude, restrict, topn)
+    expected = ref_top_rows(scores, exclude, restrict, topn)
     got = [v.index[w] for w, _ in answer]
     assert len(got) == len(expected)
     for (word, score), i, j in zip(answer, got, expected):
@@ -116,7 +99,7 @@ def test_most_similar_word_matches_brute_force(dtype, restrict, topn, rng):
     v = make_vectors(200, 16, dtype, rng)
     for i in (0, 42, 180):
         answer = v.most_similar(f"w{i}", topn=topn, restrict=restrict)
-        scores = reference_scores(v.weight, v.weight[i])
+        scores = ref_cosine_scores(v.weight, v.weight[i])
         assert_answer(v, answer, scores, exclude=(i,), restrict=restrict, topn=topn)
         assert f"w{i}" not in [w for w, _ in answer]
 
@@ -127,20 +110,20 @@ def test_most_similar_vector_matches_brute_force(dtype, rng):
     q = rng.standard_normal(8)
     for restrict in (None, 100):
         answer = v.most_similar(q, topn=25, restrict=restrict)
-        assert_answer(v, answer, reference_scores(v.weight, q), restrict=restrict, topn=25)
+        assert_answer(v, answer, ref_cosine_scores(v.weight, q), restrict=restrict, topn=25)
     # a list of numbers, an int array and a vector of the other dtype are vectors too
     answer = v.most_similar(q.tolist(), topn=5)
     assert answer == v.most_similar(q.astype(np.float64), topn=5)
     int_q = np.array([1, 0, -2, 0, 0, 3, 0, 1])
-    assert_answer(v, v.most_similar(int_q, topn=5), reference_scores(v.weight, int_q),
+    assert_answer(v, v.most_similar(int_q, topn=5), ref_cosine_scores(v.weight, int_q),
                   topn=5)
 
 
 def test_most_similar_word_outside_restrict_excludes_nothing(rng):
     v = make_vectors(40, 4, np.float64, rng)
     answer = v.most_similar("w30", topn=50, restrict=10)
-    assert [w for w, _ in answer] == [f"w{i}" for i in reference_order(
-        reference_scores(v.weight, v.weight[30]), restrict=10, topn=50)]
+    assert [w for w, _ in answer] == [f"w{i}" for i in ref_top_rows(
+        ref_cosine_scores(v.weight, v.weight[30]), restrict=10, topn=50)]
     assert len(answer) == 10
 
 
@@ -215,14 +198,14 @@ def test_most_similar_batch(dtype, block_elems, monkeypatch, rng):
     assert isinstance(answers, list) and len(answers) == 4
     for word, answer in zip(words, answers):
         i = v.index[word]
-        assert_answer(v, answer, reference_scores(v.weight, v.weight[i]), exclude=(i,),
+        assert_answer(v, answer, ref_cosine_scores(v.weight, v.weight[i]), exclude=(i,),
                       restrict=100, topn=7)
     queries = rng.standard_normal((5, 10))
     queries[2] = 0  # a zero query inside a batch
     answers = v.most_similar(queries, topn=9)
     assert len(answers) == 5
     for q, answer in zip(queries, answers):
-        assert_answer(v, answer, reference_scores(v.weight, q), topn=9)
+        assert_answer(v, answer, ref_cosine_scores(v.weight, q), topn=9)
     assert answers[2] == [(f"w{i}", 0.0) for i in range(9)]
     assert v.most_similar(("w1",), topn=3) == [v.most_similar("w1", topn=3)]
     assert v.most_similar([], topn=3) == []
@@ -237,17 +220,17 @@ def test_most_similar_positive_negative(dtype, rng):
     pos, neg = ["w1", "w20"], ["w7"]
     q = (unit[1] + unit[20] - unit[7]) / 3
     answer = v.most_similar(positive=pos, negative=neg, topn=12)
-    assert_answer(v, answer, reference_scores(v.weight, q), exclude=(1, 20, 7), topn=12)
+    assert_answer(v, answer, ref_cosine_scores(v.weight, q), exclude=(1, 20, 7), topn=12)
     # a single positive word is most_similar(word); a str stands for a one-word list
     assert v.most_similar(positive="w5", topn=4) == v.most_similar("w5", topn=4)
     assert v.most_similar(positive=["w5"], topn=4) == v.most_similar("w5", topn=4)
     # negative alone, and a vector among the words (normalised, never excluded)
     answer = v.most_similar(negative=["w9"], topn=5)
-    assert_answer(v, answer, reference_scores(v.weight, -unit[9]), exclude=(9,), topn=5)
+    assert_answer(v, answer, ref_cosine_scores(v.weight, -unit[9]), exclude=(9,), topn=5)
     vec = rng.standard_normal(12) * 7
     answer = v.most_similar(positive=["w2", vec], topn=5)
     expected_q = unit[2] + vec / np.linalg.norm(vec)
-    assert_answer(v, answer, reference_scores(v.weight, expected_q), exclude=(2,), topn=5)
+    assert_answer(v, answer, ref_cosine_scores(v.weight, expected_q), exclude=(2,), topn=5)
 
 
 def test_most_similar_errors(rng):

@@ -1,16 +1,17 @@
 """Tests of fastembed.models.word2vec: skip-gram and CBOW with negative sampling.
 
-The core of the file is a pure NumPy reference trainer (float64) that replays the random
-draws the kernel reports in ``record=True`` mode (which words subsampling kept, the reduced
-windows, the noise words of every prediction) and must agree with the compiled kernel to
-~1e-12 in float64 (~1e-4 in float32): plain online SGD (``shards=1``), and the deterministic
-parallel scheme (``shards > 1``: contiguous pieces trained side by side in rounds of
-``round_words`` centres, rows that several shards touch in a round trained on private copies
-and merged as ``o + (c_0 - o) + (c_1 - o) + ...``), with gensim's rule that an output whose
-logit is beyond +-6 does not move. Around it: each update is the gradient of the exact loss
-(finite differences), bitwise determinism across thread counts, the statistics of the random
-draws, validation (every error raised before anything changes), the corpus and its batches,
-a small learning test and the built-in corpus.
+The core of the file is the pure NumPy reference trainer of ``reference.py``
+(``ref_word2vec_step``, float64) that replays the random draws the kernel reports in
+``record=True`` mode (which words subsampling kept, the reduced windows, the noise words of
+every prediction) and must agree with the compiled kernel to ~1e-12 in float64 (~1e-4 in
+float32): plain online SGD (``shards=1``), and the deterministic parallel scheme
+(``shards > 1``: contiguous pieces trained side by side in rounds of ``round_words`` centres,
+rows that several shards touch in a round trained on private copies and merged as
+``o + (c_0 - o) + (c_1 - o) + ...``), with gensim's rule that an output whose logit is beyond
++-6 does not move. Around it: each update is the gradient of the exact loss (finite
+differences), bitwise determinism across thread counts, the statistics of the random draws,
+validation (every error raised before anything changes), the corpus and its batches, a small
+learning test and the built-in corpus.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_bitwise_equal
+from reference import ref_word2vec_plan, ref_word2vec_step
 
 import fastembed
 from fastembed._ext import sgns
@@ -74,169 +76,6 @@ def step(model, batch, *, lr, lr_end=None, seed, record=False):
                        record=record)
 
 
-class Centre:
-    """One kept word of a batch and its predictions, as the kernel plans them.
-
-    ``p``: batch position; ``i``: kept index (over the whole batch); ``word``; ``contexts``:
-    the context words in window order; ``outputs``: per prediction, the output rows
-    ``[centre] + non-skipped draws`` (skip-gram: one prediction per context, with the draws of
-    slot s for the s-th context; CBOW: one prediction, slot 0). No context: no prediction.
-    """
-
-    def __init__(self, p, i, word, contexts, outputs):
-        self.p, self.i, self.word = p, i, word
-        self.contexts, self.outputs = contexts, outputs
-
-
-def plan(words, starts, rec, window, cbow):
-    """The centres of a batch, in kept order, from the recorded draws (semantics 1 and 2)."""
-    reduced, negatives = rec["reduced"], rec["negatives"]
-    centres = []
-    k0 = 0
-    for s in range(starts.size - 1):
-        pos = np.arange(starts[s], starts[s + 1])
-        kept = pos[reduced[pos] >= 0]
-        n = kept.size
-        for i in range(n):
-            p = int(kept[i])
-            b = int(reduced[p])
-            lo, hi = max(0, i - window + b), min(n, i + window + 1 - b)
-            contexts = [int(words[kept[j]]) for j in range(lo, hi) if j != i]
-            centre = int(words[p])
-            slots = (1 if cbow else len(contexts)) if contexts else 0
-            outputs = [[centre] + [int(x) for x in negatives[p, slot] if x >= 0]
-                       for slot in range(slots)]
-            centres.append(Centre(p, k0 + i, centre, contexts, outputs))
-        k0 += n
-    return centres
-
-
-# gensim's MAX_EXP (sgns.h's FE_SGNS_SKIP_X): an output whose logit is at least this far from
-# 0 is not updated and adds nothing to the input's change; its loss still counts
-SKIP_X = 6.0
-SKIPPED = [0]  # outputs the reference left alone (so that tests can tell the rule was used)
-
-
-def train_outputs(h, outputs, syn1neg, alpha):
-    """The output side of one prediction (semantics 4): returns (work, loss)."""
-    work = np.zeros_like(h)
-    loss = 0.0
-    for k, o in enumerate(outputs):
-        row = syn1neg[o]
-        x = float(h @ row)
-        sig, sp = sgns.sigmoid(x), sgns.softplus(x)
-        loss += sp - x if k == 0 else sp
-        if not -SKIP_X < x < SKIP_X:
-            SKIPPED[0] += 1
-            continue
-        g = alpha * ((1.0 if k == 0 else 0.0) - sig)
-        work += g * row           # the old row ...
-        syn1neg[o] = row + g * h  # ... then the row moves (a row drawn twice moves twice)
-    return work, loss
-
-
-def train_centre(c, syn0, syn1neg, alpha, cbow):
-    """Train one centre in place; returns (loss, predictions)."""
-    if not c.contexts:
-        return 0.0, 0
-    if cbow:
-        h = syn0[c.contexts[0]].copy()
-        for u in c.contexts[1:]:
-            h = h + syn0[u]
-        h = h * (1.0 / len(c.contexts))
-        work, loss = train_outputs(h, c.outputs[0], syn1neg, alpha)
-        for u in c.contexts:       # a context twice in the window gets work twice
-            syn0[u] = syn0[u] + work
-        return loss, 1
-    loss = 0.0
-    for u, outputs in zip(c.contexts, c.outputs):
-        h = syn0[u].copy()
-        work, l = train_outputs(h, outputs, syn1neg, alpha)
-        syn0[u] = syn0[u] + work
-        loss += l
-    return loss, len(c.contexts)
-
-
-def touched_rows(c):
-    """(syn0 rows, syn1neg rows) a centre touches; nothing without a context."""
-    if not c.contexts:
-        return set(), set()
-    return set(c.contexts), {o for outputs in c.outputs for o in outputs}
-
-
-class Reference:
-    """The result of :func:`reference_step`."""
-
-    def __init__(self, syn0, syn1neg, loss, pairs, kept, rounds, shared):
-        self.syn0, self.syn1neg, self.loss, self.pairs = syn0, syn1neg, loss, pairs
-        self.kept, self.rounds, self.shared = kept, rounds, shared
-        self.skipped = SKIPPED[0]   # saturated outputs left alone
-
-
-def reference_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, shards,
-                   round_words):
-    """Replay one kernel call in float64 NumPy from the recorded draws (semantics 1-5).
-
-    ``shards == 1``: the centres in order, straight into the tables. ``shards = S > 1``: the
-    K kept words cut into S pieces [t K // S, (t + 1) K // S); in round r shard t trains its
-    next ``round_words`` centres on its own copy of the tables taken at the start of the
-    round; then a row that one shard touched takes that shard's value, and a row that
-    several touched becomes o + (c_0 - o) + (c_1 - o) + ... in shard order.
-    """
-    words, starts = batch
-    n = words.size
-    centres = plan(words, starts, rec, window, cbow)
-    K = len(centres)
-    SKIPPED[0] = 0
-    alpha_step = (lr_end - lr) / n if n else 0.0
-
-    def alpha(c):
-        return lr + alpha_step * c.p
-
-    t0 = np.array(syn0, dtype=np.float64)
-    t1 = np.array(syn1neg, dtype=np.float64)
-    loss, pairs, rounds, shared = 0.0, 0, 0, 0
-    if shards == 1:
-        for c in centres:
-            l, k = train_centre(c, t0, t1, alpha(c), cbow)
-            loss += l
-            pairs += k
-        return Reference(t0, t1, loss, pairs, K, 1, 0)
-    bounds = [t * K // shards for t in range(shards + 1)]
-    n_rounds = max(math.ceil((bounds[t + 1] - bounds[t]) / round_words)
-                   for t in range(shards))
-    V = t0.shape[0]
-    for r in range(n_rounds):
-        copies = []
-        for t in range(shards):
-            lo = bounds[t] + r * round_words
-            hi = min(lo + round_words, bounds[t + 1])
-            c0, c1 = t0.copy(), t1.copy()
-            m0, m1 = np.zeros(V, bool), np.zeros(V, bool)
-            for c in centres[lo:hi]:
-                rows0, rows1 = touched_rows(c)
-                m0[list(rows0)] = True
-                m1[list(rows1)] = True
-                l, k = train_centre(c, c0, c1, alpha(c), cbow)
-                loss += l
-                pairs += k
-            copies.append(((c0, m0), (c1, m1)))
-        rounds += 1
-        merged = []
-        for k, orig in enumerate((t0, t1)):
-            count = sum(cp[k][1].astype(np.int64) for cp in copies)
-            shared += int((count > 1).sum())
-            new = orig.copy()
-            for cp in copies:
-                table, mask = cp[k]
-                one, many = mask & (count == 1), mask & (count > 1)
-                new[one] = table[one]                                 # trained in place
-                new[many] = new[many] + (table[many] - orig[many])    # merged in shard order
-            merged.append(new)
-        t0, t1 = merged
-    return Reference(t0, t1, loss, pairs, K, rounds, shared)
-
-
 def check_record(model, batch, rec):
     """The invariants of a record (semantics 1): shapes, -1 for dropped words and unused
     slots, draws in range."""
@@ -250,7 +89,7 @@ def check_record(model, batch, rec):
     assert rec["kept"] == int((reduced >= 0).sum())
     assert (negatives[reduced < 0] == -1).all()
     used = np.zeros(negatives.shape[:2], dtype=bool)
-    for c in plan(words, starts, rec, w, model.kind == "cbow"):
+    for c in ref_word2vec_plan(words, starts, rec, w, model.kind == "cbow"):
         used[c.p, :len(c.outputs)] = True
         # a skipped draw (-1) stands for a draw equal to the centre, never another word
         assert (negatives[c.p, :len(c.outputs)] != c.word).all()
@@ -284,8 +123,8 @@ def test_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words, 
         assert (rec["reduced"] < 0).any() == (sample > 0)  # the sample drops frequent words
 
         out = step(model, batch, lr=lr, lr_end=lr_end, seed=seed)
-        ref = reference_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
-                             window=window, cbow=cbow, shards=shards, round_words=round_words)
+        ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
+                                window=window, cbow=cbow, shards=shards, round_words=round_words)
         assert out["count"] == batch[0].size
         assert out["kept"] == ref.kept == rec["kept"]
         assert out["pairs"] == ref.pairs > 0
@@ -296,13 +135,13 @@ def test_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words, 
             assert ref.rounds > 3 and ref.shared > 0    # the merge is exercised
         # a plain sequential replay differs (the scheme is not online SGD) ...
         if shards > 1:
-            seq = reference_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
-                                 window=window, cbow=cbow, shards=1, round_words=1)
+            seq = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
+                                    window=window, cbow=cbow, shards=1, round_words=1)
             assert not np.allclose(seq.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
         # ... and so does a constant rate
-        const = reference_step(before0, before1, batch, rec, lr=lr, lr_end=lr,
-                               window=window, cbow=cbow, shards=shards,
-                               round_words=round_words)
+        const = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr,
+                                  window=window, cbow=cbow, shards=shards,
+                                  round_words=round_words)
         assert not np.allclose(const.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
 
 
@@ -318,8 +157,8 @@ def test_float32_kernel_close_to_float64_reference(rng, kind, shards, round_word
     before0, before1 = model.syn0.copy(), model.syn1neg.copy()
     rec = step(model, batch, lr=lr, lr_end=lr / 2, seed=11, record=True)
     out = step(model, batch, lr=lr, lr_end=lr / 2, seed=11)
-    ref = reference_step(before0, before1, batch, rec, lr=lr, lr_end=lr / 2, window=window,
-                         cbow=kind == "cbow", shards=shards, round_words=round_words)
+    ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr / 2, window=window,
+                            cbow=kind == "cbow", shards=shards, round_words=round_words)
     assert model.syn0.dtype == np.float32 and model.syn1neg.dtype == np.float32
     assert out["pairs"] == ref.pairs and out["kept"] == ref.kept
     scale = max(np.abs(ref.syn0).max(), np.abs(ref.syn1neg).max())
@@ -342,8 +181,8 @@ def test_saturated_logits_match_the_reference(rng, kind, shards, round_words):
     before0, before1 = model.syn0.copy(), model.syn1neg.copy()
     rec = step(model, batch, lr=0.2, lr_end=0.1, seed=21, record=True)
     out = step(model, batch, lr=0.2, lr_end=0.1, seed=21)
-    ref = reference_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
-                         cbow=kind == "cbow", shards=shards, round_words=round_words)
+    ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
+                            cbow=kind == "cbow", shards=shards, round_words=round_words)
     assert ref.skipped >= 10
     assert out["pairs"] == ref.pairs
     np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-12)
@@ -367,7 +206,7 @@ def test_fully_saturated_predictions_move_nothing_but_count_their_loss(kind, dty
     assert_bitwise_equal(model.syn0, before0)
     assert_bitwise_equal(model.syn1neg, before1)
     # the loss: 0 for the centre (softplus(-9) is 0 beyond the table), 9 per noise word
-    preds = plan(*batch, rec, 2, kind == "cbow")
+    preds = ref_word2vec_plan(*batch, rec, 2, kind == "cbow")
     outputs = [o for c in preds for o in c.outputs]
     assert out["pairs"] == len(outputs)
     noise = sum(len(o) - 1 for o in outputs)
@@ -393,8 +232,8 @@ def test_hogwild_on_one_thread_is_sequential(rng, kind, dtype):
         rec = step(models[0], batch, lr=0.1, seed=78, record=True)
         before0, before1 = models[0].syn0.copy(), models[0].syn1neg.copy()
         step(models[0], batch, lr=0.1, seed=78)
-        ref = reference_step(before0, before1, batch, rec, lr=0.1, lr_end=0.1, window=3,
-                             cbow=kind == "cbow", shards=1, round_words=1)
+        ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.1, lr_end=0.1, window=3,
+                                cbow=kind == "cbow", shards=1, round_words=1)
         np.testing.assert_allclose(models[0].syn0, ref.syn0, rtol=1e-12, atol=1e-13)
         np.testing.assert_allclose(models[0].syn1neg, ref.syn1neg, rtol=1e-12, atol=1e-13)
 
@@ -408,8 +247,8 @@ def test_lr_zero_changes_nothing_but_reports_the_loss(rng, kind):
     before0, before1 = model.syn0.copy(), model.syn1neg.copy()
     rec = step(model, batch, lr=0.0, seed=3, record=True)
     out = step(model, batch, lr=0.0, seed=3)
-    ref = reference_step(before0, before1, batch, rec, lr=0.0, lr_end=0.0, window=2,
-                         cbow=kind == "cbow", shards=2, round_words=3)
+    ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.0, lr_end=0.0, window=2,
+                            cbow=kind == "cbow", shards=2, round_words=3)
     assert out["pairs"] == ref.pairs > 0
     assert out["loss"] == pytest.approx(ref.loss / ref.pairs, rel=1e-12) and out["loss"] > 0
     assert_bitwise_equal(model.syn0, before0)
@@ -445,7 +284,7 @@ def test_windows_never_cross_sentences(rng):
     words = rng.permutation(12).astype(np.int32)
     batch = (words, np.arange(0, 13, 2, dtype=np.int64))
     rec = step(model, batch, lr=0.1, seed=4, record=True)
-    centres = plan(*batch, rec, 5, False)
+    centres = ref_word2vec_plan(*batch, rec, 5, False)
     assert [c.contexts for c in centres] == [[int(words[p ^ 1])] for p in range(12)]
     assert step(model, batch, lr=0.1, seed=4)["pairs"] == 12
 
@@ -555,7 +394,7 @@ def _find_seed(model, batch, accept):
     """The first seed whose recorded draws satisfy accept(centres)."""
     for seed in range(5000):
         rec = step(model, batch, lr=0.1, seed=seed, record=True)
-        centres = plan(*batch, rec, model.window, model.kind == "cbow")
+        centres = ref_word2vec_plan(*batch, rec, model.window, model.kind == "cbow")
         if accept(centres):
             return seed, centres
     raise AssertionError("no seed found")  # pragma: no cover
@@ -645,7 +484,7 @@ def test_small_rate_step_is_the_sum_of_the_gradients(rng, kind, sentence):
     batch = (np.array(sentence, np.int32), np.array([0, len(sentence)], np.int64))
     rec = step(model, batch, lr=lr, lr_end=2 * lr, seed=9, record=True)
     n = len(sentence)
-    centres = plan(*batch, rec, 5, cbow)
+    centres = ref_word2vec_plan(*batch, rec, 5, cbow)
     preds = predictions_of(centres, cbow, lambda c: lr + lr / n * c.p)
     # the cases the test is about: a draw equal to the centre (skipped), a noise word drawn
     # twice, and (CBOW, the long sentence) a word twice in a window

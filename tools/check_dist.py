@@ -50,7 +50,7 @@ def check(dist: pathlib.Path) -> list[str]:
         want |= {f"fastembed/_ext/{ext}.pyx", f"fastembed/_ext/{ext}.pyi"}
     want |= {f"fastembed/_ext/{p.name}" for p in (ROOT / "fastembed" / "_ext").glob("*.pxd")}
     want |= {f"fastembed/_ext/{p.name}" for p in (ROOT / "fastembed" / "_ext").glob("*.h")}
-    want |= {f"tests/{p.name}" for p in (ROOT / "tests").glob("test_*.py")}
+    want |= {f"tests/{p.name}" for p in (ROOT / "tests").glob("*.py")}
     problems += [f"sdist lacks {n}" for n in sorted(want - names)]
     problems += [f"sdist holds a build product {n}" for n in sorted(names)
                  if n.endswith((".so", ".pyd", ".o"))]

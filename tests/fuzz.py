@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fuzz driver for fastembed's public surface that takes ids or tables.
 
-    python bench/fuzz.py --calls 100000 --seed 1 [--threads N] [--time-limit SEC]
+    python tests/fuzz.py --calls 100000 --seed 1 [--threads N] [--time-limit SEC]
                          [--subprocess-chunks K] [--only NAME ...] [--exclude NAME ...]
                          [--skip-known] [--replay I] [--verbose]
 
@@ -15,9 +15,10 @@ so every case can be replayed alone (``--replay I``). A case picks one scenario:
   hand-made (often malformed) ``layer.grad``; a NumPy model of the layer and of the
   optimizer state is kept alongside and compared after every call;
 * ``SkipGram.train_step`` and ``CBOW.train_step`` (checked for determinism across thread
-  counts, untouched rows and their counters, as they have no NumPy reference here; the
-  reference trainer is in tests/test_word2vec.py), with a learning rate that decays within
-  the batch (``lr_end``) or not;
+  counts, untouched rows and their counters: the NumPy reference trainer,
+  ``ref_word2vec_step`` in tests/reference.py, replays the kernel's recorded draws and is
+  used by tests/test_word2vec.py), with a learning rate that decays within the batch
+  (``lr_end``) or not;
 * ``fastembed.io.load_word2vec`` on generated text, GloVe and binary files (valid or with
   one defect, checked value by value), on mutated files and on random bytes.
 
@@ -31,9 +32,9 @@ wrong shape/dtype/layout or sharing memory with an input, bad ``n_threads``.
 Every call is classified by an oracle written from the documented contract (README and
 docstrings) as valid, invalid or unspecified, and then:
 
-* valid: the result must equal the NumPy reference (``E[X]``, ``np.add.at``,
-  ``np.unique`` + ``np.add.at``, a per-position bag loop, the optimizers' formulas in the
-  table's precision), bitwise; inputs that are not outputs must be unchanged;
+* valid: the result must equal the NumPy reference of tests/reference.py (``E[X]``,
+  ``np.add.at``, ``np.unique`` + ``np.add.at``, a per-bag loop, the optimizers' formulas in
+  the table's precision), bitwise; inputs that are not outputs must be unchanged;
 * invalid: it must raise TypeError, ValueError or IndexError (RuntimeError where the API
   documents it: backward before forward, ...) with a message, and the table, ``out``, the
   layer's ``grad`` and the optimizer state must be bitwise unchanged.
@@ -78,6 +79,9 @@ except ImportError:  # run from a checkout without PYTHONPATH
     import fastembed
 from fastembed import CBOW, Embedding, EmbeddingBag, SkipGram, optim
 from fastembed.io import load_word2vec
+from reference import (ref_bag_backward, ref_bag_contributions, ref_bag_forward, ref_coalesce,
+                       ref_embedding_backward, ref_gather, ref_merge_grads, ref_optimizer_update,
+                       ref_renorm, ref_scatter_add)
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 FLOATS = (F32, F64)
@@ -262,138 +266,6 @@ def padding_ok(p, V):
     return True, p % V
 
 
-# =============================================================================================
-# NumPy references
-# =============================================================================================
-
-def ref_coalesce(flat, g2d):
-    """rows (unique, ascending, int64), their sums in position order from +0.0, counts."""
-    rows, inv = np.unique(np.asarray(flat, dtype=np.int64), return_inverse=True)
-    inv = inv.reshape(-1)
-    values = np.zeros((rows.size, g2d.shape[1]), dtype=g2d.dtype)
-    np.add.at(values, inv, g2d)
-    return rows.astype(np.int64), values, np.bincount(inv, minlength=rows.size)
-
-
-def ref_merge(old, new):
-    """layer.grad after adding ``new`` to ``old`` (both (rows, values) or old None)."""
-    if old is None:
-        return (new[0].copy(), new[1].copy())
-    rows = np.concatenate([old[0], new[0]])
-    values = np.concatenate([old[1], new[1]])
-    r, v, _ = ref_coalesce(rows, values)
-    return (r, v)
-
-
-def ref_bag_forward(weight, flat, offs, psw, mode, pad):
-    """Per-bag pooling in position order: (out, denom, argmax or None)."""
-    dt = weight.dtype
-    B, D = offs.size - 1, weight.shape[1]
-    out = np.zeros((B, D), dt)
-    wsum = np.zeros(B, dt)
-    cnt = np.zeros(B, np.int64)
-    argmax = np.full((B, D), -1, np.int64) if mode == "max" else None
-    lens = np.diff(offs)
-    for k in range(int(lens.max()) if B else 0):
-        bags = np.flatnonzero(lens > k)
-        pos = offs[bags] + k
-        r = flat[pos]
-        if pad is not None:
-            keep = r != pad
-            bags, pos, r = bags[keep], pos[keep], r[keep]
-        rows = weight[r]
-        if mode == "max":
-            first = cnt[bags] == 0
-            b1 = bags[first]
-            out[b1] = rows[first]
-            argmax[b1] = r[first][:, None]
-            b2, v, r2 = bags[~first], rows[~first], r[~first]
-            cur = out[b2]
-            take = ~(v <= cur) & (cur == cur)
-            out[b2] = np.where(take, v, cur)
-            argmax[b2] = np.where(take, r2[:, None], argmax[b2])
-        elif psw is None:
-            out[bags] = out[bags] + rows
-        else:
-            w = psw[pos]
-            out[bags] = out[bags] + w[:, None] * rows
-            wsum[bags] = wsum[bags] + w
-        cnt[bags] += 1
-    denom = wsum if (psw is not None and mode != "max") else cnt.astype(dt)
-    if mode == "mean":
-        live = denom != 0
-        out[live] = out[live] / denom[live][:, None]
-        out[~live] = 0
-    return out, denom, argmax
-
-
-def ref_bag_contributions(flat, offs, psw, mode, pad, denom, dt):
-    """(kept positions mask, bag of each position, scale or None) as the backward uses them."""
-    n = flat.size
-    B = offs.size - 1
-    bag_of = np.repeat(np.arange(B, dtype=np.int64), np.diff(offs))
-    keep = np.ones(n, bool) if pad is None else flat != pad
-    if mode == "mean":
-        keep &= (denom != 0)[bag_of]
-        numer = np.ones(n, dt) if psw is None else psw
-        safe = np.where(denom != 0, denom, dt.type(1))
-        scale = (numer / safe[bag_of]).astype(dt)
-    else:
-        scale = psw
-    return keep, bag_of, scale
-
-
-def ref_bag_backward(flat, offs, psw, mode, pad, denom, argmax, g, by_freq):
-    """The table's gradient (rows, values) of a pooled lookup."""
-    dt = g.dtype
-    B, D = g.shape
-    if mode == "max":
-        valid = argmax >= 0
-        rows = np.unique(argmax[valid]).astype(np.int64)
-        values = np.zeros((rows.size, D), dt)
-        for c in range(D):
-            ok = valid[:, c]
-            if ok.any():
-                col = values[:, c]
-                np.add.at(col, np.searchsorted(rows, argmax[ok, c]), g[ok, c])
-                values[:, c] = col
-        return rows, values
-    keep, bag_of, scale = ref_bag_contributions(flat, offs, psw, mode, pad, denom, dt)
-    contrib = g[bag_of[keep]]
-    if scale is not None:
-        contrib = scale[keep][:, None] * contrib
-    rows, values, _ = ref_coalesce(flat[keep], contrib)
-    if by_freq and rows.size:
-        live = flat if pad is None else flat[flat != pad]
-        uniq, counts = np.unique(live, return_counts=True)
-        values = values / counts[np.searchsorted(uniq, rows)][:, None].astype(dt)
-    return rows, values
-
-
-def ref_embedding_backward(flat, g2d, pad, by_freq):
-    rows, values, counts = ref_coalesce(flat, g2d)
-    if by_freq and rows.size:
-        values = values / counts[:, None].astype(g2d.dtype)
-    if pad is not None:
-        keep = rows != pad
-        rows, values = rows[keep], values[keep]
-    return rows, values
-
-
-def ref_renorm(weight, flat, max_norm, norm_type):
-    """PyTorch's embedding_renorm_ on a copy of the table, as the layers do it."""
-    weight = weight.copy()
-    rows = np.unique(flat)
-    if rows.size:
-        sub = weight[rows]
-        norms = np.linalg.norm(sub.astype(np.float64), ord=norm_type, axis=1)
-        over = norms > max_norm
-        if over.any():
-            scale = max_norm / (norms[over] + 1e-7)
-            weight[rows[over]] = (sub[over] * scale[:, None]).astype(weight.dtype)
-    return weight
-
-
 # -- optimizers ----------------------------------------------------------------------------
 
 OPT_KINDS = ("SGD", "SGDm", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW")
@@ -422,54 +294,6 @@ HYPER_NAMES = {
 }
 
 
-def ref_update_rows(kind, hyper, weight, rows, g, s1, s2, t):
-    """One optimizer update of the given rows, in place on copies, in the table's precision."""
-    if rows.size == 0 or weight.shape[1] == 0:
-        return
-    T = weight.dtype.type
-    D = weight.shape[1]
-    w = weight[rows]
-    if kind in ("SGD", "SGDm"):
-        lr = T(hyper["lr"])
-        if hyper["momentum"] == 0:
-            w = w + (-lr) * g
-        else:
-            buf = T(hyper["momentum"]) * s1[rows] + g
-            s1[rows] = buf
-            w = w + (-lr) * buf
-    elif kind == "Adagrad":
-        lr, eps = T(hyper["lr"]), T(hyper["eps"])
-        acc = s1[rows] + g * g
-        s1[rows] = acc
-        w = w + (-lr) * (g / (np.sqrt(acc) + eps))
-    elif kind == "RowWiseAdagrad":
-        lr, eps = T(hyper["lr"]), T(hyper["eps"])
-        mean_sq = np.zeros(rows.size, weight.dtype)
-        for c in range(D):
-            mean_sq = mean_sq + g[:, c] * g[:, c]
-        mean_sq = mean_sq / T(D)
-        acc = s1[rows, 0] + mean_sq
-        s1[rows, 0] = acc
-        step = lr / (np.sqrt(acc) + eps)
-        w = w - step[:, None] * g
-    else:
-        beta1, beta2 = (float(b) for b in hyper["betas"])
-        lr = float(hyper["lr"])
-        step_size = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-        decay = 1.0 - lr * float(hyper["weight_decay"]) if kind == "AdamW" else 1.0
-        one_m_b1, one_m_b2 = T(1.0 - beta1), T(1.0 - beta2)
-        step, eps = T(step_size), T(hyper["eps"])
-        if decay != 1.0:
-            w = w * T(decay)
-        m0, v0 = s1[rows], s2[rows]
-        um = (g - m0) * one_m_b1
-        uv = (g * g - v0) * one_m_b2
-        s1[rows] = m0 + um
-        s2[rows] = v0 + uv
-        w = w + (-step) * ((um + m0) / (np.sqrt(uv + v0) + eps))
-    weight[rows] = w
-
-
 def sparse_grad_ok(grad, weight):
     """The contract of step() on a layer's grad: a well-formed, finite SparseGrad."""
     try:
@@ -489,7 +313,7 @@ def sparse_grad_ok(grad, weight):
     return bool(np.isfinite(values).all())
 
 
-def ref_optimizer_state(opt):
+def optimizer_state_copy(opt):
     """A deep copy of an optimizer's state: {"steps": [...], "state": [(s1, s2), ...]}."""
     sd = opt.state_dict()
     return {"steps": list(sd["steps"]),
@@ -890,7 +714,7 @@ def sc_gather(ctx, rng):
         expect, aliased = out_status(out, ishape + (D,), weight.dtype, (weight,),
                                      [ids] if native else [], [ids] if not native else [])
     ok = expect != INVALID
-    expected = weight[flat].reshape(ishape + (D,)) if ok else None
+    expected = ref_gather(weight, flat.reshape(ishape)) if ok else None
 
     def check(res):
         if out is not None:
@@ -928,10 +752,7 @@ def sc_scatter_add(ctx, rng):
     if ok and expect != EITHER and isinstance(grad, np.ndarray) and \
             np.may_share_memory(out, grad):
         ok = False
-    expected = None
-    if ok:
-        expected = out.copy()
-        np.add.at(expected, flat, g2d)
+    expected = ref_scatter_add(out, flat, g2d) if ok else None
     inputs = [ids] + ([grad] if expect != EITHER else [])
 
     def check(res):
@@ -985,8 +806,7 @@ def sc_coalesce(ctx, rng):
     if ok:
         n = int(np.prod(ishape, dtype=np.int64))
         g2d = np.ascontiguousarray(g).reshape(n, g.shape[-1])
-        rows, values, _ = ref_coalesce(flat, g2d)
-        expected = (rows, values)
+        expected = ref_coalesce(flat, g2d)
 
     def check(res):
         require(isinstance(res, fastembed.SparseGrad), "coalesce did not return a SparseGrad")
@@ -1176,7 +996,7 @@ def sc_embedding_bag(ctx, rng):
     expected = None
     if ok:
         flat, offs, w, _ = layout
-        expected = ref_bag_forward(weight, flat, offs, w, mode, padr)[0]
+        expected = ref_bag_forward(weight, flat, offs, mode, padr, w)[0]
 
     def check(res):
         if out is not None:
@@ -1240,7 +1060,7 @@ class OptModel:
         self.kind = kind
         self.cls = type(opt).__name__
         self.hyper = {name: getattr(opt, name) for name in HYPER_NAMES[kind]}
-        st = ref_optimizer_state(opt)
+        st = optimizer_state_copy(opt)
         self.steps = st["steps"]
         self.state = st["state"]
 
@@ -1256,7 +1076,8 @@ class OptModel:
         self.ensure_state(k, lm.weight)
         self.steps[k] += 1
         s1, s2 = self.state[k]
-        ref_update_rows(self.kind, self.hyper, lm.weight, rows, values, s1, s2, self.steps[k])
+        ref_optimizer_update(self.cls, self.hyper, lm.weight, rows, values, s1, s2,
+                             self.steps[k])
 
 
 def make_layer(rng, ctx, is_bag):
@@ -1374,12 +1195,12 @@ def op_forward(ctx, rng, lms, om, opt, lm):
         new_weight = lm.weight if lm.max_norm is None else \
             ref_renorm(lm.weight, flat, lm.max_norm, lm.norm_type)
         if lm.is_bag:
-            expected, denom, argmax = ref_bag_forward(new_weight, flat, offs, w, lm.mode,
-                                                      lm.pad)
+            expected, denom, argmax = ref_bag_forward(new_weight, flat, offs, lm.mode, lm.pad,
+                                                      w)
             last = {"flat": flat.copy(), "offs": offs, "psw": w, "denom": denom,
                     "argmax": argmax}
         else:
-            expected = new_weight[flat].reshape(tuple(ishape) + (D,))
+            expected = ref_gather(new_weight, flat.reshape(ishape))
             last = (tuple(ishape), flat.copy())
 
     def check(res):
@@ -1420,8 +1241,8 @@ def _backward_ref(lm, g2d):
     """The SparseGrad (rows, values) one backward of the last forward gives."""
     if lm.is_bag:
         L = lm.last
-        return ref_bag_backward(L["flat"], L["offs"], L["psw"], lm.mode, lm.pad, L["denom"],
-                                L["argmax"], g2d, lm.by_freq)
+        return ref_bag_backward(L["flat"], L["offs"], lm.mode, g2d, L["denom"], L["argmax"],
+                                lm.pad, L["psw"], lm.by_freq)
     return ref_embedding_backward(lm.last[1], g2d, lm.pad, lm.by_freq)
 
 
@@ -1462,7 +1283,7 @@ def op_backward(ctx, rng, lms, om, opt, lm):
             expected_ret = ref_embedding_backward(flat, g2d, lm.pad, lm.by_freq)
         else:
             expected_ret = _backward_ref(lm, g2d)
-        new_grad = ref_merge(lm.grad, expected_ret)
+        new_grad = ref_merge_grads(lm.grad, expected_ret)
 
     def check(res):
         require_grad(res, expected_ret, f"{lm.name}.backward result")
@@ -1517,8 +1338,8 @@ def op_fused(ctx, rng, lms, om, opt, lm):
         finite_sum = bool(np.isfinite(values).all())
         if lm.is_bag:
             L = lm.last
-            keep, bag_of, scale = ref_bag_contributions(L["flat"], L["offs"], L["psw"],
-                                                        lm.mode, lm.pad, L["denom"], lm.dtype)
+            keep, bag_of, scale = ref_bag_contributions(L["flat"], L["offs"], lm.mode,
+                                                        L["denom"], lm.pad, L["psw"])
             dropped = lm.mode == "mean" and (L["denom"] == 0).any() and bool(
                 (L["flat"][np.repeat(L["denom"] == 0, np.diff(L["offs"]))]
                  != (-1 if lm.pad is None else lm.pad)).any())
@@ -2365,7 +2186,7 @@ def _run_children(args, totals, failures, workdir):
                          "; it does NOT crash alone: memory corrupted by an earlier case of "
                          "this child?")
             detail = (f"child for cases [{start}, {stop}) {how} in case {case}{alone} "
-                      f"(replay: python bench/fuzz.py --seed {args.seed} --replay {case})\n"
+                      f"(replay: python tests/fuzz.py --seed {args.seed} --replay {case})\n"
                       + proc.stderr.decode("utf-8", "replace")[-1500:])
             totals[name]["crash"] += 1
             totals[name]["calls"] += 1
@@ -2424,7 +2245,7 @@ def summary(totals, failures, cases, seconds, args):
         lines.append(f"{lonely} crash(es) did not recur when their case ran alone (memory "
                      f"corrupted by an earlier case of the same child)")
     if total.get("harness"):
-        lines.append(f"fuzzer errors (bugs of bench/fuzz.py itself): {total['harness']}")
+        lines.append(f"fuzzer errors (bugs of tests/fuzz.py itself): {total['harness']}")
     bad = [f for f in failures]
     if bad:
         lines.append("")
@@ -2441,7 +2262,7 @@ def summary(totals, failures, cases, seconds, args):
             seen.add(key)
             first = f["detail"].strip().splitlines()
             lines.append(f"  [{f['kind']}] {f['function']} case {f['case']} "
-                         f"(python bench/fuzz.py --seed {f['seed']} --replay {f['case']}"
+                         f"(python tests/fuzz.py --seed {f['seed']} --replay {f['case']}"
                          f"{' --skip-known' if args.skip_known else ''}): "
                          f"{first[0][:300] if first else ''}")
             if len(seen) >= 40:
