@@ -154,6 +154,10 @@ import numpy as np
 import fastembed
 from fastembed._memory import aligned_empty, aligned_zeros
 
+# The NumPy references of the tests (tests/reference.py): one per operation, shared.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+from reference import ref_coalesce, ref_scatter_add  # noqa: E402
+
 __all__ = [
     "Shape", "SHAPES", "QUICK_SHAPES", "DISTS", "OPS", "QUICK_OPS", "OP_SHAPES", "BAG_LENGTH",
     "PLACEMENTS", "DEFAULT_PLACEMENT",
@@ -407,11 +411,9 @@ class Problem:
             if op == "gather":
                 ref = self.E[self.X]
             elif op == "scatter_add":
-                ref = np.zeros_like(self.E)
-                np.add.at(ref, self.X, self.G)
+                ref = ref_scatter_add(np.zeros_like(self.E), self.X, self.G)
             elif op == "coalesce":
-                rows = np.unique(self.X).astype(np.int64)
-                ref = (rows, self.reference("scatter_add")[rows])
+                ref = ref_coalesce(self.X, self.G)
             elif op == "bag_forward":
                 ref = numpy_bag_mean(self.E, self.bag_ids)
             elif op == "bag_backward":
@@ -513,10 +515,8 @@ def exact_coalesce(X, G):
     ``np.add.at`` into a zeroed (U, D) array adds each row's contributions to +0.0 in position
     order: bitwise what fastembed's coalesce computes (argsort + reduceat is not).
     """
-    rows, inverse = np.unique(X, return_inverse=True)
-    values = np.zeros((rows.size, G.shape[1]), dtype=G.dtype)
-    np.add.at(values, inverse, G)
-    return rows.astype(np.int64, copy=False), values, inverse.reshape(-1)
+    rows, values = ref_coalesce(X, G)
+    return rows, values, np.searchsorted(rows, X.reshape(-1))
 
 
 class AdamReference(NamedTuple):
