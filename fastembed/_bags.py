@@ -15,7 +15,7 @@ import numpy as np
 from ._ext import pooling
 from ._memory import aligned_empty
 from ._rows import SparseGrad, coalesce_checked
-from ._validation import as_ids, check_no_overlap, check_out, invalid_ids
+from ._validation import as_ids, check_int, check_no_overlap, check_out, invalid_ids
 
 
 class Bags(NamedTuple):
@@ -125,15 +125,9 @@ def checked_bags(bags, num_embeddings, n_threads, bounds_check):
 
 def check_padding_idx(padding_idx, num_embeddings):
     """None, or padding_idx as a row in [0, V) (negative values count from the end)."""
-    if padding_idx is None:
-        return None
-    if isinstance(padding_idx, bool) or not hasattr(padding_idx, "__index__"):
-        raise TypeError(f"padding_idx must be an int, got {type(padding_idx).__name__}")
-    padding_idx = int(padding_idx.__index__())
-    if not -num_embeddings <= padding_idx < num_embeddings:
-        raise ValueError(f"padding_idx={padding_idx} must lie in "
-                         f"[{-num_embeddings}, {num_embeddings})")
-    return padding_idx % num_embeddings
+    padding_idx = check_int(padding_idx, "padding_idx", min=-num_embeddings,
+                            max=num_embeddings - 1, allow_none=True)
+    return None if padding_idx is None else padding_idx % num_embeddings
 
 
 def bag_backward(bags, mode, padding_idx, denom, argmax, grad_output, num_embeddings,

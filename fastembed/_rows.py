@@ -20,9 +20,9 @@ from ._validation import (
     as_ids,
     check_grad,
     check_ids_in_range,
+    check_int,
     check_no_overlap,
     check_out,
-    check_size,
     invalid_ids,
 )
 
@@ -193,7 +193,7 @@ def coalesce_rows(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None,
         limit = 2**63  # negatives only
         n_rows = None
     else:
-        num_embeddings = check_size(num_embeddings, "num_embeddings")
+        num_embeddings = check_int(num_embeddings, "num_embeddings", min=0, allow_none=True)
         limit = n_rows = num_embeddings
         if num_embeddings >= 2**62:  # only a bound (no table is that big): the rows present
             n_rows = None            # decide the size of the work
