@@ -25,6 +25,7 @@ class Bags(NamedTuple):
     flat: np.ndarray
     offsets: np.ndarray
     weights: object  # ndarray (N,) or None
+    ids: object = None  # the ids as given (as_ids' first result): messages name their values
 
 
 def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtype):
@@ -44,7 +45,7 @@ def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtyp
     else:
         if ids_arr.ndim != 1:
             raise ValueError(f"with offsets, ids must be 1-D, got shape {ids_arr.shape}")
-        off_arr, off = as_ids(offsets, "offsets")
+        off_arr, off = as_ids(offsets, "offsets", strict=True)
         if off_arr.ndim != 1:
             raise ValueError(f"offsets must be 1-D, got shape {off_arr.shape}")
         off = off.astype(np.int64)
@@ -80,7 +81,7 @@ def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtyp
             raise ValueError(f"per_sample_weights must have the shape of ids {ids_arr.shape}, "
                              f"got {w.shape}")
         weights = np.ascontiguousarray(w.reshape(-1))
-    return Bags(ids_arr.shape, flat, offs, weights)
+    return Bags(ids_arr.shape, flat, offs, weights, ids_arr)
 
 
 def bag_forward(weight, bags, mode, padding_idx, out, n_threads):
@@ -112,7 +113,8 @@ def prepare_bag_out(weight, n_bags, out, bags=None):
 
 def checked_bags(bags, num_embeddings, n_threads, bounds_check):
     """The bags with their ids checked; ids outside the table dropped (padding) if asked."""
-    bad = invalid_ids(bags.flat, bags.shape, num_embeddings, n_threads, bounds_check)
+    bad = invalid_ids(bags.flat, bags.shape, num_embeddings, n_threads, bounds_check,
+                      ids=bags.ids)
     if bad is None:
         return bags
     keep = ~bad

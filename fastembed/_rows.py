@@ -199,9 +199,10 @@ def coalesce_rows(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None,
             n_rows = None            # decide the size of the work
     if bad is None:
         if bounds_check == "raise":
-            check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+            check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads, ids=ids_arr)
         else:
-            bad = invalid_ids(flat, ids_arr.shape, limit, n_threads, bounds_check)
+            bad = invalid_ids(flat, ids_arr.shape, limit, n_threads, bounds_check,
+                              ids=ids_arr)
     if bad is not None:
         flat, grad2d = flat[~bad], grad2d[~bad]
     if n_rows is None:

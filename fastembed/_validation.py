@@ -46,12 +46,17 @@ def check_table(weight, name="weight", *, writeable=False):
     return weight
 
 
-def as_ids(ids, name="ids"):
+def as_ids(ids, name="ids", *, strict=False):
     """Return (ids as an ndarray of its own shape, the same ids as contiguous int32/int64 1-D).
 
     Accepts any integer array-like. int32 and int64 pass through without a copy when
-    contiguous; other integer types are converted exactly (uint64 only when every value fits
-    in int64). Booleans, floats and other types raise TypeError.
+    contiguous; other integer types are converted exactly, except uint64 values of 2**63 or
+    more: they wrap to negative int64 values, which every bounds check finds out of range,
+    so that ``bounds_check="zero"`` and ``"warn"`` treat them as padding like any bad id
+    (pass the first result as ``ids=`` to :func:`check_ids_in_range` and
+    :func:`invalid_ids`, so that a message names such an id by its own value). ``strict``
+    (offsets, which no bounds check follows): such a value raises IndexError instead.
+    Booleans, floats and other types raise TypeError.
     """
     if isinstance(ids, np.ndarray):
         arr = ids
@@ -69,7 +74,8 @@ def as_ids(ids, name="ids"):
         target = np.int32
     else:
         target = np.int64
-        if kind == "u" and arr.dtype.itemsize == 8 and arr.size and arr.max() > _INT64_MAX:
+        if (strict and kind == "u" and arr.dtype.itemsize == 8 and arr.size
+                and arr.max() > _INT64_MAX):
             pos = int(np.argmax(arr > _INT64_MAX))
             raise IndexError(f"{name}{format_position(pos, arr.shape)} = "
                              f"{arr.reshape(-1)[pos]} is out of range")
@@ -85,10 +91,17 @@ def format_position(pos, shape):
     return "[" + ", ".join(str(int(i)) for i in np.unravel_index(pos, shape)) + "]"
 
 
-def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids"):
+def _id_value(flat, pos, ids):
+    """The id at ``pos`` as the caller gave it (``ids``: as_ids' first result, or None)."""
+    return int(flat[pos] if ids is None else ids.reshape(-1)[pos])
+
+
+def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids", *, ids=None):
     """Raise IndexError naming the first id outside [0, num_embeddings) and its position.
 
-    ``num_embeddings`` None checks only that the ids are non-negative.
+    ``num_embeddings`` None checks only that the ids are non-negative int64 values (below
+    2**63). ``ids``: the ids as given (:func:`as_ids`' first result), for the value in the
+    message: a uint64 id of 2**63 or more is a negative number in ``flat``.
     """
     if flat.size == 0:
         return
@@ -97,12 +110,14 @@ def check_ids_in_range(flat, shape, num_embeddings, n_threads, name="ids"):
     pos = indexing.find_first_invalid(flat, limit, n_threads)
     if pos < 0:
         return
-    value = int(flat[pos])
+    value = _id_value(flat, pos, ids)
     where = f"{name}{format_position(pos, shape)} = {value}"
     if value < 0:
         bound = ("must be non-negative" if num_embeddings is None
                  else f"must lie in [0, {num_embeddings})")
         raise IndexError(f"{where} is negative; ids {bound}")
+    if num_embeddings is None:
+        raise IndexError(f"{where} is out of range; ids must lie in [0, 2**63)")
     raise IndexError(f"{where} is out of range for a table of {num_embeddings} rows; ids "
                      f"must lie in [0, {num_embeddings})")
 
@@ -156,7 +171,8 @@ def _user_frame():
     return frame
 
 
-def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids"):
+def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids", *,
+                ids=None):
     """Check ids against a table of ``num_embeddings`` rows, following ``bounds_check``.
 
     - ``"raise"``: IndexError naming the first bad id and its position (returns None);
@@ -166,10 +182,11 @@ def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids"
       first bad id.
 
     The scan is the same parallel kernel in every mode; the mask is built only when a bad id
-    exists.
+    exists. A uint64 id of 2**63 or more (negative in ``flat``, see :func:`as_ids`) is out of
+    range like any other; ``ids``, the ids as given, lets the messages name its value.
     """
     if bounds_check == "raise":
-        check_ids_in_range(flat, shape, num_embeddings, n_threads, name)
+        check_ids_in_range(flat, shape, num_embeddings, n_threads, name, ids=ids)
         return None
     if flat.size == 0:
         return None
@@ -185,7 +202,7 @@ def invalid_ids(flat, shape, num_embeddings, n_threads, bounds_check, name="ids"
             import warnings
             message = (f"{int(bad.sum())} of {flat.size} {name} lie outside [0, "
                        f"{num_embeddings}) (first: {name}{format_position(pos, shape)} = "
-                       f"{int(flat[pos])}); treated as padding: zero output rows and no "
+                       f"{_id_value(flat, pos, ids)}); treated as padding: zero output rows and no "
                        f"gradient (bounds_check='warn' warns once per call site)")
             if site is None:
                 warnings.warn(message, BoundsCheckWarning, stacklevel=2)

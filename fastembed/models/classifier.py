@@ -125,7 +125,7 @@ def bigram_hash(a, b):
 
 def _check_offsets(offsets, n_ids):
     """Offsets as int64 (B,), first 0, non-decreasing, all <= n_ids."""
-    arr, off = as_ids(offsets, "offsets")
+    arr, off = as_ids(offsets, "offsets", strict=True)
     if arr.ndim != 1:
         raise ValueError(f"offsets must be 1-D, got shape {arr.shape}")
     off = off.astype(np.int64)
@@ -213,14 +213,14 @@ class BagDataset:
         ids_arr, flat = as_ids(ids)
         if ids_arr.ndim != 1:
             raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
-        check_ids_in_range(flat, ids_arr.shape, None, 1)
+        check_ids_in_range(flat, ids_arr.shape, None, 1, ids=ids_arr)
         self.ids = flat.astype(np.int64)
         self.offsets = _check_offsets(offsets, self.ids.size)
         labels_arr, lab = as_ids(labels, "labels")
         if labels_arr.shape != self.offsets.shape:
             raise ValueError(f"labels must have one entry per document "
                              f"({self.offsets.size}), got shape {labels_arr.shape}")
-        check_ids_in_range(lab, labels_arr.shape, None, 1, name="labels")
+        check_ids_in_range(lab, labels_arr.shape, None, 1, name="labels", ids=labels_arr)
         self.labels = lab.astype(np.int64)
         self.lengths = np.diff(np.append(self.offsets, np.int64(self.ids.size)))
         self.batch_size = check_positive_int(batch_size, "batch_size")
@@ -590,7 +590,7 @@ class BagClassifier:
                            "labels")
         if arr.ndim != 1:
             raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
-        check_ids_in_range(flat, arr.shape, self.num_classes, 1, name="labels")
+        check_ids_in_range(flat, arr.shape, self.num_classes, 1, name="labels", ids=arr)
         return flat.astype(np.int64)
 
     def make_dataset(self, texts, labels, *, batch_size=32, shuffle=True, seed=0):
@@ -631,7 +631,7 @@ class BagClassifier:
 
     def _encoded(self, x):
         if isinstance(x, tuple) and len(x) == 2:
-            ids_arr, flat = as_ids(x[0])
+            ids_arr, flat = as_ids(x[0], strict=True)
             if ids_arr.ndim != 1:
                 raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
             return flat.astype(np.int64, copy=False), _check_offsets(x[1], flat.size)
@@ -645,7 +645,7 @@ class BagClassifier:
         if ids_arr.ndim != 1:
             raise ValueError(f"ids must be 1-D (the documents' word ids, concatenated), got "
                              f"shape {ids_arr.shape}")
-        check_ids_in_range(flat, ids_arr.shape, self.num_words, 1)
+        check_ids_in_range(flat, ids_arr.shape, self.num_words, 1, ids=ids_arr)
         offsets = _check_offsets(offsets, flat.size)
         return _with_bigrams(flat.astype(np.int64, copy=False), offsets, self.num_words,
                              self.bigram_buckets)

@@ -487,7 +487,7 @@ class Embedding(_TableLayer):
                              f"{self.input_length}, got shape {ids_arr.shape}")
         n_threads = n_threads_for(n_threads, flat.size * self.embedding_dim)
         bad = invalid_ids(flat, ids_arr.shape, self.num_embeddings, n_threads,
-                          self.bounds_check)
+                          self.bounds_check, ids=ids_arr)
         return ids_arr, flat, n_threads, bad
 
     def forward(self, ids, out=None, *, n_threads=None):
