@@ -197,32 +197,27 @@ def _set_num_threads(n):
 
 
 # (entry point, argument, call(value, tmp), rule)
+def _layer_entries(cls):
+    """The constructor arguments that Embedding and EmbeddingBag share."""
+    def make(arg):
+        return lambda v, t: cls(**{"num_embeddings": 4, "embedding_dim": 3, arg: v})
+    return [(cls.__name__, arg, make(arg), rule) for arg, rule in [
+        ("num_embeddings", ints("num_embeddings", 0)),
+        ("embedding_dim", ints("embedding_dim", 0)),
+        ("seed", rng_seeds()),
+        ("padding_idx", ints("padding_idx", -4, 3, none=True)),
+        ("max_norm", positive("max_norm", finite=False, none=True, good=(0.5, INF))),
+        ("norm_type", positive("norm_type", finite=False, good=(1.0, INF))),
+        ("dtype", dtypes()),
+    ]]
+
+
 ENTRIES: list[tuple[str, str, Callable[[Any, Any], Any], Rule]] = [
     # layers
-    ("Embedding", "num_embeddings", lambda v, t: fastembed.Embedding(v, 3),
-     ints("num_embeddings", 0)),
-    ("Embedding", "embedding_dim", lambda v, t: fastembed.Embedding(4, v),
-     ints("embedding_dim", 0)),
-    ("Embedding", "seed", lambda v, t: fastembed.Embedding(4, 3, seed=v), rng_seeds()),
-    ("Embedding", "padding_idx", lambda v, t: fastembed.Embedding(4, 3, padding_idx=v),
-     ints("padding_idx", -4, 3, none=True)),
-    ("Embedding", "max_norm", lambda v, t: fastembed.Embedding(4, 3, max_norm=v),
-     positive("max_norm", finite=False, none=True, good=(0.5, INF))),
-    ("Embedding", "norm_type", lambda v, t: fastembed.Embedding(4, 3, norm_type=v),
-     positive("norm_type", finite=False, good=(1.0, INF))),
-    ("Embedding", "dtype", lambda v, t: fastembed.Embedding(4, 3, dtype=v), dtypes()),
+    *_layer_entries(fastembed.Embedding),
+    *_layer_entries(fastembed.EmbeddingBag),
     ("Embedding", "input_length", lambda v, t: fastembed.Embedding(4, 3, input_length=v),
      ints("input_length", 0, none=True)),
-    ("EmbeddingBag", "num_embeddings", lambda v, t: fastembed.EmbeddingBag(v, 3),
-     ints("num_embeddings", 0)),
-    ("EmbeddingBag", "embedding_dim", lambda v, t: fastembed.EmbeddingBag(4, v),
-     ints("embedding_dim", 0)),
-    ("EmbeddingBag", "seed", lambda v, t: fastembed.EmbeddingBag(4, 3, seed=v), rng_seeds()),
-    ("EmbeddingBag", "padding_idx", lambda v, t: fastembed.EmbeddingBag(4, 3, padding_idx=v),
-     ints("padding_idx", -4, 3, none=True)),
-    ("EmbeddingBag", "max_norm", lambda v, t: fastembed.EmbeddingBag(4, 3, max_norm=v),
-     positive("max_norm", finite=False, none=True, good=(0.5, INF))),
-    ("EmbeddingBag", "dtype", lambda v, t: fastembed.EmbeddingBag(4, 3, dtype=v), dtypes()),
     ("Linear", "in_features", lambda v, t: fastembed.Linear(v, 2), ints("in_features", 0)),
     ("Linear", "out_features", lambda v, t: fastembed.Linear(3, v), ints("out_features", 0)),
     ("Linear", "seed", lambda v, t: fastembed.Linear(3, 2, seed=v), rng_seeds()),
