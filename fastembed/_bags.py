@@ -15,7 +15,7 @@ import numpy as np
 from ._ext import pooling
 from ._memory import aligned_empty
 from ._rows import SparseGrad, coalesce_checked
-from ._validation import as_ids, check_no_overlap, check_out, invalid_ids
+from ._validation import as_ids, check_int, check_no_overlap, check_out, invalid_ids
 
 
 class Bags(NamedTuple):
@@ -25,6 +25,7 @@ class Bags(NamedTuple):
     flat: np.ndarray
     offsets: np.ndarray
     weights: object  # ndarray (N,) or None
+    ids: object = None  # the ids as given (as_ids' first result): messages name their values
 
 
 def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtype):
@@ -44,7 +45,7 @@ def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtyp
     else:
         if ids_arr.ndim != 1:
             raise ValueError(f"with offsets, ids must be 1-D, got shape {ids_arr.shape}")
-        off_arr, off = as_ids(offsets, "offsets")
+        off_arr, off = as_ids(offsets, "offsets", strict=True)
         if off_arr.ndim != 1:
             raise ValueError(f"offsets must be 1-D, got shape {off_arr.shape}")
         off = off.astype(np.int64)
@@ -72,7 +73,7 @@ def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtyp
     if per_sample_weights is not None:
         w = check_bag_weights(np.asarray(per_sample_weights), mode, dtype, ids_arr.shape)
         weights = np.ascontiguousarray(w.reshape(-1))
-    return Bags(ids_arr.shape, flat, offs, weights)
+    return Bags(ids_arr.shape, flat, offs, weights, ids_arr)
 
 
 def check_bag_weights(weights, mode, dtype, ids_shape):
@@ -117,7 +118,8 @@ def prepare_bag_out(weight, n_bags, out, bags=None):
 
 def checked_bags(bags, num_embeddings, n_threads, bounds_check):
     """The bags with their ids checked; ids outside the table dropped (padding) if asked."""
-    bad = invalid_ids(bags.flat, bags.shape, num_embeddings, n_threads, bounds_check)
+    bad = invalid_ids(bags.flat, bags.shape, num_embeddings, n_threads, bounds_check,
+                      ids=bags.ids)
     if bad is None:
         return bags
     keep = ~bad
@@ -130,15 +132,9 @@ def checked_bags(bags, num_embeddings, n_threads, bounds_check):
 
 def check_padding_idx(padding_idx, num_embeddings):
     """None, or padding_idx as a row in [0, V) (negative values count from the end)."""
-    if padding_idx is None:
-        return None
-    if isinstance(padding_idx, bool) or not hasattr(padding_idx, "__index__"):
-        raise TypeError(f"padding_idx must be an int, got {type(padding_idx).__name__}")
-    padding_idx = int(padding_idx.__index__())
-    if not -num_embeddings <= padding_idx < num_embeddings:
-        raise ValueError(f"padding_idx={padding_idx} must lie in "
-                         f"[{-num_embeddings}, {num_embeddings})")
-    return padding_idx % num_embeddings
+    padding_idx = check_int(padding_idx, "padding_idx", min=-num_embeddings,
+                            max=num_embeddings - 1, allow_none=True)
+    return None if padding_idx is None else padding_idx % num_embeddings
 
 
 def bag_backward(bags, mode, padding_idx, denom, argmax, grad_output, num_embeddings,

@@ -20,9 +20,9 @@ from ._validation import (
     as_ids,
     check_grad,
     check_ids_in_range,
+    check_int,
     check_no_overlap,
     check_out,
-    check_size,
     invalid_ids,
 )
 
@@ -193,15 +193,16 @@ def coalesce_rows(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None,
         limit = 2**63  # negatives only
         n_rows = None
     else:
-        num_embeddings = check_size(num_embeddings, "num_embeddings")
+        num_embeddings = check_int(num_embeddings, "num_embeddings", min=0, allow_none=True)
         limit = n_rows = num_embeddings
         if num_embeddings >= 2**62:  # only a bound (no table is that big): the rows present
             n_rows = None            # decide the size of the work
     if bad is None:
         if bounds_check == "raise":
-            check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads)
+            check_ids_in_range(flat, ids_arr.shape, num_embeddings, n_threads, ids=ids_arr)
         else:
-            bad = invalid_ids(flat, ids_arr.shape, limit, n_threads, bounds_check)
+            bad = invalid_ids(flat, ids_arr.shape, limit, n_threads, bounds_check,
+                              ids=ids_arr)
     if bad is not None:
         flat, grad2d = flat[~bad], grad2d[~bad]
     if n_rows is None:

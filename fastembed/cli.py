@@ -28,12 +28,18 @@ a:
 """
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
 
 from ._ext.threads import resolve_n_threads
+from ._validation import (
+    check_fraction,
+    check_int,
+    check_n_threads,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = ["UserError", "add_word2vec_arguments", "run_word2vec", "probe_words",
            "add_similar_arguments", "run_similar", "add_classify_arguments", "run_classify"]
@@ -64,51 +70,42 @@ class UserError(Exception):
     """
 
 
+def _argument(text, parse, what, rule):
+    """An argparse type: ``text`` parsed, then checked by one of the shared rules.
+
+    Text that does not parse, and a value the rule refuses, are argparse errors (exit status
+    2, naming the option); the rule's message names the value "value".
+    """
+    import argparse
+    try:
+        value = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    try:
+        return rule(value, "value")
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_int(text):
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _number(text):
-    import argparse
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    """An integer >= 1."""
+    return _argument(text, int, "an integer", check_positive_int)
 
 
 def _positive_float(text):
     """A finite number > 0 (a learning rate)."""
-    import argparse
-    value = _number(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+    return _argument(text, float, "a number", check_positive_float)
 
 
 def _fraction(text):
     """A number in [0, 1) (a subsampling threshold)."""
-    import argparse
-    value = _number(text)
-    if not 0 <= value < 1:  # False for nan
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text}")
-    return value
+    return _argument(text, float, "a number", check_fraction)
 
 
 def _threads(text):
-    import argparse
-    try:
-        value = int(text)
-        resolve_n_threads(value)
-    except (ValueError, TypeError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
+    """A thread count: a non-zero integer (negative: counted back from the maximum)."""
+    return _argument(text, int, "an integer",
+                     lambda value, name: check_n_threads(value, name, allow_none=False))
 
 
 def _check_out(path):
@@ -339,6 +336,8 @@ def probe_words(words, skip=100, n=3):
     ------
     ValueError
         ``skip`` or ``n`` is negative.
+    TypeError
+        ``skip`` or ``n`` is not an int.
 
     Examples
     --------
@@ -352,8 +351,8 @@ def probe_words(words, skip=100, n=3):
     >>> cli.probe_words(["the", "of", "42", "king"]), cli.probe_words([])
     (['the', 'of', 'king'], [])
     """
-    if skip < 0 or n < 0:
-        raise ValueError(f"skip and n must be >= 0, got skip={skip!r}, n={n!r}")
+    skip = check_int(skip, "skip", min=0)
+    n = check_int(n, "n", min=0)
     later = [w for w in words[skip:] if w.isalpha()]
     if len(later) >= n:
         return later[:n]

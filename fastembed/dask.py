@@ -60,7 +60,6 @@ except ImportError as _missing_dask:  # pragma: no cover - exercised in a subpro
 
 import collections
 import mmap
-import numbers
 import os
 import sys
 import threading
@@ -70,7 +69,8 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ._bags import check_bag_weights, check_padding_idx
-from ._validation import FLOAT_DTYPES, check_bounds_mode, check_table, format_position
+from ._validation import (FLOAT_DTYPES, check_bounds_mode, check_n_threads, check_table,
+                          format_position)
 from .functional import embedding_bag as _embedding_bag
 from .functional import gather as _gather
 from .nn import Embedding, EmbeddingBag
@@ -139,18 +139,6 @@ def _worker_stats():
 
 
 # --------------------------------------------------------------------------- the driver
-
-
-def _check_n_threads(n_threads):
-    if n_threads is None:
-        return None
-    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-        raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
-    if n_threads == 0:
-        raise ValueError("n_threads=0 is not allowed: use a positive count, None for "
-                         "OpenMP's default on the worker, or a negative one counted back "
-                         "from the maximum")
-    return int(n_threads)
 
 
 def _as_dask_ids(ids, name="ids"):
@@ -531,7 +519,7 @@ def gather(ids, table, *, n_threads=1, bounds_check=None, client=None):
     IndexError: ids[2] = 9 is out of range ... (at [0] of chunk (1,))
     """
     ids = _as_dask_ids(ids)
-    n_threads = _check_n_threads(n_threads)
+    n_threads = check_n_threads(n_threads)
     if bounds_check is not None:
         check_bounds_mode(bounds_check)
     shape, dtype, source, layer = _inspect_table(table)
@@ -613,7 +601,7 @@ def embedding_bag(ids, table, *, mode=None, per_sample_weights=None, padding_idx
     ids = _as_dask_ids(ids)
     if ids.ndim != 2:
         raise ValueError(f"ids must be 2-D (bags, bag length), got shape {ids.shape}")
-    n_threads = _check_n_threads(n_threads)
+    n_threads = check_n_threads(n_threads)
     if bounds_check is not None:
         check_bounds_mode(bounds_check)
     if mode is not None and mode not in _MODES:

@@ -106,7 +106,8 @@ def gather(weight, ids, *, out=None, n_threads=None, bounds_check="raise"):
     out = prepare_out(weight, ids_arr.shape, out)
     check_no_overlap(out, ids_arr, "out", "ids")
     n_threads = n_threads_for(n_threads, flat.size * weight.shape[1])
-    bad = invalid_ids(flat, ids_arr.shape, weight.shape[0], n_threads, bounds_check)
+    bad = invalid_ids(flat, ids_arr.shape, weight.shape[0], n_threads, bounds_check,
+                      ids=ids_arr)
     if bad is None:
         return gather_checked(weight, flat, out, n_threads)
     return gather_masked(weight, flat, bad, out, n_threads)
@@ -159,7 +160,8 @@ def scatter_add(out, ids, grad, *, n_threads=None, bounds_check="raise"):
     check_no_overlap(out, grad2d, "out", "grad")
     check_no_overlap(out, ids_arr, "out", "ids")
     n_threads = n_threads_for(n_threads, flat.size * dim)
-    bad = invalid_ids(flat, ids_arr.shape, num_embeddings, n_threads, bounds_check)
+    bad = invalid_ids(flat, ids_arr.shape, num_embeddings, n_threads, bounds_check,
+                      ids=ids_arr)
     if bad is not None:  # padding: those positions add nothing
         flat, grad2d = flat[~bad], grad2d[~bad]
     if flat.size == 0 or dim == 0:

@@ -33,7 +33,6 @@ queen 0.25 -2
 """
 from __future__ import annotations
 
-import numbers
 import os
 
 import numpy as np
@@ -42,6 +41,7 @@ from ._atomic import atomic_write, fsync_dir, write_temp
 from ._ext import textio
 from ._ext.threads import resolve_n_threads
 from ._memory import aligned_empty
+from ._validation import check_float_dtype, check_int
 from .vectors import Vectors, vectors_from_checked
 
 __all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "atomic_write"]
@@ -320,14 +320,8 @@ def load_word2vec(path, *, binary=None, no_header=False, limit=None, dtype=np.fl
     """
 
     path = os.fspath(path)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    if limit is not None:
-        if (isinstance(limit, bool) or not isinstance(limit, numbers.Integral)
-                or int(limit) < 0):
-            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
-        limit = int(limit)  # NumPy integers too
+    dtype = check_float_dtype(dtype)
+    limit = check_int(limit, "limit", min=0, allow_none=True)  # NumPy integers too
     if duplicates not in ("error", "first"):
         raise ValueError(f"duplicates must be 'error' or 'first', got {duplicates!r}")
     if no_header and binary:

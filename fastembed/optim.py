@@ -51,14 +51,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import threading
 
 import numpy as np
 
 from ._ext import indexing, updates
-from ._ext.threads import n_threads_for, resolve_n_threads
+from ._ext.threads import n_threads_for
 from ._memory import aligned_full, aligned_zeros
+from ._validation import (
+    check_fraction,
+    check_n_threads,
+    check_nonneg_float,
+    check_positive_float,
+)
 
 __all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW"]
 
@@ -78,15 +83,6 @@ def _as_layers(params):
     return layers
 
 
-def _positive(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, "
-                         f"got {value}")
-    return float(value)
-
-
 class _SparseOptimizer:
     """The machinery shared by the optimizers; subclasses define the state and hyper-params."""
 
@@ -97,7 +93,7 @@ class _SparseOptimizer:
         self.layers = _as_layers(params)
         self.check_finite = bool(check_finite)
         self._lock = threading.RLock()  # taken before any layer's lock (see step)
-        resolve_n_threads(n_threads)  # a bad value raises here, not halfway through a step
+        check_n_threads(n_threads)  # a bad value raises here, not halfway through a step
         self.n_threads = n_threads
         self.steps = [0] * len(self.layers)
         self.state = [self._new_state(layer.weight) for layer in self.layers]
@@ -442,8 +438,8 @@ class SGD(_SparseOptimizer):
     _hyper_names: tuple[str, ...] = ("lr", "momentum")
 
     def __init__(self, params, lr, momentum=0.0, *, n_threads=None, check_finite=True):
-        self.lr = _positive(lr, "lr")
-        self.momentum = _positive(momentum, "momentum", allow_zero=True)
+        self.lr = check_positive_float(lr, "lr")
+        self.momentum = check_nonneg_float(momentum, "momentum")
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
@@ -500,10 +496,10 @@ class Adagrad(_SparseOptimizer):
 
     def __init__(self, params, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, *,
                  n_threads=None, check_finite=True):
-        self.lr = _positive(lr, "lr")
-        self.eps = _positive(eps, "eps", allow_zero=True)
-        self.initial_accumulator_value = _positive(initial_accumulator_value,
-                                                   "initial_accumulator_value", allow_zero=True)
+        self.lr = check_positive_float(lr, "lr")
+        self.eps = check_nonneg_float(eps, "eps")
+        self.initial_accumulator_value = check_nonneg_float(initial_accumulator_value,
+                                                            "initial_accumulator_value")
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
@@ -550,8 +546,8 @@ class RowWiseAdagrad(_SparseOptimizer):
     _hyper_names: tuple[str, ...] = ("lr", "eps")
 
     def __init__(self, params, lr=0.01, eps=1e-10, *, n_threads=None, check_finite=True):
-        self.lr = _positive(lr, "lr")
-        self.eps = _positive(eps, "eps", allow_zero=True)
+        self.lr = check_positive_float(lr, "lr")
+        self.eps = check_nonneg_float(eps, "eps")
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
@@ -599,9 +595,9 @@ class Adam(_SparseOptimizer):
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, *, n_threads=None,
                  check_finite=True):
-        self.lr = _positive(lr, "lr")
+        self.lr = check_positive_float(lr, "lr")
         self.betas = _betas(betas)
-        self.eps = _positive(eps, "eps", allow_zero=True)
+        self.eps = check_nonneg_float(eps, "eps")
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
@@ -657,7 +653,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *,
                  n_threads=None, check_finite=True):
-        self.weight_decay = _positive(weight_decay, "weight_decay", allow_zero=True)
+        self.weight_decay = check_nonneg_float(weight_decay, "weight_decay")
         super().__init__(params, lr=lr, betas=betas, eps=eps, n_threads=n_threads,
                          check_finite=check_finite)
 
@@ -666,21 +662,20 @@ class AdamW(Adam):
 
 
 _HYPER_CHECKS = {
-    "lr": _positive,
-    "momentum": lambda v, n: _positive(v, n, allow_zero=True),
-    "eps": lambda v, n: _positive(v, n, allow_zero=True),
-    "weight_decay": lambda v, n: _positive(v, n, allow_zero=True),
-    "initial_accumulator_value": lambda v, n: _positive(v, n, allow_zero=True),
+    "lr": check_positive_float,
+    "momentum": check_nonneg_float,
+    "eps": check_nonneg_float,
+    "weight_decay": check_nonneg_float,
+    "initial_accumulator_value": check_nonneg_float,
     "betas": lambda v, n: _betas(v),
 }
 
 
 def _betas(betas):
-    try:
-        beta1, beta2 = (float(b) for b in betas)
-    except (TypeError, ValueError):
-        raise ValueError(f"betas must be a pair of floats, got {betas!r}") from None
-    for b in (beta1, beta2):
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
-    return (beta1, beta2)
+    """(beta1, beta2): a pair of real numbers, each in [0, 1) (:func:`check_fraction`)."""
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__iter__"):
+        raise TypeError(f"betas must be a pair of real numbers, got {type(betas).__name__}")
+    pair = tuple(betas)
+    if len(pair) != 2:
+        raise ValueError(f"betas must be a pair of real numbers, got {len(pair)} of them")
+    return (check_fraction(pair[0], "betas[0]"), check_fraction(pair[1], "betas[1]"))

@@ -34,6 +34,7 @@ from itertools import chain, repeat
 import numpy as np
 
 from ._atomic import atomic_write
+from ._validation import check_int
 
 __all__ = ["TOKEN_PATTERN", "tokenize", "split_sentences", "Vocab", "pad_sequences"]
 
@@ -184,17 +185,6 @@ def _check_tokens(words):
             or "\r" in joined or "" in words):
         for i, word in enumerate(words):
             _check_token(word, f"word {i}")
-
-
-def _check_count(value, what):
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, got {type(value).__name__} "
-                        f"{value!r}") from None
-    if value < 0:
-        raise ValueError(f"{what} must be >= 0, got {value}")
-    return value
 
 
 class Vocab:
@@ -398,13 +388,13 @@ class Vocab:
                             f"{type(counts).__name__}")
         checked = {}
         for word, count in counts.items():
-            checked[word] = _check_count(count, f"the count of {word!r}")
+            checked[word] = check_int(count, f"the count of {word!r}", min=0)
         return cls._ranked(checked, min_count, max_size, pad_token, unk_token)
 
     @classmethod
     def _ranked(cls, counter, min_count, max_size, pad_token, unk_token):
         """Reserved tokens, then the words of ``counter`` by count, ties in its order."""
-        min_count = _check_count(min_count, "min_count")
+        min_count = check_int(min_count, "min_count", min=0)
         reserved = [t for t in (pad_token, unk_token) if t is not None]
         for token, name in zip((pad_token, unk_token), ("pad_token", "unk_token")):
             if token is not None:
@@ -412,7 +402,7 @@ class Vocab:
         if pad_token is not None and pad_token == unk_token:
             raise ValueError(f"pad_token and unk_token must differ, both are {pad_token!r}")
         if max_size is not None:
-            max_size = _check_count(max_size, "max_size")
+            max_size = check_int(max_size, "max_size", min=0, allow_none=True)
             if max_size < len(reserved):
                 raise ValueError(f"max_size={max_size} leaves no room for the "
                                  f"{len(reserved)} reserved token(s) {reserved}")
@@ -863,9 +853,11 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     Raises
     ------
     ValueError
-        Invalid ``padding``, ``truncating`` or ``maxlen``, ``sequences`` or one of its
-        elements not a sequence, elements of inconsistent shapes, or a str ``value`` with a
-        non-string dtype.
+        Invalid ``padding``, ``truncating`` or ``maxlen`` (a negative one), ``sequences`` or
+        one of its elements not a sequence, elements of inconsistent shapes, or a str
+        ``value`` with a non-string dtype.
+    TypeError
+        A ``maxlen`` that is not an int.
 
     Examples
     --------
@@ -898,12 +890,7 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     if maxlen is None:
         maxlen = int(lengths.max()) if n else 0
     else:
-        try:
-            maxlen = operator.index(maxlen)
-        except TypeError:
-            raise ValueError(f"maxlen must be None or an int, got {maxlen!r}") from None
-        if maxlen < 0:
-            raise ValueError(f"maxlen must be >= 0, got {maxlen}")
+        maxlen = check_int(maxlen, "maxlen", min=0, allow_none=True)
 
     dtype = np.dtype(dtype)
     if isinstance(value, str) and dtype != object and not np.issubdtype(dtype, np.str_):

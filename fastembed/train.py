@@ -116,7 +116,6 @@ import json
 import logging
 import math
 import numbers
-import operator
 import os
 import pathlib
 import re
@@ -129,6 +128,7 @@ import warnings
 import numpy as np
 
 from ._atomic import atomic_write
+from ._validation import check_float, check_int, check_positive_int, check_seed
 from ._version import __version__
 
 __all__ = ["ArrayDataset", "Trainer", "flatten_state", "load_checkpoint", "unflatten_state"]
@@ -149,15 +149,6 @@ _GENSIM_LR_RATIO = 250.0  # gensim decays alpha from 0.025 to min_alpha 0.0001
 # Argument checks
 # ----------------------------------------------------------------------------------------
 
-def _int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def _takes_keyword(fn, name):
     """Whether the callable ``fn`` accepts the keyword argument ``name``."""
     try:
@@ -165,11 +156,6 @@ def _takes_keyword(fn, name):
     except (TypeError, ValueError):
         return False
     return name in params
-
-
-def _seed(seed):
-    """A seed must be a non-negative int: runs (and resumes) are reproducible by design."""
-    return _int(seed, "seed", 0)
 
 
 def _as_number(x):
@@ -231,9 +217,9 @@ class ArrayDataset:
         if len(set(lengths)) != 1:
             raise ValueError(f"the arrays must have the same length, got lengths {lengths}")
         self.arrays = arrays
-        self.batch_size = _int(batch_size, "batch_size", 1)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
         self.shuffle = bool(shuffle)
-        self.seed = _seed(seed)
+        self.seed = check_seed(seed)  # runs (and resumes) are reproducible by design
         self.drop_last = bool(drop_last)
         self._n = lengths[0]
         self._perm_epoch = None
@@ -300,7 +286,7 @@ class ArrayDataset:
         >>> ArrayDataset(np.arange(5), batch_size=2, shuffle=False).permutation(3)
         array([0, 1, 2, 3, 4])
         """
-        epoch = _int(epoch, "epoch", 0)
+        epoch = check_int(epoch, "epoch", min=0)
         if not self.shuffle:
             return np.arange(self._n)
         if self._perm_epoch != epoch:
@@ -341,7 +327,7 @@ class ArrayDataset:
         ...
         IndexError: batch index 3 out of range: epoch 0 has 3 batches
         """
-        index = operator.index(index)
+        index = check_int(index, "index")
         nb = self.num_batches(epoch)
         if not 0 <= index < nb:
             raise IndexError(f"batch index {index} out of range: epoch {epoch} has {nb} "
@@ -352,7 +338,7 @@ class ArrayDataset:
             take = self.permutation(epoch)[lo:hi]
             parts = tuple(a[take] for a in self.arrays)
         else:
-            _int(epoch, "epoch", 0)
+            check_int(epoch, "epoch", min=0)
             parts = tuple(a[lo:hi] for a in self.arrays)
         return parts[0] if len(parts) == 1 else parts
 
@@ -727,29 +713,24 @@ class Trainer:
         if optimizer is not None and not hasattr(optimizer, "lr"):
             raise TypeError(f"optimizer must have a settable lr attribute; "
                             f"{type(optimizer).__name__} has none")
-        self.epochs = _int(epochs, "epochs", 1)
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (
-                math.isfinite(lr) and float(lr) > 0):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        self.lr = float(lr)
+        self.epochs = check_positive_int(epochs, "epochs")
+        self.lr = check_float(lr, "lr", min=0, min_open=True)
         if min_lr is None:
             min_lr = self.lr / _GENSIM_LR_RATIO
-        if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not (
-                0 <= float(min_lr) <= self.lr):
-            raise ValueError(f"min_lr must be a number in [0, lr={self.lr}], got {min_lr!r}")
-        self.min_lr = float(min_lr)
+        self.min_lr = check_float(min_lr, "min_lr", min=0, max=self.lr, allow_none=True)
         if schedule not in ("linear", "constant"):
             raise ValueError(f"schedule must be 'linear' or 'constant', got {schedule!r}")
         self.schedule = schedule
-        self.seed = _seed(seed)
+        self.seed = check_seed(seed)  # runs (and resumes) are reproducible by design
         self.checkpoint_dir = (None if checkpoint_dir is None
                                else pathlib.Path(os.fspath(checkpoint_dir)))
         if checkpoint_every is not None:
-            checkpoint_every = _int(checkpoint_every, "checkpoint_every", 1)
+            checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every",
+                                                  allow_none=True)
             if self.checkpoint_dir is None:
                 raise ValueError("checkpoint_every needs a checkpoint_dir")
         self.checkpoint_every = checkpoint_every
-        self.keep = None if keep is None else _int(keep, "keep", 1)
+        self.keep = check_positive_int(keep, "keep", allow_none=True)
         if self.checkpoint_dir is not None:
             needs = [(model, "model", "state_dict"), (model, "model", "load_state_dict")]
             if optimizer is not None:
@@ -774,7 +755,7 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer
         self.data = data
-        self.num_batches = [_int(operator.index(data.num_batches(e)), f"num_batches({e})", 0)
+        self.num_batches = [check_int(data.num_batches(e), f"num_batches({e})", min=0)
                             for e in range(self.epochs)]
         self.total_steps = sum(self.num_batches)
         self.last_checkpoint = None

@@ -25,12 +25,12 @@ Examples
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 
 from ._memory import aligned_empty
+from ._validation import check_int
 from .nn import Embedding
 
 __all__ = ["Vectors", "embedding_for_vocab", "spearman"]
@@ -316,7 +316,7 @@ class Vectors:
         >>> v.most_similar(positive=["king", "woman"], negative=["man"], topn=1)[0][0]
         'queen'
         """
-        topn = _check_topn(topn)
+        topn = check_int(topn, "topn", min=0)
         n = self._restricted(restrict)
         if positive is not None or negative is not None:
             if word_or_vector is not None:
@@ -342,11 +342,7 @@ class Vectors:
     def _restricted(self, restrict):
         if restrict is None:
             return len(self)
-        if isinstance(restrict, bool) or not isinstance(restrict, numbers.Integral):
-            raise TypeError(f"restrict must be an int or None, got {type(restrict).__name__}")
-        if not 0 <= int(restrict) <= len(self):
-            raise ValueError(f"restrict must lie in [0, {len(self)}], got {restrict!r}")
-        return int(restrict)
+        return check_int(restrict, "restrict", min=0, max=len(self), allow_none=True)
 
     def _unit_queries(self, vectors, name):
         """(m, dim) unit rows (in the unit table's dtype) from a (dim,) or (m, dim) array."""
@@ -455,12 +451,6 @@ class Vectors:
         total = len(rows)
         return {"spearman": spearman(human, model) if len(human) > 1 else float("nan"),
                 "pairs": len(human), "oov": oov, "oov_ratio": oov / total if total else 0.0}
-
-
-def _check_topn(topn):
-    if isinstance(topn, bool) or not isinstance(topn, numbers.Integral) or topn < 0:
-        raise ValueError(f"topn must be a non-negative int, got {topn!r}")
-    return int(topn)
 
 
 def _is_word_batch(query):
@@ -600,6 +590,7 @@ def embedding_for_vocab(vocab, vectors, *, init="uniform", seed=None, dtype=None
         raise TypeError(f"vectors must be a fastembed.vectors.Vectors, got "
                         f"{type(vectors).__name__}")
     words = vocab.words if hasattr(vocab, "words") else list(vocab)
+    embedding_dim = check_int(embedding_dim, "embedding_dim", min=0, allow_none=True)
     if embedding_dim is not None and embedding_dim != vectors.dim:
         raise ValueError(f"embedding_dim={embedding_dim} but the pretrained vectors have "
                          f"dim={vectors.dim}")

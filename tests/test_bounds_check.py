@@ -6,6 +6,7 @@ ids only.
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -191,3 +192,175 @@ def test_valid_ids_give_the_same_bits_in_every_mode(rng, table):
         results.append((fastembed.gather(table, ids, bounds_check=mode).tobytes(),
                         out.tobytes()))
     assert results[0] == results[1] == results[2]
+
+
+# ----------------------------------------------------------------------------------------
+# uint64 ids of 2**63 or more: no int64 holds them, yet they are bad ids like any other
+# ----------------------------------------------------------------------------------------
+
+HUGE = (2**63, 2**63 + 1, 2**64 - 1)
+THREADS = (1, 2)
+
+
+def _uint64_ids(rng, shape, bad_fraction=0.25):
+    """uint64 ids in [0, V), some replaced by bad ones; 2**63 first and 2**64 - 1 last."""
+    ids = rng.integers(0, V, size=shape).astype(np.uint64)
+    bad = rng.random(shape) < bad_fraction
+    wild = rng.choice(np.array((V, V + 7, 2**63 - 1) + HUGE, dtype=np.uint64), size=shape)
+    ids = np.where(bad, wild, ids)
+    flat = ids.reshape(-1)
+    flat[0], flat[-1] = 2**63, 2**64 - 1
+    return ids
+
+
+def _rows_of(ids):
+    """The valid ids' rows as int64 (0 where the id is bad), and the mask of valid ids."""
+    ok = ids < V
+    return np.where(ok, ids, 0).astype(np.int64), ok
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(2,), (7,), (4, 5), (20_000,)])
+def test_uint64_huge_ids_gather_zero_rows(rng, table, mode, shape, n_threads):
+    ids = _uint64_ids(rng, shape)
+    rows, ok = _rows_of(ids)
+    expected = np.where(ok[..., None], table[rows], 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        got = fastembed.gather(table, ids, bounds_check=mode, n_threads=n_threads)
+    assert got.tobytes() == expected.astype(np.float32).tobytes()
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("n", [2, 9, 20_000])
+def test_uint64_huge_ids_get_no_gradient(rng, mode, n, n_threads):
+    ids = _uint64_ids(rng, (n,))
+    rows, ok = _rows_of(ids)
+    grad = rng.standard_normal((n, D)).astype(np.float32)
+    expected = np.zeros((V, D), np.float32)
+    np.add.at(expected, rows[ok], grad[ok])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        out = np.zeros((V, D), np.float32)
+        fastembed.scatter_add(out, ids, grad, bounds_check=mode, n_threads=n_threads)
+        g = fastembed.coalesce(ids, grad, num_embeddings=V, bounds_check=mode,
+                               n_threads=n_threads)
+        # no table: only the ids below 2**63 are valid, and they keep their rows
+        g_any = fastembed.coalesce(ids, grad, bounds_check=mode, n_threads=n_threads)
+    assert out.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(g.rows, np.unique(rows[ok]))
+    assert g.values.tobytes() == expected[g.rows].tobytes()
+    below = ids < 2**63
+    reference = fastembed.coalesce(ids[below].astype(np.int64), grad[below])
+    np.testing.assert_array_equal(g_any.rows, reference.rows)
+    assert g_any.values.tobytes() == reference.values.tobytes()
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pool", ["sum", "mean", "max"])
+def test_uint64_huge_ids_are_bag_padding(rng, table, mode, pool, n_threads):
+    ids = _uint64_ids(rng, (60,))
+    offsets = np.array([0, 0, 5, 17, 17, 40])
+    rows, ok = _rows_of(ids)
+    # the same bags with the bad ids given as -1 (an ordinary bad id): the same results
+    plain = np.where(ok, rows, -1)
+    grad_out = rng.standard_normal((offsets.size, D)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        expected = fastembed.embedding_bag(table, plain, offsets, mode=pool, bounds_check=mode)
+        got = fastembed.embedding_bag(table, ids, offsets, mode=pool, bounds_check=mode,
+                                      n_threads=n_threads)
+        layers = []
+        for given in (plain, ids):
+            layer = fastembed.EmbeddingBag(weight=table.copy(), mode=pool, bounds_check=mode)
+            y = layer(given, offsets, n_threads=n_threads)
+            layers.append((layer, y, layer.backward(grad_out, n_threads=n_threads)))
+        fused = fastembed.EmbeddingBag(weight=table.copy(), mode=pool, bounds_check=mode)
+        opt = optim.Adam(fused, lr=0.01)
+        fused(ids, offsets)
+        fused.backward_and_step(grad_out, opt, n_threads=n_threads)
+        unfused = layers[0][0]
+        opt_u = optim.Adam(unfused, lr=0.01)
+        opt_u.step()
+    assert got.tobytes() == expected.tobytes()
+    (_, y_plain, g_plain), (_, y_huge, g_huge) = layers
+    assert y_huge.tobytes() == y_plain.tobytes() == expected.tobytes()
+    np.testing.assert_array_equal(g_huge.rows, g_plain.rows)
+    assert g_huge.values.tobytes() == g_plain.values.tobytes()
+    assert set(g_huge.rows.tolist()) <= set(rows[ok].tolist())  # no gradient for bad ids
+    assert fused.weight.tobytes() == unfused.weight.tobytes()
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("mode", MODES)
+def test_uint64_huge_ids_embedding_forward_backward_and_fused(rng, table, mode, n_threads):
+    # the same ids with -1 (an ordinary bad id, see the tests above) in place of the bad
+    # ones must give the same bits everywhere
+    ids = _uint64_ids(rng, (8, 30))
+    rows, ok = _rows_of(ids)
+    plain = np.where(ok, rows, -1)
+    grad_out = rng.standard_normal((8, 30, D)).astype(np.float32)
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundsCheckWarning)
+        for given in (plain, ids):
+            layer = fastembed.Embedding(weight=table.copy(), bounds_check=mode)
+            y = layer(given, n_threads=n_threads)
+            g = layer.backward(grad_out, n_threads=n_threads)
+            layer.zero_grad()
+            again = layer.backward(grad_out, ids=given, n_threads=n_threads)
+            fused = fastembed.Embedding(weight=table.copy(), bounds_check=mode)
+            fused(given)
+            fused.backward_and_step(grad_out, optim.Adam(fused, lr=0.01), n_threads=n_threads)
+            results.append([y, g.rows, g.values, again.rows, again.values, fused.weight])
+    for plain_result, huge_result in zip(*results):
+        assert huge_result.tobytes() == plain_result.tobytes()
+    y, g_rows = results[1][:2]
+    assert not y[~ok].any() and y[ok].tobytes() == table[rows[ok]].tobytes()
+    assert set(g_rows.tolist()) == set(rows[ok].tolist())  # no gradient for bad ids
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("value", HUGE)
+def test_uint64_huge_ids_raise_naming_value_and_position(table, value, n_threads):
+    ids = np.array([[1, 2], [value, 3]], np.uint64)
+    where = re.escape(f"ids[1, 0] = {value} is out of range")
+    grad = np.ones((2, 2, D), np.float32)
+    out = np.zeros((V, D), np.float32)
+    calls = [
+        lambda: fastembed.gather(table, ids, n_threads=n_threads),
+        lambda: fastembed.scatter_add(out, ids, grad, n_threads=n_threads),
+        lambda: fastembed.coalesce(ids, grad, num_embeddings=V, n_threads=n_threads),
+        lambda: fastembed.coalesce(ids, grad, n_threads=n_threads),
+        lambda: fastembed.embedding_bag(table, ids, n_threads=n_threads),
+        lambda: fastembed.Embedding(weight=table)(ids, n_threads=n_threads),
+        lambda: fastembed.EmbeddingBag(weight=table)(ids, n_threads=n_threads),
+    ]
+    for call in calls:
+        with pytest.raises(IndexError, match=where):
+            call()
+    assert not out.any()
+    with pytest.raises(IndexError, match=re.escape(f"ids[2] = {value} is out of range")):
+        fastembed.embedding_bag(table, ids.reshape(-1), [0, 3], n_threads=n_threads)
+
+
+def test_uint64_huge_ids_warn_naming_their_value(table):
+    ids = np.array([3, 2**64 - 1, 2**63], np.uint64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        y = fastembed.gather(table, ids, bounds_check="warn")
+        out = np.zeros((V, D), np.float32)
+        fastembed.scatter_add(out, ids, np.ones((3, D), np.float32), bounds_check="warn")
+        fastembed.coalesce(ids, np.ones((3, D), np.float32), bounds_check="warn")
+        fastembed.embedding_bag(table, ids, [0, 2], bounds_check="warn")
+        fastembed.Embedding(weight=table, bounds_check="warn")(ids)
+    messages = [str(w.message) for w in caught if issubclass(w.category, BoundsCheckWarning)]
+    assert len(messages) == 5
+    for message in messages:
+        assert "2 of 3 ids lie outside" in message
+        assert f"(first: ids[1] = {2**64 - 1})" in message
+    assert y[0].tobytes() == table[3].tobytes() and not y[1:].any()
+    assert out[3].tolist() == [1.0] * D and out.sum() == D

@@ -233,8 +233,10 @@ def test_dataset_batches_cover_each_document_once_per_epoch():
         BagDataset(ids, offsets, [0, 1], batch_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         BagDataset(ids, offsets, np.zeros(10, np.int64), batch_size=0)
-    for bad in (-1, 1.5, "0", True):
-        with pytest.raises(ValueError, match="epoch must be a non-negative int"):
+    with pytest.raises(ValueError, match="epoch must be >= 0, got -1"):
+        data.order(-1)
+    for bad in (1.5, "0", True):
+        with pytest.raises(TypeError, match="epoch must be an int"):
             data.order(bad)
     assert data.order(np.int64(1)).tolist() == data.order(1).tolist()
 

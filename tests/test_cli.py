@@ -244,8 +244,10 @@ def test_probe_words(words, skip, n, expected):
 def test_probe_words_refuses_negative_arguments():
     with pytest.raises(ValueError, match="skip"):
         cli.probe_words(["a"], skip=-1)
-    with pytest.raises(ValueError, match="n=-2"):
+    with pytest.raises(ValueError, match="n must be >= 0, got -2"):
         cli.probe_words(["a"], n=-2)
+    with pytest.raises(TypeError, match="skip must be an int, got float"):
+        cli.probe_words(["a"], skip=1.5)
 
 
 def test_word2vec_model_cbow_matches_the_python_api(tmp_path, capsys, corpus, trained):

@@ -335,7 +335,7 @@ def test_driver_side_validation(tmp_path, rng):
         fdask.gather(x, E[0])
     with pytest.raises(ValueError, match="C-contiguous"):
         fdask.gather(x, np.asfortranarray(E))
-    with pytest.raises(ValueError, match="n_threads=0"):
+    with pytest.raises(ValueError, match="n_threads must be a non-zero int"):
         fdask.gather(x, E, n_threads=0)
     with pytest.raises(ValueError, match="bounds_check"):
         fdask.gather(x, E, bounds_check="ignore")

@@ -763,8 +763,10 @@ def test_limit_text(tmp_path):
     with pytest.raises(ValueError):
         load(path)  # without limit the header must agree
     assert load(path, limit=np.int64(3)).words == ["w0", "w1", "w2"]  # NumPy integers too
-    for bad in (-1, 1.5, True, "3"):
-        with pytest.raises(ValueError, match="limit must be a non-negative int"):
+    with pytest.raises(ValueError, match="limit must be >= 0, got -1"):
+        load(path, limit=-1)
+    for bad in (1.5, True, "3"):
+        with pytest.raises(TypeError, match="limit must be an int or None"):
             load(path, limit=bad)
 
 

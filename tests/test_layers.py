@@ -107,7 +107,7 @@ class TestConstruction:
 
     @pytest.mark.parametrize("v, d", [(-1, 3), (4, -1), (-2, -2)])
     def test_negative_sizes_are_value_error(self, v, d):
-        with pytest.raises(ValueError, match="non-negative"):
+        with pytest.raises(ValueError, match="must be >= 0, got -"):
             Embedding(v, d)
 
     def test_zero_sizes_allowed(self):

@@ -198,7 +198,7 @@ def test_reserved_tokens_in_the_corpus_keep_their_ids_and_count():
     (dict(max_size=1, pad_token="<p>", unk_token="<u>"), ValueError, "max_size=1"),
     (dict(max_size=-1), ValueError, "max_size must be >= 0"),
     (dict(min_count=-1), ValueError, "min_count must be >= 0"),
-    (dict(min_count=1.5), TypeError, "min_count must be an integer"),
+    (dict(min_count=1.5), TypeError, "min_count must be an int, got float"),
     (dict(pad_token="<x>", unk_token="<x>"), ValueError, "must differ"),
     (dict(pad_token=""), ValueError, "pad_token is the empty string"),
     (dict(unk_token="<u\tnk>"), ValueError, "unk_token '<u\\\\tnk>' contains a tab"),
@@ -236,7 +236,7 @@ def test_build_rejects_unsavable_tokens(token, error, match):
 
 @pytest.mark.parametrize("counts, error, match", [
     ({"a": -1}, ValueError, r"count of 'a' must be >= 0"),
-    ({"a": 1.0}, TypeError, r"count of 'a' must be an integer"),
+    ({"a": 1.0}, TypeError, r"count of 'a' must be an int, got float"),
     ([("a", 1)], TypeError, "must be a mapping"),
 ])
 def test_from_counts_errors(counts, error, match):
@@ -680,11 +680,16 @@ def test_pad_sequences_strings_with_object_dtype():
     (dict(padding="middle"), "padding must be 'pre' or 'post', got 'middle'"),
     (dict(truncating="both"), "truncating must be 'pre' or 'post', got 'both'"),
     (dict(maxlen=-1), "maxlen must be >= 0, got -1"),
-    (dict(maxlen=2.5), "maxlen must be None or an int"),
 ])
 def test_pad_sequences_argument_errors(sequences, kwargs, match):
     with pytest.raises(ValueError, match=match):
         pad_sequences(sequences, **kwargs)
+
+
+@pytest.mark.parametrize("maxlen", [2.5, "2", True])
+def test_pad_sequences_maxlen_of_a_wrong_type(maxlen):
+    with pytest.raises(TypeError, match="maxlen must be an int or None"):
+        pad_sequences(SEQUENCES, maxlen=maxlen)
 
 
 def test_pad_sequences_input_errors():

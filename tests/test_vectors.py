@@ -239,8 +239,10 @@ def test_most_similar_errors(rng):
         v.most_similar("nope")
     with pytest.raises(KeyError, match="'nope'"):
         v.most_similar(["w1", "nope"])
-    for topn in (-1, 1.5, True, "3"):
-        with pytest.raises(ValueError, match="topn"):
+    with pytest.raises(ValueError, match="topn must be >= 0, got -1"):
+        v.most_similar("w1", topn=-1)
+    for topn in (1.5, True, "3"):
+        with pytest.raises(TypeError, match="topn must be an int"):
             v.most_similar("w1", topn=topn)
     for restrict in (-1, 6):
         with pytest.raises(ValueError, match="restrict"):

@@ -794,16 +794,18 @@ BAD_RATES = [-0.1, float("nan"), float("inf"), -float("inf"), "0.1", None, True]
 def test_bad_lr_and_lr_end_raise_and_change_nothing(small_model, lr):
     batch = (np.array([1, 2, 3], np.int32), np.array([0, 3], np.int64))
     rng = np.random.default_rng(0)
+    # a wrong type (a str, None, a bool) is a TypeError, a bad number a ValueError
+    exc = ValueError if isinstance(lr, float) else TypeError
     _unchanged(small_model, lambda: small_model._step(batch, lr=lr, lr_end=0.1, seed=1,
-                                                      record=False), ValueError, "lr")
+                                                      record=False), exc, "lr")
     _unchanged(small_model, lambda: small_model._step(batch, lr=0.1, lr_end=lr, seed=1,
-                                                      record=False), ValueError, "lr_end")
+                                                      record=False), exc, "lr_end")
     _unchanged(small_model, lambda: small_model.train_step(batch, lr=lr, rng=rng),
-               ValueError, "lr")
+               exc, "lr")
     if lr is not None:   # lr_end=None means "lr_end = lr"
         _unchanged(small_model, lambda: small_model.train_step(batch, lr=0.1, rng=rng,
                                                                lr_end=lr),
-                   ValueError, "lr_end")
+                   exc, "lr_end")
 
 
 def test_train_step_passes_lr_end_to_the_kernel(small_model):
@@ -845,20 +847,20 @@ def test_train_step_trains_and_reports(small_model):
 
 @pytest.mark.parametrize("kwargs,exc,match", [
     (dict(dim=0), ValueError, "dim"),
-    (dict(dim=2.5), ValueError, "dim"),
+    (dict(dim=2.5), TypeError, "dim"),
     (dict(window=0), ValueError, "window"),
     (dict(negative=0), ValueError, "negative"),
     (dict(negative=-1), ValueError, "negative"),
-    (dict(negative=True), ValueError, "negative"),
+    (dict(negative=True), TypeError, "negative"),
     (dict(sample=1.0), ValueError, "sample"),
     (dict(sample=1.5), ValueError, "sample"),
     (dict(sample=-0.1), ValueError, "sample"),
-    (dict(sample=True), ValueError, "sample"),
+    (dict(sample=True), TypeError, "sample"),
     (dict(sample=float("nan")), ValueError, "sample"),
     (dict(ns_exponent=float("nan")), ValueError, "ns_exponent"),
     (dict(shards=0), ValueError, "shards"),
     (dict(round_words=0), ValueError, "round_words"),
-    (dict(round_words=2.0), ValueError, "round_words"),
+    (dict(round_words=2.0), TypeError, "round_words"),
     (dict(dtype=int), TypeError, "dtype"),
     (dict(dtype=np.float16), TypeError, "dtype"),
     (dict(counts=[]), ValueError, "counts"),
@@ -921,7 +923,6 @@ def _untouchable():
     (dict(dim=0), "dim"),
     (dict(sample=1.0), "sample"),
     (dict(sample=-0.1), "sample"),
-    (dict(sample=True), "sample"),
     (dict(shards=0), "shards"),
     (dict(round_words=0), "round_words"),
     (dict(epochs=0), "epochs"),
@@ -937,6 +938,19 @@ def _untouchable():
 ])
 def test_train_word2vec_checks_its_arguments_before_reading(kwargs, match):
     with pytest.raises(ValueError, match=match):
+        train_word2vec(_untouchable(), progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(sample=True), "sample"),
+    (dict(dim="8"), "dim"),
+    (dict(epochs=1.0), "epochs"),
+    (dict(lr="0.025"), "lr"),
+    (dict(seed=None), "seed"),
+    (dict(n_threads=1.5), "n_threads"),
+])
+def test_train_word2vec_checks_argument_types_before_reading(kwargs, match):
+    with pytest.raises(TypeError, match=match):
         train_word2vec(_untouchable(), progress=False, **kwargs)
 
 
@@ -1117,8 +1131,11 @@ def test_corpus_dataset_edge_cases():
     np.testing.assert_array_equal(data.batch(0, 0)[1], [0, 50])
     with pytest.raises(TypeError):
         CorpusDataset([[1, 2]])
-    for bad in (0, -1, 2.5, True):
+    for bad in (0, -1):
         with pytest.raises(ValueError):
+            CorpusDataset(long, batch_words=bad)
+    for bad in (2.5, True, "10"):
+        with pytest.raises(TypeError):
             CorpusDataset(long, batch_words=bad)
 
 

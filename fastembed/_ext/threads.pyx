@@ -2,6 +2,8 @@
 from .omp cimport (FASTEMBED_OPENMP, omp_get_max_threads, omp_get_num_procs,
                        omp_set_num_threads)
 
+from .._validation import check_n_threads
+
 
 def openmp_enabled():
     """Return True when the kernels were compiled with OpenMP.
@@ -29,17 +31,15 @@ def set_num_threads(n):
     ----------
     n : int
         A positive count, or a negative one counted back from the number of processors
-        (-1 means all of them). 0 is an error.
+        (-1 means all of them). 0 is an error (ValueError), a non-int one (TypeError), as
+        for every ``n_threads`` argument.
 
     Notes
     -----
     This calls ``omp_set_num_threads`` on the calling thread, exactly like
     ``threadpoolctl.threadpool_limits`` does; it has no effect in a build without OpenMP.
     """
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n must be an int, got {type(n).__name__}")
-    if n == 0:
-        raise ValueError("n must be a positive or negative int, not 0")
+    n = check_n_threads(n, "n", allow_none=False)
     if n < 0:
         n = max(1, omp_get_num_procs() + 1 + n)
     omp_set_num_threads(n)
@@ -50,16 +50,12 @@ def resolve_n_threads(n_threads):
 
     None means ``omp_get_max_threads()`` (OMP_NUM_THREADS, threadpoolctl, set_num_threads);
     a negative value counts back from that maximum (-1: all, -2: all but one); 0 raises. An
-    explicit count is capped at ``MAX_THREADS_PER_CORE`` threads per processor.
+    explicit count is capped at ``MAX_THREADS_PER_CORE`` threads per processor. The rule for
+    the argument is ``fastembed._validation.check_n_threads``'s.
     """
     if n_threads is None:
         return omp_get_max_threads()
-    if isinstance(n_threads, bool) or not hasattr(n_threads, "__index__"):
-        raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
-    n_threads = int(n_threads.__index__())
-    if n_threads == 0:
-        raise ValueError("n_threads=0 is not allowed: use None for the default, a positive "
-                         "count, or a negative one counted back from the maximum (-1 = all)")
+    n_threads = check_n_threads(n_threads)
     if n_threads < 0:
         return max(1, omp_get_max_threads() + 1 + n_threads)
     if not FASTEMBED_OPENMP:

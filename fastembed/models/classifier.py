@@ -52,14 +52,23 @@ Examples
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import numpy as np
 
 from .. import optim
 from .._atomic import atomic_write
-from .._validation import as_ids, as_rng, check_ids_in_range, check_size
+from .._validation import (
+    as_ids,
+    as_rng,
+    check_ids_in_range,
+    check_int,
+    check_n_threads,
+    check_nonneg_float,
+    check_positive_int,
+    check_seed,
+    check_size,
+)
 from ..functional import embedding_bag
 from ..nn import EmbeddingBag, Linear, softmax_cross_entropy
 from ..text import Vocab, tokenize
@@ -116,7 +125,7 @@ def bigram_hash(a, b):
 
 def _check_offsets(offsets, n_ids):
     """Offsets as int64 (B,), first 0, non-decreasing, all <= n_ids."""
-    arr, off = as_ids(offsets, "offsets")
+    arr, off = as_ids(offsets, "offsets", strict=True)
     if arr.ndim != 1:
         raise ValueError(f"offsets must be 1-D, got shape {arr.shape}")
     off = off.astype(np.int64)
@@ -204,21 +213,19 @@ class BagDataset:
         ids_arr, flat = as_ids(ids)
         if ids_arr.ndim != 1:
             raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
-        check_ids_in_range(flat, ids_arr.shape, None, 1)
+        check_ids_in_range(flat, ids_arr.shape, None, 1, ids=ids_arr)
         self.ids = flat.astype(np.int64)
         self.offsets = _check_offsets(offsets, self.ids.size)
         labels_arr, lab = as_ids(labels, "labels")
         if labels_arr.shape != self.offsets.shape:
             raise ValueError(f"labels must have one entry per document "
                              f"({self.offsets.size}), got shape {labels_arr.shape}")
-        check_ids_in_range(lab, labels_arr.shape, None, 1, name="labels")
+        check_ids_in_range(lab, labels_arr.shape, None, 1, name="labels", ids=labels_arr)
         self.labels = lab.astype(np.int64)
         self.lengths = np.diff(np.append(self.offsets, np.int64(self.ids.size)))
-        self.batch_size = check_size(batch_size, "batch_size")
-        if self.batch_size == 0:
-            raise ValueError("batch_size must be positive")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
         self.shuffle = bool(shuffle)
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self._order: tuple = (None, None)  # (epoch, permutation): the last epoch's, cached
 
     def __len__(self):
@@ -268,9 +275,7 @@ class BagDataset:
         >>> BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2, shuffle=False).order(5)
         array([0, 1, 2])
         """
-        if isinstance(epoch, bool) or not hasattr(epoch, "__index__") or epoch < 0:
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
-        epoch = int(epoch)
+        epoch = check_int(epoch, "epoch", min=0)
         if self._order[0] != epoch:
             order = (np.random.default_rng([self.seed, epoch]).permutation(len(self))
                      if self.shuffle else np.arange(len(self)))
@@ -304,6 +309,7 @@ class BagDataset:
         >>> data.batch(0, 1)
         (array([5, 6, 7]), array([0]), array([0]))
         """
+        index = check_int(index, "index")
         n = self.num_batches(epoch)
         if not 0 <= index < n:
             raise IndexError(f"batch index {index} out of range for {n} batches")
@@ -394,16 +400,12 @@ class BagClassifier:
 
     def __init__(self, num_words, num_classes, *, dim=100, bigram_buckets=0, vocab=None,
                  labels=None, dtype=np.float32, seed=None, init="fasttext", n_threads=None):
-        num_words = check_size(num_words, "num_words")
-        num_classes = check_size(num_classes, "num_classes")
-        dim = check_size(dim, "dim")
+        # at most 2**32 words: bigram hashing packs two ids into 64 bits
+        num_words = check_int(num_words, "num_words", min=1, max=2**32)
+        num_classes = check_positive_int(num_classes, "num_classes")
+        dim = check_positive_int(dim, "dim")
         bigram_buckets = check_size(bigram_buckets, "bigram_buckets")
-        if num_words == 0 or num_classes == 0 or dim == 0:
-            raise ValueError(f"num_words, num_classes and dim must be positive, got "
-                             f"{num_words}, {num_classes}, {dim}")
-        if num_words > 2**32:
-            raise ValueError("num_words must be at most 2**32 (bigram hashing packs two ids "
-                             "into 64 bits)")
+        check_n_threads(n_threads)
         if init not in ("fasttext", "random"):
             raise ValueError(f"init must be 'fasttext' or 'random', got {init!r}")
         if vocab is not None:
@@ -588,7 +590,7 @@ class BagClassifier:
                            "labels")
         if arr.ndim != 1:
             raise ValueError(f"labels must be 1-D, got shape {arr.shape}")
-        check_ids_in_range(flat, arr.shape, self.num_classes, 1, name="labels")
+        check_ids_in_range(flat, arr.shape, self.num_classes, 1, name="labels", ids=arr)
         return flat.astype(np.int64)
 
     def make_dataset(self, texts, labels, *, batch_size=32, shuffle=True, seed=0):
@@ -629,7 +631,7 @@ class BagClassifier:
 
     def _encoded(self, x):
         if isinstance(x, tuple) and len(x) == 2:
-            ids_arr, flat = as_ids(x[0])
+            ids_arr, flat = as_ids(x[0], strict=True)
             if ids_arr.ndim != 1:
                 raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
             return flat.astype(np.int64, copy=False), _check_offsets(x[1], flat.size)
@@ -643,7 +645,7 @@ class BagClassifier:
         if ids_arr.ndim != 1:
             raise ValueError(f"ids must be 1-D (the documents' word ids, concatenated), got "
                              f"shape {ids_arr.shape}")
-        check_ids_in_range(flat, ids_arr.shape, self.num_words, 1)
+        check_ids_in_range(flat, ids_arr.shape, self.num_words, 1, ids=ids_arr)
         offsets = _check_offsets(offsets, flat.size)
         return _with_bigrams(flat.astype(np.int64, copy=False), offsets, self.num_words,
                              self.bigram_buckets)
@@ -805,9 +807,7 @@ class BagClassifier:
         True
         """
         ids, offsets, labels = batch
-        lr = float(lr)
-        if not (math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr must be a finite non-negative number, got {lr}")
+        lr = check_nonneg_float(lr, "lr")
         logits = self.forward(ids, offsets)
         labels = self.label_ids(labels)
         if labels.size != logits.shape[0]:

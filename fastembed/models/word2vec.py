@@ -38,7 +38,6 @@ True
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -47,6 +46,15 @@ import numpy as np
 from .._ext import sgns
 from .._ext.threads import resolve_n_threads
 from .._memory import aligned_like, aligned_zeros
+from .._validation import (
+    as_rng,
+    check_float,
+    check_float_dtype,
+    check_fraction,
+    check_n_threads,
+    check_positive_int,
+    check_seed,
+)
 from ..datasets import load_sotu
 from ..text import Vocab, split_sentences
 from ..train import Trainer
@@ -216,11 +224,8 @@ class CorpusDataset:
     def __init__(self, corpus, batch_words=20_000):
         if not isinstance(corpus, Corpus):
             raise TypeError(f"corpus must be a Corpus, got {type(corpus).__name__}")
-        if isinstance(batch_words, bool) or not isinstance(batch_words, numbers.Integral) \
-                or batch_words < 1:
-            raise ValueError(f"batch_words must be a positive int, got {batch_words!r}")
         self.corpus = corpus
-        self.batch_words = int(batch_words)
+        self.batch_words = check_positive_int(batch_words, "batch_words")
         starts = corpus.starts
         n_batches = max(1, math.ceil(corpus.n_words / self.batch_words)) if corpus.n_words else 0
         # first sentence of each batch: the first sentence starting at or after k * batch_words
@@ -509,7 +514,7 @@ class Word2VecModel:
     >>> CBOW([5, 3, 2], dim=4, negative=0)
     Traceback (most recent call last):
     ...
-    ValueError: negative must be an int >= 1, got 0 (with no noise word every vector collapses onto the same direction)
+    ValueError: negative must be >= 1, got 0
     """
 
     #: "skipgram" or "cbow", set by the subclasses
@@ -532,36 +537,23 @@ class Word2VecModel:
             raise ValueError("counts must be finite and non-negative")
         if counts.sum() <= 0:
             raise ValueError("counts sum to 0: there is nothing to learn from")
-        _check_int(dim, "dim", 1)
-        _check_int(window, "window", 1)
-        _check_int(negative, "negative", 1, "with no noise word every vector collapses "
-                                            "onto the same direction")
-        if not (isinstance(sample, numbers.Real) and not isinstance(sample, bool)
-                and 0 <= float(sample) < 1):
-            raise ValueError(f"sample must be a number in [0, 1), got {sample!r}")
-        if not (isinstance(ns_exponent, numbers.Real) and math.isfinite(ns_exponent)):
-            raise ValueError(f"ns_exponent must be a finite number, got {ns_exponent!r}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-        resolve_n_threads(n_threads)
-        _check_int(shards, "shards", 1)
-        if round_words is not None:
-            _check_int(round_words, "round_words", 1)
-        self.shards = int(shards)
+        self.dim = check_positive_int(dim, "dim")
+        self.window = check_positive_int(window, "window")
+        # at least 1: with no noise word every vector collapses onto the same direction
+        self.negative = check_positive_int(negative, "negative")
+        self.sample = check_fraction(sample, "sample")
+        self.ns_exponent = check_float(ns_exponent, "ns_exponent")
+        dtype = check_float_dtype(dtype)
+        check_n_threads(n_threads)
+        self.shards = check_positive_int(shards, "shards")
+        self._round_words = check_positive_int(round_words, "round_words", allow_none=True)
         self.counts = counts.astype(np.int64)
-        self.dim = int(dim)
-        self.window = int(window)
-        self.negative = int(negative)
-        self._round_words = None if round_words is None else int(round_words)
-        self.sample = float(sample)
-        self.ns_exponent = float(ns_exponent)
         self.dtype = dtype
         self.seed = seed
         self.n_threads = n_threads
         self.hogwild = bool(hogwild)
         V = counts.size
-        rng = np.random.default_rng(seed)
+        rng = as_rng(seed)
         self.syn0 = aligned_like((rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim, dtype)
         self.syn1neg = aligned_zeros((V, self.dim), dtype)
         keep = subsample_keep_probability(self.counts, self.sample)
@@ -780,10 +772,8 @@ class Word2VecModel:
         return ws
 
     def _step(self, batch, *, lr, lr_end, seed, record):
-        for name, value in (("lr", lr), ("lr_end", lr_end)):
-            if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                    and math.isfinite(value) and float(value) >= 0):
-                raise ValueError(f"{name} must be a finite, non-negative number, got {value!r}")
+        check_float(lr, "lr", min=0)
+        check_float(lr_end, "lr_end", min=0)
         words, starts = self._check_batch(batch)
         n_threads = resolve_n_threads(self.n_threads)
         if self.hogwild or record:
@@ -891,12 +881,6 @@ shards, round_words :
 
 
 MODELS = {"skipgram": SkipGram, "cbow": CBOW}
-
-
-def _check_int(value, name, minimum, why=""):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}"
-                         + (f" ({why})" if why else ""))
 
 
 # -- the one-call API --------------------------------------------------------------------------
@@ -1038,17 +1022,12 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     t0 = time.perf_counter()
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
-    _check_int(epochs, "epochs", 1)
+    check_positive_int(epochs, "epochs")
     if vocab is None:
-        _check_int(min_count, "min_count", 1)
-    for name, value in (("lr", lr), ("min_lr", min_lr)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-                math.isfinite(value) and float(value) >= 0):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not min_lr <= lr:
-        raise ValueError(f"min_lr must lie in [0, lr={lr}], got {min_lr!r}")
+        check_positive_int(min_count, "min_count")
+    check_float(lr, "lr", min=0, min_open=True)
+    check_float(min_lr, "min_lr", min=0, max=lr)
+    check_seed(seed)  # the Trainer's rule: a run is reproducible
     cls = MODELS[model]
     # every model parameter is checked before the corpus is read: a bad one costs nothing
     cls([1], dim, window=window, negative=negative, sample=sample, ns_exponent=ns_exponent,

@@ -24,7 +24,6 @@ array([[-0.5, -0.5],
 """
 from __future__ import annotations
 
-import numbers
 import threading
 
 import numpy as np
@@ -35,6 +34,7 @@ from .._bags import (
     bag_contributions,
     bag_forward,
     bag_layout,
+    check_padding_idx,
     checked_bags,
     dropped_live_ids,
     prepare_bag_out,
@@ -49,11 +49,13 @@ from .._rows import (
     prepare_out,
 )
 from .._validation import (
-    FLOAT_DTYPES,
     as_ids,
     as_rng,
     check_bounds_mode,
+    check_float,
+    check_float_dtype,
     check_grad,
+    check_int,
     check_no_overlap,
     check_size,
     check_table,
@@ -134,24 +136,12 @@ class _TableLayer:
         else:
             num_embeddings = check_size(num_embeddings, "num_embeddings")
             embedding_dim = check_size(embedding_dim, "embedding_dim")
-            dtype = np.dtype(np.float32 if dtype is None else dtype)
-            if dtype not in FLOAT_DTYPES:
-                raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+            dtype = check_float_dtype(np.float32 if dtype is None else dtype)
 
-        if padding_idx is not None:
-            if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral):
-                raise TypeError(f"padding_idx must be an int, got {type(padding_idx).__name__}")
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"padding_idx={padding_idx} must lie in "
-                                 f"[{-num_embeddings}, {num_embeddings})")
-            padding_idx = int(padding_idx) % num_embeddings
-        if max_norm is not None:
-            max_norm = float(max_norm)
-            if not max_norm > 0:
-                raise ValueError(f"max_norm must be positive, got {max_norm}")
-        norm_type = float(norm_type)
-        if not norm_type > 0:
-            raise ValueError(f"norm_type must be positive, got {norm_type}")
+        padding_idx = check_padding_idx(padding_idx, num_embeddings)
+        max_norm = check_float(max_norm, "max_norm", min=0, min_open=True, finite=False,
+                               allow_none=True)
+        norm_type = check_float(norm_type, "norm_type", min=0, min_open=True, finite=False)
 
         if weight is None:
             weight = _initial_table((num_embeddings, embedding_dim), dtype, init, as_rng(seed))
@@ -468,8 +458,7 @@ class Embedding(_TableLayer):
                          scale_grad_by_freq=scale_grad_by_freq, dtype=dtype, init=init,
                          seed=seed, weight=weight, trainable=trainable,
                          bounds_check=bounds_check)
-        if input_length is not None:
-            input_length = check_size(input_length, "input_length")
+        input_length = check_int(input_length, "input_length", min=0, allow_none=True)
         self.mask_zero = bool(mask_zero)
         self.input_length = input_length
         self._last_ids = None
@@ -498,7 +487,7 @@ class Embedding(_TableLayer):
                              f"{self.input_length}, got shape {ids_arr.shape}")
         n_threads = n_threads_for(n_threads, flat.size * self.embedding_dim)
         bad = invalid_ids(flat, ids_arr.shape, self.num_embeddings, n_threads,
-                          self.bounds_check)
+                          self.bounds_check, ids=ids_arr)
         return ids_arr, flat, n_threads, bad
 
     def forward(self, ids, out=None, *, n_threads=None):
