@@ -35,6 +35,7 @@ import numpy as np
 
 from ._atomic import atomic_write
 from ._validation import check_int
+from ._words import WordTable
 
 __all__ = ["TOKEN_PATTERN", "tokenize", "split_sentences", "Vocab", "pad_sequences"]
 
@@ -187,7 +188,7 @@ def _check_tokens(words):
             _check_token(word, f"word {i}")
 
 
-class Vocab:
+class Vocab(WordTable):
     """A vocabulary: words numbered 0, 1, 2 ... with their corpus counts.
 
     Build one from tokenized text with :meth:`build` or from a word -> count mapping with
@@ -454,15 +455,6 @@ class Vocab:
         4
         """
         return int(self.counts.sum())
-
-    def __len__(self):
-        return len(self.words)
-
-    def __contains__(self, word):
-        return word in self.index
-
-    def __iter__(self):
-        return iter(self.words)
 
     def __getitem__(self, word):
         """The id of ``word``; KeyError when it is not in the vocabulary (never the unk id).

@@ -31,6 +31,7 @@ import numpy as np
 
 from ._memory import aligned_empty
 from ._validation import check_int
+from ._words import WordTable
 from .nn import Embedding
 
 __all__ = ["Vectors", "embedding_for_vocab", "spearman"]
@@ -46,7 +47,7 @@ _SCORE_BLOCK_ELEMS = 1 << 25
 _COPY_BLOCK_ROWS = 1 << 16
 
 
-class Vectors:
+class Vectors(WordTable):
     """Words and their vectors: ``weight[index[word]]`` is the vector of ``word``.
 
     Parameters
@@ -106,15 +107,6 @@ class Vectors:
         self.index = index
         self._unit = None
         self._unit_of = None  # the weight array the cached unit table was computed from
-
-    def __len__(self):
-        return len(self.words)
-
-    def __contains__(self, word):
-        return word in self.index
-
-    def __iter__(self):
-        return iter(self.words)
 
     def __repr__(self):
         return f"Vectors({len(self):,} words, dim={self.dim}, dtype={self.weight.dtype})"

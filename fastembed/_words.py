@@ -1,0 +1,21 @@
+"""The word table that :class:`fastembed.text.Vocab` and :class:`fastembed.vectors.Vectors` share."""
+from __future__ import annotations
+
+__all__ = ["WordTable"]
+
+
+class WordTable:
+    """A base for objects with ``words`` (a list of distinct str, by row) and ``index``
+    (``{word: row}``): ``len``, ``in`` and iteration over the words, in row order."""
+
+    words: list
+    index: dict
+
+    def __len__(self):
+        return len(self.words)
+
+    def __contains__(self, word):
+        return word in self.index
+
+    def __iter__(self):
+        return iter(self.words)
