@@ -88,7 +88,7 @@ PUBLIC_MODULES = (
     "fastembed.text", "fastembed.train", "fastembed.vectors", "fastembed.models.word2vec",
     "fastembed.io", "fastembed.datasets", "fastembed.models.classifier", "fastembed.cli",
     "fastembed.nn.embedding", "fastembed.nn.linear", "fastembed.nn.parameter",
-    "fastembed.nn.pooling", "fastembed.nn.losses",
+    "fastembed.nn.pooling", "fastembed.nn.losses", "fastembed.nn.module",
 )
 # Public when their optional dependency is installed (and the module exists).
 OPTIONAL_MODULES = {"fastembed.dask": "dask"}
