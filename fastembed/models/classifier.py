@@ -707,25 +707,24 @@ class BagClassifier:
         self.bag.backward(grad_hidden, n_threads=self.n_threads)
 
     def parameters(self):
-        """``[bag, linear.weight, linear.bias]``: the objects to give an optimizer.
+        """``[bag.parameter, linear.weight, linear.bias]``: the objects to give an optimizer.
 
         Returns
         -------
-        list
-            The :class:`~fastembed.EmbeddingBag` and the two
-            :class:`~fastembed.nn.Parameter` objects of the linear layer.
+        list of Parameter
+            The table's and the linear layer's :class:`~fastembed.nn.Parameter` objects.
 
         Examples
         --------
         >>> from fastembed import optim
         >>> model = BagClassifier(5, 2, dim=3)
         >>> model.parameters()
-        [EmbeddingBag(5, 3, mode='mean', dtype=float32),
+        [Parameter('weight', shape=(5, 3), dtype=float32, sparse=True),
          Parameter('weight', shape=(2, 3), dtype=float32),
          Parameter('bias', shape=(2, 1), dtype=float32)]
         >>> opt = optim.Adam(model.parameters(), lr=0.01)
         """
-        return [self.bag, *self.linear.parameters()]
+        return [self.bag.parameter, *self.linear.parameters()]
 
     def zero_grad(self):
         """Forget the accumulated gradients of every parameter.
@@ -833,7 +832,7 @@ class BagClassifier:
                 self._sgd = optim.SGD(self.parameters(), lr=lr, n_threads=self.n_threads)
             optimizer = self._sgd
         else:
-            held = {id(layer) for layer in getattr(optimizer, "layers", ())}
+            held = {id(p) for p in getattr(optimizer, "params", ())}
             missing = [p for p in self.parameters() if id(p) not in held]
             if missing:
                 raise ValueError(f"the optimizer must hold every object of "
