@@ -38,6 +38,11 @@ from .parameter import Parameter
 __all__ = ["Module"]
 
 
+def _is_property(obj, name):
+    """Whether ``type(obj)`` defines ``name`` as a data descriptor (a property)."""
+    return hasattr(getattr(type(obj), name, None), "__set__")
+
+
 class Module:
     """Base class of the trainable pieces: it finds the Parameters and modules it holds.
 
@@ -94,19 +99,18 @@ class Module:
         return d["_parameters"], d["_modules"]
 
     def __setattr__(self, name, value):
-        if hasattr(getattr(type(self), name, None), "__set__"):
-            object.__setattr__(self, name, value)  # a property (Embedding.weight ...)
-            return
-        params, modules = self._registries()
-        if isinstance(value, Parameter):
-            modules.pop(name, None)
-            params[name] = value
-        elif isinstance(value, Module):
-            params.pop(name, None)
-            modules[name] = value
-        elif name in params or name in modules:
-            params.pop(name, None)
-            modules.pop(name, None)
+        # (on every attribute write, such as a layer's remembered ids: the common case, a
+        # plain value under an unregistered name, costs two dict lookups)
+        if isinstance(value, (Parameter, Module)):
+            if not _is_property(self, name):  # not Embedding.weight's setter, say
+                params, modules = self._registries()
+                (params if isinstance(value, Parameter) else modules)[name] = value
+                (modules if isinstance(value, Parameter) else params).pop(name, None)
+        else:
+            params, modules = self._registries()
+            if (name in params or name in modules) and not _is_property(self, name):
+                params.pop(name, None)  # something else under a registered name
+                modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -215,10 +219,10 @@ class Module:
         Examples
         --------
         >>> from fastembed import nn
-        >>> m = nn.Module()
-        >>> m.linear = nn.Linear(2, 1)
-        >>> list(m.named_children())
-        [('linear', Linear(2, 1, bias=True, dtype=float32))]
+        >>> outer = nn.Module()
+        >>> outer.head = nn.Linear(2, 1)
+        >>> list(outer.named_children())
+        [('head', Linear(2, 1, bias=True, dtype=float32))]
         """
         yield from self._registries()[1].items()
 
@@ -309,7 +313,7 @@ class Module:
         Parameters
         ----------
         include_frozen : bool, default False
-            Also yield the frozen parameters (``requires_grad=False``).
+            As in :meth:`named_parameters`.
 
         Yields
         ------
