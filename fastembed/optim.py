@@ -1,9 +1,16 @@
 """Sparse optimizers: they update only the rows a batch touched.
 
-Every optimizer takes layers (``Embedding``, ``EmbeddingBag``, or anything with ``weight`` and
-a row-sparse ``grad``), and ``step()`` applies each layer's accumulated :class:`SparseGrad`.
-The hyper-parameters go into one C struct, filled before the nogil region; each touched row is
-updated by one thread, so results do not depend on the thread count.
+Every optimizer takes an iterable of :class:`~fastembed.nn.Parameter` objects (a generator
+such as ``model.parameters()`` too), or layers and modules (all their parameters), or a list
+mixing both; ``step()`` applies each parameter's accumulated :class:`SparseGrad` to the
+rows it lists. The hyper-parameters go into one C struct, filled before the nogil region; each
+touched row is updated by one thread, so results do not depend on the thread count.
+
+The protocol a layer uses to fuse its backward pass with an update is public and small:
+``optimizer.lock`` (taken before any parameter's ``lock``), ``param in optimizer``,
+``optimizer.step_parameter(param)`` (``step()`` for one parameter) and
+``optimizer.fused_step(param, grad, flat, ...)`` (sum the gradient rows of each touched row and
+update it at once).
 
 Lazy semantics, shared by all of them: a row that no id touched in a step is not updated at
 all, and neither is its optimizer state. This is PyTorch's ``SparseAdam`` and sparse
@@ -60,27 +67,45 @@ from ._ext.threads import n_threads_for
 from ._memory import aligned_full, aligned_zeros
 from ._validation import (
     check_fraction,
+    check_int,
     check_n_threads,
     check_nonneg_float,
     check_positive_float,
 )
+from .nn.module import Module
+from .nn.parameter import Parameter
 
 __all__ = ["SGD", "Adagrad", "RowWiseAdagrad", "Adam", "AdamW"]
 
 
-def _as_layers(params):
-    layers = list(params) if isinstance(params, (list, tuple)) else [params]
-    if not layers:
-        raise ValueError("the optimizer got no layers")
-    if len({id(layer) for layer in layers}) != len(layers):
-        raise ValueError("a layer is given twice: its gradient would be applied twice")
-    for layer in layers:
-        if not (hasattr(layer, "weight") and hasattr(layer, "grad")):
-            raise TypeError(f"optimizers take layers with .weight and .grad (Embedding, "
-                            f"EmbeddingBag), got {type(layer).__name__}")
-        if not layer.weight.flags.writeable:
-            raise ValueError("a layer's weight is read-only and cannot be trained")
-    return layers
+def _as_params(params):
+    """The Parameters of ``params``: a Parameter, a module, or an iterable of them."""
+    if isinstance(params, (Parameter, Module)):
+        items = [params]
+    elif isinstance(params, np.ndarray) or not hasattr(params, "__iter__"):
+        items = [params]  # refused below, with the type named
+    else:
+        items = list(params)  # a list, a tuple, a generator (model.parameters()) ...
+    found = []
+    for item in items:
+        if isinstance(item, Parameter):
+            found.append(item)
+        elif isinstance(item, Module):
+            # A layer given itself stands for all its parameters, frozen ones included, as a
+            # frozen layer always could be given: it gets no gradient, so no update, until it
+            # is unfrozen. (model.parameters() leaves the frozen ones out.)
+            found.extend(item.parameters(include_frozen=True))
+        else:
+            raise TypeError(f"optimizers take Parameters (model.parameters()) or layers, got "
+                            f"{type(item).__name__}")
+    if not found:
+        raise ValueError("the optimizer got no parameters")
+    if len({id(p) for p in found}) != len(found):
+        raise ValueError("a parameter is given twice: its gradient would be applied twice")
+    for param in found:
+        if not param.weight.flags.writeable:
+            raise ValueError(f"the array of {param!r} is read-only and cannot be trained")
+    return found
 
 
 class _SparseOptimizer:
@@ -90,13 +115,13 @@ class _SparseOptimizer:
     _hyper_names: tuple[str, ...] = ()  # the hyper-parameters state_dict() saves
 
     def __init__(self, params, *, n_threads=None, check_finite=True):
-        self.layers = _as_layers(params)
+        self.params = _as_params(params)
         self.check_finite = bool(check_finite)
-        self._lock = threading.RLock()  # taken before any layer's lock (see step)
+        self._lock = threading.RLock()  # taken before any parameter's lock (see step)
         check_n_threads(n_threads)  # a bad value raises here, not halfway through a step
         self.n_threads = n_threads
-        self.steps = [0] * len(self.layers)
-        self.state = [self._new_state(layer.weight) for layer in self.layers]
+        self.steps = [0] * len(self.params)
+        self.state = [self._new_state(param.weight) for param in self.params]
 
     # -- subclasses ---------------------------------------------------------------------------
 
@@ -112,12 +137,47 @@ class _SparseOptimizer:
 
     # -- public -------------------------------------------------------------------------------
 
-    def step(self):
-        """Apply every layer's accumulated gradient to the rows it touched.
+    @property
+    def layers(self):
+        """The optimizer's parameters: the former name of :attr:`params`, kept as an alias.
 
-        Layers whose ``grad`` is None are skipped. Every layer's gradient and state are
-        checked before any row of any layer changes. The gradients are not cleared: call
-        :meth:`zero_grad` before the next batch.
+        Examples
+        --------
+        >>> from fastembed import Embedding, optim
+        >>> opt = optim.SGD(Embedding(3, 2), lr=0.1)
+        >>> opt.layers is opt.params
+        True
+        """
+        return self.params
+
+    @property
+    def lock(self):
+        """The optimizer's re-entrant lock, held by :meth:`step` and the fused updates.
+
+        Whoever updates a parameter in place through the optimizer takes this lock first,
+        then the parameter's :attr:`~fastembed.nn.Parameter.lock` (the layers'
+        ``backward_and_step`` do): the same order as :meth:`step`, so that steps, fused steps
+        and gradient accumulations in several Python threads never interleave or deadlock.
+
+        Examples
+        --------
+        >>> from fastembed import Embedding, optim
+        >>> layer = Embedding(3, 2)
+        >>> opt = optim.SGD(layer, lr=0.1)
+        >>> with opt.lock, layer.parameter.lock:
+        ...     opt.step_parameter(layer.parameter)     # no gradient: nothing to do
+        """
+        return self._lock
+
+    def __contains__(self, param):
+        return any(mine is param for mine in self.params)
+
+    def step(self):
+        """Apply every parameter's accumulated gradient to the rows it lists.
+
+        Parameters whose ``grad`` is None are skipped. Every parameter's gradient and state
+        are checked before any row of any parameter changes. The gradients are not cleared:
+        call :meth:`zero_grad` before the next batch.
 
         Raises
         ------
@@ -126,7 +186,8 @@ class _SparseOptimizer:
             set to an invalid value, or a table was replaced or made read-only since the
             optimizer was made; no row is changed.
         TypeError, IndexError
-            A layer's ``grad`` is not a coalesced :class:`~fastembed.SparseGrad` of its table.
+            A parameter's ``grad`` is not a coalesced :class:`~fastembed.SparseGrad` of its
+            array.
 
         Examples
         --------
@@ -143,47 +204,74 @@ class _SparseOptimizer:
         >>> opt.step()
         Traceback (most recent call last):
         ...
-        ValueError: the gradient of layer 0 holds NaN or infinity; no row was updated
+        ValueError: the gradient of parameter 0 holds NaN or infinity; no row was updated
         """
         with contextlib.ExitStack() as locks:
-            # the optimizer's lock, then every layer's, in order: a step is atomic with
+            # the optimizer's lock, then every parameter's, in order: a step is atomic with
             # respect to other steps, backward() accumulations and fused steps in other threads
             locks.enter_context(self._lock)
-            for layer in self.layers:
-                lock = getattr(layer, "_lock", None)
-                if lock is not None:
-                    locks.enter_context(lock)
+            for param in self.params:
+                locks.enter_context(param.lock)
             self._check_hyper()
-            todo = [(k, layer) for k, layer in enumerate(self.layers)
-                    if layer.grad is not None]
-            for k, layer in todo:
-                _check_sparse_grad(layer, k, self.check_finite)
-                self._check_state(k, layer)
-            for k, layer in todo:
-                self._apply(k, layer)
+            todo = [(k, param) for k, param in enumerate(self.params)
+                    if param.grad is not None]
+            for k, param in todo:
+                _check_sparse_grad(param, k, self.check_finite)
+                self._check_state(k, param)
+            for k, param in todo:
+                self._apply(k, param)
 
-    def _step_layer(self, layer):
-        """step() for one layer only (used by the fused path of max-mode bags)."""
-        k = self._index(layer)
-        self._check_hyper()
-        if layer.grad is not None:
-            _check_sparse_grad(layer, k, self.check_finite)
-            self._apply(k, layer)
+    def step_parameter(self, param):
+        """:meth:`step` for one of the optimizer's parameters only.
+
+        Applies ``param.grad`` (if not None) to the rows it lists, after the same checks as
+        :meth:`step`; the gradient is not cleared. Takes :attr:`lock`, then the parameter's.
+
+        Parameters
+        ----------
+        param : Parameter
+            One of the optimizer's parameters (``param in optimizer``).
+
+        Raises
+        ------
+        ValueError
+            ``param`` is not one of the optimizer's, or the errors of :meth:`step`; no row
+            is changed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn, optim
+        >>> a, b = nn.Parameter(np.ones((2, 2))), nn.Parameter(np.ones((2, 2)))
+        >>> opt = optim.SGD([a, b], lr=0.5)
+        >>> a.accumulate(np.ones((2, 2))); b.accumulate(np.ones((2, 2)))
+        >>> opt.step_parameter(b)
+        >>> a.data[0], b.data[0]
+        (array([1., 1.]), array([0.5, 0.5]))
+        """
+        k = self._index(param)
+        with self._lock, param.lock:
+            self._check_hyper()
+            if param.grad is not None:
+                _check_sparse_grad(param, k, self.check_finite)
+                self._check_state(k, param)
+                self._apply(k, param)
 
     def _check_state(self, k, layer):
-        """The layer's table must still be writeable and fit the state (a table may have
-        been replaced, or made read-only, since the optimizer was made). Changes nothing."""
+        """The parameter's array must still be writeable and fit the state (an array may
+        have been replaced, or made read-only, since the optimizer was made). Changes
+        nothing."""
         weight = layer.weight
         if not weight.flags.writeable:
-            raise ValueError(f"layer {k}'s table is read-only and cannot be trained; no row "
-                             f"was updated")
+            raise ValueError(f"parameter {k}'s table is read-only and cannot be trained; no "
+                             f"row was updated")
         for s in self.state[k]:
             unused = s.shape == (1, 0)
             fits = (s.ndim == 2 and s.shape[0] == weight.shape[0]
                     and s.shape[1] in (weight.shape[1], 1))
             if s.dtype != weight.dtype or not (unused or fits):
                 raise ValueError(
-                    f"layer {k}'s table is now {weight.dtype} {weight.shape}, but the "
+                    f"parameter {k}'s table is now {weight.dtype} {weight.shape}, but the "
                     f"optimizer's state was made for a {s.dtype} table of {s.shape[0]} rows: "
                     f"the table was replaced; create a new optimizer (or load a matching "
                     f"state_dict)")
@@ -197,17 +285,8 @@ class _SparseOptimizer:
         updates.sparse_step(layer.weight, rows, values, state1, state2,
                                    self._hyper(self.steps[k]), n_threads)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_lock", None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
-
     def zero_grad(self):
-        """Clear every layer's accumulated gradient (calls each layer's ``zero_grad()``).
+        """Clear every parameter's accumulated gradient (``param.grad`` becomes None).
 
         Examples
         --------
@@ -221,8 +300,8 @@ class _SparseOptimizer:
         >>> [layer.grad for layer in layers]
         [None, None]
         """
-        for layer in self.layers:
-            layer.zero_grad()
+        for param in self.params:
+            param.zero_grad()
 
     def state_dict(self):
         """Plain NumPy arrays and numbers: saving and loading them resumes exactly.
@@ -231,8 +310,9 @@ class _SparseOptimizer:
         -------
         dict
             ``kind`` (the class name), ``hyper`` (the hyper-parameters), ``steps`` (the step
-            count of each layer) and ``state`` (per layer, copies of the arrays
-            ``state1`` and ``state2``; a (1, 0) array stands for an unused one).
+            count of each parameter) and ``state`` (per parameter, in the order of
+            :attr:`params`, copies of the arrays ``state1`` and ``state2``; a (1, 0) array
+            stands for an unused one).
 
         Examples
         --------
@@ -262,12 +342,12 @@ class _SparseOptimizer:
         ----------
         state_dict : dict
             As returned by :meth:`state_dict` of an optimizer of the same class holding
-            layers of the same shapes and dtypes.
+            parameters of the same shapes and dtypes, in the same order.
 
         Raises
         ------
         ValueError
-            Another optimizer class, another number of layers, arrays of other shapes or
+            Another optimizer class, another number of parameters, arrays of other shapes or
             dtypes, unknown or invalid hyper-parameters.
 
         Examples
@@ -291,7 +371,7 @@ class _SparseOptimizer:
                              f"{type(self).__name__}")
         states = state_dict["state"]
         if len(states) != len(self.state) or len(state_dict["steps"]) != len(self.steps):
-            raise ValueError(f"the state has {len(states)} layers, this optimizer "
+            raise ValueError(f"the state has {len(states)} parameters, this optimizer "
                              f"{len(self.state)}")
         for (s1, s2), saved in zip(self.state, states):
             for mine, theirs in ((s1, saved["state1"]), (s2, saved["state2"])):
@@ -320,21 +400,103 @@ class _SparseOptimizer:
     def _hyper_params(self):
         return {name: getattr(self, name) for name in self._hyper_names}
 
-    # -- fused path (called by the layers' backward_and_step) -----------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
 
-    def _index(self, layer):
-        for k, mine in enumerate(self.layers):
-            if mine is layer:
+    def __setstate__(self, state):
+        if "layers" in state:  # pickled when the optimizer held layers: their parameters
+            state = dict(state)
+            state["params"] = [getattr(x, "parameter", x) for x in state.pop("layers")]
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    # -- the fused path (the layers' backward_and_step) -----------------------------------
+
+    def _index(self, param):
+        for k, mine in enumerate(self.params):
+            if mine is param:
                 return k
-        raise ValueError("this layer is not one of the optimizer's layers")
+        raise ValueError("this parameter is not one of the optimizer's parameters")
 
-    def _fused(self, layer, grad, flat, src_row, scale, divide_by_count, skip_row, n_threads):
+    def fused_step(self, param, grad, flat, src_row=None, scale=None, *, divide_by_count=False,
+                   skip_row=None, n_threads=None):
+        """Apply one batch's gradient, given per position, to the rows it touches.
+
+        Position ``i`` of the batch adds ``grad[src_row[i]] * scale[i]`` (``grad[i]`` without
+        ``src_row``, no factor without ``scale``) to row ``flat[i]`` of ``param``. The
+        positions are grouped by row; each touched row's contributions are summed in position
+        order into a per-thread buffer and the row is updated at once, as :meth:`step` would
+        update it with the coalesced gradient (bitwise: this is what the layers'
+        ``backward_and_step`` calls). The (U, D) gradient is never built and ``param.grad``
+        is neither read nor written: it must be None. Takes :attr:`lock`, then the
+        parameter's.
+
+        Parameters
+        ----------
+        param : Parameter
+            One of the optimizer's parameters.
+        grad : ndarray, shape (N or B, D), the parameter's dtype, C-contiguous
+            Gradient rows: one per position, or one per bag with ``src_row``.
+        flat : ndarray of int, shape (N,)
+            The row of each position, in ``[0, R)``.
+        src_row : ndarray of int64, shape (N,), optional
+            The row of ``grad`` each position takes (an EmbeddingBag's bag of each id).
+        scale : ndarray, shape (N,), the parameter's dtype, optional
+            A factor per position (a bag's mean or per-sample weights).
+        divide_by_count : bool, default False
+            Divide each row's sum by the number of its positions (``scale_grad_by_freq``).
+        skip_row : int, optional
+            A row that gets nothing (``padding_idx``).
+        n_threads : int, optional
+            Threads of the grouping and update kernels; None: the optimizer's ``n_threads``.
+            The result does not depend on it.
+
+        Raises
+        ------
+        ValueError
+            ``param`` is not one of the optimizer's, a contributing gradient row (or scale)
+            is not finite (with ``check_finite``), an invalid hyper-parameter, a replaced
+            or read-only array, or arrays of mismatched shapes; no row is changed.
+        TypeError
+            Arrays of the wrong dtype or layout (they are never cast).
+        IndexError
+            A row of ``flat`` outside the parameter, or of ``src_row`` outside ``grad``.
+        RuntimeError
+            ``param.grad`` is not None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn, optim
+        >>> table = nn.Parameter(np.zeros((3, 2), np.float32), sparse=True)
+        >>> opt = optim.SGD([table], lr=1.0)
+        >>> opt.fused_step(table, np.ones((3, 2), np.float32), np.array([2, 0, 2]))
+        >>> table.data                       # row 2 got two contributions, row 1 none
+        array([[-1., -1.],
+               [ 0.,  0.],
+               [-2., -2.]], dtype=float32)
+        """
+        k = self._index(param)
+        with self._lock, param.lock:
+            if param.grad is not None:
+                raise RuntimeError("fused_step applies one batch's gradient alone, but "
+                                   "param.grad already holds one: call optimizer.step() or "
+                                   "zero_grad() first")
+            flat = _check_fused_args(param, grad, flat, src_row, scale, skip_row)
+            if n_threads is None:
+                n_threads = n_threads_for(self.n_threads, flat.size * param.weight.shape[1])
+            self._fused(k, param, grad, flat, src_row, scale, bool(divide_by_count), skip_row,
+                        n_threads)
+
+    def _fused(self, k, layer, grad, flat, src_row, scale, divide_by_count, skip_row,
+               n_threads):
         """Group the batch's positions by row, then sum and update each row in one pass.
 
         Before anything is written, the rows of ``grad`` that contribute (those of positions
         that are not padding) must be finite, as ``step()`` requires of the summed gradient.
         """
-        k = self._index(layer)
         self._check_hyper()
         self._check_state(k, layer)
         used = flat != skip_row if skip_row is not None else None
@@ -353,7 +515,7 @@ class _SparseOptimizer:
             _check_finite(scale if used is None else scale[used], k)  # non-finite one poisons
         self._ensure_state(k)  # only now: a call that raises leaves the state as it was
         perm, rows, starts = indexing.group_by_row(
-            flat.astype(np.int64, copy=False), max(layer.num_embeddings - 1, 0), n_threads)
+            flat.astype(np.int64, copy=False), max(layer.weight.shape[0] - 1, 0), n_threads)
         self.steps[k] += 1
         state1, state2 = self.state[k]
         updates.fused_step(layer.weight, grad, perm, rows, starts, src_row, scale,
@@ -365,36 +527,69 @@ def _unused(weight):
     return np.zeros((1, 0), dtype=weight.dtype)
 
 
+def _check_fused_args(param, grad, flat, src_row, scale, skip_row):
+    """fused_step's arrays must fit the parameter and each other (the kernels trust them)."""
+    weight = param.weight
+    if not (isinstance(grad, np.ndarray) and grad.dtype == weight.dtype and grad.ndim == 2
+            and grad.shape[1] == weight.shape[1] and grad.flags.c_contiguous):
+        raise TypeError(f"grad must be a C-contiguous {weight.dtype} array of shape "
+                        f"(n, {weight.shape[1]})")
+    flat = np.asarray(flat)
+    if flat.ndim != 1 or flat.dtype.kind not in "iu":
+        raise TypeError("flat must be a 1-D integer array")
+    flat = np.ascontiguousarray(flat, dtype=np.int64)
+    # one pass for both ends: as uint64, a negative id is larger than any row
+    if flat.size and int(flat.view(np.uint64).max()) >= weight.shape[0]:
+        raise IndexError(f"flat must lie in [0, {weight.shape[0]})")
+    if src_row is None:
+        if grad.shape[0] != flat.size:
+            raise ValueError(f"grad has {grad.shape[0]} rows for {flat.size} positions")
+    else:
+        if not (isinstance(src_row, np.ndarray) and src_row.dtype == np.int64
+                and src_row.shape == flat.shape and src_row.flags.c_contiguous):
+            raise TypeError("src_row must be a contiguous int64 array, one entry per position")
+        if src_row.size and int(src_row.view(np.uint64).max()) >= grad.shape[0]:
+            raise IndexError(f"src_row must lie in [0, {grad.shape[0]})")
+    if scale is not None and not (isinstance(scale, np.ndarray) and scale.dtype == weight.dtype
+                                  and scale.shape == flat.shape and scale.flags.c_contiguous):
+        raise TypeError(f"scale must be a contiguous {weight.dtype} array, one entry per "
+                        f"position")
+    check_int(skip_row, "skip_row", allow_none=True)
+    return flat
+
+
 def _check_sparse_grad(layer, k, check_finite=True):
-    """A layer's .grad must be a well-formed SparseGrad of its table, and finite."""
+    """A parameter's .grad must be a well-formed SparseGrad of its array, and finite."""
     grad = layer.grad
     try:
         rows, values = grad
     except (TypeError, ValueError):
-        raise TypeError(f"layer {k}'s grad must be a SparseGrad(rows, values), got "
+        raise TypeError(f"parameter {k}'s grad must be a SparseGrad(rows, values), got "
                         f"{type(grad).__name__}") from None
     if not (isinstance(rows, np.ndarray) and rows.dtype == np.int64 and rows.ndim == 1
             and rows.flags.c_contiguous):
-        raise TypeError(f"layer {k}'s grad.rows must be a contiguous 1-D int64 array")
+        raise TypeError(f"parameter {k}'s grad.rows must be a contiguous 1-D int64 array")
     if not (isinstance(values, np.ndarray) and values.dtype == layer.weight.dtype
             and values.shape == (rows.size, layer.weight.shape[1])
             and values.flags.c_contiguous):
-        raise ValueError(f"layer {k}'s grad.values must be a C-contiguous "
+        raise ValueError(f"parameter {k}'s grad.values must be a C-contiguous "
                          f"{layer.weight.dtype} array of shape "
                          f"{(rows.size, layer.weight.shape[1])}")
     if rows.size:
         if rows[0] < 0 or rows[-1] >= layer.weight.shape[0]:
-            raise IndexError(f"layer {k}'s grad.rows must lie in [0, "
+            raise IndexError(f"parameter {k}'s grad.rows must lie in [0, "
                              f"{layer.weight.shape[0]})")
         if rows.size > 1 and not (rows[1:] > rows[:-1]).all():
-            raise ValueError(f"layer {k}'s grad.rows must be strictly increasing (coalesced)")
+            raise ValueError(f"parameter {k}'s grad.rows must be strictly increasing "
+                             f"(coalesced)")
     if check_finite:
         _check_finite(values, k)
 
 
 def _check_finite(values, k):
     if not np.isfinite(values).all():
-        raise ValueError(f"the gradient of layer {k} holds NaN or infinity; no row was updated")
+        raise ValueError(f"the gradient of parameter {k} holds NaN or infinity; no row was "
+                         f"updated")
 
 
 class SGD(_SparseOptimizer):
@@ -402,7 +597,11 @@ class SGD(_SparseOptimizer):
 
     Parameters
     ----------
-    params : layer or list of layers
+    params : iterable of Parameter, a layer or a module
+        :class:`~fastembed.nn.Parameter` objects (``model.parameters()``, a list, a
+        generator), or layers and modules, which stand for all their parameters, or a list
+        mixing both. Each parameter once. A frozen parameter (``requires_grad=False``, a
+        layer with ``trainable=False``) is accepted and gets no update while it stays frozen.
     lr : float
     momentum : float, default 0
         Lazy: a row's buffer changes only at the steps where the row has a gradient.
@@ -416,10 +615,20 @@ class SGD(_SparseOptimizer):
     Raises
     ------
     ValueError
-        ``lr`` not positive or ``momentum`` negative (or either not finite), no layers, a
-        layer given twice or with a read-only table.
+        ``lr`` not positive or ``momentum`` negative (or either not finite), no parameters,
+        a parameter given twice (its gradient would be applied twice), or one whose array is
+        read-only.
     TypeError
-        A parameter without ``weight`` and ``grad``.
+        Something that is neither a Parameter nor a module (a bare ndarray, say).
+
+    Attributes
+    ----------
+    params : list of Parameter
+        The parameters, in the order given (``layers`` is an alias).
+    state : list of (ndarray, ndarray)
+        The optimizer's state arrays of each parameter (``state1``, ``state2``).
+    steps : list of int
+        The steps at which each parameter had a gradient.
 
     Examples
     --------
@@ -451,7 +660,7 @@ class SGD(_SparseOptimizer):
         # momentum may have been turned on after construction: give the buffer then
         state1, state2 = self.state[k]
         if self.momentum and state1.shape == (1, 0):
-            weight = self.layers[k].weight
+            weight = self.params[k].weight
             self.state[k] = (aligned_zeros(weight.shape, weight.dtype), state2)
 
     def _hyper(self, step):
@@ -463,9 +672,8 @@ class Adagrad(_SparseOptimizer):
 
     Parameters
     ----------
-    params : layer or list of layers
-        Layers (:class:`~fastembed.Embedding`, :class:`~fastembed.EmbeddingBag`) or
-        :class:`~fastembed.nn.Parameter` objects: anything with ``weight`` and ``grad``.
+    params : iterable of Parameter, a layer or a module
+        As in :class:`SGD`.
     lr : float, default 0.01
     eps : float, default 1e-10
     initial_accumulator_value : float, default 0
@@ -517,8 +725,8 @@ class RowWiseAdagrad(_SparseOptimizer):
 
     Parameters
     ----------
-    params : layer or list of layers
-        Anything with ``weight`` and ``grad`` (see :class:`Adagrad`).
+    params : iterable of Parameter, a layer or a module
+        As in :class:`SGD`.
     lr : float, default 0.01
     eps : float, default 1e-10
     n_threads : int, optional
@@ -562,8 +770,8 @@ class Adam(_SparseOptimizer):
 
     Parameters
     ----------
-    params : layer or list of layers
-        Anything with ``weight`` and ``grad`` (see :class:`Adagrad`).
+    params : iterable of Parameter, a layer or a module
+        As in :class:`SGD`.
     lr : float, default 0.001
     betas : (float, float), default (0.9, 0.999)
         The decay rates of the first and second moments, each in [0, 1).

@@ -665,7 +665,7 @@ def test_frozen_layer_returns_none():
     assert_bitwise_equal(layer([[0, 1]]), np.array([[2, 4]], np.float32))
     assert layer.backward(np.ones((1, 2), np.float32)) is None
     assert layer.grad is None
-    assert layer.parameters() == []
+    assert list(layer.parameters()) == []
     frozen = EmbeddingBag.from_pretrained(weight, mode="max")
     assert frozen.trainable is False and frozen.weight is weight
     frozen([[0, 1]])

@@ -299,9 +299,10 @@ class TestConstruction:
 
     def test_parameters(self):
         layer = Embedding(4, 3)
-        params = layer.parameters()
-        assert len(params) == 1 and params[0] is layer.weight
-        assert Embedding(4, 3, trainable=False).parameters() == []
+        params = list(layer.parameters())
+        assert len(params) == 1 and params[0] is layer.parameter
+        assert params[0].data is layer.weight and params[0].sparse
+        assert list(Embedding(4, 3, trainable=False).parameters()) == []
 
 
 # -- forward ------------------------------------------------------------------------------
@@ -1108,7 +1109,7 @@ class TestFromPretrained:
         layer([1, 2])
         assert layer.backward(np.ones((2, 3), np.float32)) is None
         assert layer.grad is None
-        assert layer.parameters() == []
+        assert list(layer.parameters()) == []
 
     def test_freeze_true_explicit(self):
         layer = Embedding.from_pretrained(table(6, 3), freeze=True)

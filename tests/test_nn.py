@@ -101,7 +101,7 @@ def test_linear_backward_matches_finite_differences(x_shape, bias, rng):
         assert layer.bias.shape == (3, 1)
         assert_grad_close(layer.bias.dense_grad(), numeric_grad(f, layer.bias.data))
     else:
-        assert layer.bias is None and layer.parameters() == [layer.weight]
+        assert layer.bias is None and list(layer.parameters()) == [layer.weight]
 
 
 def test_linear_forward_is_x_wt_plus_b_and_grads_accumulate(rng):
@@ -223,7 +223,7 @@ def test_pooling_backward_matches_finite_differences(mode, rng):
     np.testing.assert_array_equal(y[0], 0)            # all-masked row: zeros...
     np.testing.assert_array_equal(grad_x[0], 0)       # ...and zero gradient
     np.testing.assert_array_equal(nn.pool_backward(R, mask, mode), grad_x)
-    assert p.parameters() == []
+    assert list(p.parameters()) == []
 
 
 @pytest.mark.parametrize("mode", ["mean", "sum"])

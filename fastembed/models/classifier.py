@@ -70,7 +70,7 @@ from .._validation import (
     check_size,
 )
 from ..functional import embedding_bag
-from ..nn import EmbeddingBag, Linear, softmax_cross_entropy
+from ..nn import EmbeddingBag, Linear, Module, softmax_cross_entropy
 from ..text import Vocab, tokenize
 from ..train import Trainer
 
@@ -347,11 +347,16 @@ class BagDataset:
 # The model
 # ----------------------------------------------------------------------------------------
 
-class BagClassifier:
+class BagClassifier(Module):
     """fastText-style classifier: mean-pooled word (+ bigram) vectors, linear, softmax.
 
     ``logits = Linear(EmbeddingBag(mode="mean")(words + hashed bigrams))``; the loss is the
     mean softmax cross-entropy of the batch.
+
+    A :class:`~fastembed.nn.Module` built from the two layers (its children ``bag`` and
+    ``linear``). The table's Parameter is also the model's own parameter ``"embedding"``, so
+    that ``named_parameters()`` and ``state_dict()`` name it ``"embedding"`` (as every saved
+    model and checkpoint does), followed by ``"linear.weight"`` and ``"linear.bias"``.
 
     Parameters
     ----------
@@ -382,6 +387,8 @@ class BagClassifier:
     bag : EmbeddingBag
     linear : fastembed.nn.Linear
         ``linear.bias`` is a (num_classes, 1) :class:`~fastembed.nn.Parameter`.
+    embedding : fastembed.nn.Parameter
+        The table's Parameter (``bag.parameter``).
     vocab : fastembed.text.Vocab or None
     label_names : list of str
 
@@ -405,6 +412,7 @@ class BagClassifier:
         num_classes = check_positive_int(num_classes, "num_classes")
         dim = check_positive_int(dim, "dim")
         bigram_buckets = check_size(bigram_buckets, "bigram_buckets")
+        super().__init__()
         check_n_threads(n_threads)
         if init not in ("fasttext", "random"):
             raise ValueError(f"init must be 'fasttext' or 'random', got {init!r}")
@@ -437,8 +445,14 @@ class BagClassifier:
                                 init=uniform, seed=rng)
         self.linear = Linear(dim, num_classes, dtype=dtype, seed=rng,
                              init="zeros" if init == "fasttext" else "uniform")
+        self.embedding = self.bag.parameter  # the model's own: named "embedding", listed first
         self._label_index = {name: k for k, name in enumerate(labels)}
         self._sgd = None
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "embedding" not in state:  # pickled before the model was a Module
+            self.embedding = self.bag.parameter
 
     # -- construction from texts --------------------------------------------------------
 
@@ -708,42 +722,6 @@ class BagClassifier:
         grad_hidden = self.linear.backward(grad_logits)
         self.bag.backward(grad_hidden, n_threads=self.n_threads)
 
-    def parameters(self):
-        """``[bag, linear.weight, linear.bias]``: the objects to give an optimizer.
-
-        Returns
-        -------
-        list
-            The :class:`~fastembed.EmbeddingBag` and the two
-            :class:`~fastembed.nn.Parameter` objects of the linear layer.
-
-        Examples
-        --------
-        >>> from fastembed import optim
-        >>> model = BagClassifier(5, 2, dim=3)
-        >>> model.parameters()
-        [EmbeddingBag(5, 3, mode='mean', dtype=float32),
-         Parameter('weight', shape=(2, 3), dtype=float32),
-         Parameter('bias', shape=(2, 1), dtype=float32)]
-        >>> opt = optim.Adam(model.parameters(), lr=0.01)
-        """
-        return [self.bag, *self.linear.parameters()]
-
-    def zero_grad(self):
-        """Forget the accumulated gradients of every parameter.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> model = BagClassifier(5, 2, dim=3)
-        >>> _ = model([1, 2], [0]); model.backward(np.ones((1, 2), np.float32))
-        >>> model.zero_grad()
-        >>> model.bag.grad is None and model.linear.weight.grad is None
-        True
-        """
-        self.bag.zero_grad()
-        self.linear.zero_grad()
-
     def loss(self, batch):
         """The mean cross-entropy of a batch, without any update.
 
@@ -833,7 +811,7 @@ class BagClassifier:
                 self._sgd = optim.SGD(self.parameters(), lr=lr, n_threads=self.n_threads)
             optimizer = self._sgd
         else:
-            held = {id(layer) for layer in getattr(optimizer, "layers", ())}
+            held = {id(p) for p in getattr(optimizer, "params", ())}
             missing = [p for p in self.parameters() if id(p) not in held]
             if missing:
                 raise ValueError(f"the optimizer must hold every object of "
@@ -1054,56 +1032,6 @@ class BagClassifier:
         bias = self.linear.bias
         assert bias is not None
         return bias
-
-    def state_dict(self):
-        """``{"embedding", "linear.weight", "linear.bias"}``: copies of the parameters.
-
-        Returns
-        -------
-        dict of str to ndarray
-
-        Examples
-        --------
-        >>> state = BagClassifier(5, 2, dim=3, bigram_buckets=4).state_dict()
-        >>> {name: a.shape for name, a in state.items()}     # 5 words + 4 bigram rows
-        {'embedding': (9, 3), 'linear.weight': (2, 3), 'linear.bias': (2, 1)}
-        """
-        return {"embedding": self.bag.weight.copy(),
-                "linear.weight": self.linear.weight.data.copy(),
-                "linear.bias": self._bias.data.copy()}
-
-    def load_state_dict(self, state):
-        """Restore :meth:`state_dict` arrays exactly; everything is checked before any copy.
-
-        Parameters
-        ----------
-        state : dict of str to array-like
-            Exactly the keys of :meth:`state_dict`, with the same shapes and dtypes.
-
-        Raises
-        ------
-        ValueError
-            Other keys, shapes or dtypes; nothing is changed.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> a, b = BagClassifier(5, 2, dim=3, seed=0), BagClassifier(5, 2, dim=3, seed=1)
-        >>> b.load_state_dict(a.state_dict())
-        >>> bool(np.array_equal(a.bag.weight, b.bag.weight))
-        True
-        """
-        targets = {"embedding": self.bag.weight, "linear.weight": self.linear.weight.data,
-                   "linear.bias": self._bias.data}
-        if set(state) != set(targets):
-            raise ValueError(f"expected keys {sorted(targets)}, got {sorted(state)}")
-        for name, dst in targets.items():
-            src = np.asarray(state[name])
-            if src.shape != dst.shape or src.dtype != dst.dtype:
-                raise ValueError(f"{name}: expected shape {dst.shape} and dtype {dst.dtype}, "
-                                 f"got {src.shape} {src.dtype}")
-        for name, dst in targets.items():
-            np.copyto(dst, state[name])
 
     def _config(self):
         return {"format": _FORMAT, "num_words": self.num_words,

@@ -56,6 +56,7 @@ from .._validation import (
     check_seed,
 )
 from ..datasets import load_sotu
+from ..nn import Module, Parameter
 from ..text import Vocab, split_sentences
 from ..train import Trainer
 from ..vectors import Vectors
@@ -447,11 +448,16 @@ def _alias_probabilities(accept, alias):
 
 # -- the model ---------------------------------------------------------------------------------
 
-class Word2VecModel:
+class Word2VecModel(Module):
     """word2vec with negative sampling: the base of :class:`SkipGram` and :class:`CBOW`.
 
     Holds the two tables, the sampling tables and the parallel scheme; the trainer's model
     protocol (``train_step``, ``state_dict``, ``load_state_dict``). Use a subclass.
+
+    A :class:`~fastembed.nn.Module`: the tables are two sparse
+    :class:`~fastembed.nn.Parameter` objects named ``"syn0"`` and ``"syn1neg"``, which
+    ``parameters()`` and ``named_parameters()`` yield; ``train_step`` updates them with its
+    own fused SGD, so no optimizer is needed.
 
     Parameters
     ----------
@@ -496,9 +502,9 @@ class Word2VecModel:
     Attributes
     ----------
     syn0 : ndarray (V, dim)
-        The input vectors: the word vectors.
+        The input vectors: the word vectors (the array of the Parameter ``"syn0"``).
     syn1neg : ndarray (V, dim)
-        The output vectors.
+        The output vectors (the array of the Parameter ``"syn1neg"``).
 
     Raises
     ------
@@ -511,6 +517,8 @@ class Word2VecModel:
     >>> from fastembed.models.word2vec import CBOW, SkipGram, Word2VecModel
     >>> isinstance(SkipGram([5, 3, 2], dim=4), Word2VecModel)
     True
+    >>> [(name, p.shape, p.sparse) for name, p in SkipGram([5, 3, 2], dim=4).named_parameters()]
+    [('syn0', (3, 4), True), ('syn1neg', (3, 4), True)]
     >>> CBOW([5, 3, 2], dim=4, negative=0)
     Traceback (most recent call last):
     ...
@@ -527,6 +535,7 @@ class Word2VecModel:
                  round_words=DEFAULTS["round_words"]):
         if type(self) is Word2VecModel:
             raise TypeError("Word2VecModel is a base class: use SkipGram or CBOW")
+        super().__init__()
         counts = np.asarray(getattr(counts, "counts", counts))
         if counts.ndim != 1 or counts.size == 0:
             raise ValueError("counts must be a non-empty 1-D array (one count per word)")
@@ -554,8 +563,11 @@ class Word2VecModel:
         self.hogwild = bool(hogwild)
         V = counts.size
         rng = as_rng(seed)
-        self.syn0 = aligned_like((rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim, dtype)
-        self.syn1neg = aligned_zeros((V, self.dim), dtype)
+        self.register_parameter("syn0", Parameter(
+            aligned_like((rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim, dtype),
+            name="syn0", sparse=True))
+        self.register_parameter("syn1neg", Parameter(aligned_zeros((V, self.dim), dtype),
+                                                     name="syn1neg", sparse=True))
         keep = subsample_keep_probability(self.counts, self.sample)
         self._keep = np.floor(keep * (2.0**32 - 1)).astype(np.uint32)
         noise = self.counts.astype(np.float64) ** self.ns_exponent
@@ -568,6 +580,48 @@ class Word2VecModel:
         else:
             self.round_words = self._round_words
         self._workspace = None
+
+    @property
+    def syn0(self):
+        """The input vectors (V, dim), the word vectors: the array of the Parameter ``syn0``.
+
+        Examples
+        --------
+        >>> from fastembed.models.word2vec import SkipGram
+        >>> model = SkipGram([5, 3, 2], dim=4)
+        >>> model.syn0.shape, model.syn0 is model.get_parameter("syn0").data
+        ((3, 4), True)
+        """
+        return self.get_parameter("syn0").weight
+
+    @syn0.setter
+    def syn0(self, value):
+        self.get_parameter("syn0").weight = value
+
+    @property
+    def syn1neg(self):
+        """The output vectors (V, dim): the array of the Parameter ``syn1neg``.
+
+        Examples
+        --------
+        >>> from fastembed.models.word2vec import SkipGram
+        >>> bool(SkipGram([5, 3, 2], dim=4).syn1neg.any())          # they start at zero
+        False
+        """
+        return self.get_parameter("syn1neg").weight
+
+    @syn1neg.setter
+    def syn1neg(self, value):
+        self.get_parameter("syn1neg").weight = value
+
+    def __setstate__(self, state):
+        tables = {}
+        if "syn0" in state:  # pickled when the model held plain tables
+            state = dict(state)
+            tables = {name: state.pop(name) for name in ("syn0", "syn1neg")}
+        super().__setstate__(state)
+        for name, table in tables.items():
+            self.register_parameter(name, Parameter(table, name=name, sparse=True))
 
     @property
     def num_words(self):
@@ -680,8 +734,9 @@ class Word2VecModel:
         >>> {name: a.shape for name, a in state.items()}
         {'syn0': (3, 4), 'syn1neg': (3, 4), 'counts': (3,)}
         """
-        return {"syn0": self.syn0.copy(), "syn1neg": self.syn1neg.copy(),
-                "counts": self.counts.copy()}
+        state = super().state_dict()  # syn0, syn1neg
+        state["counts"] = self.counts.copy()
+        return state
 
     def load_state_dict(self, state):
         """Copy the arrays of :meth:`state_dict` into the model.
@@ -695,7 +750,7 @@ class Word2VecModel:
         Raises
         ------
         ValueError
-            Other shapes, dtypes or counts; nothing is changed.
+            Other keys, shapes, dtypes or counts; nothing is changed.
 
         Examples
         --------
@@ -706,16 +761,11 @@ class Word2VecModel:
         >>> bool(np.array_equal(a.syn0, b.syn0))
         True
         """
-        syn0, syn1neg = np.asarray(state["syn0"]), np.asarray(state["syn1neg"])
-        if syn0.shape != self.syn0.shape or syn1neg.shape != self.syn1neg.shape:
-            raise ValueError(f"state of shape {syn0.shape} does not fit a model of shape "
-                             f"{self.syn0.shape}")
-        if syn0.dtype != self.dtype or syn1neg.dtype != self.dtype:
-            raise ValueError(f"state dtype {syn0.dtype} does not match the model's {self.dtype}")
-        if "counts" in state and not np.array_equal(state["counts"], self.counts):
+        state = dict(state)
+        counts = state.pop("counts", None)
+        if counts is not None and not np.array_equal(counts, self.counts):
             raise ValueError("the state was trained with other word counts (another vocabulary)")
-        self.syn0[...] = syn0
-        self.syn1neg[...] = syn1neg
+        super().load_state_dict(state)  # syn0 and syn1neg, all checked before any copy
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -2,14 +2,17 @@
 
 Every piece follows one pattern: ``forward(...)`` computes and remembers what the backward
 pass needs; ``backward(grad_output)`` returns the gradient of the input and *adds* the
-gradients of the piece's parameters into their ``.grad``; ``parameters()`` lists the
-:class:`Parameter` objects to hand to an optimizer; ``zero_grad()`` clears their gradients.
+gradients of the piece's parameters into their ``.grad``; ``parameters()`` yields the
+:class:`Parameter` objects to hand to an optimizer; ``zero_grad()`` clears their gradients;
+``state_dict()`` and ``load_state_dict()`` save and restore them.
 
+- :class:`Module`: the base class of every piece, and of the models you compose from them: it
+  finds the Parameters and modules assigned to its attributes (``module.py``).
+- :class:`Parameter`: the one kind of trainable object: an array, its gradient (a
+  :class:`~fastembed.SparseGrad`) and whether that gradient is row-sparse (an embedding
+  table's) or lists every row (a dense parameter's, whose steps are then dense updates).
 - :class:`Embedding` and :class:`EmbeddingBag`: tables looked up by id, with row-sparse
   gradients and a fused backward-and-step (``embedding.py``).
-- :class:`Parameter`: a dense 2-D trainable array that fastembed's sparse optimizers
-  (:mod:`fastembed.optim`) update like an embedding table. Its gradient is a
-  :class:`~fastembed.SparseGrad` that lists every row, so each step is the dense update.
 - :class:`Linear`: ``y = x @ W.T + b``, PyTorch's layout and default initialisation.
 - :class:`Pooling` / :func:`pool`: masked mean or sum over the time axis of a padded batch.
 - :func:`softmax_cross_entropy` and :func:`sigmoid_binary_cross_entropy`: the losses, each
@@ -36,8 +39,9 @@ True
 from .embedding import Embedding, EmbeddingBag
 from .linear import Linear
 from .losses import sigmoid_binary_cross_entropy, softmax_cross_entropy
+from .module import Module
 from .parameter import Parameter
 from .pooling import Pooling, pool, pool_backward
 
-__all__ = ["Embedding", "EmbeddingBag", "Parameter", "Linear", "Pooling", "pool",
+__all__ = ["Embedding", "EmbeddingBag", "Module", "Parameter", "Linear", "Pooling", "pool",
            "pool_backward", "softmax_cross_entropy", "sigmoid_binary_cross_entropy"]

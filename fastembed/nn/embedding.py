@@ -1,9 +1,11 @@
 """Layers: ``Embedding`` and ``EmbeddingBag``, trainable tables with hand-written backward passes.
 
-A layer owns a (V, D) table ``weight``. Its ``forward`` (also ``layer(ids)``) looks rows up;
-its ``backward`` returns the row-sparse gradient of the table (a
+A layer owns a (V, D) table ``weight``, held in a sparse :class:`~fastembed.nn.Parameter`
+(``layer.parameter``, what ``layer.parameters()`` yields). Its ``forward`` (also
+``layer(ids)``) looks rows up; its ``backward`` returns the row-sparse gradient of the table (a
 :class:`~fastembed.functional.SparseGrad`) and adds it into ``layer.grad``, which the
-optimizers of :mod:`fastembed.optim` apply; ``backward_and_step`` fuses the two.
+optimizers of :mod:`fastembed.optim` apply; ``backward_and_step`` fuses the two. Both layers
+are :class:`~fastembed.nn.Module` objects.
 
 Examples
 --------
@@ -23,8 +25,6 @@ array([[-0.5, -0.5],
        [-1.5, -1.5]], dtype=float32)
 """
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 
@@ -61,6 +61,8 @@ from .._validation import (
     check_table,
     invalid_ids,
 )
+from .module import Module
+from .parameter import Parameter
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
@@ -107,18 +109,21 @@ def _merge(a, b):
     return merged
 
 
-class _TableLayer:
-    """What Embedding and EmbeddingBag share: the table, its options, the gradient."""
+class _TableLayer(Module):
+    """What Embedding and EmbeddingBag share: the table, its options, the gradient.
+
+    The table lives in a sparse :class:`~fastembed.nn.Parameter` registered as ``"weight"``
+    (:attr:`parameter`); ``weight``, ``grad`` and ``trainable`` read and write it.
+    """
 
     _name = "layer"
+    _table: Parameter  # the registered "weight", also kept here for attribute-speed access
 
     def __init__(self, num_embeddings, embedding_dim, *, padding_idx, max_norm, norm_type,
                  scale_grad_by_freq, dtype, init, seed, weight, trainable,
                  bounds_check="raise"):
+        super().__init__()
         self.bounds_check = check_bounds_mode(bounds_check)
-        # Guards the gradient and in-place updates of this layer against other threads
-        # (backward, backward_and_step, optimizer.step, zero_grad); see "Threads" in README.
-        self._lock = threading.RLock()
         if init is None:
             init = "uniform"
         if weight is not None:
@@ -150,13 +155,16 @@ class _TableLayer:
         if max_norm is not None and not weight.flags.writeable:
             raise ValueError("max_norm renormalises rows in place, but weight is read-only")
 
-        self.weight = weight
+        # The Parameter's lock guards the gradient and in-place updates of this layer against
+        # other threads (backward, backward_and_step, optimizer.step, zero_grad); see
+        # "Threads" in README.
+        table = Parameter(weight, name="weight", sparse=True, requires_grad=bool(trainable))
+        self.register_parameter("weight", table)
+        object.__setattr__(self, "_table", table)  # the same object, at attribute speed
         self.padding_idx = padding_idx
         self.max_norm = max_norm
         self.norm_type = norm_type
         self.scale_grad_by_freq = bool(scale_grad_by_freq)
-        self.trainable = bool(trainable)
-        self.grad = None
 
     @classmethod
     def from_pretrained(cls, weights, freeze=True, padding_idx=None, max_norm=None,
@@ -207,6 +215,87 @@ class _TableLayer:
         return cls(weight=weights, dtype=weights.dtype, trainable=not freeze,
                    padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
                    scale_grad_by_freq=scale_grad_by_freq, **kwargs)
+
+    @property
+    def parameter(self):
+        """The :class:`~fastembed.nn.Parameter` holding the table (``sparse=True``).
+
+        :meth:`parameters` yields it unless the layer is frozen; ``weight`` is its array,
+        ``grad`` its gradient and ``trainable`` its ``requires_grad``.
+
+        Examples
+        --------
+        >>> from fastembed import Embedding
+        >>> layer = Embedding(5, 3)
+        >>> layer.parameter
+        Parameter('weight', shape=(5, 3), dtype=float32, sparse=True)
+        >>> layer.parameter.data is layer.weight
+        True
+        """
+        return self._table
+
+    @property
+    def weight(self):
+        """The (V, D) table itself, the array of :attr:`parameter` (assignable).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> table = np.zeros((3, 2), np.float32)
+        >>> Embedding(weight=table).weight is table
+        True
+        """
+        return self._table.weight
+
+    @weight.setter
+    def weight(self, value):
+        self._table.weight = value
+
+    @property
+    def grad(self):
+        """The gradient accumulated since the last :meth:`zero_grad` (SparseGrad or None).
+
+        It is :attr:`parameter`'s ``grad``; assigning sets that (``layer.grad = None``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import Embedding
+        >>> layer = Embedding(3, 2)
+        >>> _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32))
+        >>> layer.grad.rows, layer.grad is layer.parameter.grad
+        (array([2]), True)
+        """
+        return self._table.grad
+
+    @grad.setter
+    def grad(self, value):
+        self._table.grad = value
+
+    @property
+    def trainable(self):
+        """Whether the table is trained (:attr:`parameter`'s ``requires_grad``; assignable).
+
+        A frozen layer computes no gradient and :meth:`parameters` yields nothing.
+
+        Examples
+        --------
+        >>> from fastembed import Embedding
+        >>> layer = Embedding(3, 2)
+        >>> layer.trainable = False
+        >>> layer.parameter.requires_grad, list(layer.parameters())
+        (False, [])
+        """
+        return self._table.requires_grad
+
+    @trainable.setter
+    def trainable(self, value):
+        self._table.requires_grad = bool(value)
+
+    @property
+    def _lock(self):
+        return self._table.lock
 
     @property
     def num_embeddings(self):
@@ -281,14 +370,17 @@ class _TableLayer:
             self.grad = _merge(self.grad, grad)
         return grad
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_lock", None)  # a lock cannot be copied or pickled: a copy gets its own
-        return state
-
     def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._lock = threading.RLock()
+        legacy = "weight" in state  # pickled when the layer held a plain table
+        if legacy:
+            state = dict(state)
+            table = Parameter(state.pop("weight"), name="weight", sparse=True,
+                              requires_grad=bool(state.pop("trainable", True)))
+            table.grad = state.pop("grad", None)
+        super().__setstate__(state)
+        if legacy:
+            self.register_parameter("weight", table)
+            object.__setattr__(self, "_table", table)
 
     def _check_fused_ready(self, had_forward):
         """The preconditions of backward_and_step, checked before anything is written."""
@@ -351,26 +443,6 @@ class _TableLayer:
                 array.flush()
                 return
             array = array.base
-
-    def parameters(self):
-        """The trainable arrays, as a list (empty for a frozen layer).
-
-        Returns
-        -------
-        list of ndarray
-            ``[weight]``, or ``[]`` when ``trainable`` is False.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastembed import Embedding
-        >>> Embedding(weight=np.eye(2, dtype=np.float32)).parameters()
-        [array([[1., 0.],
-               [0., 1.]], dtype=float32)]
-        >>> Embedding.from_pretrained(np.eye(2, dtype=np.float32)).parameters()
-        []
-        """
-        return [self.weight] if self.trainable else []
 
 
 class Embedding(_TableLayer):
@@ -614,8 +686,9 @@ class Embedding(_TableLayer):
             The gradient of the loss with respect to the last lookup's output, in the
             table's dtype.
         optimizer : optimizer of :mod:`fastembed.optim`
-            An optimizer holding this layer; its hyper-parameters and state are used and
-            updated as by ``step()``.
+            An optimizer holding this layer's :attr:`parameter` (it was given the layer, the
+            parameter, or a module's ``parameters()``); its hyper-parameters and state are
+            used and updated as by ``step()`` (through its ``fused_step``).
         n_threads : int, optional
             As in :func:`fastembed.gather`.
 
@@ -625,7 +698,7 @@ class Embedding(_TableLayer):
             A frozen layer, no forward before, or a ``layer.grad`` that is not empty.
         ValueError
             A non-finite gradient row (with the optimizer's ``check_finite``), or a layer
-            the optimizer does not hold; no row is changed.
+            whose parameter the optimizer does not hold; no row is changed.
 
         Examples
         --------
@@ -642,12 +715,14 @@ class Embedding(_TableLayer):
         >>> layer.grad is None
         True
         """
-        with optimizer._lock, self._lock:  # the optimizer's lock first, as in step()
-            ids, grad2d, n_threads = self._fused_prologue(grad_output, optimizer, n_threads)
-            optimizer._fused(self, grad2d, ids.reshape(-1), None, None,
-                             self.scale_grad_by_freq, self.padding_idx, n_threads)
+        param = self.parameter
+        with optimizer.lock, param.lock:  # the optimizer's lock first, as in step()
+            ids, grad2d, n_threads = self._fused_prologue(grad_output, n_threads)
+            optimizer.fused_step(param, grad2d, ids.reshape(-1),
+                                 divide_by_count=self.scale_grad_by_freq,
+                                 skip_row=self.padding_idx, n_threads=n_threads)
 
-    def _fused_prologue(self, grad_output, optimizer, n_threads):
+    def _fused_prologue(self, grad_output, n_threads):
         last_ids = self._last_ids
         self._check_fused_ready(last_ids is not None)
         assert last_ids is not None  # _check_fused_ready raised otherwise
@@ -866,7 +941,7 @@ class EmbeddingBag(_TableLayer):
         grad_output : ndarray, shape (B, D), the table's dtype
             The gradient of the loss with respect to the last forward's output.
         optimizer : optimizer of :mod:`fastembed.optim`
-            An optimizer holding this layer.
+            An optimizer holding this layer's :attr:`parameter`.
         n_threads : int, optional
             As in :func:`fastembed.gather`.
 
@@ -888,7 +963,7 @@ class EmbeddingBag(_TableLayer):
         >>> bag.weight[:, 0]                 # row 1 is in both bags: 2 x 1/2
         array([-0.5, -1. , -0.5,  0. ], dtype=float32)
         """
-        with optimizer._lock, self._lock:  # the optimizer's lock first, as in step()
+        with optimizer.lock, self.parameter.lock:  # the optimizer's lock first, as in step()
             _bag_backward_and_step(self, grad_output, optimizer, n_threads)
 
 
@@ -903,17 +978,20 @@ def _bag_backward_and_step(layer, grad_output, optimizer, n_threads):
         # Max routes each element to its own row: no row-grouped sum to fuse. And ids that
         # occur but contribute nothing (mean bags with weights summing to 0) change the
         # counts of scale_grad_by_freq. Both run backward, then step: the same result.
-        optimizer._index(layer)
+        if layer.parameter not in optimizer:  # fail before computing anything
+            raise ValueError("this layer's parameter is not one of the optimizer's "
+                             "parameters")
         layer.backward(grad_output, n_threads=n_threads)
         try:
-            optimizer._step_layer(layer)
+            optimizer.step_parameter(layer.parameter)
         finally:
             layer.zero_grad()
         return
     flat, bag_of, scale = bag_contributions(bags, layer.mode, layer.padding_idx, denom,
                                              layer.dtype)
-    optimizer._fused(layer, grad_output, flat, bag_of, scale, layer.scale_grad_by_freq,
-                     layer.padding_idx, n_threads)
+    optimizer.fused_step(layer.parameter, grad_output, flat, bag_of, scale,
+                         divide_by_count=layer.scale_grad_by_freq,
+                         skip_row=layer.padding_idx, n_threads=n_threads)
 
 
 def _copy_bags(bags):

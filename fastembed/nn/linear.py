@@ -14,12 +14,13 @@ import math
 import numpy as np
 
 from .._validation import as_float_array, as_rng, check_float_dtype, check_size
+from .module import Module
 from .parameter import Parameter
 
 __all__ = ["Linear"]
 
 
-class Linear:
+class Linear(Module):
     """A dense affine layer: ``y = x @ W.T + b``, PyTorch's layout.
 
     Parameters
@@ -49,7 +50,10 @@ class Linear:
     reference* for :meth:`backward`: do not change ``x`` in place between the two calls.
     ``backward(grad_y)`` returns ``grad_x = grad_y @ W`` and adds
     ``dW = grad_yᵀ x`` and ``db = Σ grad_y`` (summed over all leading axes) into the
-    parameters' gradients.
+    parameters' gradients (not into a frozen one's, ``requires_grad=False``).
+
+    A :class:`~fastembed.nn.Module`: ``parameters()`` yields ``weight`` and ``bias``,
+    ``state_dict()`` has the keys ``"weight"`` and ``"bias"``.
 
     Examples
     --------
@@ -67,6 +71,7 @@ class Linear:
 
     def __init__(self, in_features, out_features, *, bias=True, dtype=np.float32, seed=None,
                  init="uniform"):
+        super().__init__()
         self.in_features = check_size(in_features, "in_features")
         self.out_features = check_size(out_features, "out_features")
         dtype = check_float_dtype(dtype)
@@ -201,91 +206,8 @@ class Linear:
                              f"got {g.shape}")
         g2 = g.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
-        self.weight.accumulate(np.ascontiguousarray(g2.T @ x2))
-        if self.bias is not None:
+        if self.weight.requires_grad:
+            self.weight.accumulate(np.ascontiguousarray(g2.T @ x2))
+        if self.bias is not None and self.bias.requires_grad:
             self.bias.accumulate(g2.sum(axis=0).reshape(self.out_features, 1))
         return (g2 @ self.weight.data).reshape(x.shape)
-
-    def parameters(self):
-        """``[weight, bias]`` (or ``[weight]``): the objects to give an optimizer.
-
-        Returns
-        -------
-        list of Parameter
-
-        Examples
-        --------
-        >>> from fastembed import nn, optim
-        >>> layer = nn.Linear(3, 2, bias=False)
-        >>> layer.parameters()
-        [Parameter('weight', shape=(2, 3), dtype=float32)]
-        >>> opt = optim.SGD(nn.Linear(3, 2).parameters(), lr=0.1)
-        """
-        return [self.weight] if self.bias is None else [self.weight, self.bias]
-
-    def zero_grad(self):
-        """Forget the accumulated gradients of the parameters.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastembed import nn
-        >>> layer = nn.Linear(3, 2, seed=0)
-        >>> _ = layer(np.ones((1, 3), np.float32))
-        >>> _ = layer.backward(np.ones((1, 2), np.float32))
-        >>> layer.zero_grad()
-        >>> layer.weight.grad is None and layer.bias.grad is None
-        True
-        """
-        for p in self.parameters():
-            p.zero_grad()
-
-    def state_dict(self):
-        """``{"weight": W, "bias": b}`` as copies (``{"weight": W}`` without a bias).
-
-        Returns
-        -------
-        dict of str to ndarray
-
-        Examples
-        --------
-        >>> from fastembed import nn
-        >>> state = nn.Linear(3, 2, init="zeros").state_dict()
-        >>> {name: a.shape for name, a in state.items()}      # the bias is a column
-        {'weight': (2, 3), 'bias': (2, 1)}
-        """
-        return {name: p.data.copy() for name, p in
-                zip(("weight", "bias"), self.parameters())}
-
-    def load_state_dict(self, state):
-        """Copy arrays of :meth:`state_dict` into the parameters (checked first).
-
-        Parameters
-        ----------
-        state : dict of str to array-like
-            Exactly the keys of :meth:`state_dict`, with the same shapes and dtypes.
-
-        Raises
-        ------
-        ValueError
-            Other keys, shapes or dtypes; no parameter is changed.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastembed import nn
-        >>> a, b = nn.Linear(3, 2, seed=0), nn.Linear(3, 2, seed=1)
-        >>> b.load_state_dict(a.state_dict())
-        >>> bool((a.weight.data == b.weight.data).all())
-        True
-        """
-        params = dict(zip(("weight", "bias"), self.parameters()))
-        if set(state) != set(params):
-            raise ValueError(f"expected keys {sorted(params)}, got {sorted(state)}")
-        for name, p in params.items():
-            a = np.asarray(state[name])
-            if a.shape != p.shape or a.dtype != p.dtype:
-                raise ValueError(f"{name}: expected shape {p.shape} and dtype {p.dtype}, got "
-                                 f"{a.shape} {a.dtype}")
-        for name, p in params.items():
-            np.copyto(p.data, state[name])

@@ -1,4 +1,4 @@
-"""Parameter: a dense 2-D trainable array that the sparse optimizers update like a table.
+"""Parameter: the one kind of trainable object that fastembed's optimizers update.
 
 Examples
 --------
@@ -9,6 +9,8 @@ Parameter('w', shape=(2, 3), dtype=float32)
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .._rows import SparseGrad
@@ -18,21 +20,35 @@ __all__ = ["Parameter"]
 
 
 class Parameter:
-    """A dense, trainable 2-D array that fastembed's optimizers can update.
+    """A trainable 2-D array, its gradient, and how the optimizers should update it.
 
-    The optimizers of :mod:`fastembed.optim` take "anything with a 2-D ``.weight`` and a
-    row-sparse ``.grad``". A Parameter is that, for a dense array: :meth:`accumulate` adds a
-    dense gradient, and :attr:`grad` holds it as ``SparseGrad(arange(rows), values)``, every
-    row listed. So every row is "touched" at every step and the lazy optimizers perform the
-    ordinary dense update (Adam's moments of a row with a zero gradient decay, as in
-    ``torch.optim.Adam``).
+    Every trainable piece of fastembed holds its arrays in Parameters, and its
+    ``parameters()`` yields them: :class:`~fastembed.nn.Embedding` and
+    :class:`~fastembed.nn.EmbeddingBag` one row-sparse table (``sparse=True``),
+    :class:`~fastembed.nn.Linear` a dense weight and bias, a :class:`~fastembed.nn.Module`
+    those of its children. The optimizers of :mod:`fastembed.optim` take any iterable of
+    Parameters and apply each one's :attr:`grad`, a :class:`~fastembed.SparseGrad`, to the rows
+    it lists.
+
+    A dense parameter's gradient lists every row (:meth:`accumulate` adds a dense array), so
+    every row is "touched" at every step and the lazy optimizers perform the ordinary dense
+    update (Adam's moments of a row with a zero gradient decay, as in ``torch.optim.Adam``). A
+    sparse parameter's gradient (an embedding table's) lists only the rows a batch looked up,
+    and the optimizers touch only those.
 
     Parameters
     ----------
     data : ndarray of float32 or float64, shape (R, C)
         The array, used by reference (never copied): it must be 2-D and C-contiguous.
     name : str, optional
-        For messages and ``repr``.
+        The parameter's own name (``"weight"``, ``"bias"``), for messages and ``repr``; a
+        module's :meth:`~fastembed.nn.Module.named_parameters` gives the full dotted names.
+    sparse : bool, default False
+        True for embedding tables: the gradient is row-sparse and the lazy optimizers touch only
+        its rows (documentation of the update's nature: the optimizers treat both kinds alike).
+    requires_grad : bool, default True
+        False freezes the parameter: layers compute no gradient for it, modules'
+        ``parameters()`` leave it out, and the optimizers refuse it.
 
     Attributes
     ----------
@@ -40,6 +56,14 @@ class Parameter:
         The array (the name the optimizers read). ``data`` is the same array.
     grad : SparseGrad or None
         The accumulated gradient, or None after :meth:`zero_grad`.
+    name, sparse, requires_grad
+        As given (they may be changed later).
+
+    Notes
+    -----
+    A Parameter carries a lock (:attr:`lock`) that serialises its gradient accumulation and
+    the optimizers' in-place updates across Python threads; a copy or an unpickled Parameter
+    gets a fresh one.
 
     Examples
     --------
@@ -51,9 +75,11 @@ class Parameter:
     >>> p.data
     array([[0.95, 0.95, 0.95],
            [0.95, 0.95, 0.95]])
+    >>> nn.Embedding(4, 2).parameter           # an embedding table: a sparse Parameter
+    Parameter('weight', shape=(4, 2), dtype=float32, sparse=True)
     """
 
-    def __init__(self, data, *, name=None):
+    def __init__(self, data, *, name=None, sparse=False, requires_grad=True):
         if not isinstance(data, np.ndarray):
             raise TypeError(f"a Parameter wraps a numpy.ndarray, got {type(data).__name__}")
         if data.ndim != 2:
@@ -66,7 +92,39 @@ class Parameter:
         self.weight = data
         self.name = name
         self.grad = None
+        self.sparse = bool(sparse)
+        self.requires_grad = bool(requires_grad)
         self._rows = np.arange(data.shape[0], dtype=np.int64)
+        self._lock = threading.RLock()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock", None)  # a lock cannot be copied or pickled: a copy gets its own
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("sparse", False)  # pickled before these existed
+        self.__dict__.setdefault("requires_grad", True)
+        self._lock = threading.RLock()
+
+    @property
+    def lock(self):
+        """The re-entrant lock that guards :attr:`grad` and in-place updates of the array.
+
+        Layers hold it while they accumulate a gradient; optimizers take their own
+        :attr:`~fastembed.optim.Adam.lock` first, then the locks of the parameters they
+        update (see :meth:`~fastembed.optim.Adam.fused_step`).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed import nn
+        >>> p = nn.Parameter(np.zeros((2, 3)))
+        >>> with p.lock:
+        ...     p.grad = None
+        """
+        return self._lock
 
     @property
     def data(self):
@@ -81,6 +139,10 @@ class Parameter:
         True
         """
         return self.weight
+
+    @data.setter
+    def data(self, value):
+        self.weight = value
 
     @property
     def shape(self):
@@ -115,7 +177,10 @@ class Parameter:
 
     def __repr__(self):
         name = f"{self.name!r}, " if self.name else ""
-        return f"Parameter({name}shape={self.shape}, dtype={self.dtype.name})"
+        extra = ", sparse=True" if self.sparse else ""
+        if not self.requires_grad:
+            extra += ", requires_grad=False"
+        return f"Parameter({name}shape={self.shape}, dtype={self.dtype.name}{extra})"
 
     def accumulate(self, grad):
         """Add a dense gradient of the parameter's shape and dtype into :attr:`grad`.
@@ -147,11 +212,18 @@ class Parameter:
         if grad.dtype != self.weight.dtype:
             raise TypeError(f"the gradient of {self._label()} must have dtype "
                             f"{self.weight.dtype}, got {grad.dtype}")
-        if self.grad is None:
-            self.grad = SparseGrad(self._rows, np.array(grad, order="C", copy=True))
-        else:
-            values = self.grad.values
-            values += grad
+        with self._lock:
+            if self.grad is None:
+                rows = self._rows
+                if rows.size != self.weight.shape[0]:  # the array was replaced
+                    rows = self._rows = np.arange(self.weight.shape[0], dtype=np.int64)
+                self.grad = SparseGrad(rows, np.array(grad, order="C", copy=True))
+            elif self.grad.rows.size != self.weight.shape[0]:  # a row-sparse gradient
+                dense = self.grad.to_dense(self.weight.shape[0]) + grad
+                self.grad = SparseGrad(np.arange(dense.shape[0], dtype=np.int64), dense)
+            else:
+                values = self.grad.values
+                values += grad
 
     def dense_grad(self):
         """The accumulated gradient as a dense array (zeros when there is none).
@@ -174,6 +246,8 @@ class Parameter:
         """
         if self.grad is None:
             return np.zeros_like(self.weight)
+        if self.grad.rows.size != self.weight.shape[0]:  # a row-sparse gradient
+            return self.grad.to_dense(self.weight.shape[0])
         return self.grad.values.copy()
 
     def zero_grad(self):
@@ -189,7 +263,8 @@ class Parameter:
         >>> p.grad is None
         True
         """
-        self.grad = None
+        with self._lock:
+            self.grad = None
 
     def _label(self):
         return f"parameter {self.name!r}" if self.name else "the parameter"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import as_float_array
+from .module import Module
 
 __all__ = ["Pooling", "pool", "pool_backward"]
 
@@ -114,12 +115,13 @@ def pool_backward(grad_output, mask, mode="mean"):
     return w[:, :, None] * g[:, None, :]
 
 
-class Pooling:
+class Pooling(Module):
     """Masked mean or sum pooling over a padded sequence, with its backward pass.
 
     ``forward(x (B, T, D), mask (B, T) bool) -> (B, D)``; ``backward(grad (B, D)) -> grad_x
     (B, T, D)``, zero at masked positions. A row whose mask is all False pools to zeros and
-    gets a zero gradient. See :func:`pool`.
+    gets a zero gradient. See :func:`pool`. A :class:`~fastembed.nn.Module` without
+    parameters.
 
     Parameters
     ----------
@@ -143,6 +145,7 @@ class Pooling:
     """
 
     def __init__(self, mode="mean"):
+        super().__init__()
         if mode not in ("mean", "sum"):
             raise ValueError(f"mode must be 'mean' or 'sum', got {mode!r}")
         self.mode = mode
@@ -217,23 +220,3 @@ class Pooling:
             raise ValueError(f"grad_output must have shape (B, D) = {(shape[0], shape[2])}, got "
                              f"{g.shape}")
         return pool_backward(g, mask, self.mode)
-
-    def parameters(self):
-        """``[]``: pooling has no parameters (the method keeps the pieces' protocol).
-
-        Examples
-        --------
-        >>> from fastembed import nn
-        >>> nn.Pooling().parameters()
-        []
-        """
-        return []
-
-    def zero_grad(self):
-        """Do nothing: pooling has no gradient to clear (the pieces' protocol).
-
-        Examples
-        --------
-        >>> from fastembed import nn
-        >>> nn.Pooling().zero_grad()
-        """
