@@ -43,30 +43,11 @@ def main(argv=None):
                     "command, prints the seed example and the commands.")
     parser.add_argument("--version", action="version",
                         version=f"fastembed {fastembed.__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    w2v_parser = commands.add_parser(
-        "word2vec", help="train skip-gram or CBOW word vectors (default corpus: State of "
-                         "the Union)",
-        description="Train word2vec vectors, skip-gram (the default) or CBOW (--model cbow), "
-                    "with negative sampling (gensim's defaults), write them in word2vec text "
-                    "format, and print the nearest neighbours of a few words.")
-    cli.add_word2vec_arguments(w2v_parser)
-    similar_parser = commands.add_parser(
-        "similar", help="nearest neighbours of words in a word2vec text file",
-        description="Print the nearest neighbours, by cosine similarity, of words in a "
-                    "word2vec (or GloVe) text file.")
-    cli.add_similar_arguments(similar_parser)
-    classify_parser = commands.add_parser(
-        "classify", help="train a fastText-style text classifier",
-        description="Train a bag-of-embeddings classifier on fastText-format lines "
-                    "('__label__X text'); print accuracy and timing.")
-    cli.add_classify_arguments(classify_parser)
+    cli.add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
     args = parser.parse_args(argv)
-    runners = {"word2vec": cli.run_word2vec, "similar": cli.run_similar,
-               "classify": cli.run_classify}
-    if args.command in runners:
+    if args.command is not None:
         try:
-            return runners[args.command](args)
+            return cli.run(args)
         except (cli.UserError, OSError, ValueError, KeyError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             print(f"python -m fastembed {args.command}: error: {message}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The word table that :class:`fastembed.text.Vocab` and :class:`fastembed.vectors.Vectors` share."""
 from __future__ import annotations
 
-__all__ = ["WordTable"]
+__all__ = ["WordTable", "word_index"]
 
 
 class WordTable:
@@ -19,3 +19,15 @@ class WordTable:
 
     def __iter__(self):
         return iter(self.words)
+
+
+def word_index(words):
+    """``{word: row}`` for a list of words; ValueError naming the first word given twice."""
+    index = dict(zip(words, range(len(words))))  # C speed; a duplicate is found below
+    if len(index) != len(words):
+        first: dict = {}
+        for i, word in enumerate(words):
+            if word in first:
+                raise ValueError(f"words[{i}] = {word!r} repeats words[{first[word]}]")
+            first[word] = i
+    return index

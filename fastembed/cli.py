@@ -14,12 +14,12 @@ The commands can be run from Python, with a parser of their own:
 >>> import numpy as np
 >>> from fastembed import cli
 >>> from fastembed.io import save_word2vec
->>> parser = argparse.ArgumentParser(prog="similar")
->>> cli.add_similar_arguments(parser)
+>>> parser = argparse.ArgumentParser(prog="fastembed")
+>>> cli.add_commands(parser.add_subparsers(dest="command"))
 >>> with tempfile.TemporaryDirectory() as d:
 ...     path = os.path.join(d, "vectors.txt")
 ...     save_word2vec(path, np.array([[1, 0], [1, 1], [0, 1]], np.float32), ["a", "b", "c"])
-...     status = cli.run_similar(parser.parse_args([path, "a", "-n", "2"]))
+...     status = cli.run(parser.parse_args(["similar", path, "a", "-n", "2"]))
 a:
    0.7071  b
    0.0000  c
@@ -41,8 +41,7 @@ from ._validation import (
     check_positive_int,
 )
 
-__all__ = ["UserError", "add_word2vec_arguments", "run_word2vec", "probe_words",
-           "add_similar_arguments", "run_similar", "add_classify_arguments", "run_classify"]
+__all__ = ["UserError", "add_commands", "run", "probe_words"]
 
 # Words whose neighbours `word2vec` prints after training on the built-in corpus.
 DEFAULT_PROBES = ("war", "economy", "freedom", "congress", "tax")
@@ -60,10 +59,10 @@ class UserError(Exception):
     --------
     >>> import argparse
     >>> from fastembed import cli
-    >>> parser = argparse.ArgumentParser(prog="similar")
-    >>> cli.add_similar_arguments(parser)
+    >>> parser = argparse.ArgumentParser(prog="fastembed")
+    >>> cli.add_commands(parser.add_subparsers(dest="command"))
     >>> try:
-    ...     cli.run_similar(parser.parse_args(["/no/such/file.txt", "word"]))
+    ...     cli.run(parser.parse_args(["similar", "/no/such/file.txt", "word"]))
     ... except cli.UserError as exc:
     ...     print(f"error: {exc}")
     error: /no/such/file.txt: no such file
@@ -121,38 +120,9 @@ def _check_out(path):
 
 # -- word2vec ----------------------------------------------------------------------------------
 
-def add_word2vec_arguments(parser):
-    """Add the arguments of the ``word2vec`` command to an argparse parser.
-
-    A positional ``corpus`` (a file or directory; the built-in corpus when omitted), then
-    ``--out``, ``--model`` (``skipgram``, the default, or ``cbow``), the model's options with
-    gensim's defaults (``--dim``, ``--window``, ``--negative``, ``--epochs``, ``--min-count``,
-    ``--sample``, ``--lr``), ``--threads``, ``--hogwild``, ``--seed``, the checkpoint options
-    (``--checkpoint-dir``, ``--checkpoint-every``, ``--resume``), ``--show`` and
-    ``-n/--topn`` for the neighbours to print, and ``--quiet``.
-
-    The numbers are checked here, so that a bad one is an argparse error naming the option
-    (exit status 2) before any work: ``--dim``, ``--window``, ``--negative``, ``--epochs`` and
-    ``--min-count`` must be integers >= 1, ``--sample`` a number in [0, 1), ``--lr`` a finite
-    number > 0.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser
-        Changed in place.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> from fastembed import cli
-    >>> parser = argparse.ArgumentParser(prog="word2vec")
-    >>> cli.add_word2vec_arguments(parser)
-    >>> args = parser.parse_args(["corpus.txt", "--dim", "50"])
-    >>> args.corpus, args.dim, args.window, args.min_count, args.out, args.model
-    ('corpus.txt', 50, 5, 5, None, 'skipgram')
-    >>> parser.parse_args(["corpus.txt", "--model", "cbow", "--sample", "0"]).model
-    'cbow'
-    """
+def _add_word2vec_arguments(parser):
+    """The ``word2vec`` options. Numbers are checked here, so that a bad one is an argparse
+    error naming the option (exit status 2) before any work."""
     from .models.word2vec import DEFAULTS
     parser.add_argument("corpus", nargs="?", default=None,
                         help="a plain-text file or a directory of them (default: the built-in "
@@ -194,61 +164,13 @@ def add_word2vec_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_word2vec(args, file=None):
-    """Run the ``word2vec`` command: train vectors, write them, print neighbours.
-
-    Reads and tokenises the corpus (:func:`fastembed.models.word2vec.corpus_sentences`), trains
-    the ``--model`` (skip-gram or CBOW) with :func:`fastembed.models.word2vec.train_word2vec`,
-    writes the vectors in word2vec text format to ``args.out`` if given, and prints the
-    nearest neighbours of the ``--show`` words: by default a few words of the built-in
-    corpus (``DEFAULT_PROBES``), or for the user's corpus the frequent content words that
-    :func:`probe_words` picks.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        As parsed by a parser filled by :func:`add_word2vec_arguments`.
-    file : file object, optional
-        Where to print the report; ``sys.stdout`` by default.
-
-    Returns
-    -------
-    int
-        0.
-
-    Raises
-    ------
-    UserError
-        ``--resume`` or ``--checkpoint-every`` without ``--checkpoint-dir``, a checkpoint
-        directory holding checkpoints without ``--resume``, or an ``--out`` that cannot be
-        written, all before any work; or training that diverges
-        (:func:`~fastembed.models.word2vec.train_word2vec` raises FloatingPointError, typically
-        for too large a ``--lr``), after which no vectors are written.
-    FileNotFoundError, ValueError
-        A missing or empty corpus, or settings that train_word2vec refuses.
-
-    Examples
-    --------
-    >>> import argparse, os, tempfile
-    >>> from fastembed import cli
-    >>> parser = argparse.ArgumentParser(prog="word2vec")
-    >>> cli.add_word2vec_arguments(parser)
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     corpus = os.path.join(d, "corpus.txt")
-    ...     with open(corpus, "w", encoding="utf-8") as f:
-    ...         _ = f.write("The king rules. The queen rules.\\n" * 20)
-    ...     args = parser.parse_args([corpus, "--out", os.path.join(d, "vectors.txt"),
-    ...                               "--dim", "8", "--epochs", "1", "--min-count", "1",
-    ...                               "--quiet", "--show", "king"])
-    ...     status = cli.run_word2vec(args)
-    reading ...corpus.txt ...
-    40 sentences, 120 words, read and tokenised in ... s
-    vocabulary: 4 words (min_count=1); trained skipgram for 1 epoch on ... s (... words/s)
-    wrote 4 vectors of dimension 8 to ...vectors.txt
-      king: ...
-    >>> status
-    0
-    """
+def _run_word2vec(args, file=None):
+    """Train vectors (:func:`~fastembed.models.word2vec.train_word2vec`), write them to
+    ``--out``, print the neighbours of the ``--show`` words, of a few words of the built-in
+    corpus (``DEFAULT_PROBES``), or of the words :func:`probe_words` picks from the user's
+    corpus. Checkpoint options that contradict each other, an ``--out`` that cannot be written
+    and training that diverges (too large a ``--lr``) are UserErrors, the first two before any
+    work; after a divergence no vectors are written."""
     from .io import save_word2vec
     from .models.word2vec import corpus_sentences, train_word2vec
 
@@ -363,73 +285,16 @@ def probe_words(words, skip=100, n=3):
 
 # -- similar -----------------------------------------------------------------------------------
 
-def add_similar_arguments(parser):
-    """Add the arguments of the ``similar`` command to an argparse parser.
-
-    ``vectors`` (a word2vec text file), one or more ``words``, ``-n/--topn`` (default 10)
-    and ``--no-header`` (a GloVe file).
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser
-        Changed in place.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> from fastembed import cli
-    >>> parser = argparse.ArgumentParser(prog="similar")
-    >>> cli.add_similar_arguments(parser)
-    >>> args = parser.parse_args(["vectors.txt", "war", "peace", "-n", "3"])
-    >>> args.vectors, args.words, args.topn, args.no_header
-    ('vectors.txt', ['war', 'peace'], 3, False)
-    """
+def _add_similar_arguments(parser):
+    """The ``similar`` options: the vectors file, the words, ``-n/--topn``, ``--no-header``."""
     parser.add_argument("vectors", help="a word2vec text file (e.g. from `word2vec --out`)")
     parser.add_argument("words", nargs="+", help="the words to look up")
     parser.add_argument("-n", "--topn", type=_positive_int, default=10)
     parser.add_argument("--no-header", action="store_true", help="a GloVe file (no header)")
 
 
-def run_similar(args, file=None):
-    """Run the ``similar`` command: print the nearest neighbours of words in a vectors file.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        As parsed by a parser filled by :func:`add_similar_arguments`.
-    file : file object, optional
-        Where to print; ``sys.stdout`` by default.
-
-    Returns
-    -------
-    int
-        0, or 1 when none of the words is in the vocabulary (each missing word is reported).
-
-    Raises
-    ------
-    UserError
-        The vectors file does not exist or is not a file.
-    ValueError
-        A malformed vectors file (see :func:`fastembed.io.load_word2vec`).
-
-    Examples
-    --------
-    >>> import argparse, os, tempfile
-    >>> import numpy as np
-    >>> from fastembed import cli
-    >>> from fastembed.io import save_word2vec
-    >>> parser = argparse.ArgumentParser(prog="similar")
-    >>> cli.add_similar_arguments(parser)
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     path = os.path.join(d, "vectors.txt")
-    ...     save_word2vec(path, np.array([[1, 0], [1, 1], [0, 1]], np.float32), ["a", "b", "c"])
-    ...     status = cli.run_similar(parser.parse_args([path, "c", "zzz", "-n", "1"]))
-    c:
-       0.7071  b
-    zzz: not in the vocabulary of ...vectors.txt (3 words)
-    >>> status
-    0
-    """
+def _run_similar(args, file=None):
+    """Print the nearest neighbours of each word by cosine similarity."""
     from .io import load_word2vec
 
     file = sys.stdout if file is None else file
@@ -452,29 +317,9 @@ def run_similar(args, file=None):
 
 # -- classify ----------------------------------------------------------------------------------
 
-def add_classify_arguments(parser):
-    """Add the arguments of the ``classify`` command to an argparse parser.
-
-    ``train`` (a fastText-format file), ``--test``, ``--out``, and the options of
-    :func:`fastembed.models.classifier.train_classifier`: ``--dim``, ``--epochs``, ``--lr``,
-    ``--optimizer``, ``--batch-size``, ``--bigrams``, ``--min-count``, ``--threads``,
-    ``--seed``, ``--quiet``.
-
-    Parameters
-    ----------
-    parser : argparse.ArgumentParser
-        Changed in place.
-
-    Examples
-    --------
-    >>> import argparse
-    >>> from fastembed import cli
-    >>> parser = argparse.ArgumentParser(prog="classify")
-    >>> cli.add_classify_arguments(parser)
-    >>> args = parser.parse_args(["train.txt", "--bigrams", "100000"])
-    >>> args.train, args.test, args.bigrams, args.optimizer, args.lr
-    ('train.txt', None, 100000, 'adam', 0.05)
-    """
+def _add_classify_arguments(parser):
+    """The ``classify`` options: the options of
+    :func:`fastembed.models.classifier.train_classifier`, the files, ``--out``."""
     parser.add_argument("train", help="training data in fastText format: "
                                       "'__label__X text ...' per line")
     parser.add_argument("--test", default=None, help="test data in the same format")
@@ -494,55 +339,9 @@ def add_classify_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_classify(args, file=None):
-    """Run the ``classify`` command: train a classifier, print its report, save it.
-
-    Trains with :func:`fastembed.models.classifier.train_classifier`, prints the report's numbers
-    (one ``key: value`` line each; the per-epoch history is left out) and saves the model
-    to ``args.out`` if given.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        As parsed by a parser filled by :func:`add_classify_arguments`.
-    file : file object, optional
-        Where to print; ``sys.stdout`` by default.
-
-    Returns
-    -------
-    int
-        0.
-
-    Raises
-    ------
-    UserError
-        A missing training or test file, or an ``--out`` that cannot be written.
-    ValueError
-        Malformed files (see :func:`fastembed.models.classifier.read_fasttext`).
-
-    Examples
-    --------
-    >>> import argparse, os, tempfile
-    >>> from fastembed import cli
-    >>> parser = argparse.ArgumentParser(prog="classify")
-    >>> cli.add_classify_arguments(parser)
-    >>> with tempfile.TemporaryDirectory() as d:
-    ...     train = os.path.join(d, "train.txt")
-    ...     with open(train, "w", encoding="utf-8") as f:
-    ...         _ = f.write("__label__pos good fine\\n__label__neg bad awful\\n" * 8)
-    ...     status = cli.run_classify(parser.parse_args([train, "--test", train, "--dim", "4",
-    ...                                                  "--epochs", "3", "--quiet"]))
-    train_examples: 16
-    test_examples: 16
-    vocab_size: 4
-    num_classes: 2
-    train_time_s: ...
-    examples_per_s: ...
-    train_accuracy: 1.0000
-    accuracy: 1.0000
-    >>> status
-    0
-    """
+def _run_classify(args, file=None):
+    """Train with :func:`fastembed.models.classifier.train_classifier`, print the report's
+    numbers (one ``key: value`` line each; not the per-epoch history), save to ``--out``."""
     from .models import classifier
 
     file = sys.stdout if file is None else file
@@ -567,3 +366,95 @@ def run_classify(args, file=None):
         model.save(args.out)
         print(f"saved the model to {args.out}", file=file)
     return 0
+
+
+# -- the command table -------------------------------------------------------------------------
+
+# name: (one-line help, description, add the arguments, run)
+COMMANDS = {
+    "word2vec": (
+        "train skip-gram or CBOW word vectors (default corpus: State of the Union)",
+        "Train word2vec vectors, skip-gram (the default) or CBOW (--model cbow), with negative "
+        "sampling (gensim's defaults), write them in word2vec text format, and print the "
+        "nearest neighbours of a few words.",
+        _add_word2vec_arguments, _run_word2vec),
+    "similar": (
+        "nearest neighbours of words in a word2vec text file",
+        "Print the nearest neighbours, by cosine similarity, of words in a word2vec (or "
+        "GloVe) text file.",
+        _add_similar_arguments, _run_similar),
+    "classify": (
+        "train a fastText-style text classifier",
+        "Train a bag-of-embeddings classifier on fastText-format lines ('__label__X text'); "
+        "print accuracy and timing.",
+        _add_classify_arguments, _run_classify),
+}
+
+
+def add_commands(subparsers):
+    """Add every command of :data:`COMMANDS` to an argparse ``add_subparsers()`` object.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``parser.add_subparsers(dest="command")`` returned.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="fastembed")
+    >>> cli.add_commands(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["word2vec", "corpus.txt", "--dim", "50"])
+    >>> args.command, args.corpus, args.dim, args.window, args.model
+    ('word2vec', 'corpus.txt', 50, 5, 'skipgram')
+    """
+    for name, (help_text, description, add_arguments, _) in COMMANDS.items():
+        add_arguments(subparsers.add_parser(name, help=help_text, description=description))
+
+
+def run(args, file=None):
+    """Run the command ``args.command`` with its parsed arguments; returns the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser that :func:`add_commands` filled.
+    file : file object, optional
+        Where the report goes; ``sys.stdout`` by default.
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    UserError
+        A problem with the user's input (see :class:`UserError`); also OSError, ValueError
+        and KeyError from the library (a malformed file, a word not in the vocabulary).
+
+    Examples
+    --------
+    >>> import argparse, os, tempfile
+    >>> from fastembed import cli
+    >>> parser = argparse.ArgumentParser(prog="fastembed")
+    >>> cli.add_commands(parser.add_subparsers(dest="command"))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     train = os.path.join(d, "train.txt")
+    ...     with open(train, "w", encoding="utf-8") as f:
+    ...         _ = f.write("__label__pos good fine\\n__label__neg bad awful\\n" * 8)
+    ...     status = cli.run(parser.parse_args(["classify", train, "--test", train, "--dim",
+    ...                                         "4", "--epochs", "3", "--quiet"]))
+    train_examples: 16
+    test_examples: 16
+    vocab_size: 4
+    num_classes: 2
+    train_time_s: ...
+    examples_per_s: ...
+    train_accuracy: 1.0000
+    accuracy: 1.0000
+    >>> status
+    0
+    """
+    return COMMANDS[args.command][3](args, file)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ._atomic import atomic_write
 from ._validation import check_int
-from ._words import WordTable
+from ._words import WordTable, word_index
 
 __all__ = ["TOKEN_PATTERN", "tokenize", "split_sentences", "Vocab", "pad_sequences"]
 
@@ -253,13 +253,7 @@ class Vocab(WordTable):
                             f"{type(words).__name__}")
         words = list(words)
         _check_tokens(words)
-        index = {word: i for i, word in enumerate(words)}
-        if len(index) != len(words):
-            seen: dict = {}
-            for i, word in enumerate(words):
-                if word in seen:
-                    raise ValueError(f"duplicate word {word!r} at ids {seen[word]} and {i}")
-                seen[word] = i
+        index = word_index(words)
         if counts is None:
             counts = np.zeros(len(words), dtype=np.int64)
         else:

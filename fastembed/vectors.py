@@ -31,7 +31,7 @@ import numpy as np
 
 from ._memory import aligned_empty
 from ._validation import check_int
-from ._words import WordTable
+from ._words import WordTable, word_index
 from .nn import Embedding
 
 __all__ = ["Vectors", "embedding_for_vocab", "spearman"]
@@ -92,14 +92,7 @@ class Vectors(WordTable):
         if not all(isinstance(word, str) for word in words):
             i, word = next((i, w) for i, w in enumerate(words) if not isinstance(w, str))
             raise TypeError(f"words[{i}] is a {type(word).__name__}, not a str")
-        index = dict(zip(words, range(len(words))))  # C speed; duplicates found below
-        if len(index) != len(words):
-            first: dict = {}
-            for i, word in enumerate(words):
-                if word in first:
-                    raise ValueError(f"words[{i}] = {word!r} repeats words[{first[word]}]")
-                first[word] = i
-        self._set(words, weight, index)
+        self._set(words, weight, word_index(words))
 
     def _set(self, words, weight, index):
         self.words = words

@@ -495,8 +495,8 @@ def test_word2vec_bad_options_are_argparse_errors(tmp_path, capsys, corpus, opti
 def test_word2vec_boundary_options_are_accepted(option, value):
     import argparse
     parser = argparse.ArgumentParser()
-    cli.add_word2vec_arguments(parser)
-    args = parser.parse_args([option, value])
+    cli.add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["word2vec", option, value])
     assert getattr(args, option[2:].replace("-", "_")) == float(value)
 
 

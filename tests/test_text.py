@@ -273,7 +273,7 @@ def test_constructor_and_attributes():
 
 
 @pytest.mark.parametrize("args, kwargs, error, match", [
-    ((["a", "b", "a"],), {}, ValueError, "duplicate word 'a' at ids 0 and 2"),
+    ((["a", "b", "a"],), {}, ValueError, r"words\[2\] = 'a' repeats words\[0\]"),
     ((["a", "b"], [1]), {}, ValueError, "1 entries for 2 words"),
     ((["a", "b"], [1, -2]), {}, ValueError, "-2 for word 'b'"),
     ((["a", "b"], [1.0, 2.0]), {}, TypeError, "counts must be a 1-D array-like of integers"),
