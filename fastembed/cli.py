@@ -52,18 +52,15 @@ WORD2VEC_MODELS = ("skipgram", "cbow")
 class UserError(Exception):
     """A problem with the user's input: reported in one line, exit status 2.
 
-    Raised by the ``run_*`` functions before any work is done (a missing input file, an
+    Raised by :func:`run` before any work is done (a missing input file, an
     output path in a missing directory, contradictory options).
 
     Examples
     --------
-    >>> import argparse
     >>> from fastembed import cli
-    >>> parser = argparse.ArgumentParser(prog="fastembed")
-    >>> cli.add_commands(parser.add_subparsers(dest="command"))
-    >>> try:
-    ...     cli.run(parser.parse_args(["similar", "/no/such/file.txt", "word"]))
-    ... except cli.UserError as exc:
+    >>> try:                              # what `run` does with a missing file
+    ...     raise cli.UserError("/no/such/file.txt: no such file")
+    ... except cli.UserError as exc:      # python -m fastembed prints it, exits with 2
     ...     print(f"error: {exc}")
     error: /no/such/file.txt: no such file
     """
