@@ -63,15 +63,22 @@ def check(dist: pathlib.Path) -> list[str]:
             problems.append(f"wheel lacks the compiled module fastembed._ext.{ext}")
         if f"fastembed/_ext/{ext}.pyi" not in names:
             problems.append(f"wheel lacks the stub fastembed/_ext/{ext}.pyi")
-    for n in ("fastembed/__init__.py", "fastembed/py.typed", "fastembed/data/sotu.tsv.xz",
-              f"fastembed_layer-{version}.dist-info/METADATA"):
+    # every module of the source tree's package, and nothing outside the package
+    modules = {str(p.relative_to(ROOT)) for p in (ROOT / "fastembed").rglob("*.py")}
+    for n in sorted(modules | {"fastembed/py.typed", "fastembed/data/sotu.tsv.xz",
+                               f"fastembed_layer-{version}.dist-info/METADATA"}):
         if n not in names:
             problems.append(f"wheel lacks {n}")
     if not any(n.startswith(f"fastembed_layer-{version}.dist-info/") and "LICENSE" in n
                for n in names):
         problems.append("wheel lacks the LICENSE in its dist-info")
-    if any(n.startswith("tests/") for n in names):
-        problems.append("wheel installs a top-level 'tests' package")
+    stray = sorted(n for n in names
+                   if not n.startswith(("fastembed/", f"fastembed_layer-{version}.dist-info/")))
+    if stray:
+        problems.append(f"the wheel holds files outside the library: {stray[:5]}")
+    generated = sorted(n for n in names if n.endswith((".c", ".cpp", ".html")))
+    if generated:
+        problems.append(f"the wheel holds generated sources: {generated[:5]}")
     print(f"{sdists[0].name}: sdist checked; {wheels[0].name}: {len(names)} files, "
           f"{len(extensions)} compiled modules")
     return problems
