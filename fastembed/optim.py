@@ -115,6 +115,10 @@ class _SparseOptimizer:
     _hyper_names: tuple[str, ...] = ()  # the hyper-parameters state_dict() saves
 
     def __init__(self, params, *, n_threads=None, check_finite=True):
+        # the subclass has set its hyper-parameters (_hyper_names) as given: check them
+        # before the parameters are looked at, and keep the checked values
+        for name, value in self._checked_hyper(self._hyper_params()).items():
+            setattr(self, name, value)
         self.params = _as_params(params)
         self.check_finite = bool(check_finite)
         self._lock = threading.RLock()  # taken before any parameter's lock (see step)
@@ -130,7 +134,9 @@ class _SparseOptimizer:
         return _unused(weight), _unused(weight)
 
     def _hyper(self, step):
-        raise NotImplementedError
+        """The kernel's hyper-parameters at ``step``: by default the saved ones (the kernel
+        reads the keys its ``kind`` uses)."""
+        return {"kind": self.kind, **self._hyper_params()}
 
     def _ensure_state(self, k):
         """Make the state fit the current hyper-parameters (SGD's momentum may be turned on)."""
@@ -383,8 +389,7 @@ class _SparseOptimizer:
         if unknown:
             raise ValueError(f"unknown hyper-parameters {sorted(unknown)} for "
                              f"{type(self).__name__}")
-        hyper = {name: _HYPER_CHECKS[name](value, name)
-                 for name, value in state_dict["hyper"].items()}
+        hyper = self._checked_hyper(state_dict["hyper"])
         for (s1, s2), saved in zip(self.state, states):
             np.copyto(s1, saved["state1"])
             np.copyto(s2, saved["state2"])
@@ -394,8 +399,12 @@ class _SparseOptimizer:
 
     def _check_hyper(self):
         """Hyper-parameters may be changed between steps (schedules): check them each time."""
-        for name in self._hyper_names:
-            _HYPER_CHECKS[name](getattr(self, name), name)
+        self._checked_hyper(self._hyper_params())
+
+    @staticmethod
+    def _checked_hyper(hyper):
+        """{name: value} checked by :data:`_HYPER_CHECKS` (the checked values)."""
+        return {name: _HYPER_CHECKS[name](value, name) for name, value in hyper.items()}
 
     def _hyper_params(self):
         return {name: getattr(self, name) for name in self._hyper_names}
@@ -524,7 +533,13 @@ class _SparseOptimizer:
 
 
 def _unused(weight):
+    """A (1, 0) array: a state slot the optimizer does not use."""
     return np.zeros((1, 0), dtype=weight.dtype)
+
+
+def _zeros(weight):
+    """A state array of the table's shape and dtype, zeros (momentum, Adam's moments)."""
+    return aligned_zeros(weight.shape, weight.dtype)
 
 
 def _check_fused_args(param, grad, flat, src_row, scale, skip_row):
@@ -595,6 +610,10 @@ def _check_finite(values, k):
 class SGD(_SparseOptimizer):
     """Stochastic gradient descent on touched rows, with optional lazy momentum.
 
+    What it says of ``params``, ``n_threads`` and ``check_finite``, of the errors they raise
+    and of the attributes holds for every optimizer of :mod:`fastembed.optim` (the others
+    refer here).
+
     Parameters
     ----------
     params : iterable of Parameter, a layer or a module
@@ -647,24 +666,17 @@ class SGD(_SparseOptimizer):
     _hyper_names: tuple[str, ...] = ("lr", "momentum")
 
     def __init__(self, params, lr, momentum=0.0, *, n_threads=None, check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.momentum = check_nonneg_float(momentum, "momentum")
+        self.lr, self.momentum = lr, momentum  # checked by _SparseOptimizer.__init__
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
-        if self.momentum:
-            return aligned_zeros(weight.shape, weight.dtype), _unused(weight)
-        return _unused(weight), _unused(weight)
+        return (_zeros(weight) if self.momentum else _unused(weight)), _unused(weight)
 
     def _ensure_state(self, k):
         # momentum may have been turned on after construction: give the buffer then
         state1, state2 = self.state[k]
         if self.momentum and state1.shape == (1, 0):
-            weight = self.params[k].weight
-            self.state[k] = (aligned_zeros(weight.shape, weight.dtype), state2)
-
-    def _hyper(self, step):
-        return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
+            self.state[k] = (_zeros(self.params[k].weight), state2)
 
 
 class Adagrad(_SparseOptimizer):
@@ -672,18 +684,12 @@ class Adagrad(_SparseOptimizer):
 
     Parameters
     ----------
-    params : iterable of Parameter, a layer or a module
+    params, n_threads, check_finite
         As in :class:`SGD`.
     lr : float, default 0.01
     eps : float, default 1e-10
     initial_accumulator_value : float, default 0
         The starting value of every accumulator ``sum``.
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
 
     Examples
     --------
@@ -704,18 +710,13 @@ class Adagrad(_SparseOptimizer):
 
     def __init__(self, params, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, *,
                  n_threads=None, check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.eps = check_nonneg_float(eps, "eps")
-        self.initial_accumulator_value = check_nonneg_float(initial_accumulator_value,
-                                                            "initial_accumulator_value")
+        self.lr, self.eps = lr, eps  # checked by _SparseOptimizer.__init__
+        self.initial_accumulator_value = initial_accumulator_value
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         return (aligned_full(weight.shape, self.initial_accumulator_value, weight.dtype),
                 _unused(weight))
-
-    def _hyper(self, step):
-        return {"kind": "adagrad", "lr": self.lr, "eps": self.eps}
 
 
 class RowWiseAdagrad(_SparseOptimizer):
@@ -725,16 +726,8 @@ class RowWiseAdagrad(_SparseOptimizer):
 
     Parameters
     ----------
-    params : iterable of Parameter, a layer or a module
-        As in :class:`SGD`.
-    lr : float, default 0.01
-    eps : float, default 1e-10
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
+    params, lr, eps, n_threads, check_finite
+        As in :class:`Adagrad`.
 
     Examples
     --------
@@ -754,15 +747,11 @@ class RowWiseAdagrad(_SparseOptimizer):
     _hyper_names: tuple[str, ...] = ("lr", "eps")
 
     def __init__(self, params, lr=0.01, eps=1e-10, *, n_threads=None, check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.eps = check_nonneg_float(eps, "eps")
+        self.lr, self.eps = lr, eps  # checked by _SparseOptimizer.__init__
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         return aligned_zeros((weight.shape[0], 1), weight.dtype), _unused(weight)
-
-    def _hyper(self, step):
-        return {"kind": "rowwise_adagrad", "lr": self.lr, "eps": self.eps}
 
 
 class Adam(_SparseOptimizer):
@@ -770,18 +759,12 @@ class Adam(_SparseOptimizer):
 
     Parameters
     ----------
-    params : iterable of Parameter, a layer or a module
+    params, n_threads, check_finite
         As in :class:`SGD`.
     lr : float, default 0.001
     betas : (float, float), default (0.9, 0.999)
         The decay rates of the first and second moments, each in [0, 1).
     eps : float, default 1e-8
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
 
     Examples
     --------
@@ -803,14 +786,11 @@ class Adam(_SparseOptimizer):
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, *, n_threads=None,
                  check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.betas = _betas(betas)
-        self.eps = check_nonneg_float(eps, "eps")
+        self.lr, self.betas, self.eps = lr, betas, eps  # checked by _SparseOptimizer.__init__
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
-        return (aligned_zeros(weight.shape, weight.dtype),
-                aligned_zeros(weight.shape, weight.dtype))
+        return _zeros(weight), _zeros(weight)
 
     def _decay(self):
         return 1.0
@@ -831,16 +811,10 @@ class AdamW(Adam):
 
     Parameters
     ----------
-    params, lr, betas, eps
+    params, lr, betas, eps, n_threads, check_finite
         As in :class:`Adam`.
     weight_decay : float, default 0.01
         The decoupled decay rate (non-negative).
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
 
     Examples
     --------
@@ -861,7 +835,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *,
                  n_threads=None, check_finite=True):
-        self.weight_decay = check_nonneg_float(weight_decay, "weight_decay")
+        self.weight_decay = weight_decay  # checked by _SparseOptimizer.__init__
         super().__init__(params, lr=lr, betas=betas, eps=eps, n_threads=n_threads,
                          check_finite=check_finite)
 
