@@ -555,22 +555,20 @@ class Embedding(_TableLayer):
         ----------
         ids : array-like of int, any shape
             Row ids in ``[0, V)`` (see ``bounds_check`` for ids outside it).
-        out : ndarray, optional
-            Preallocated output of shape ``ids.shape + (D,)`` and the table's dtype.
-        n_threads : int, optional
-            As in :func:`fastembed.gather`.
+        out, n_threads
+            As in :func:`fastembed.gather`, which this is on the layer's table.
 
         Returns
         -------
-        ndarray of shape ``ids.shape + (D,)``
-            ``out`` if it was given.
+        ndarray
+            ``weight[ids]``; ``out`` if it was given.
 
         Raises
         ------
-        IndexError
-            An id outside the table (with ``bounds_check="raise"``); nothing is written.
-        ValueError
-            ``ids`` whose last axis differs from ``input_length``, or a mismatched ``out``.
+        IndexError, TypeError, ValueError
+            As :func:`fastembed.gather` (an id outside the table raises with
+            ``bounds_check="raise"``; nothing is written), and ``ids`` whose last axis
+            differs from ``input_length``.
 
         Examples
         --------
