@@ -53,6 +53,21 @@ array([[-0.3, -0.3],
        [ 0. ,  0. ]], dtype=float32)
 >>> opt.state_dict()["steps"]
 [3]
+
+One step of each on the same gradient ``[1, -2]`` of a row: Adagrad's and Adam's first steps
+are ``lr`` per element whatever the gradient's size; AdamW first decays the row by
+``1 - lr * weight_decay``:
+
+>>> for make in (optim.SGD, optim.Adagrad, optim.RowWiseAdagrad, optim.Adam, optim.AdamW):
+...     layer = Embedding(weight=np.ones((1, 2), np.float32))
+...     _ = layer([0]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
+...     make(layer, lr=0.1).step()
+...     print(f"{make.__name__:15}", layer.weight[0].round(4))
+SGD             [0.9 1.2]
+Adagrad         [0.9 1.1]
+RowWiseAdagrad  [0.9368 1.1265]
+Adam            [0.9 1.1]
+AdamW           [0.899 1.099]
 """
 from __future__ import annotations
 
@@ -198,15 +213,15 @@ class _SparseOptimizer:
         Examples
         --------
         >>> import numpy as np
-        >>> from fastembed import Embedding, optim
-        >>> layer = Embedding(weight=np.ones((2, 2), np.float32))
-        >>> opt = optim.SGD(layer, lr=0.5)
-        >>> _ = layer([1]); _ = layer.backward(np.ones((1, 2), np.float32))
-        >>> opt.step()
-        >>> layer.weight
+        >>> from fastembed import SparseGrad, nn, optim
+        >>> p = nn.Parameter(np.ones((2, 2), np.float32))
+        >>> opt = optim.SGD([p], lr=0.5)
+        >>> p.grad = SparseGrad(np.array([1], np.int64), np.ones((1, 2), np.float32))
+        >>> opt.step()                       # row 1, the one the gradient lists
+        >>> p.data
         array([[1. , 1. ],
                [0.5, 0.5]], dtype=float32)
-        >>> _ = layer.backward(np.full((1, 2), np.nan, np.float32), ids=[0])
+        >>> p.grad = SparseGrad(np.array([0], np.int64), np.full((1, 2), np.nan, np.float32))
         >>> opt.step()
         Traceback (most recent call last):
         ...
@@ -651,15 +666,17 @@ class SGD(_SparseOptimizer):
 
     Examples
     --------
+    Lazy momentum: row 1 is looked up at the first step only, so it moves once.
+
     >>> import numpy as np
     >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.SGD(layer, lr=0.5)
-    >>> _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32)); opt.step()
-    >>> layer.weight
-    array([[1. , 1. ],
-           [1. , 1. ],
-           [0.5, 0.5]], dtype=float32)
+    >>> layer = Embedding(weight=np.zeros((2, 1), np.float32))
+    >>> opt = optim.SGD(layer, lr=1.0, momentum=0.5)
+    >>> for ids in ([0, 1], [0], [0]):
+    ...     _ = layer(ids); _ = layer.backward(np.ones((len(ids), 1), np.float32))
+    ...     opt.step(); opt.zero_grad()
+    >>> layer.weight.ravel()        # row 0: steps of 1, 1.5 and 1.75; row 1: one step of 1
+    array([-4.25, -1.  ], dtype=float32)
     """
 
     kind = "sgd"
@@ -682,6 +699,8 @@ class SGD(_SparseOptimizer):
 class Adagrad(_SparseOptimizer):
     """Adagrad on touched rows (PyTorch's sparse Adagrad).
 
+    ``sum += g²``; ``w -= lr * g / (sqrt(sum) + eps)``, element by element.
+
     Parameters
     ----------
     params, n_threads, check_finite
@@ -694,15 +713,15 @@ class Adagrad(_SparseOptimizer):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.Adagrad(layer, lr=0.1)
-    >>> _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
-    >>> opt.step()                       # w -= lr * g / sqrt(g**2): a step of lr per element
-    >>> np.round(layer.weight[2], 4)
-    array([0.9, 1.1], dtype=float32)
-    >>> opt.state[0][0][2]               # the accumulated squared gradients of row 2
-    array([1., 4.], dtype=float32)
+    >>> from fastembed import nn, optim
+    >>> p = nn.Parameter(np.ones((2, 2), np.float32))
+    >>> opt = optim.Adagrad([p], lr=0.1, initial_accumulator_value=1.0)
+    >>> p.accumulate(np.array([[1.0, -2.0], [0.0, 0.0]], np.float32)); opt.step()
+    >>> opt.state[0][0]                  # the accumulators: 1 + g**2
+    array([[2., 5.],
+           [1., 1.]], dtype=float32)
+    >>> np.round(p.data[0], 4)           # w -= lr * g / sqrt(sum)
+    array([0.9293, 1.0894], dtype=float32)
     """
 
     kind = "adagrad"
@@ -731,16 +750,12 @@ class RowWiseAdagrad(_SparseOptimizer):
 
     Examples
     --------
-    >>> import numpy as np
     >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.RowWiseAdagrad(layer, lr=0.1)
-    >>> _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
-    >>> opt.step()                       # acc = mean(1, 4) = 2.5 for row 2
-    >>> opt.state[0][0].ravel()          # one accumulator per row
-    array([0. , 0. , 2.5], dtype=float32)
-    >>> np.round(layer.weight[2], 4)     # 1 - 0.1 * g / sqrt(2.5)
-    array([0.9368, 1.1265], dtype=float32)
+    >>> layer = Embedding(1000, 64)
+    >>> optim.RowWiseAdagrad(layer).state[0][0].shape     # one accumulator per row
+    (1000, 1)
+    >>> optim.Adagrad(layer).state[0][0].shape            # one per element
+    (1000, 64)
     """
 
     kind = "rowwise_adagrad"
@@ -757,6 +772,10 @@ class RowWiseAdagrad(_SparseOptimizer):
 class Adam(_SparseOptimizer):
     """Lazy Adam on touched rows: PyTorch's ``SparseAdam``.
 
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g²``;
+    ``w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``, where ``t`` counts the
+    steps at which the parameter had a gradient.
+
     Parameters
     ----------
     params, n_threads, check_finite
@@ -769,16 +788,13 @@ class Adam(_SparseOptimizer):
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.Adam(layer, lr=0.1)
+    >>> from fastembed import nn, optim
+    >>> p = nn.Parameter(np.ones((1, 2), np.float32))
+    >>> opt = optim.Adam([p], lr=0.1)
     >>> for _ in range(2):
-    ...     _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
-    ...     opt.step(); opt.zero_grad()
-    >>> np.round(layer.weight, 4)        # a constant gradient: steps of lr each time
-    array([[1. , 1. ],
-           [1. , 1. ],
-           [0.8, 1.2]], dtype=float32)
+    ...     p.accumulate(np.array([[1.0, -2.0]], np.float32)); opt.step(); opt.zero_grad()
+    >>> np.round(p.data, 4)              # a constant gradient: steps of lr each time
+    array([[0.8, 1.2]], dtype=float32)
     """
 
     kind = "adam"
