@@ -53,6 +53,21 @@ array([[-0.3, -0.3],
        [ 0. ,  0. ]], dtype=float32)
 >>> opt.state_dict()["steps"]
 [3]
+
+One step of each on the same gradient ``[1, -2]`` of a row: Adagrad's and Adam's first steps
+are ``lr`` per element whatever the gradient's size; AdamW first decays the row by
+``1 - lr * weight_decay``:
+
+>>> for make in (optim.SGD, optim.Adagrad, optim.RowWiseAdagrad, optim.Adam, optim.AdamW):
+...     layer = Embedding(weight=np.ones((1, 2), np.float32))
+...     _ = layer([0]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
+...     make(layer, lr=0.1).step()
+...     print(f"{make.__name__:15}", layer.weight[0].round(4))
+SGD             [0.9 1.2]
+Adagrad         [0.9 1.1]
+RowWiseAdagrad  [0.9368 1.1265]
+Adam            [0.9 1.1]
+AdamW           [0.899 1.099]
 """
 from __future__ import annotations
 
@@ -115,6 +130,10 @@ class _SparseOptimizer:
     _hyper_names: tuple[str, ...] = ()  # the hyper-parameters state_dict() saves
 
     def __init__(self, params, *, n_threads=None, check_finite=True):
+        # the subclass has set its hyper-parameters (_hyper_names) as given: check them
+        # before the parameters are looked at, and keep the checked values
+        for name, value in self._checked_hyper(self._hyper_params()).items():
+            setattr(self, name, value)
         self.params = _as_params(params)
         self.check_finite = bool(check_finite)
         self._lock = threading.RLock()  # taken before any parameter's lock (see step)
@@ -130,7 +149,9 @@ class _SparseOptimizer:
         return _unused(weight), _unused(weight)
 
     def _hyper(self, step):
-        raise NotImplementedError
+        """The kernel's hyper-parameters at ``step``: by default the saved ones (the kernel
+        reads the keys its ``kind`` uses)."""
+        return {"kind": self.kind, **self._hyper_params()}
 
     def _ensure_state(self, k):
         """Make the state fit the current hyper-parameters (SGD's momentum may be turned on)."""
@@ -192,15 +213,15 @@ class _SparseOptimizer:
         Examples
         --------
         >>> import numpy as np
-        >>> from fastembed import Embedding, optim
-        >>> layer = Embedding(weight=np.ones((2, 2), np.float32))
-        >>> opt = optim.SGD(layer, lr=0.5)
-        >>> _ = layer([1]); _ = layer.backward(np.ones((1, 2), np.float32))
-        >>> opt.step()
-        >>> layer.weight
+        >>> from fastembed import SparseGrad, nn, optim
+        >>> p = nn.Parameter(np.ones((2, 2), np.float32))
+        >>> opt = optim.SGD([p], lr=0.5)
+        >>> p.grad = SparseGrad(np.array([1], np.int64), np.ones((1, 2), np.float32))
+        >>> opt.step()                       # row 1, the one the gradient lists
+        >>> p.data
         array([[1. , 1. ],
                [0.5, 0.5]], dtype=float32)
-        >>> _ = layer.backward(np.full((1, 2), np.nan, np.float32), ids=[0])
+        >>> p.grad = SparseGrad(np.array([0], np.int64), np.full((1, 2), np.nan, np.float32))
         >>> opt.step()
         Traceback (most recent call last):
         ...
@@ -383,8 +404,7 @@ class _SparseOptimizer:
         if unknown:
             raise ValueError(f"unknown hyper-parameters {sorted(unknown)} for "
                              f"{type(self).__name__}")
-        hyper = {name: _HYPER_CHECKS[name](value, name)
-                 for name, value in state_dict["hyper"].items()}
+        hyper = self._checked_hyper(state_dict["hyper"])
         for (s1, s2), saved in zip(self.state, states):
             np.copyto(s1, saved["state1"])
             np.copyto(s2, saved["state2"])
@@ -394,8 +414,12 @@ class _SparseOptimizer:
 
     def _check_hyper(self):
         """Hyper-parameters may be changed between steps (schedules): check them each time."""
-        for name in self._hyper_names:
-            _HYPER_CHECKS[name](getattr(self, name), name)
+        self._checked_hyper(self._hyper_params())
+
+    @staticmethod
+    def _checked_hyper(hyper):
+        """{name: value} checked by :data:`_HYPER_CHECKS` (the checked values)."""
+        return {name: _HYPER_CHECKS[name](value, name) for name, value in hyper.items()}
 
     def _hyper_params(self):
         return {name: getattr(self, name) for name in self._hyper_names}
@@ -524,7 +548,13 @@ class _SparseOptimizer:
 
 
 def _unused(weight):
+    """A (1, 0) array: a state slot the optimizer does not use."""
     return np.zeros((1, 0), dtype=weight.dtype)
+
+
+def _zeros(weight):
+    """A state array of the table's shape and dtype, zeros (momentum, Adam's moments)."""
+    return aligned_zeros(weight.shape, weight.dtype)
 
 
 def _check_fused_args(param, grad, flat, src_row, scale, skip_row):
@@ -595,6 +625,10 @@ def _check_finite(values, k):
 class SGD(_SparseOptimizer):
     """Stochastic gradient descent on touched rows, with optional lazy momentum.
 
+    What it says of ``params``, ``n_threads`` and ``check_finite``, of the errors they raise
+    and of the attributes holds for every optimizer of :mod:`fastembed.optim` (the others
+    refer here).
+
     Parameters
     ----------
     params : iterable of Parameter, a layer or a module
@@ -632,71 +666,62 @@ class SGD(_SparseOptimizer):
 
     Examples
     --------
+    Lazy momentum: row 1 is looked up at the first step only, so it moves once.
+
     >>> import numpy as np
     >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.SGD(layer, lr=0.5)
-    >>> _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32)); opt.step()
-    >>> layer.weight
-    array([[1. , 1. ],
-           [1. , 1. ],
-           [0.5, 0.5]], dtype=float32)
+    >>> layer = Embedding(weight=np.zeros((2, 1), np.float32))
+    >>> opt = optim.SGD(layer, lr=1.0, momentum=0.5)
+    >>> for ids in ([0, 1], [0], [0]):
+    ...     _ = layer(ids); _ = layer.backward(np.ones((len(ids), 1), np.float32))
+    ...     opt.step(); opt.zero_grad()
+    >>> layer.weight.ravel()        # row 0: steps of 1, 1.5 and 1.75; row 1: one step of 1
+    array([-4.25, -1.  ], dtype=float32)
     """
 
     kind = "sgd"
     _hyper_names: tuple[str, ...] = ("lr", "momentum")
 
     def __init__(self, params, lr, momentum=0.0, *, n_threads=None, check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.momentum = check_nonneg_float(momentum, "momentum")
+        self.lr, self.momentum = lr, momentum  # checked by _SparseOptimizer.__init__
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
-        if self.momentum:
-            return aligned_zeros(weight.shape, weight.dtype), _unused(weight)
-        return _unused(weight), _unused(weight)
+        return (_zeros(weight) if self.momentum else _unused(weight)), _unused(weight)
 
     def _ensure_state(self, k):
         # momentum may have been turned on after construction: give the buffer then
         state1, state2 = self.state[k]
         if self.momentum and state1.shape == (1, 0):
-            weight = self.params[k].weight
-            self.state[k] = (aligned_zeros(weight.shape, weight.dtype), state2)
-
-    def _hyper(self, step):
-        return {"kind": "sgd", "lr": self.lr, "momentum": self.momentum}
+            self.state[k] = (_zeros(self.params[k].weight), state2)
 
 
 class Adagrad(_SparseOptimizer):
     """Adagrad on touched rows (PyTorch's sparse Adagrad).
 
+    ``sum += g²``; ``w -= lr * g / (sqrt(sum) + eps)``, element by element.
+
     Parameters
     ----------
-    params : iterable of Parameter, a layer or a module
+    params, n_threads, check_finite
         As in :class:`SGD`.
     lr : float, default 0.01
     eps : float, default 1e-10
     initial_accumulator_value : float, default 0
         The starting value of every accumulator ``sum``.
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.Adagrad(layer, lr=0.1)
-    >>> _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
-    >>> opt.step()                       # w -= lr * g / sqrt(g**2): a step of lr per element
-    >>> np.round(layer.weight[2], 4)
-    array([0.9, 1.1], dtype=float32)
-    >>> opt.state[0][0][2]               # the accumulated squared gradients of row 2
-    array([1., 4.], dtype=float32)
+    >>> from fastembed import nn, optim
+    >>> p = nn.Parameter(np.ones((2, 2), np.float32))
+    >>> opt = optim.Adagrad([p], lr=0.1, initial_accumulator_value=1.0)
+    >>> p.accumulate(np.array([[1.0, -2.0], [0.0, 0.0]], np.float32)); opt.step()
+    >>> opt.state[0][0]                  # the accumulators: 1 + g**2
+    array([[2., 5.],
+           [1., 1.]], dtype=float32)
+    >>> np.round(p.data[0], 4)           # w -= lr * g / sqrt(sum)
+    array([0.9293, 1.0894], dtype=float32)
     """
 
     kind = "adagrad"
@@ -704,18 +729,13 @@ class Adagrad(_SparseOptimizer):
 
     def __init__(self, params, lr=0.01, eps=1e-10, initial_accumulator_value=0.0, *,
                  n_threads=None, check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.eps = check_nonneg_float(eps, "eps")
-        self.initial_accumulator_value = check_nonneg_float(initial_accumulator_value,
-                                                            "initial_accumulator_value")
+        self.lr, self.eps = lr, eps  # checked by _SparseOptimizer.__init__
+        self.initial_accumulator_value = initial_accumulator_value
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         return (aligned_full(weight.shape, self.initial_accumulator_value, weight.dtype),
                 _unused(weight))
-
-    def _hyper(self, step):
-        return {"kind": "adagrad", "lr": self.lr, "eps": self.eps}
 
 
 class RowWiseAdagrad(_SparseOptimizer):
@@ -725,77 +745,56 @@ class RowWiseAdagrad(_SparseOptimizer):
 
     Parameters
     ----------
-    params : iterable of Parameter, a layer or a module
-        As in :class:`SGD`.
-    lr : float, default 0.01
-    eps : float, default 1e-10
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
+    params, lr, eps, n_threads, check_finite
+        As in :class:`Adagrad`.
 
     Examples
     --------
-    >>> import numpy as np
     >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.RowWiseAdagrad(layer, lr=0.1)
-    >>> _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
-    >>> opt.step()                       # acc = mean(1, 4) = 2.5 for row 2
-    >>> opt.state[0][0].ravel()          # one accumulator per row
-    array([0. , 0. , 2.5], dtype=float32)
-    >>> np.round(layer.weight[2], 4)     # 1 - 0.1 * g / sqrt(2.5)
-    array([0.9368, 1.1265], dtype=float32)
+    >>> layer = Embedding(1000, 64)
+    >>> optim.RowWiseAdagrad(layer).state[0][0].shape     # one accumulator per row
+    (1000, 1)
+    >>> optim.Adagrad(layer).state[0][0].shape            # one per element
+    (1000, 64)
     """
 
     kind = "rowwise_adagrad"
     _hyper_names: tuple[str, ...] = ("lr", "eps")
 
     def __init__(self, params, lr=0.01, eps=1e-10, *, n_threads=None, check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.eps = check_nonneg_float(eps, "eps")
+        self.lr, self.eps = lr, eps  # checked by _SparseOptimizer.__init__
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
         return aligned_zeros((weight.shape[0], 1), weight.dtype), _unused(weight)
 
-    def _hyper(self, step):
-        return {"kind": "rowwise_adagrad", "lr": self.lr, "eps": self.eps}
-
 
 class Adam(_SparseOptimizer):
     """Lazy Adam on touched rows: PyTorch's ``SparseAdam``.
 
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g²``;
+    ``w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``, where ``t`` counts the
+    steps at which the parameter had a gradient.
+
     Parameters
     ----------
-    params : iterable of Parameter, a layer or a module
+    params, n_threads, check_finite
         As in :class:`SGD`.
     lr : float, default 0.001
     betas : (float, float), default (0.9, 0.999)
         The decay rates of the first and second moments, each in [0, 1).
     eps : float, default 1e-8
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from fastembed import Embedding, optim
-    >>> layer = Embedding(weight=np.ones((3, 2), np.float32))
-    >>> opt = optim.Adam(layer, lr=0.1)
+    >>> from fastembed import nn, optim
+    >>> p = nn.Parameter(np.ones((1, 2), np.float32))
+    >>> opt = optim.Adam([p], lr=0.1)
     >>> for _ in range(2):
-    ...     _ = layer([2]); _ = layer.backward(np.array([[1.0, -2.0]], np.float32))
-    ...     opt.step(); opt.zero_grad()
-    >>> np.round(layer.weight, 4)        # a constant gradient: steps of lr each time
-    array([[1. , 1. ],
-           [1. , 1. ],
-           [0.8, 1.2]], dtype=float32)
+    ...     p.accumulate(np.array([[1.0, -2.0]], np.float32)); opt.step(); opt.zero_grad()
+    >>> np.round(p.data, 4)              # a constant gradient: steps of lr each time
+    array([[0.8, 1.2]], dtype=float32)
     """
 
     kind = "adam"
@@ -803,14 +802,11 @@ class Adam(_SparseOptimizer):
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, *, n_threads=None,
                  check_finite=True):
-        self.lr = check_positive_float(lr, "lr")
-        self.betas = _betas(betas)
-        self.eps = check_nonneg_float(eps, "eps")
+        self.lr, self.betas, self.eps = lr, betas, eps  # checked by _SparseOptimizer.__init__
         super().__init__(params, n_threads=n_threads, check_finite=check_finite)
 
     def _new_state(self, weight):
-        return (aligned_zeros(weight.shape, weight.dtype),
-                aligned_zeros(weight.shape, weight.dtype))
+        return _zeros(weight), _zeros(weight)
 
     def _decay(self):
         return 1.0
@@ -831,16 +827,10 @@ class AdamW(Adam):
 
     Parameters
     ----------
-    params, lr, betas, eps
+    params, lr, betas, eps, n_threads, check_finite
         As in :class:`Adam`.
     weight_decay : float, default 0.01
         The decoupled decay rate (non-negative).
-    n_threads : int, optional
-        Threads of the update kernels: None is OpenMP's default, negative values count back
-        from the maximum. The result does not depend on it.
-    check_finite : bool, default True
-        :meth:`step` raises ValueError, before any row changes, when a gradient holds NaN or
-        infinity; False skips that scan.
 
     Examples
     --------
@@ -861,7 +851,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, *,
                  n_threads=None, check_finite=True):
-        self.weight_decay = check_nonneg_float(weight_decay, "weight_decay")
+        self.weight_decay = weight_decay  # checked by _SparseOptimizer.__init__
         super().__init__(params, lr=lr, betas=betas, eps=eps, n_threads=n_threads,
                          check_finite=check_finite)
 

@@ -26,6 +26,8 @@ array([[-0.5, -0.5],
 """
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from .._bags import (
@@ -97,6 +99,13 @@ def _initial_table(shape, dtype, init, rng):
         return aligned_like(table, dtype)  # our own new table: copying is fine
     raise ValueError(f"init must be 'uniform', 'normal', 'zeros' or a callable "
                      f"init(shape, rng), got {init!r}")
+
+
+def _table_attribute(name, doc, convert=lambda value: value):
+    """A property of a layer that reads and writes the attribute ``name`` of its table's
+    Parameter (``convert`` is applied to the values written)."""
+    return property(operator.attrgetter(f"_table.{name}"),
+                    lambda layer, value: setattr(layer._table, name, convert(value)), doc=doc)
 
 
 def _merge(a, b):
@@ -234,8 +243,8 @@ class _TableLayer(Module):
         """
         return self._table
 
-    @property
-    def weight(self):
+    weight = _table_attribute(
+        "weight",
         """The (V, D) table itself, the array of :attr:`parameter` (assignable).
 
         Examples
@@ -245,15 +254,10 @@ class _TableLayer(Module):
         >>> table = np.zeros((3, 2), np.float32)
         >>> Embedding(weight=table).weight is table
         True
-        """
-        return self._table.weight
+        """)
 
-    @weight.setter
-    def weight(self, value):
-        self._table.weight = value
-
-    @property
-    def grad(self):
+    grad = _table_attribute(
+        "grad",
         """The gradient accumulated since the last :meth:`zero_grad` (SparseGrad or None).
 
         It is :attr:`parameter`'s ``grad``; assigning sets that (``layer.grad = None``).
@@ -266,15 +270,10 @@ class _TableLayer(Module):
         >>> _ = layer([2]); _ = layer.backward(np.ones((1, 2), np.float32))
         >>> layer.grad.rows, layer.grad is layer.parameter.grad
         (array([2]), True)
-        """
-        return self._table.grad
+        """)
 
-    @grad.setter
-    def grad(self, value):
-        self._table.grad = value
-
-    @property
-    def trainable(self):
+    trainable = _table_attribute(
+        "requires_grad",
         """Whether the table is trained (:attr:`parameter`'s ``requires_grad``; assignable).
 
         A frozen layer computes no gradient and :meth:`parameters` yields nothing.
@@ -286,38 +285,40 @@ class _TableLayer(Module):
         >>> layer.trainable = False
         >>> layer.parameter.requires_grad, list(layer.parameters())
         (False, [])
-        """
-        return self._table.requires_grad
+        """,
+        convert=bool)
 
-    @trainable.setter
-    def trainable(self, value):
-        self._table.requires_grad = bool(value)
-
-    @property
-    def _lock(self):
-        return self._table.lock
+    _lock = property(operator.attrgetter("_table.lock"))
 
     @property
     def num_embeddings(self):
-        """The number of rows V of the table.
+        """The number of rows V of the table, read from :attr:`weight` (it follows a new one).
 
         Examples
         --------
+        >>> import numpy as np
         >>> from fastembed import Embedding
-        >>> Embedding(5, 3).num_embeddings
+        >>> layer = Embedding(5, 3)
+        >>> layer.num_embeddings
         5
+        >>> layer.weight = np.zeros((7, 3), np.float32)
+        >>> layer.num_embeddings
+        7
         """
         return self.weight.shape[0]
 
     @property
     def embedding_dim(self):
-        """The length D of each row of the table.
+        """The length D of each row of the table: the last axis of every lookup.
+
+        Keras calls it ``output_dim`` (and :attr:`num_embeddings` ``input_dim``).
 
         Examples
         --------
-        >>> from fastembed import Embedding
-        >>> Embedding(5, 3).embedding_dim
-        3
+        >>> from fastembed import EmbeddingBag
+        >>> bag = EmbeddingBag(5, 3)
+        >>> bag.embedding_dim, bag([[0, 1], [2, 2]]).shape
+        (3, (2, 3))
         """
         return self.weight.shape[1]
 
@@ -392,24 +393,6 @@ class _TableLayer(Module):
                                "zero_grad() first")
         if not had_forward:
             raise RuntimeError("backward_and_step() needs a forward() first")
-
-    def zero_grad(self):
-        """Forget the accumulated gradient: :attr:`grad` becomes None.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastembed import Embedding
-        >>> layer = Embedding(3, 2, seed=0)
-        >>> _ = layer([1]); _ = layer.backward(np.ones((1, 2), np.float32))
-        >>> layer.grad.rows
-        array([1])
-        >>> layer.zero_grad()
-        >>> layer.grad is None
-        True
-        """
-        with self._lock:
-            self.grad = None
 
     def flush(self):
         """Write the changes of a memory-mapped table to its file; a no-op otherwise.
@@ -572,22 +555,20 @@ class Embedding(_TableLayer):
         ----------
         ids : array-like of int, any shape
             Row ids in ``[0, V)`` (see ``bounds_check`` for ids outside it).
-        out : ndarray, optional
-            Preallocated output of shape ``ids.shape + (D,)`` and the table's dtype.
-        n_threads : int, optional
-            As in :func:`fastembed.gather`.
+        out, n_threads
+            As in :func:`fastembed.gather`, which this is on the layer's table.
 
         Returns
         -------
-        ndarray of shape ``ids.shape + (D,)``
-            ``out`` if it was given.
+        ndarray
+            ``weight[ids]``; ``out`` if it was given.
 
         Raises
         ------
-        IndexError
-            An id outside the table (with ``bounds_check="raise"``); nothing is written.
-        ValueError
-            ``ids`` whose last axis differs from ``input_length``, or a mismatched ``out``.
+        IndexError, TypeError, ValueError
+            As :func:`fastembed.gather` (an id outside the table raises with
+            ``bounds_check="raise"``; nothing is written), and ``ids`` whose last axis
+            differs from ``input_length``.
 
         Examples
         --------
@@ -898,10 +879,9 @@ class EmbeddingBag(_TableLayer):
 
         Raises
         ------
-        RuntimeError
-            No forward before.
-        TypeError, ValueError
-            ``grad_output`` of the wrong dtype or shape.
+        RuntimeError, TypeError, ValueError
+            As :meth:`Embedding.backward`: no forward before, a ``grad_output`` of the wrong
+            dtype or shape.
 
         Examples
         --------
@@ -940,17 +920,13 @@ class EmbeddingBag(_TableLayer):
         ----------
         grad_output : ndarray, shape (B, D), the table's dtype
             The gradient of the loss with respect to the last forward's output.
-        optimizer : optimizer of :mod:`fastembed.optim`
-            An optimizer holding this layer's :attr:`parameter`.
-        n_threads : int, optional
-            As in :func:`fastembed.gather`.
+        optimizer, n_threads
+            As in :meth:`Embedding.backward_and_step`.
 
         Raises
         ------
-        RuntimeError
-            A frozen layer, no forward before, or a ``layer.grad`` that is not empty.
-        ValueError
-            A non-finite gradient (with the optimizer's ``check_finite``); no row changes.
+        RuntimeError, ValueError
+            As :meth:`Embedding.backward_and_step`; no row is changed.
 
         Examples
         --------

@@ -102,12 +102,15 @@ class Linear(Module):
     def dtype(self):
         """The dtype of the parameters (and of the inputs :meth:`forward` accepts).
 
+        An array input of another dtype raises TypeError: it is never cast.
+
         Examples
         --------
         >>> import numpy as np
         >>> from fastembed import nn
-        >>> nn.Linear(3, 2, dtype=np.float64).dtype
-        dtype('float64')
+        >>> layer = nn.Linear(3, 2, dtype=np.float64)
+        >>> layer.dtype, layer(np.ones((1, 3))).dtype         # float64 in, float64 out
+        (dtype('float64'), dtype('float64'))
         """
         return self.weight.dtype
 

@@ -219,19 +219,16 @@ class Module:
         Examples
         --------
         >>> from fastembed import nn
-        >>> outer = nn.Module()
-        >>> outer.head = nn.Linear(2, 1)
-        >>> list(outer.named_children())
-        [('head', Linear(2, 1, bias=True, dtype=float32))]
+        >>> outer, inner = nn.Module(), nn.Module()
+        >>> inner.linear = nn.Linear(2, 1)
+        >>> outer.inner, outer.head = inner, nn.Linear(2, 1)
+        >>> [name for name, _ in outer.named_children()]     # not inner.linear: not direct
+        ['inner', 'head']
         """
         yield from self._registries()[1].items()
 
     def children(self):
-        """The direct child modules, in assignment order.
-
-        Yields
-        ------
-        Module
+        """The modules of :meth:`named_children`, without their names.
 
         Examples
         --------
@@ -342,11 +339,11 @@ class Module:
         --------
         >>> import numpy as np
         >>> from fastembed import nn
-        >>> layer = nn.Linear(3, 2, seed=0)
-        >>> _ = layer(np.ones((1, 3), np.float32))
-        >>> _ = layer.backward(np.ones((1, 2), np.float32))
+        >>> layer = nn.Embedding(3, 2, seed=0)
+        >>> _ = layer([1]); _ = layer.backward(np.ones((1, 2), np.float32))
+        >>> layer.trainable = False             # frozen since: its gradient is forgotten too
         >>> layer.zero_grad()
-        >>> layer.weight.grad is None and layer.bias.grad is None
+        >>> layer.grad is None
         True
         """
         for _, param in self.named_parameters(include_frozen=True):
