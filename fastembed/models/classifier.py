@@ -58,6 +58,7 @@ import numpy as np
 
 from .. import optim
 from .._atomic import atomic_write
+from .._bags import bag_bounds
 from .._validation import (
     as_ids,
     as_rng,
@@ -121,30 +122,6 @@ def bigram_hash(a, b):
     z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
     return z ^ (z >> _U64(31))
-
-
-def _check_offsets(offsets, n_ids):
-    """Offsets as int64 (B,), first 0, non-decreasing, all <= n_ids."""
-    arr, off = as_ids(offsets, "offsets", strict=True)
-    if arr.ndim != 1:
-        raise ValueError(f"offsets must be 1-D, got shape {arr.shape}")
-    off = off.astype(np.int64)
-    if off.size == 0:
-        if n_ids:
-            raise ValueError(f"offsets is empty, so there are no documents, but {n_ids} ids "
-                             f"were given")
-        return off
-    if off[0] != 0:
-        raise ValueError(f"offsets[0] must be 0, got {int(off[0])}")
-    ends = np.append(off, np.int64(n_ids))
-    steps = np.diff(ends)
-    if (steps < 0).any():
-        k = int(np.argmax(steps < 0))
-        if k + 1 < off.size:
-            raise ValueError(f"offsets must be non-decreasing: offsets[{k}] = {int(off[k])} "
-                             f"> offsets[{k + 1}] = {int(off[k + 1])}")
-        raise ValueError(f"offsets[{k}] = {int(off[k])} is beyond len(ids) = {n_ids}")
-    return off
 
 
 def _with_bigrams(ids, offsets, num_words, buckets):
@@ -215,14 +192,15 @@ class BagDataset:
             raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
         check_ids_in_range(flat, ids_arr.shape, None, 1, ids=ids_arr)
         self.ids = flat.astype(np.int64)
-        self.offsets = _check_offsets(offsets, self.ids.size)
+        bounds = bag_bounds(offsets, self.ids.size)
+        self.offsets = bounds[:-1]
         labels_arr, lab = as_ids(labels, "labels")
         if labels_arr.shape != self.offsets.shape:
             raise ValueError(f"labels must have one entry per document "
                              f"({self.offsets.size}), got shape {labels_arr.shape}")
         check_ids_in_range(lab, labels_arr.shape, None, 1, name="labels", ids=labels_arr)
         self.labels = lab.astype(np.int64)
-        self.lengths = np.diff(np.append(self.offsets, np.int64(self.ids.size)))
+        self.lengths = np.diff(bounds)
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.shuffle = bool(shuffle)
         self.seed = check_seed(seed)
@@ -648,7 +626,7 @@ class BagClassifier(Module):
             ids_arr, flat = as_ids(x[0], strict=True)
             if ids_arr.ndim != 1:
                 raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
-            return flat.astype(np.int64, copy=False), _check_offsets(x[1], flat.size)
+            return flat.astype(np.int64, copy=False), bag_bounds(x[1], flat.size)[:-1]
         return self.encode(x)
 
     # -- forward / backward -------------------------------------------------------------
@@ -660,7 +638,7 @@ class BagClassifier(Module):
             raise ValueError(f"ids must be 1-D (the documents' word ids, concatenated), got "
                              f"shape {ids_arr.shape}")
         check_ids_in_range(flat, ids_arr.shape, self.num_words, 1, ids=ids_arr)
-        offsets = _check_offsets(offsets, flat.size)
+        offsets = bag_bounds(offsets, flat.size)[:-1]
         return _with_bigrams(flat.astype(np.int64, copy=False), offsets, self.num_words,
                              self.bigram_buckets)
 
