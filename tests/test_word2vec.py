@@ -1129,6 +1129,9 @@ def test_corpus_dataset_edge_cases():
     data = CorpusDataset(long, batch_words=10)
     assert data.num_batches(0) == 1
     np.testing.assert_array_equal(data.batch(0, 0)[1], [0, 50])
+    for bad in (-1, 1):
+        with pytest.raises(IndexError, match="out of range"):
+            data.batch(0, bad)
     with pytest.raises(TypeError):
         CorpusDataset([[1, 2]])
     for bad in (0, -1):

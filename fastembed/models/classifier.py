@@ -67,13 +67,12 @@ from .._validation import (
     check_n_threads,
     check_nonneg_float,
     check_positive_int,
-    check_seed,
     check_size,
 )
 from ..functional import embedding_bag
 from ..nn import EmbeddingBag, Linear, Module, softmax_cross_entropy
 from ..text import Vocab, tokenize
-from ..train import Trainer
+from ..train import BatchedDataset, Trainer
 
 __all__ = ["BagClassifier", "BagDataset", "bigram_hash", "read_fasttext", "train_classifier"]
 
@@ -155,12 +154,11 @@ def _with_bigrams(ids, offsets, num_words, buckets):
 # Dataset
 # ----------------------------------------------------------------------------------------
 
-class BagDataset:
+class BagDataset(BatchedDataset):
     """Documents as CSR word ids with labels, served in (shuffled) batches for the trainer.
 
-    ``batch(epoch, index)`` returns ``(ids, offsets, labels)`` (see the module docstring);
-    the order of epoch ``e`` is the permutation ``default_rng([seed, e])`` draws, so a batch
-    depends only on ``(seed, epoch, index)``: resuming mid-epoch reproduces it.
+    A :class:`fastembed.train.BatchedDataset` whose items are the documents: a batch is the
+    ``(ids, offsets, labels)`` of its documents (see the module docstring and :meth:`take`).
 
     Parameters
     ----------
@@ -170,9 +168,8 @@ class BagDataset:
         The start of each document (first 0, non-decreasing).
     labels : 1-D int array
         One class index per document.
-    batch_size : int
-    shuffle : bool, default True
-    seed : int, default 0
+    batch_size, shuffle, seed
+        As in :class:`fastembed.train.BatchedDataset`.
 
     Examples
     --------
@@ -194,112 +191,27 @@ class BagDataset:
         self.ids = flat.astype(np.int64)
         bounds = bag_bounds(offsets, self.ids.size)
         self.offsets = bounds[:-1]
+        self.lengths = np.diff(bounds)
         labels_arr, lab = as_ids(labels, "labels")
         if labels_arr.shape != self.offsets.shape:
             raise ValueError(f"labels must have one entry per document "
                              f"({self.offsets.size}), got shape {labels_arr.shape}")
         check_ids_in_range(lab, labels_arr.shape, None, 1, name="labels", ids=labels_arr)
         self.labels = lab.astype(np.int64)
-        self.lengths = np.diff(bounds)
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.shuffle = bool(shuffle)
-        self.seed = check_seed(seed)
-        self._order: tuple = (None, None)  # (epoch, permutation): the last epoch's, cached
-
-    def __len__(self):
-        return self.offsets.size
+        super().__init__(self.offsets.size, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
     def __repr__(self):
         return (f"BagDataset({len(self)} documents, {self.ids.size} ids, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed})")
 
-    def num_batches(self, epoch=0):
-        """Batches per epoch: ``ceil(len(self) / batch_size)``, the same for every epoch.
-
-        Parameters
-        ----------
-        epoch : int, default 0
-            Unused (part of the dataset protocol).
-
-        Returns
-        -------
-        int
-
-        Examples
-        --------
-        >>> BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2).num_batches()
-        2
-        """
-        return -(-len(self) // self.batch_size)
-
-    def order(self, epoch):
-        """The document order of ``epoch`` (read-only).
-
-        Parameters
-        ----------
-        epoch : int
-
-        Returns
-        -------
-        ndarray of int64, shape (len(self),)
-            ``np.random.default_rng([seed, epoch]).permutation(len(self))``, or ``arange``
-            without shuffling. The last epoch's order is cached.
-
-        Examples
-        --------
-        >>> data = BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2, seed=0)
-        >>> sorted(data.order(0).tolist())
-        [0, 1, 2]
-        >>> BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2, shuffle=False).order(5)
-        array([0, 1, 2])
-        """
-        epoch = check_int(epoch, "epoch", min=0)
-        if self._order[0] != epoch:
-            order = (np.random.default_rng([self.seed, epoch]).permutation(len(self))
-                     if self.shuffle else np.arange(len(self)))
-            order.flags.writeable = False
-            self._order = (epoch, order)
-        return self._order[1]
-
-    def batch(self, epoch, index):
-        """Batch ``index`` of epoch ``epoch``: ``(ids, offsets, labels)`` of its documents.
-
-        Parameters
-        ----------
-        epoch : int
-            Picks the document order (:meth:`order`).
-        index : int
-            In ``[0, num_batches())``.
-
-        Returns
-        -------
-        ids, offsets, labels : ndarray of int64
-            The CSR batch (see the module docstring).
-
-        Raises
-        ------
-        IndexError
-            ``index`` out of range.
-
-        Examples
-        --------
-        >>> data = BagDataset([4, 5, 6, 7], [0, 1, 1], [0, 1, 0], batch_size=2, shuffle=False)
-        >>> data.batch(0, 1)
-        (array([5, 6, 7]), array([0]), array([0]))
-        """
-        index = check_int(index, "index")
-        n = self.num_batches(epoch)
-        if not 0 <= index < n:
-            raise IndexError(f"batch index {index} out of range for {n} batches")
-        sel = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.take(sel)
+    order = BatchedDataset.permutation  # the document order of an epoch, under its own name
 
     def take(self, docs):
-        """``(ids, offsets, labels)`` of the documents ``docs`` (an int array), in that order.
+        """``(ids, offsets, labels)`` of the documents ``docs``, in that order.
 
         Parameters
         ----------
-        docs : array-like of int
+        docs : slice or array-like of int
             Document indices in ``[0, len(self))``.
 
         Returns
@@ -312,6 +224,8 @@ class BagDataset:
         >>> data.take([2, 0])
         (array([7, 4]), array([0, 1]), array([0, 0]))
         """
+        if isinstance(docs, slice):
+            docs = np.arange(*docs.indices(len(self)))
         docs = np.asarray(docs, dtype=np.int64)
         lengths = self.lengths[docs]
         offsets = np.zeros(docs.size, dtype=np.int64)
