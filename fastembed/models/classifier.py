@@ -299,43 +299,40 @@ class BagClassifier(Module):
 
     def __init__(self, num_words, num_classes, *, dim=100, bigram_buckets=0, vocab=None,
                  labels=None, dtype=np.float32, seed=None, init="fasttext", n_threads=None):
-        # at most 2**32 words: bigram hashing packs two ids into 64 bits
-        num_words = check_int(num_words, "num_words", min=1, max=2**32)
-        num_classes = check_positive_int(num_classes, "num_classes")
-        dim = check_positive_int(dim, "dim")
-        bigram_buckets = check_size(bigram_buckets, "bigram_buckets")
         super().__init__()
+        # at most 2**32 words: bigram hashing packs two ids into 64 bits
+        self.num_words = check_int(num_words, "num_words", min=1, max=2**32)
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        self.dim = check_positive_int(dim, "dim")
+        self.bigram_buckets = check_size(bigram_buckets, "bigram_buckets")
         check_n_threads(n_threads)
+        self.n_threads = n_threads
         if init not in ("fasttext", "random"):
             raise ValueError(f"init must be 'fasttext' or 'random', got {init!r}")
         if vocab is not None:
             if not isinstance(vocab, Vocab):
                 vocab = Vocab(vocab)
-            if len(vocab) != num_words:
-                raise ValueError(f"vocab has {len(vocab)} words, num_words is {num_words}")
+            if len(vocab) != self.num_words:
+                raise ValueError(f"vocab has {len(vocab)} words, num_words is {self.num_words}")
+        self.vocab = vocab
         if labels is None:
-            labels = [str(k) for k in range(num_classes)]
+            labels = [str(k) for k in range(self.num_classes)]
         labels = [str(name) for name in labels]
-        if len(labels) != num_classes:
-            raise ValueError(f"labels has {len(labels)} names, num_classes is {num_classes}")
+        if len(labels) != self.num_classes:
+            raise ValueError(f"labels has {len(labels)} names, num_classes is "
+                             f"{self.num_classes}")
         if len(set(labels)) != len(labels):
             raise ValueError("labels has duplicate names")
+        self.label_names = labels
         rng = as_rng(seed)
-        bound = 1.0 / dim
+        bound = 1.0 / self.dim
 
         def uniform(shape, rng):
             return rng.uniform(-bound, bound, size=shape)
 
-        self.num_words = num_words
-        self.num_classes = num_classes
-        self.dim = dim
-        self.bigram_buckets = bigram_buckets
-        self.vocab = vocab
-        self.label_names = labels
-        self.n_threads = n_threads
-        self.bag = EmbeddingBag(num_words + bigram_buckets, dim, mode="mean", dtype=dtype,
-                                init=uniform, seed=rng)
-        self.linear = Linear(dim, num_classes, dtype=dtype, seed=rng,
+        self.bag = EmbeddingBag(self.num_words + self.bigram_buckets, self.dim, mode="mean",
+                                dtype=dtype, init=uniform, seed=rng)
+        self.linear = Linear(self.dim, self.num_classes, dtype=dtype, seed=rng,
                              init="zeros" if init == "fasttext" else "uniform")
         self.embedding = self.bag.parameter  # the model's own: named "embedding", listed first
         self._label_index = {name: k for k, name in enumerate(labels)}
