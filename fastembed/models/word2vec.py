@@ -137,6 +137,11 @@ class Corpus:
         -------
         Corpus
 
+        Raises
+        ------
+        ValueError, TypeError
+            ``max_sentence_length`` is not a positive int.
+
         Examples
         --------
         >>> from fastembed.text import Vocab
@@ -147,6 +152,7 @@ class Corpus:
         >>> corpus.words, corpus.starts         # "x" dropped, long sentences cut
         (array([0, 1, 2, 1, 2, 0], dtype=int32), array([0, 2, 3, 5, 6]))
         """
+        max_sentence_length = check_positive_int(max_sentence_length, "max_sentence_length")
         index = getattr(vocab, "index", vocab)
         get = index.get
         ids = []
