@@ -517,6 +517,16 @@ class BagClassifier(Module):
         -------
         BagDataset
 
+        Raises
+        ------
+        ValueError
+            Texts and a model without a vocabulary, not one label per document, or an unknown
+            label name.
+        TypeError
+            ``texts`` is a single string.
+        IndexError
+            A label index out of range.
+
         Examples
         --------
         >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
