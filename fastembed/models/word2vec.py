@@ -171,25 +171,26 @@ class Corpus:
 
     @property
     def n_words(self):
-        """The number of words (ids) in the corpus.
+        """The number of words (ids) in the corpus: those of the vocabulary only.
 
         Examples
         --------
         >>> from fastembed.models.word2vec import Corpus
-        >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_words
-        4
+        >>> Corpus.from_sentences([["a", "b", "?"], ["?"]], {"a": 0, "b": 1}).n_words
+        2
         """
         return int(self.words.size)
 
     @property
     def n_sentences(self):
-        """The number of sentences in the corpus.
+        """The number of sentences in the corpus, each piece of a cut sentence counted.
 
         Examples
         --------
         >>> from fastembed.models.word2vec import Corpus
-        >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_sentences
-        2
+        >>> corpus = Corpus.from_sentences([["a"] * 5, []], {"a": 0}, max_sentence_length=2)
+        >>> corpus.n_sentences, corpus.starts       # 5 words cut into 2 + 2 + 1; [] dropped
+        (3, array([0, 2, 4, 5]))
         """
         return int(self.starts.size - 1)
 
@@ -570,18 +571,24 @@ class Word2VecModel(Module):
     def syn0(self):
         """The input vectors (V, dim), the word vectors: the array of the Parameter ``syn0``.
 
+        ``vectors`` is the same property.
+
         Examples
         --------
         >>> from fastembed.models.word2vec import SkipGram
         >>> model = SkipGram([5, 3, 2], dim=4)
         >>> model.syn0.shape, model.syn0 is model.get_parameter("syn0").data
         ((3, 4), True)
+        >>> model.vectors is model.syn0
+        True
         """
         return self.get_parameter("syn0").weight
 
     @syn0.setter
     def syn0(self, value):
         self.get_parameter("syn0").weight = value
+
+    vectors = syn0  # the word vectors under their everyday name: syn0 itself, not a copy
 
     @property
     def syn1neg(self):
@@ -619,19 +626,6 @@ class Word2VecModel(Module):
         3
         """
         return int(self.syn0.shape[0])
-
-    @property
-    def vectors(self):
-        """The word vectors (``syn0``, not a copy).
-
-        Examples
-        --------
-        >>> from fastembed.models.word2vec import SkipGram
-        >>> model = SkipGram([5, 3, 2], dim=4)
-        >>> model.vectors.shape, model.vectors is model.syn0
-        ((3, 4), True)
-        """
-        return self.syn0
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.num_words:,} words, dim={self.dim}, "
