@@ -971,7 +971,6 @@ class Trainer:
         Examples
         --------
         >>> import tempfile
-        >>> import numpy as np
         >>> from fastembed.train import ArrayDataset, Trainer
         >>> class Still:                     # a model with nothing to learn
         ...     state_dict = dict
@@ -980,7 +979,7 @@ class Trainer:
         ...     def load_state_dict(self, state):
         ...         pass
         >>> with tempfile.TemporaryDirectory() as ckpt:
-        ...     trainer = Trainer(Still(), data=ArrayDataset(np.ones(3), batch_size=1),
+        ...     trainer = Trainer(Still(), data=ArrayDataset(range(3), batch_size=1),
         ...                       checkpoint_dir=ckpt, progress=False)
         ...     print(trainer.save_checkpoint().name)      # before any step
         ...     _ = trainer.fit(resume=True)
