@@ -1,9 +1,10 @@
 """Pooled lookups (bags) shared by :func:`fastembed.embedding_bag` and :class:`fastembed.EmbeddingBag`.
 
-A bag layout (:class:`Bags`) is checked once (:func:`bag_layout`, :func:`checked_bags`); the
-forward pass pools it with the compiled kernel (:func:`bag_forward`); the backward pass turns
-the output gradient into per-position contributions (:func:`bag_contributions`) and sums
-them by row (:func:`bag_backward`). The kernels are in ``fastembed/_ext/pooling.pyx`` and
+A bag layout (:class:`Bags`) is checked once (:func:`bag_layout`, :func:`checked_bags`; its
+offsets by :func:`bag_bounds`, which also checks the classifier's documents); the forward
+pass pools it with the compiled kernel (:func:`bag_forward`); the backward pass turns the
+output gradient into per-position contributions (:func:`bag_contributions`) and sums them by
+row (:func:`bag_backward`). The kernels are in ``fastembed/_ext/pooling.pyx`` and
 ``bagrows.h``.
 """
 from __future__ import annotations
@@ -45,35 +46,46 @@ def bag_layout(ids, offsets, include_last_offset, per_sample_weights, mode, dtyp
     else:
         if ids_arr.ndim != 1:
             raise ValueError(f"with offsets, ids must be 1-D, got shape {ids_arr.shape}")
-        off_arr, off = as_ids(offsets, "offsets", strict=True)
-        if off_arr.ndim != 1:
-            raise ValueError(f"offsets must be 1-D, got shape {off_arr.shape}")
-        off = off.astype(np.int64)
-        if include_last_offset:
-            if off.size == 0:
-                raise ValueError("offsets must not be empty with include_last_offset=True")
-            if off[-1] != n:
-                raise ValueError(f"with include_last_offset=True the last offset must equal "
-                                 f"len(ids) = {n}, got {int(off[-1])}")
-            offs = off
-        else:
-            offs = np.append(off, np.int64(n))
-        if offs.size > 1 and offs[0] != 0:
-            raise ValueError(f"offsets[0] must be 0, got {int(offs[0])}")
-        if offs.size == 1 and n:
-            raise ValueError(f"offsets is empty, so there are no bags, but {n} ids were given")
-        steps = np.diff(offs)
-        if (steps < 0).any():
-            k = int(np.argmax(steps < 0))
-            if k + 1 < off.size:
-                raise ValueError(f"offsets must be non-decreasing: offsets[{k}] = "
-                                 f"{int(offs[k])} > offsets[{k + 1}] = {int(offs[k + 1])}")
-            raise ValueError(f"offsets[{k}] = {int(offs[k])} is beyond len(ids) = {n}")
+        offs = bag_bounds(offsets, n, include_last_offset)
     weights = None
     if per_sample_weights is not None:
         w = check_bag_weights(np.asarray(per_sample_weights), mode, dtype, ids_arr.shape)
         weights = np.ascontiguousarray(w.reshape(-1))
     return Bags(ids_arr.shape, flat, offs, weights, ids_arr)
+
+
+def bag_bounds(offsets, n, include_last_offset=False):
+    """Where each bag starts in ``n`` ids, then ``n``: int64 (B + 1,), from offsets as given.
+
+    ``offsets`` holds each bag's start (first 0, non-decreasing, at most ``n``), and with
+    ``include_last_offset`` the end of the last bag too (then it must end with ``n``).
+    Raises ValueError naming the first bad offset.
+    """
+    off_arr, off = as_ids(offsets, "offsets", strict=True)
+    if off_arr.ndim != 1:
+        raise ValueError(f"offsets must be 1-D, got shape {off_arr.shape}")
+    off = off.astype(np.int64)
+    if include_last_offset:
+        if off.size == 0:
+            raise ValueError("offsets must not be empty with include_last_offset=True")
+        if off[-1] != n:
+            raise ValueError(f"with include_last_offset=True the last offset must equal "
+                             f"len(ids) = {n}, got {int(off[-1])}")
+        offs = off
+    else:
+        offs = np.append(off, np.int64(n))
+    if offs.size > 1 and offs[0] != 0:
+        raise ValueError(f"offsets[0] must be 0, got {int(offs[0])}")
+    if offs.size == 1 and n:
+        raise ValueError(f"offsets is empty, so there are no bags, but {n} ids were given")
+    steps = np.diff(offs)
+    if (steps < 0).any():
+        k = int(np.argmax(steps < 0))
+        if k + 1 < off.size:
+            raise ValueError(f"offsets must be non-decreasing: offsets[{k}] = "
+                             f"{int(offs[k])} > offsets[{k + 1}] = {int(offs[k + 1])}")
+        raise ValueError(f"offsets[{k}] = {int(offs[k])} is beyond len(ids) = {n}")
+    return offs
 
 
 def check_bag_weights(weights, mode, dtype, ids_shape):

@@ -373,6 +373,12 @@ class Vocab(WordTable):
         -------
         Vocab
 
+        Raises
+        ------
+        TypeError, ValueError
+            As for :meth:`build`, and for ``counts`` that is not a mapping of words to
+            non-negative ints.
+
         Examples
         --------
         >>> Vocab.from_counts({"x": 1, "y": 5, "z": 1}, unk_token="<unk>").words

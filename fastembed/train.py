@@ -34,7 +34,9 @@ strings, None and NumPy arrays, and ``load_state_dict()``. Before each step the 
 - ``batch(epoch, index)``: a deterministic function of ``(epoch, index)`` and the dataset's
   own seed.
 
-:class:`ArrayDataset` implements it over in-memory arrays.
+:class:`BatchedDataset` implements it for items visited in a per-epoch order and cut into
+batches; a subclass defines only ``take(items)``, the batch those items make.
+:class:`ArrayDataset` is one over in-memory arrays.
 
 Learning rate
 -------------
@@ -128,10 +130,11 @@ import warnings
 import numpy as np
 
 from ._atomic import atomic_write
-from ._validation import check_float, check_int, check_positive_int, check_seed
+from ._validation import check_float, check_int, check_positive_int, check_seed, check_size
 from ._version import __version__
 
-__all__ = ["ArrayDataset", "Trainer", "flatten_state", "load_checkpoint", "unflatten_state"]
+__all__ = ["ArrayDataset", "BatchedDataset", "Trainer", "flatten_state", "load_checkpoint",
+           "unflatten_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,18 +170,28 @@ def _as_number(x):
 # Dataset
 # ----------------------------------------------------------------------------------------
 
-class ArrayDataset:
-    """Mini-batches of aligned in-memory arrays, shuffled per epoch, with random access.
+class BatchedDataset:
+    """Random access to the batches of ``n`` items, visited in a new order every epoch.
+
+    The base of :class:`ArrayDataset`, :class:`~fastembed.models.classifier.BagDataset` and
+    :class:`~fastembed.models.word2vec.CorpusDataset`. Epoch ``e`` visits the items in the
+    order :meth:`permutation` gives and cuts that order into batches of consecutive
+    positions: ``batch_size`` of them each (the last batch may be smaller), or between
+    ``bounds``. The base owns the order, the batch count and the argument checks; a subclass
+    says only what the batch made of some items is, in :meth:`take`.
 
     Parameters
     ----------
-    *arrays : array-like
-        One or more arrays with the same length along their first axis (the examples).
-    batch_size : int
-        Examples per batch (>= 1). The last batch of an epoch may be smaller.
+    n : int
+        The number of items (examples, documents, sentences).
+    batch_size : int, optional
+        Items per batch (>= 1). Give it or ``bounds``.
+    bounds : array-like of int, optional
+        Batches of uneven sizes: batch ``i`` holds the positions ``bounds[i]:bounds[i + 1]``
+        of the epoch's order (non-decreasing, from 0, at most ``n``).
     shuffle : bool, default True
-        Visit the examples in a new order each epoch: the permutation of epoch ``e`` is
-        ``np.random.default_rng([seed, e]).permutation(len(self))``.
+        Visit the items in a new order each epoch: the permutation of epoch ``e`` is
+        ``np.random.default_rng([seed, e]).permutation(n)``.
     seed : int, default 0
         The dataset's own seed (independent of the trainer's).
     drop_last : bool, default False
@@ -187,9 +200,201 @@ class ArrayDataset:
     Notes
     -----
     ``batch(epoch, index)`` depends only on ``(epoch, index)`` and the seed, so a resumed run
-    can start at any batch. It returns a tuple of arrays, one per input array, or the array
-    itself when one array was given: views when ``shuffle=False``, copies otherwise. The
-    permutation of the most recent epoch is cached.
+    can start at any batch. The permutation of the most recent epoch is cached.
+
+    Examples
+    --------
+    A dataset of the squares 0, 1, 4, 9, 16: ``take`` is all a subclass writes.
+
+    >>> import numpy as np
+    >>> from fastembed.train import BatchedDataset
+    >>> class Squares(BatchedDataset):
+    ...     def take(self, items):
+    ...         return np.arange(len(self))[items] ** 2
+    >>> data = Squares(5, batch_size=2, shuffle=False)
+    >>> data.num_batches(), data.batch(0, 1), data.batch(0, 2)
+    (3, array([4, 9]), array([16]))
+    >>> shuffled = Squares(5, batch_size=2, seed=0)
+    >>> sorted(np.concatenate([shuffled.batch(1, i) for i in range(3)]).tolist())
+    [0, 1, 4, 9, 16]
+    >>> Squares(5, bounds=[0, 1, 5], shuffle=False).batch(0, 1)
+    array([ 1,  4,  9, 16])
+    """
+
+    def __init__(self, n, *, batch_size=None, bounds=None, shuffle=True, seed=0,
+                 drop_last=False):
+        self._n = check_size(n, "n")
+        if bounds is None:
+            self.batch_size = check_positive_int(batch_size, "batch_size")
+        elif batch_size is not None or drop_last:
+            raise TypeError("give batch_size (and drop_last) or bounds, not both")
+        else:
+            bounds = np.asarray(bounds, dtype=np.int64)
+            if (bounds.ndim != 1 or not bounds.size or bounds[0] != 0
+                    or bounds[-1] > self._n or (np.diff(bounds) < 0).any()):
+                raise ValueError(f"bounds must be non-decreasing positions from 0 to at most "
+                                 f"n = {self._n}")
+            self.batch_size = None
+        self._bounds = bounds
+        self.shuffle = bool(shuffle)
+        self.seed = check_seed(seed)  # runs (and resumes) are reproducible by design
+        self.drop_last = bool(drop_last)
+        self._order: tuple = (None, None)  # (epoch, permutation): the last epoch's
+
+    def __len__(self):
+        return self._n
+
+    def num_batches(self, epoch=0):
+        """Batches per epoch (the same for every epoch).
+
+        Parameters
+        ----------
+        epoch : int, default 0
+            Unused: every epoch has as many batches (part of the dataset protocol).
+
+        Returns
+        -------
+        int
+            ``ceil(n / batch_size)``, or ``n // batch_size`` with ``drop_last``, or
+            ``len(bounds) - 1``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset
+        >>> ArrayDataset(np.arange(10), batch_size=4).num_batches()
+        3
+        >>> ArrayDataset(np.arange(10), batch_size=4, drop_last=True).num_batches()
+        2
+        """
+        if self._bounds is not None:
+            return int(self._bounds.size - 1)
+        if self.drop_last:
+            return self._n // self.batch_size
+        return -(-self._n // self.batch_size)
+
+    def permutation(self, epoch):
+        """The order in which epoch ``epoch`` visits the items (read-only).
+
+        Parameters
+        ----------
+        epoch : int
+            A non-negative epoch index.
+
+        Returns
+        -------
+        ndarray of int64, shape (n,)
+            ``np.random.default_rng([seed, epoch]).permutation(n)``, or ``arange(n)`` without
+            shuffling.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset
+        >>> data = ArrayDataset(np.arange(5), batch_size=2, seed=0)
+        >>> order = data.permutation(0)
+        >>> sorted(order.tolist())
+        [0, 1, 2, 3, 4]
+        >>> bool((ArrayDataset(np.arange(5), batch_size=2, seed=0).permutation(0) == order).all())
+        True
+        >>> ArrayDataset(np.arange(5), batch_size=2, shuffle=False).permutation(3)
+        array([0, 1, 2, 3, 4])
+        """
+        epoch = check_int(epoch, "epoch", min=0)
+        if self._order[0] != epoch:
+            order = (np.random.default_rng([self.seed, epoch]).permutation(self._n)
+                     if self.shuffle else np.arange(self._n))
+            order.flags.writeable = False
+            self._order = (epoch, order)
+        return self._order[1]
+
+    def batch(self, epoch, index):
+        """Batch ``index`` of epoch ``epoch``: :meth:`take` of the items it holds.
+
+        Parameters
+        ----------
+        epoch : int
+            A non-negative epoch index (it picks the permutation).
+        index : int
+            The batch, in ``[0, num_batches(epoch))``.
+
+        Returns
+        -------
+        object
+            ``take(permutation(epoch)[lo:hi])``, where ``lo:hi`` are the positions of batch
+            ``index``; without shuffling, ``take(slice(lo, hi))``.
+
+        Raises
+        ------
+        IndexError
+            ``index`` out of range.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.train import ArrayDataset
+        >>> data = ArrayDataset(np.arange(5), np.arange(5) * 10, batch_size=2, shuffle=False)
+        >>> data.batch(0, 2)
+        (array([4]), array([40]))
+        >>> data.batch(0, 3)
+        Traceback (most recent call last):
+        ...
+        IndexError: batch index 3 out of range: epoch 0 has 3 batches
+        """
+        index = check_int(index, "index")
+        nb = self.num_batches(epoch)
+        if not 0 <= index < nb:
+            raise IndexError(f"batch index {index} out of range: epoch {epoch} has {nb} "
+                             f"batches")
+        if self._bounds is None:
+            lo = index * self.batch_size
+            hi = min(lo + self.batch_size, self._n)
+        else:
+            lo, hi = int(self._bounds[index]), int(self._bounds[index + 1])
+        if self.shuffle:
+            return self.take(self.permutation(epoch)[lo:hi])
+        check_int(epoch, "epoch", min=0)
+        return self.take(slice(lo, hi))
+
+    def take(self, items):
+        """The batch made of ``items``: each subclass defines it.
+
+        Parameters
+        ----------
+        items : slice or array-like of int
+            Item indices in ``[0, n)``, in batch order. :meth:`batch` passes a slice of
+            consecutive items when the dataset is not shuffled, an int array otherwise; both
+            index a NumPy array.
+
+        Returns
+        -------
+        object
+            The batch, as the model's ``train_step`` takes it.
+
+        Examples
+        --------
+        >>> from fastembed.train import BatchedDataset
+        >>> BatchedDataset(3, batch_size=2).take([0, 1])
+        Traceback (most recent call last):
+        ...
+        NotImplementedError: a subclass of BatchedDataset defines take(items)
+        """
+        raise NotImplementedError(f"a subclass of {type(self).__name__} defines take(items)")
+
+
+class ArrayDataset(BatchedDataset):
+    """Mini-batches of aligned in-memory arrays, shuffled per epoch, with random access.
+
+    A :class:`BatchedDataset` whose items are the examples, the rows along the first axis of
+    every array. A batch is a tuple of arrays, one per input array, or the array itself when
+    one array was given: views when ``shuffle=False``, copies otherwise.
+
+    Parameters
+    ----------
+    *arrays : array-like
+        One or more arrays with the same length along their first axis (the examples).
+    batch_size, shuffle, seed, drop_last
+        As in :class:`BatchedDataset`.
 
     Examples
     --------
@@ -217,129 +422,34 @@ class ArrayDataset:
         if len(set(lengths)) != 1:
             raise ValueError(f"the arrays must have the same length, got lengths {lengths}")
         self.arrays = arrays
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.shuffle = bool(shuffle)
-        self.seed = check_seed(seed)  # runs (and resumes) are reproducible by design
-        self.drop_last = bool(drop_last)
-        self._n = lengths[0]
-        self._perm_epoch = None
-        self._perm = None
-
-    def __len__(self):
-        return self._n
+        super().__init__(lengths[0], batch_size=batch_size, shuffle=shuffle, seed=seed,
+                         drop_last=drop_last)
 
     def __repr__(self):
-        return (f"ArrayDataset({len(self.arrays)} array(s) of {self._n} examples, "
+        return (f"ArrayDataset({len(self.arrays)} array(s) of {len(self)} examples, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
                 f"drop_last={self.drop_last})")
 
-    def num_batches(self, epoch=0):
-        """Batches per epoch (the same for every epoch).
+    def take(self, items):
+        """The examples ``items`` of every array: a tuple of arrays, or the one array.
 
         Parameters
         ----------
-        epoch : int, default 0
-            Unused: every epoch has as many batches (part of the dataset protocol).
-
-        Returns
-        -------
-        int
-            ``ceil(len(self) / batch_size)``, or ``len(self) // batch_size`` with
-            ``drop_last``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastembed.train import ArrayDataset
-        >>> ArrayDataset(np.arange(10), batch_size=4).num_batches()
-        3
-        >>> ArrayDataset(np.arange(10), batch_size=4, drop_last=True).num_batches()
-        2
-        """
-        if self.drop_last:
-            return self._n // self.batch_size
-        return -(-self._n // self.batch_size)
-
-    def permutation(self, epoch):
-        """The order in which epoch ``epoch`` visits the examples (``arange`` if unshuffled).
-
-        Parameters
-        ----------
-        epoch : int
-            A non-negative epoch index.
-
-        Returns
-        -------
-        ndarray of int, shape (len(self),)
-            ``np.random.default_rng([seed, epoch]).permutation(len(self))`` when shuffling.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastembed.train import ArrayDataset
-        >>> data = ArrayDataset(np.arange(5), batch_size=2, seed=0)
-        >>> order = data.permutation(0)
-        >>> sorted(order.tolist())
-        [0, 1, 2, 3, 4]
-        >>> bool((ArrayDataset(np.arange(5), batch_size=2, seed=0).permutation(0) == order).all())
-        True
-        >>> ArrayDataset(np.arange(5), batch_size=2, shuffle=False).permutation(3)
-        array([0, 1, 2, 3, 4])
-        """
-        epoch = check_int(epoch, "epoch", min=0)
-        if not self.shuffle:
-            return np.arange(self._n)
-        if self._perm_epoch != epoch:
-            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self._n)
-            self._perm_epoch = epoch
-        return self._perm
-
-    def batch(self, epoch, index):
-        """Batch ``index`` of epoch ``epoch``: a tuple of arrays (or the one array).
-
-        Parameters
-        ----------
-        epoch : int
-            A non-negative epoch index (it picks the permutation).
-        index : int
-            The batch, in ``[0, num_batches(epoch))``.
+        items : slice or array-like of int
+            Example indices; a slice gives views.
 
         Returns
         -------
         ndarray or tuple of ndarray
-            The examples ``permutation(epoch)[index * batch_size:(index + 1) * batch_size]``
-            of every array.
-
-        Raises
-        ------
-        IndexError
-            ``index`` out of range.
 
         Examples
         --------
         >>> import numpy as np
         >>> from fastembed.train import ArrayDataset
-        >>> data = ArrayDataset(np.arange(5), np.arange(5) * 10, batch_size=2, shuffle=False)
-        >>> data.batch(0, 2)
-        (array([4]), array([40]))
-        >>> data.batch(0, 3)
-        Traceback (most recent call last):
-        ...
-        IndexError: batch index 3 out of range: epoch 0 has 3 batches
+        >>> ArrayDataset(np.arange(5) * 10, np.arange(5), batch_size=2).take([4, 0])
+        (array([40,  0]), array([4, 0]))
         """
-        index = check_int(index, "index")
-        nb = self.num_batches(epoch)
-        if not 0 <= index < nb:
-            raise IndexError(f"batch index {index} out of range: epoch {epoch} has {nb} "
-                             f"batches")
-        lo = index * self.batch_size
-        hi = min(lo + self.batch_size, self._n)
-        if self.shuffle:
-            take = self.permutation(epoch)[lo:hi]
-            parts = tuple(a[take] for a in self.arrays)
-        else:
-            check_int(epoch, "epoch", min=0)
-            parts = tuple(a[lo:hi] for a in self.arrays)
+        parts = tuple(a[items] for a in self.arrays)
         return parts[0] if len(parts) == 1 else parts
 
 
@@ -861,7 +971,6 @@ class Trainer:
         Examples
         --------
         >>> import tempfile
-        >>> import numpy as np
         >>> from fastembed.train import ArrayDataset, Trainer
         >>> class Still:                     # a model with nothing to learn
         ...     state_dict = dict
@@ -870,7 +979,7 @@ class Trainer:
         ...     def load_state_dict(self, state):
         ...         pass
         >>> with tempfile.TemporaryDirectory() as ckpt:
-        ...     trainer = Trainer(Still(), data=ArrayDataset(np.ones(3), batch_size=1),
+        ...     trainer = Trainer(Still(), data=ArrayDataset(range(3), batch_size=1),
         ...                       checkpoint_dir=ckpt, progress=False)
         ...     print(trainer.save_checkpoint().name)      # before any step
         ...     _ = trainer.fit(resume=True)

@@ -27,7 +27,7 @@ import pytest
 
 from fastembed import Embedding, optim
 import fastembed.train
-from fastembed.train import (ArrayDataset, Trainer, flatten_state, load_checkpoint,
+from fastembed.train import (ArrayDataset, BatchedDataset, Trainer, flatten_state, load_checkpoint,
                              unflatten_state)
 
 from conftest import assert_bitwise_equal
@@ -394,6 +394,32 @@ def test_array_dataset_options_and_errors():
         ArrayDataset(np.float64(1.0), batch_size=1)
     with pytest.raises(ValueError):
         ArrayDataset(x, batch_size=2).batch(-1, 0)
+
+
+def test_batched_dataset_bounds_order_and_checks():
+    class Items(BatchedDataset):
+        def take(self, items):
+            return np.arange(len(self))[items]
+
+    uneven = Items(6, bounds=[0, 1, 1, 6], shuffle=False)
+    assert uneven.batch_size is None and uneven.num_batches() == 3
+    assert [uneven.batch(0, i).tolist() for i in range(3)] == [[0], [], [1, 2, 3, 4, 5]]
+    shuffled = Items(6, bounds=[0, 2, 6], seed=4)
+    np.testing.assert_array_equal(np.concatenate([shuffled.batch(3, 0), shuffled.batch(3, 1)]),
+                                  np.random.default_rng([4, 3]).permutation(6))
+    order = shuffled.permutation(3)
+    assert order is shuffled.permutation(3) and not order.flags.writeable  # cached, read-only
+    with pytest.raises(TypeError, match="not both"):
+        Items(6, batch_size=2, bounds=[0, 6])
+    with pytest.raises(TypeError, match="not both"):
+        Items(6, bounds=[0, 6], drop_last=True)
+    for bad in ([], [1, 6], [0, 4, 2], [0, 7]):
+        with pytest.raises(ValueError, match="bounds"):
+            Items(6, bounds=bad)
+    with pytest.raises(IndexError, match="epoch 0 has 3 batches"):
+        uneven.batch(0, 3)
+    with pytest.raises(NotImplementedError, match="take"):
+        BatchedDataset(2, batch_size=1).batch(0, 0)
 
 
 # ----------------------------------------------------------------------------------------

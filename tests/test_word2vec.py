@@ -1073,6 +1073,11 @@ def test_corpus_from_sentences():
     np.testing.assert_array_equal(again.starts, corpus.starts)
     empty = Corpus.from_sentences([["x"], []], vocab)
     assert empty.n_words == 0 and empty.n_sentences == 0
+    for bad in (0, -1):  # a piece of no words would never end the sentence
+        with pytest.raises(ValueError, match="max_sentence_length"):
+            Corpus.from_sentences(sentences, vocab, max_sentence_length=bad)
+    with pytest.raises(TypeError, match="max_sentence_length"):
+        Corpus.from_sentences(sentences, vocab, max_sentence_length=2.5)
 
 
 def test_corpus_with_text_vocab():
@@ -1129,6 +1134,9 @@ def test_corpus_dataset_edge_cases():
     data = CorpusDataset(long, batch_words=10)
     assert data.num_batches(0) == 1
     np.testing.assert_array_equal(data.batch(0, 0)[1], [0, 50])
+    for bad in (-1, 1):
+        with pytest.raises(IndexError, match="out of range"):
+            data.batch(0, bad)
     with pytest.raises(TypeError):
         CorpusDataset([[1, 2]])
     for bad in (0, -1):

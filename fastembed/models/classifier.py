@@ -58,6 +58,7 @@ import numpy as np
 
 from .. import optim
 from .._atomic import atomic_write
+from .._bags import bag_bounds
 from .._validation import (
     as_ids,
     as_rng,
@@ -66,13 +67,12 @@ from .._validation import (
     check_n_threads,
     check_nonneg_float,
     check_positive_int,
-    check_seed,
     check_size,
 )
 from ..functional import embedding_bag
 from ..nn import EmbeddingBag, Linear, Module, softmax_cross_entropy
 from ..text import Vocab, tokenize
-from ..train import Trainer
+from ..train import BatchedDataset, Trainer
 
 __all__ = ["BagClassifier", "BagDataset", "bigram_hash", "read_fasttext", "train_classifier"]
 
@@ -123,30 +123,6 @@ def bigram_hash(a, b):
     return z ^ (z >> _U64(31))
 
 
-def _check_offsets(offsets, n_ids):
-    """Offsets as int64 (B,), first 0, non-decreasing, all <= n_ids."""
-    arr, off = as_ids(offsets, "offsets", strict=True)
-    if arr.ndim != 1:
-        raise ValueError(f"offsets must be 1-D, got shape {arr.shape}")
-    off = off.astype(np.int64)
-    if off.size == 0:
-        if n_ids:
-            raise ValueError(f"offsets is empty, so there are no documents, but {n_ids} ids "
-                             f"were given")
-        return off
-    if off[0] != 0:
-        raise ValueError(f"offsets[0] must be 0, got {int(off[0])}")
-    ends = np.append(off, np.int64(n_ids))
-    steps = np.diff(ends)
-    if (steps < 0).any():
-        k = int(np.argmax(steps < 0))
-        if k + 1 < off.size:
-            raise ValueError(f"offsets must be non-decreasing: offsets[{k}] = {int(off[k])} "
-                             f"> offsets[{k + 1}] = {int(off[k + 1])}")
-        raise ValueError(f"offsets[{k}] = {int(off[k])} is beyond len(ids) = {n_ids}")
-    return off
-
-
 def _with_bigrams(ids, offsets, num_words, buckets):
     """Each document's word ids followed by its bigram rows: (ids, offsets), both int64."""
     n_docs = offsets.size
@@ -178,12 +154,11 @@ def _with_bigrams(ids, offsets, num_words, buckets):
 # Dataset
 # ----------------------------------------------------------------------------------------
 
-class BagDataset:
+class BagDataset(BatchedDataset):
     """Documents as CSR word ids with labels, served in (shuffled) batches for the trainer.
 
-    ``batch(epoch, index)`` returns ``(ids, offsets, labels)`` (see the module docstring);
-    the order of epoch ``e`` is the permutation ``default_rng([seed, e])`` draws, so a batch
-    depends only on ``(seed, epoch, index)``: resuming mid-epoch reproduces it.
+    A :class:`fastembed.train.BatchedDataset` whose items are the documents: a batch is the
+    ``(ids, offsets, labels)`` of its documents (see the module docstring and :meth:`take`).
 
     Parameters
     ----------
@@ -193,9 +168,8 @@ class BagDataset:
         The start of each document (first 0, non-decreasing).
     labels : 1-D int array
         One class index per document.
-    batch_size : int
-    shuffle : bool, default True
-    seed : int, default 0
+    batch_size, shuffle, seed
+        As in :class:`fastembed.train.BatchedDataset`.
 
     Examples
     --------
@@ -215,113 +189,29 @@ class BagDataset:
             raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
         check_ids_in_range(flat, ids_arr.shape, None, 1, ids=ids_arr)
         self.ids = flat.astype(np.int64)
-        self.offsets = _check_offsets(offsets, self.ids.size)
+        bounds = bag_bounds(offsets, self.ids.size)
+        self.offsets = bounds[:-1]
+        self.lengths = np.diff(bounds)
         labels_arr, lab = as_ids(labels, "labels")
         if labels_arr.shape != self.offsets.shape:
             raise ValueError(f"labels must have one entry per document "
                              f"({self.offsets.size}), got shape {labels_arr.shape}")
         check_ids_in_range(lab, labels_arr.shape, None, 1, name="labels", ids=labels_arr)
         self.labels = lab.astype(np.int64)
-        self.lengths = np.diff(np.append(self.offsets, np.int64(self.ids.size)))
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.shuffle = bool(shuffle)
-        self.seed = check_seed(seed)
-        self._order: tuple = (None, None)  # (epoch, permutation): the last epoch's, cached
-
-    def __len__(self):
-        return self.offsets.size
+        super().__init__(self.offsets.size, batch_size=batch_size, shuffle=shuffle, seed=seed)
 
     def __repr__(self):
         return (f"BagDataset({len(self)} documents, {self.ids.size} ids, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed})")
 
-    def num_batches(self, epoch=0):
-        """Batches per epoch: ``ceil(len(self) / batch_size)``, the same for every epoch.
-
-        Parameters
-        ----------
-        epoch : int, default 0
-            Unused (part of the dataset protocol).
-
-        Returns
-        -------
-        int
-
-        Examples
-        --------
-        >>> BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2).num_batches()
-        2
-        """
-        return -(-len(self) // self.batch_size)
-
-    def order(self, epoch):
-        """The document order of ``epoch`` (read-only).
-
-        Parameters
-        ----------
-        epoch : int
-
-        Returns
-        -------
-        ndarray of int64, shape (len(self),)
-            ``np.random.default_rng([seed, epoch]).permutation(len(self))``, or ``arange``
-            without shuffling. The last epoch's order is cached.
-
-        Examples
-        --------
-        >>> data = BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2, seed=0)
-        >>> sorted(data.order(0).tolist())
-        [0, 1, 2]
-        >>> BagDataset([1, 2, 3], [0, 1, 2], [0, 1, 0], batch_size=2, shuffle=False).order(5)
-        array([0, 1, 2])
-        """
-        epoch = check_int(epoch, "epoch", min=0)
-        if self._order[0] != epoch:
-            order = (np.random.default_rng([self.seed, epoch]).permutation(len(self))
-                     if self.shuffle else np.arange(len(self)))
-            order.flags.writeable = False
-            self._order = (epoch, order)
-        return self._order[1]
-
-    def batch(self, epoch, index):
-        """Batch ``index`` of epoch ``epoch``: ``(ids, offsets, labels)`` of its documents.
-
-        Parameters
-        ----------
-        epoch : int
-            Picks the document order (:meth:`order`).
-        index : int
-            In ``[0, num_batches())``.
-
-        Returns
-        -------
-        ids, offsets, labels : ndarray of int64
-            The CSR batch (see the module docstring).
-
-        Raises
-        ------
-        IndexError
-            ``index`` out of range.
-
-        Examples
-        --------
-        >>> data = BagDataset([4, 5, 6, 7], [0, 1, 1], [0, 1, 0], batch_size=2, shuffle=False)
-        >>> data.batch(0, 1)
-        (array([5, 6, 7]), array([0]), array([0]))
-        """
-        index = check_int(index, "index")
-        n = self.num_batches(epoch)
-        if not 0 <= index < n:
-            raise IndexError(f"batch index {index} out of range for {n} batches")
-        sel = self.order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
-        return self.take(sel)
+    order = BatchedDataset.permutation  # the document order of an epoch, under its own name
 
     def take(self, docs):
-        """``(ids, offsets, labels)`` of the documents ``docs`` (an int array), in that order.
+        """``(ids, offsets, labels)`` of the documents ``docs``, in that order.
 
         Parameters
         ----------
-        docs : array-like of int
+        docs : slice or array-like of int
             Document indices in ``[0, len(self))``.
 
         Returns
@@ -334,6 +224,8 @@ class BagDataset:
         >>> data.take([2, 0])
         (array([7, 4]), array([0, 1]), array([0, 0]))
         """
+        if isinstance(docs, slice):
+            docs = np.arange(*docs.indices(len(self)))
         docs = np.asarray(docs, dtype=np.int64)
         lengths = self.lengths[docs]
         offsets = np.zeros(docs.size, dtype=np.int64)
@@ -407,43 +299,40 @@ class BagClassifier(Module):
 
     def __init__(self, num_words, num_classes, *, dim=100, bigram_buckets=0, vocab=None,
                  labels=None, dtype=np.float32, seed=None, init="fasttext", n_threads=None):
-        # at most 2**32 words: bigram hashing packs two ids into 64 bits
-        num_words = check_int(num_words, "num_words", min=1, max=2**32)
-        num_classes = check_positive_int(num_classes, "num_classes")
-        dim = check_positive_int(dim, "dim")
-        bigram_buckets = check_size(bigram_buckets, "bigram_buckets")
         super().__init__()
+        # at most 2**32 words: bigram hashing packs two ids into 64 bits
+        self.num_words = check_int(num_words, "num_words", min=1, max=2**32)
+        self.num_classes = check_positive_int(num_classes, "num_classes")
+        self.dim = check_positive_int(dim, "dim")
+        self.bigram_buckets = check_size(bigram_buckets, "bigram_buckets")
         check_n_threads(n_threads)
+        self.n_threads = n_threads
         if init not in ("fasttext", "random"):
             raise ValueError(f"init must be 'fasttext' or 'random', got {init!r}")
         if vocab is not None:
             if not isinstance(vocab, Vocab):
                 vocab = Vocab(vocab)
-            if len(vocab) != num_words:
-                raise ValueError(f"vocab has {len(vocab)} words, num_words is {num_words}")
+            if len(vocab) != self.num_words:
+                raise ValueError(f"vocab has {len(vocab)} words, num_words is {self.num_words}")
+        self.vocab = vocab
         if labels is None:
-            labels = [str(k) for k in range(num_classes)]
+            labels = [str(k) for k in range(self.num_classes)]
         labels = [str(name) for name in labels]
-        if len(labels) != num_classes:
-            raise ValueError(f"labels has {len(labels)} names, num_classes is {num_classes}")
+        if len(labels) != self.num_classes:
+            raise ValueError(f"labels has {len(labels)} names, num_classes is "
+                             f"{self.num_classes}")
         if len(set(labels)) != len(labels):
             raise ValueError("labels has duplicate names")
+        self.label_names = labels
         rng = as_rng(seed)
-        bound = 1.0 / dim
+        bound = 1.0 / self.dim
 
         def uniform(shape, rng):
             return rng.uniform(-bound, bound, size=shape)
 
-        self.num_words = num_words
-        self.num_classes = num_classes
-        self.dim = dim
-        self.bigram_buckets = bigram_buckets
-        self.vocab = vocab
-        self.label_names = labels
-        self.n_threads = n_threads
-        self.bag = EmbeddingBag(num_words + bigram_buckets, dim, mode="mean", dtype=dtype,
-                                init=uniform, seed=rng)
-        self.linear = Linear(dim, num_classes, dtype=dtype, seed=rng,
+        self.bag = EmbeddingBag(self.num_words + self.bigram_buckets, self.dim, mode="mean",
+                                dtype=dtype, init=uniform, seed=rng)
+        self.linear = Linear(self.dim, self.num_classes, dtype=dtype, seed=rng,
                              init="zeros" if init == "fasttext" else "uniform")
         self.embedding = self.bag.parameter  # the model's own: named "embedding", listed first
         self._label_index = {name: k for k, name in enumerate(labels)}
@@ -628,6 +517,16 @@ class BagClassifier(Module):
         -------
         BagDataset
 
+        Raises
+        ------
+        ValueError
+            Texts and a model without a vocabulary, not one label per document, or an unknown
+            label name.
+        TypeError
+            ``texts`` is a single string.
+        IndexError
+            A label index out of range.
+
         Examples
         --------
         >>> model = BagClassifier.from_texts(["good fine", "bad awful"], ["pos", "neg"], dim=4,
@@ -648,7 +547,7 @@ class BagClassifier(Module):
             ids_arr, flat = as_ids(x[0], strict=True)
             if ids_arr.ndim != 1:
                 raise ValueError(f"ids must be 1-D, got shape {ids_arr.shape}")
-            return flat.astype(np.int64, copy=False), _check_offsets(x[1], flat.size)
+            return flat.astype(np.int64, copy=False), bag_bounds(x[1], flat.size)[:-1]
         return self.encode(x)
 
     # -- forward / backward -------------------------------------------------------------
@@ -660,7 +559,7 @@ class BagClassifier(Module):
             raise ValueError(f"ids must be 1-D (the documents' word ids, concatenated), got "
                              f"shape {ids_arr.shape}")
         check_ids_in_range(flat, ids_arr.shape, self.num_words, 1, ids=ids_arr)
-        offsets = _check_offsets(offsets, flat.size)
+        offsets = bag_bounds(offsets, flat.size)[:-1]
         return _with_bigrams(flat.astype(np.int64, copy=False), offsets, self.num_words,
                              self.bigram_buckets)
 

@@ -58,7 +58,7 @@ from .._validation import (
 from ..datasets import load_sotu
 from ..nn import Module, Parameter
 from ..text import Vocab, split_sentences
-from ..train import Trainer
+from ..train import BatchedDataset, Trainer
 from ..vectors import Vectors
 
 __all__ = ["Corpus", "CorpusDataset", "Word2VecModel", "SkipGram", "CBOW", "Word2VecResult",
@@ -137,6 +137,11 @@ class Corpus:
         -------
         Corpus
 
+        Raises
+        ------
+        ValueError, TypeError
+            ``max_sentence_length`` is not a positive int.
+
         Examples
         --------
         >>> from fastembed.text import Vocab
@@ -147,6 +152,7 @@ class Corpus:
         >>> corpus.words, corpus.starts         # "x" dropped, long sentences cut
         (array([0, 1, 2, 1, 2, 0], dtype=int32), array([0, 2, 3, 5, 6]))
         """
+        max_sentence_length = check_positive_int(max_sentence_length, "max_sentence_length")
         index = getattr(vocab, "index", vocab)
         get = index.get
         ids = []
@@ -165,25 +171,26 @@ class Corpus:
 
     @property
     def n_words(self):
-        """The number of words (ids) in the corpus.
+        """The number of words (ids) in the corpus: those of the vocabulary only.
 
         Examples
         --------
         >>> from fastembed.models.word2vec import Corpus
-        >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_words
-        4
+        >>> Corpus.from_sentences([["a", "b", "?"], ["?"]], {"a": 0, "b": 1}).n_words
+        2
         """
         return int(self.words.size)
 
     @property
     def n_sentences(self):
-        """The number of sentences in the corpus.
+        """The number of sentences in the corpus, each piece of a cut sentence counted.
 
         Examples
         --------
         >>> from fastembed.models.word2vec import Corpus
-        >>> Corpus([0, 1, 2, 1], [0, 3, 4]).n_sentences
-        2
+        >>> corpus = Corpus.from_sentences([["a"] * 5, []], {"a": 0}, max_sentence_length=2)
+        >>> corpus.n_sentences, corpus.starts       # 5 words cut into 2 + 2 + 1; [] dropped
+        (3, array([0, 2, 4, 5]))
         """
         return int(self.starts.size - 1)
 
@@ -191,13 +198,15 @@ class Corpus:
         return f"Corpus({self.n_sentences:,} sentences, {self.n_words:,} words)"
 
 
-class CorpusDataset:
+class CorpusDataset(BatchedDataset):
     """The trainer's view of a :class:`Corpus`: batches of whole sentences, in corpus order.
 
-    Batch ``i`` holds the sentences that start within words ``[i * batch_words,
-    (i + 1) * batch_words)``, so every batch has about ``batch_words`` words and the batches
-    are the same in every epoch (gensim does not shuffle either). ``batch(epoch, i)`` returns
-    ``(words, starts)`` views, with ``starts`` relative to the batch.
+    A :class:`fastembed.train.BatchedDataset` whose items are the sentences, never shuffled
+    (gensim does not shuffle either), cut into batches by their words: batch ``i`` holds the
+    sentences that start within words ``[i * batch_words, (i + 1) * batch_words)``, so every
+    batch has about ``batch_words`` words (a stretch of words in which no sentence starts
+    makes no batch). ``batch(epoch, i)`` returns ``(words, starts)`` views, with ``starts``
+    relative to the batch. ``len()`` counts the words.
 
     Parameters
     ----------
@@ -235,59 +244,36 @@ class CorpusDataset:
         bounds = np.unique(np.append(first, corpus.n_sentences))
         if bounds.size and bounds[0] != 0:
             bounds = np.insert(bounds, 0, 0)
-        self._bounds = bounds  # sentence index where each batch starts, then n_sentences
+        super().__init__(corpus.n_sentences, bounds=bounds, shuffle=False)
 
-    def num_batches(self, epoch=0):
-        """The number of batches (the same in every epoch).
+    def __len__(self):
+        return self.corpus.n_words
 
-        Parameters
-        ----------
-        epoch : int, default 0
-            Unused (part of the dataset protocol).
-
-        Returns
-        -------
-        int
-
-        Examples
-        --------
-        >>> from fastembed.models.word2vec import Corpus, CorpusDataset
-        >>> CorpusDataset(Corpus([0, 1, 2, 1], [0, 2, 4]), batch_words=2).num_batches()
-        2
-        """
-        return int(max(0, self._bounds.size - 1))
-
-    def batch(self, epoch, index):
-        """Batch ``index``: ``(words, starts)`` of its sentences, ``starts`` from 0.
+    def take(self, sentences):
+        """``(words, starts)`` of a run of consecutive sentences: views, ``starts`` from 0.
 
         Parameters
         ----------
-        epoch : int
-            Unused: the batches are the same in every epoch.
-        index : int
-            In ``[0, num_batches())``.
+        sentences : slice
+            Consecutive sentences, ``slice(first, end)`` (the dataset is never shuffled).
 
         Returns
         -------
         words : ndarray of int32
             A view of the corpus's words.
         starts : ndarray of int64
-            The batch's sentence starts, relative to ``words``, ending with ``len(words)``.
+            The sentence starts, relative to ``words``, ending with ``len(words)``.
 
         Examples
         --------
         >>> from fastembed.models.word2vec import Corpus, CorpusDataset
         >>> data = CorpusDataset(Corpus([0, 1, 2, 1], [0, 2, 4]), batch_words=2)
-        >>> data.batch(0, 1)
+        >>> data.take(slice(1, 2))
         (array([2, 1], dtype=int32), array([0, 2]))
         """
-        s0, s1 = int(self._bounds[index]), int(self._bounds[index + 1])
-        starts = self.corpus.starts[s0:s1 + 1]
+        starts = self.corpus.starts[sentences.start:sentences.stop + 1]
         words = self.corpus.words[starts[0]:starts[-1]]
         return words, starts - starts[0]
-
-    def __len__(self):
-        return self.corpus.n_words
 
 
 # -- sampling tables ---------------------------------------------------------------------------
@@ -585,18 +571,24 @@ class Word2VecModel(Module):
     def syn0(self):
         """The input vectors (V, dim), the word vectors: the array of the Parameter ``syn0``.
 
+        ``vectors`` is the same property.
+
         Examples
         --------
         >>> from fastembed.models.word2vec import SkipGram
         >>> model = SkipGram([5, 3, 2], dim=4)
         >>> model.syn0.shape, model.syn0 is model.get_parameter("syn0").data
         ((3, 4), True)
+        >>> model.vectors is model.syn0
+        True
         """
         return self.get_parameter("syn0").weight
 
     @syn0.setter
     def syn0(self, value):
         self.get_parameter("syn0").weight = value
+
+    vectors = syn0  # the word vectors under their everyday name: syn0 itself, not a copy
 
     @property
     def syn1neg(self):
@@ -634,19 +626,6 @@ class Word2VecModel(Module):
         3
         """
         return int(self.syn0.shape[0])
-
-    @property
-    def vectors(self):
-        """The word vectors (``syn0``, not a copy).
-
-        Examples
-        --------
-        >>> from fastembed.models.word2vec import SkipGram
-        >>> model = SkipGram([5, 3, 2], dim=4)
-        >>> model.vectors.shape, model.vectors is model.syn0
-        ((3, 4), True)
-        """
-        return self.syn0
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.num_words:,} words, dim={self.dim}, "
