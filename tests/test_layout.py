@@ -117,6 +117,11 @@ def test_no_private_name_crosses_modules(name):
             ) or any(
                 isinstance(d, ast.Attribute) and d.attr == node.attr
                 and isinstance(d.ctx, ast.Store) for d in ast.walk(tree)
+            ) or any(  # a class annotation, or setattr(obj, "_name", ...)
+                (isinstance(d, ast.AnnAssign) and isinstance(d.target, ast.Name)
+                 and d.target.id == node.attr)
+                or (isinstance(d, ast.Constant) and d.value == node.attr)
+                for d in ast.walk(tree)
             )
             if not defined_here:
                 bad.append(f"line {node.lineno}: {node.value.id}.{node.attr}")

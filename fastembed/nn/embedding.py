@@ -288,7 +288,9 @@ class _TableLayer(Module):
         """,
         convert=bool)
 
-    _lock = property(operator.attrgetter("_table.lock"))
+    @property
+    def _lock(self):
+        return self._table.lock  # the table's Parameter's lock
 
     @property
     def num_embeddings(self):
