@@ -307,12 +307,15 @@ def check_float(value, name, *, min=None, max=None, min_open=False, max_open=Fal
     ...
     ValueError: lr must be > 0, got 0
     """
-    if value is None and allow_none:
+    if type(value) is float:  # the common case (hyper-parameters at every step), fast
+        number = value
+    elif value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number{' or None' if allow_none else ''}, "
                         f"got {type(value).__name__}")
-    number = float(value)
+    else:
+        number = float(value)
     if math.isnan(number) or (finite and math.isinf(number)):
         raise ValueError(f"{name} must be a {'finite ' if finite else ''}number"
                          f"{'' if finite else ' (not NaN)'}, got {value}")

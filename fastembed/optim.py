@@ -568,8 +568,7 @@ def _check_fused_args(param, grad, flat, src_row, scale, skip_row):
     if flat.ndim != 1 or flat.dtype.kind not in "iu":
         raise TypeError("flat must be a 1-D integer array")
     flat = np.ascontiguousarray(flat, dtype=np.int64)
-    # one pass for both ends: as uint64, a negative id is larger than any row
-    if flat.size and int(flat.view(np.uint64).max()) >= weight.shape[0]:
+    if indexing.find_first_invalid(flat, weight.shape[0], 1) >= 0:  # both ends, in one pass
         raise IndexError(f"flat must lie in [0, {weight.shape[0]})")
     if src_row is None:
         if grad.shape[0] != flat.size:
@@ -578,7 +577,7 @@ def _check_fused_args(param, grad, flat, src_row, scale, skip_row):
         if not (isinstance(src_row, np.ndarray) and src_row.dtype == np.int64
                 and src_row.shape == flat.shape and src_row.flags.c_contiguous):
             raise TypeError("src_row must be a contiguous int64 array, one entry per position")
-        if src_row.size and int(src_row.view(np.uint64).max()) >= grad.shape[0]:
+        if indexing.find_first_invalid(src_row, grad.shape[0], 1) >= 0:
             raise IndexError(f"src_row must lie in [0, {grad.shape[0]})")
     if scale is not None and not (isinstance(scale, np.ndarray) and scale.dtype == weight.dtype
                                   and scale.shape == flat.shape and scale.flags.c_contiguous):
