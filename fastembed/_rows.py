@@ -9,6 +9,8 @@ what its docstring says was checked; the public entry points are in
 """
 from __future__ import annotations
 
+import threading
+import time
 from typing import NamedTuple
 
 import numpy as np
@@ -128,8 +130,76 @@ def prepare_out(weight, ids_shape, out):
 def gather_checked(weight, flat, out, n_threads):
     """The lookup itself, once the ids, ``out`` and ``n_threads`` have been checked."""
     if flat.size and weight.shape[1]:
-        indexing.gather(weight, flat, out.reshape(flat.size, weight.shape[1]), n_threads)
+        GATHER_PREFETCH.gather(weight, flat, out.reshape(flat.size, weight.shape[1]),
+                               n_threads)
     return out
+
+
+class GatherPrefetch:
+    """Whether the gather kernel prefetches rows: measured on this machine, per table size.
+
+    Prefetching the rows a few positions ahead was a gain on the AMD EPYC machines the
+    kernel was tuned on and is a loss on an Intel Ice Lake Xeon for tables larger than its
+    caches (bench/README.md, "Intel Xeon"): the best setting depends on the CPU and on the
+    table's size, and neither changes a result. So lookups are sorted into classes of table
+    size (factors of 4 in bytes), and in each class the first lookups of at least
+    ``MIN_TRIAL_ROWS`` rows are cut into two halves, one gathered with the prefetch and one
+    without (which goes first alternates from call to call), and timed. Once one setting's
+    total time is ``MARGIN`` below the other's after at least ``TRIALS`` lookups, or after
+    ``MAX_TRIALS``, the faster one is kept for that class for the rest of the process
+    (:meth:`choice`). Until then, and for smaller lookups, rows are prefetched. A trial costs
+    one more parallel region than a plain lookup.
+    """
+
+    TRIALS = 4                # at least this many timed lookups before choosing
+    MAX_TRIALS = 32
+    MARGIN = 0.1              # the faster setting's total time is 10% below the other's
+    MIN_TRIAL_ROWS = 1 << 12  # halves of 2048+ rows: tens of microseconds, long enough to time
+
+    def __init__(self):
+        self._classes = {}  # size class -> {"on": s, "off": s, "trials": n, "choice": bool}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def size_class(weight):
+        """The class of a table: its size in bytes, to the nearest lower power of 4."""
+        return max(int(weight.nbytes), 1).bit_length() // 2
+
+    def choice(self, weight):
+        """True or False once measured for tables of ``weight``'s size class, else None."""
+        state = self._classes.get(self.size_class(weight))
+        return None if state is None else state["choice"]
+
+    def gather(self, weight, flat, out2, n_threads):
+        """``indexing.gather`` with the class's setting, or a timed trial of both."""
+        n = flat.shape[0]
+        choice = self.choice(weight)
+        if choice is not None or n < self.MIN_TRIAL_ROWS:
+            indexing.gather(weight, flat, out2, n_threads, choice is not False)
+            return
+        size_class = self.size_class(weight)
+        with self._lock:
+            state = self._classes.setdefault(
+                size_class, {"on": 0.0, "off": 0.0, "trials": 0, "choice": None})
+            first = state["trials"] % 2 == 0  # prefetching first on even trials
+        seconds = {}
+        for setting, part in ((first, slice(0, n // 2)), (not first, slice(n // 2, n))):
+            t0 = time.perf_counter()
+            indexing.gather(weight, flat[part], out2[part], n_threads, setting)
+            seconds[setting] = time.perf_counter() - t0
+        with self._lock:
+            if state["choice"] is None:
+                state["on"] += seconds[True]
+                state["off"] += seconds[False]
+                state["trials"] += 1
+                on, off = state["on"], state["off"]
+                clear = min(on, off) <= (1 - self.MARGIN) * max(on, off)
+                if ((state["trials"] >= self.TRIALS and clear)
+                        or state["trials"] >= self.MAX_TRIALS):
+                    state["choice"] = on <= off
+
+
+GATHER_PREFETCH = GatherPrefetch()
 
 
 # Sample about 1 id in _BALANCE_STRIDE, but at least _BALANCE_SAMPLE_MIN and at most

@@ -1340,3 +1340,62 @@ def test_scatter_add_small_declines_what_it_does_not_handle(case, rng):
     before = np.array(table, copy=True)
     assert indexing.scatter_add_small(table, X, G, n_threads, max_work) is None
     assert_bitwise_equal(np.asarray(table), before)
+
+
+# ---------------------------------------------------------------------------------------
+# gather's prefetch, chosen by measurement (fastembed._rows.GatherPrefetch)
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("id_dtype", [np.int32, np.int64])
+def test_gather_prefetch_settings_and_trials_give_the_same_bits(n_threads, dtype, id_dtype,
+                                                                monkeypatch, rng):
+    from fastembed import _rows
+    from fastembed._ext import indexing
+
+    E = make_table((300, 40), dtype, rng)   # 1001 x 40: past gather_small's C path
+    X = make_ids("zipf", (1001,), 300, id_dtype, rng)
+    ref = ref_gather(E, X)
+    for setting in (True, False):
+        out = np.empty((X.size, 40), dtype)
+        indexing.gather(E, X, out, n_threads, setting)
+        assert_bitwise_equal(out, ref)
+    chooser = _rows.GatherPrefetch()
+    monkeypatch.setattr(_rows, "GATHER_PREFETCH", chooser)
+    monkeypatch.setattr(chooser, "MIN_TRIAL_ROWS", 8)   # every call below is a trial
+    for _ in range(chooser.MAX_TRIALS + 1):
+        assert_bitwise_equal(fastembed.gather(E, X, n_threads=n_threads), ref)
+    assert chooser.choice(E) in (True, False)            # decided after MAX_TRIALS at most
+    assert chooser.choice(np.zeros((3000, 70), dtype)) is None   # another size class
+    assert_bitwise_equal(fastembed.gather(E, X, n_threads=n_threads), ref)
+
+
+def test_gather_prefetch_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypatch):
+    from fastembed import _rows
+
+    chooser = _rows.GatherPrefetch()
+    E = np.ones((64, 4), np.float32)
+    out = np.empty((100, 4), np.float32)
+    small = np.zeros(chooser.MIN_TRIAL_ROWS - 1, np.int64)
+    chooser.gather(E, small[:100], out, 1)               # below MIN_TRIAL_ROWS: no trial
+    assert chooser._classes == {}
+    # A clear winner after TRIALS lookups: fake timings, the setting without prefetch 2x faster
+    calls = []
+
+    def fake_gather(weight, flat, out2, n_threads, prefetch=True):
+        calls.append(prefetch)
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(_rows.indexing, "gather", fake_gather)
+    monkeypatch.setattr(_rows.time, "perf_counter",
+                        lambda: next(ticks) * (2 if calls and calls[-1] else 1))
+    big = np.zeros(chooser.MIN_TRIAL_ROWS, np.int64)
+    for trial in range(chooser.TRIALS):
+        assert chooser.choice(E) is None
+        chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
+    assert chooser.choice(E) is False
+    assert calls[:4] == [True, False, False, True]      # the order alternates
+    calls.clear()
+    chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
+    assert calls == [False]                              # decided: one plain lookup

@@ -76,8 +76,13 @@ def find_first_invalid(const index_t[::1] ids,  # IN (N,)
 def gather(const floating[:, ::1] weight,  # IN (V, D)
            const index_t[::1] ids,         # IN (N,), all in [0, V)
            floating[:, ::1] out,           # OUT (N, D)
-           int n_threads):
-    """out[i, :] = weight[ids[i], :], prefetching rows a few positions ahead."""
+           int n_threads,
+           bint prefetch=True):
+    """out[i, :] = weight[ids[i], :], prefetching rows a few positions ahead if ``prefetch``.
+
+    The prefetch changes only the speed: a gain on some CPUs, a loss on others
+    (``fastembed._rows.GatherPrefetch`` measures which).
+    """
     cdef Py_ssize_t n = ids.shape[0]
     cdef Py_ssize_t d = weight.shape[1]
     cdef Py_ssize_t i
@@ -90,18 +95,19 @@ def gather(const floating[:, ::1] weight,  # IN (V, D)
     with nogil:
         if n_threads == 1:
             for i in range(n):
-                _gather_row(w, idp, o, i, n, d)
+                _gather_row(w, idp, o, i, n, d, prefetch)
         else:
             # Chunks of GATHER_CHUNK rows handed out as threads free up: on a shared machine
             # a thread that loses its core for a while no longer holds up a fixed half.
             for i in prange(n, schedule="dynamic", chunksize=GATHER_CHUNK,
                             num_threads=n_threads):
-                _gather_row(w, idp, o, i, n, d)
+                _gather_row(w, idp, o, i, n, d, prefetch)
 
 
 cdef inline void _gather_row(const floating* weight, const index_t* ids, floating* out,
-                             Py_ssize_t i, Py_ssize_t n, Py_ssize_t d) noexcept nogil:
-    if i + PREFETCH_AHEAD < n:
+                             Py_ssize_t i, Py_ssize_t n, Py_ssize_t d,
+                             bint prefetch) noexcept nogil:
+    if prefetch and i + PREFETCH_AHEAD < n:
         fe_prefetch_row(weight + ids[i + PREFETCH_AHEAD] * d, d * sizeof(floating))
     memcpy(out + i * d, weight + ids[i] * d, d * sizeof(floating))
 
