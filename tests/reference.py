@@ -563,16 +563,24 @@ class Word2VecReplay:
 
 
 def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, shards,
-                      round_words):
+                      round_words, periods=None, max_period=1):
     """Replay one kernel call in float64 NumPy from the recorded draws (semantics 1-5).
 
     ``batch``: (words, starts); ``rec``: what the call returned with ``record=True``. The
     rate of the centre at batch position p is ``lr + (lr_end - lr) * p / n``.
     ``shards == 1``: the centres in order, straight into the tables. ``shards = S > 1``: the
-    K kept words cut into S pieces [t K // S, (t + 1) K // S); in round r shard t trains its
-    next ``round_words`` centres on its own copy of the tables taken at the start of the
-    round; then a row that one shard touched takes that shard's value, and a row that
-    several touched becomes o + (c_0 - o) + (c_1 - o) + ... in shard order.
+    K kept words cut into S pieces [t K // S, (t + 1) K // S); in round j shard t trains its
+    next ``round_words`` centres on its own view of the tables. Row r is merged after the
+    rounds j with (j + 1) % periods[r] == 0 (``periods``: powers of two up to ``max_period``;
+    None: all ``max_period``) and after the last round:
+
+    - a hot row (period < max_period), o in the table, becomes o + (v_0 - o) + (v_1 - o) +
+      ... over every shard's view v_t, in shard order;
+    - any other row (merged once per ``max_period`` rounds, a long round) takes the value of
+      the one shard that touched it since its last merge, or, if several did,
+      o + (v_t - o) + ... over those shards, in shard order;
+
+    and every view of a merged row takes the merged value.
     """
     words, starts = batch
     n = words.size
@@ -593,39 +601,44 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
             pairs += k
             skipped += s
         return Word2VecReplay(t0, t1, loss, pairs, K, 1, 0, skipped)
+    V = t0.shape[0]
+    periods = np.full(V, max_period) if periods is None else np.asarray(periods)
+    hot = periods < max_period
     bounds = [t * K // shards for t in range(shards + 1)]
     n_rounds = max(math.ceil((bounds[t + 1] - bounds[t]) / round_words)
                    for t in range(shards))
-    V = t0.shape[0]
+    tables = [t0, t1]
+    views = [[t0.copy() for _ in range(shards)], [t1.copy() for _ in range(shards)]]
+    masks = [[np.zeros(V, bool) for _ in range(shards)] for _ in range(2)]
     for r in range(n_rounds):
-        copies = []
         for t in range(shards):
             lo = bounds[t] + r * round_words
             hi = min(lo + round_words, bounds[t + 1])
-            c0, c1 = t0.copy(), t1.copy()
-            m0, m1 = np.zeros(V, bool), np.zeros(V, bool)
             for c in centres[lo:hi]:
                 rows0, rows1 = _touched_rows(c)
-                m0[list(rows0)] = True
-                m1[list(rows1)] = True
-                l, k, s = _train_centre(c, c0, c1, alpha(c), cbow)
+                masks[0][t][list(rows0)] = True
+                masks[1][t][list(rows1)] = True
+                l, k, s = _train_centre(c, views[0][t], views[1][t], alpha(c), cbow)
                 loss += l
                 pairs += k
                 skipped += s
-            copies.append(((c0, m0), (c1, m1)))
         rounds += 1
-        merged = []
-        for k, orig in enumerate((t0, t1)):
-            count = sum(cp[k][1].astype(np.int64) for cp in copies)
-            shared += int((count > 1).sum())
+        last = r == n_rounds - 1 or (r + 1) % max_period == 0
+        due = np.ones(V, bool) if last else (r + 1) % periods == 0
+        for k, orig in enumerate(tables):
+            count = sum(m.astype(np.int64) for m in masks[k])
             new = orig.copy()
-            for cp in copies:
-                table, mask = cp[k]
-                one, many = mask & (count == 1), mask & (count > 1)
-                new[one] = table[one]                                 # trained in place
-                new[many] = new[many] + (table[many] - orig[many])    # merged in shard order
-            merged.append(new)
-        t0, t1 = merged
+            for t in range(shards):          # in shard order
+                view, mask = views[k][t], masks[k][t]
+                one = ~hot & mask & (count == 1)
+                many = (~hot & mask & (count > 1)) | hot
+                new[one] = view[one]                                  # trained in place
+                new[many] = new[many] + (view[many] - orig[many])     # merged
+            shared += int((due & (count > 1)).sum())
+            orig[due] = new[due]
+            for t in range(shards):
+                views[k][t][due] = orig[due]
+                masks[k][t][due] = False
     return Word2VecReplay(t0, t1, loss, pairs, K, rounds, shared, skipped)
 
 

@@ -29,7 +29,8 @@ from reference import ref_word2vec_plan, ref_word2vec_step
 import fastembed
 from fastembed._ext import sgns
 from fastembed.models.word2vec import (CBOW, Corpus, CorpusDataset, SkipGram, _alias_probabilities,
-                                alias_table, corpus_sentences, default_round_words,
+                                alias_table, corpus_sentences, default_max_period,
+                                default_round_words, merge_periods,
                                 subsample_keep_probability, train_word2vec)
 
 MODELS = {"skipgram": SkipGram, "cbow": CBOW}
@@ -124,7 +125,8 @@ def test_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words, 
 
         out = step(model, batch, lr=lr, lr_end=lr_end, seed=seed)
         ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
-                                window=window, cbow=cbow, shards=shards, round_words=round_words)
+                                window=window, cbow=cbow, shards=shards, round_words=round_words, periods=model.merge_periods,
+                                max_period=model.max_period)
         assert out["count"] == batch[0].size
         assert out["kept"] == ref.kept == rec["kept"]
         assert out["pairs"] == ref.pairs > 0
@@ -141,8 +143,68 @@ def test_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words, 
         # ... and so does a constant rate
         const = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr,
                                   window=window, cbow=cbow, shards=shards,
-                                  round_words=round_words)
+                                  round_words=round_words, periods=model.merge_periods,
+                                max_period=model.max_period)
         assert not np.allclose(const.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("max_period", [1, 2, 8, 64])
+def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
+    # several long rounds (max_period 1, 2, 8) or one (64); hot rows merged every 1, 2, 4, ...
+    # rounds, the others once per long round
+    V, dim, window, negative = 40, 6, 3, 3
+    counts = zipf_counts(V)
+    model = make_model(kind, counts, dim, window=window, negative=negative, sample=0.0,
+                       shards=3, round_words=8, max_period=max_period, n_threads=2, rng=rng)
+    periods = model.merge_periods
+    assert model.max_period == max_period
+    assert set(np.unique(periods)) <= {2**k for k in range(7)} and periods.max() <= max_period
+    if max_period >= 8:
+        assert len(np.unique(periods)) >= 3          # several tiers of hot rows, and cold rows
+        assert periods[0] < max_period == periods[-1]
+    batch = random_batch(rng, V, rng.permutation(LENGTHS), counts)
+    seed = int(rng.integers(0, 2**63))
+    before0, before1 = model.syn0.copy(), model.syn1neg.copy()
+    rec = step(model, batch, lr=0.2, lr_end=0.1, seed=seed, record=True)
+    out = step(model, batch, lr=0.2, lr_end=0.1, seed=seed)
+    ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
+                            cbow=kind == "cbow", shards=3, round_words=8, periods=periods,
+                            max_period=max_period)
+    assert ref.rounds > 2 and ref.shared > 0
+    np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.syn1neg, ref.syn1neg, rtol=1e-12, atol=1e-13)
+    assert out["loss"] == pytest.approx(ref.loss / ref.pairs, rel=1e-12)
+    # the merge periods matter: merging every row after every round is another result
+    every = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
+                              cbow=kind == "cbow", shards=3, round_words=8)
+    if max_period > 1:
+        assert not np.allclose(every.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
+
+
+def test_merge_periods_follow_the_row_uses():
+    uses = np.array([2.0, 1.0, 0.5, 0.1, 0.01, 0.0])
+    periods = merge_periods(uses, round_words=64, max_period=64)
+    # the longest power of two with round_words * period * uses <= ROUND_ROW_USES (128)
+    assert periods.tolist() == [1, 2, 4, 16, 64, 64]
+    assert (64 * periods * uses <= 128).all()
+    assert merge_periods(uses, round_words=64, max_period=4).tolist() == [1, 2, 4, 4, 4, 4]
+    assert merge_periods(uses, round_words=1000, max_period=8).tolist()[0] == 1  # at least 1
+
+
+def test_default_max_period_bounds_memory_and_updates():
+    assert default_max_period(93, 5, 5, 12_000, 100, 4) == 256
+    # the plans of a long round: about 2**21 output updates per shard
+    assert default_max_period(546, 5, 5, 12_000, 100, 4) == 64
+    # the private copies: 64 MiB per shard
+    assert default_max_period(186, 8, 10, 10**6, 300, 4) == 1
+    assert default_max_period(186, 8, 10, 10**6, 300, 8) == 1
+
+
+@pytest.mark.parametrize("bad", [0, 3, 6, -2])
+def test_max_period_must_be_a_positive_power_of_two(bad):
+    with pytest.raises(ValueError, match="max_period"):
+        SkipGram([5, 3, 2], dim=4, max_period=bad)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -158,7 +220,8 @@ def test_float32_kernel_close_to_float64_reference(rng, kind, shards, round_word
     rec = step(model, batch, lr=lr, lr_end=lr / 2, seed=11, record=True)
     out = step(model, batch, lr=lr, lr_end=lr / 2, seed=11)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr / 2, window=window,
-                            cbow=kind == "cbow", shards=shards, round_words=round_words)
+                            cbow=kind == "cbow", shards=shards, round_words=round_words, periods=model.merge_periods,
+                                max_period=model.max_period)
     assert model.syn0.dtype == np.float32 and model.syn1neg.dtype == np.float32
     assert out["pairs"] == ref.pairs and out["kept"] == ref.kept
     scale = max(np.abs(ref.syn0).max(), np.abs(ref.syn1neg).max())
@@ -182,7 +245,8 @@ def test_saturated_logits_match_the_reference(rng, kind, shards, round_words):
     rec = step(model, batch, lr=0.2, lr_end=0.1, seed=21, record=True)
     out = step(model, batch, lr=0.2, lr_end=0.1, seed=21)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
-                            cbow=kind == "cbow", shards=shards, round_words=round_words)
+                            cbow=kind == "cbow", shards=shards, round_words=round_words, periods=model.merge_periods,
+                                max_period=model.max_period)
     assert ref.skipped >= 10
     assert out["pairs"] == ref.pairs
     np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-12)

@@ -27,12 +27,16 @@ on the word. How the work is split:
   online SGD, one thread (gensim with one worker, up to its random numbers).
 * ``n_shards > 1`` (deterministic, the default): the kept words are cut into ``n_shards``
   contiguous pieces, far apart in the batch, as gensim's workers take different jobs. The
-  shards advance in rounds of ``round_words`` centres each; within a round each shard trains
-  on private copies of the rows it touches (copied from the tables on first touch), then
-  every touched row moves by the sum of the shards' changes, added in shard order, and the
-  next round starts from the merged tables. This is what lock-free threads do, with the
-  staleness bounded by one round and the order of the sums fixed, so the result depends on
-  the seed, ``n_shards`` and ``round_words``, never on the number of threads.
+  shards advance in rounds of ``round_words`` centres each, ``max_period`` rounds to a long
+  round. Each row has a merge period (a power of two up to ``max_period``, from its expected
+  use: see ``fastembed.models.word2vec.merge_periods``). The hot rows (period below
+  ``max_period``) are trained on every shard's own copy, and after each round the hot rows
+  whose period ends move by the sum of the shards' changes, in shard order, every copy taking
+  the result. The other rows are planned per long round: the rows only one shard touches in
+  it are trained in place, those several shards touch on private copies, merged the same way
+  at the end of the long round. This is what lock-free threads do, with the staleness bounded
+  and the order of the sums fixed, so the result depends on the seed, ``n_shards``,
+  ``round_words`` and ``max_period``, never on the number of threads.
 * ``hogwild``: the kept words are cut into pieces that the threads take as they free up,
   writing straight into the shared tables as gensim and word2vec.c do: not reproducible with
   more than one thread.
@@ -124,7 +128,9 @@ cdef struct Config:
     const int64_t* kpos    # their batch positions (K)
     const int64_t* klo     # first kept index of each kept word's sentence (K)
     const int64_t* khi     # one past its last (K)
-    int32_t* count         # (2 V) shards that touch each row in this round (private mode)
+    int32_t* count         # (2 V) shards that touch each row in this long round (private mode)
+    const int32_t* hot_rows  # private mode: the hot rows, by merge period, shortest first
+    Py_ssize_t n_hot
 
 
 cdef struct Shard:
@@ -136,17 +142,22 @@ cdef struct Shard:
     int32_t* p_neg         # the noise words (round_words x stride_neg)
     int64_t n_plans
     # private mode: the rows the shard touches this round, and private copies of the shared
-    int32_t* slot_in       # row -> slot, or -1 (length V)
+    # row -> where the shard trains it (length V each): -1 untouched in this long round; a
+    # slot >= 0 of buf (planning: every row it touches; training: the rows other shards touch
+    # too); -2 in place (the rows only it touches); -3 - k for hot row k (all call long)
+    int32_t* slot_in
     int32_t* slot_out
     char* buf              # cap_in + cap_out rows of d elements
     int64_t* touched       # slot -> row id (input slots first, then output slots)
     int64_t n_in
     int64_t n_out
     int64_t cap_in
+    char* hot_buf          # private mode: this shard's copies of the hot rows, syn0's then
+                           # syn1neg's (2 n_hot rows)
     # scratch, allocated with the GIL before any work, so that running out of memory raises
     # MemoryError before a single row changes
-    void** in_rows         # 2 window row pointers
-    void** out_rows        # negative + 1 row pointers
+    void** in_rows         # the row pointers of two plans (see _resolve)
+    void** out_rows
     void* work             # d elements
     void* h                # d elements
     void* xs               # negative + 1 elements
@@ -156,11 +167,11 @@ cdef struct Shard:
 
 
 cdef inline void _touch(const Config* cfg, Shard* sh, bint is_out, int32_t r) noexcept nogil:
-    """Private mode, planning: note that the shard touches row r in this round."""
+    """Private mode, planning: note that the shard touches row r in this long round."""
     cdef int32_t* slot = sh.slot_out if is_out else sh.slot_in
     cdef int64_t s
-    if slot[r] >= 0:
-        return
+    if slot[r] != -1:
+        return  # noted already, or a hot row
     if is_out:
         s = sh.cap_in + sh.n_out
         sh.n_out += 1
@@ -174,9 +185,16 @@ cdef inline void _touch(const Config* cfg, Shard* sh, bint is_out, int32_t r) no
 
 cdef inline floating* _row(floating* table, const Config* cfg, Shard* sh, bint is_out,
                            int64_t r) noexcept nogil:
-    """The row to train: the table's own row r, or the shard's private copy of a shared row."""
-    if cfg.private and cfg.count[r + (cfg.V if is_out else 0)] > 1:
-        return <floating*>(sh.buf + (sh.slot_out if is_out else sh.slot_in)[r] * cfg.row_bytes)
+    """The row to train: the table's own row r, or the shard's private copy of a hot row or of
+    a row that several shards share in this long round."""
+    cdef int32_t s
+    if cfg.private:
+        s = (sh.slot_out if is_out else sh.slot_in)[r]
+        if s >= 0:
+            return <floating*>(sh.buf + s * cfg.row_bytes)
+        if s <= -3:
+            return <floating*>(sh.hot_buf + (-3 - s + (cfg.n_hot if is_out else 0))
+                               * cfg.row_bytes)
     return <floating*>(<char*>table + r * cfg.row_bytes)
 
 
@@ -228,52 +246,75 @@ cdef void _plan(const Config* cfg, Shard* sh, int64_t i, int32_t* rec_reduced,
         nneg[s] = m
 
 
-cdef void _execute(floating* syn0, floating* syn1neg, const Config* cfg, Shard* sh,
-                   int64_t q) noexcept nogil:
-    """Plan q's training step(s): one per (centre, context) pair, or one CBOW step."""
-    cdef int window = cfg.window, negative = cfg.negative, s, m, n
-    cdef Py_ssize_t d = cfg.d
+cdef void _resolve(floating* syn0, floating* syn1neg, const Config* cfg, Shard* sh,
+                   int64_t q, void** ptrs) noexcept nogil:
+    """The rows plan q trains, as pointers, prefetched: its n_ctx input rows, then for each
+    prediction (each context in skip-gram, one in CBOW) the centre's output row and its noise
+    words' rows, one after the other."""
+    cdef int window = cfg.window, negative = cfg.negative, s, m
     cdef int n_ctx = sh.p_nctx[q]
-    cdef int64_t i = sh.p_index[q]
-    cdef int32_t centre = cfg.kw[i]
     cdef const int32_t* ctx = sh.p_ctx + q * 2 * window
     cdef const int32_t* negs = sh.p_neg + q * cfg.stride_neg
     cdef const int32_t* nneg = sh.p_nneg + q * 2 * window
-    cdef floating** in_rows = <floating**>sh.in_rows
-    cdef floating** out_rows = <floating**>sh.out_rows
+    cdef floating* centre
+    cdef floating* row
+    cdef Py_ssize_t k = 0
+    if n_ctx == 0:
+        return   # no prediction (its noise words were never drawn)
+    centre = _row(syn1neg, cfg, sh, True, cfg.kw[sh.p_index[q]])
+    # (the prefetches are written out here, not in a helper: GCC deletes a non-inlined
+    # function whose only effect is a prefetch, see rowops.h)
+    for s in range(n_ctx):
+        row = _row(syn0, cfg, sh, False, ctx[s])
+        fe_prefetch_row(row, cfg.row_bytes)
+        ptrs[k] = row
+        k += 1
+    fe_prefetch_row(centre, cfg.row_bytes)
+    for s in range(1 if cfg.cbow else n_ctx):
+        ptrs[k] = centre
+        k += 1
+        for m in range(nneg[s]):
+            row = _row(syn1neg, cfg, sh, True, negs[s * negative + m])
+            fe_prefetch_row(row, cfg.row_bytes)
+            ptrs[k] = row
+            k += 1
+
+
+cdef void _execute(floating* syn0, const Config* cfg, Shard* sh, int64_t q,
+                   void** ptrs) noexcept nogil:
+    """Plan q's training step(s), on the rows _resolve gave: one per (centre, context) pair,
+    or one CBOW step (syn0 only selects the element type)."""
+    cdef int window = cfg.window, s, n
+    cdef Py_ssize_t d = cfg.d
+    cdef int n_ctx = sh.p_nctx[q]
+    cdef const int32_t* nneg = sh.p_nneg + q * 2 * window
+    cdef floating** rows = <floating**>ptrs
     cdef floating* work = <floating*>sh.work
     cdef floating* h = <floating*>sh.h
-    cdef floating alpha = <floating>(cfg.alpha0 + cfg.alpha_step * <double>cfg.kpos[i])
-    cdef floating* inp
+    cdef floating alpha = <floating>(cfg.alpha0 + cfg.alpha_step
+                                     * <double>cfg.kpos[sh.p_index[q]])
+    cdef Py_ssize_t k = n_ctx
     if n_ctx == 0:
         return
     if cfg.cbow:
-        for s in range(n_ctx):
-            in_rows[s] = _row(syn0, cfg, sh, False, ctx[s])
-        out_rows[0] = _row(syn1neg, cfg, sh, True, centre)
         n = nneg[0]
-        for m in range(n):
-            out_rows[1 + m] = _row(syn1neg, cfg, sh, True, negs[m])
         if floating is float:
-            sh.loss += fe_cbow_f(in_rows, n_ctx, out_rows, n + 1, d, alpha, h, work,
-                                  <float*>sh.xs)
+            sh.loss += fe_cbow_f(rows, n_ctx, rows + n_ctx, n + 1, d, alpha, h, work,
+                                 <float*>sh.xs)
         else:
-            sh.loss += fe_cbow_d(in_rows, n_ctx, out_rows, n + 1, d, alpha, h, work,
-                                  <double*>sh.xs)
+            sh.loss += fe_cbow_d(rows, n_ctx, rows + n_ctx, n + 1, d, alpha, h, work,
+                                 <double*>sh.xs)
         sh.pairs += 1
         return
     for s in range(n_ctx):
-        inp = _row(syn0, cfg, sh, False, ctx[s])
-        out_rows[0] = _row(syn1neg, cfg, sh, True, centre)
         n = nneg[s]
-        for m in range(n):
-            out_rows[1 + m] = _row(syn1neg, cfg, sh, True, negs[s * negative + m])
         if floating is float:
-            sh.loss += fe_sgns_pair_f(inp, out_rows, n + 1, d, alpha, work,
-                                       <float*>sh.xs)
+            sh.loss += fe_sgns_pair_f(rows[s], rows + k, n + 1, d, alpha, work,
+                                      <float*>sh.xs)
         else:
-            sh.loss += fe_sgns_pair_d(inp, out_rows, n + 1, d, alpha, work,
-                                       <double*>sh.xs)
+            sh.loss += fe_sgns_pair_d(rows[s], rows + k, n + 1, d, alpha, work,
+                                      <double*>sh.xs)
+        k += n + 1
     sh.pairs += n_ctx
 
 
@@ -288,49 +329,92 @@ cdef void _plan_round(const Config* cfg, Shard* sh, int64_t c_lo, int64_t c_hi,
         _plan(cfg, sh, i, rec_reduced, rec_neg)
 
 
-cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg,
+cdef void _copy_shared(floating* syn0, floating* syn1neg, const Config* cfg,
                        Shard* sh) noexcept nogil:
-    """Train the planned centres in order, prefetching the rows of the next one.
+    """Private mode, at the start of a long round, once every shard has planned it: copy the
+    rows that other shards touch too into the shard's slots, and mark the rows only it
+    touches as trained in place."""
+    cdef int64_t i, r
+    for i in range(sh.n_in):
+        r = sh.touched[i]
+        if cfg.count[r] > 1:
+            memcpy(sh.buf + i * cfg.row_bytes, <char*>syn0 + r * cfg.row_bytes, cfg.row_bytes)
+        else:
+            sh.slot_in[r] = -2
+    for i in range(sh.cap_in, sh.cap_in + sh.n_out):
+        r = sh.touched[i]
+        if cfg.count[cfg.V + r] > 1:
+            memcpy(sh.buf + i * cfg.row_bytes, <char*>syn1neg + r * cfg.row_bytes,
+                   cfg.row_bytes)
+        else:
+            sh.slot_out[r] = -2
 
-    Private mode: rows that other shards touch in this round too are first copied, and the
-    shard trains its copies; the rows only it touches it trains in place.
-    """
-    cdef int64_t q, i, nq
+
+cdef void _copy_hot(floating* syn0, floating* syn1neg, const Config* cfg,
+                    Shard* sh) noexcept nogil:
+    """Private mode, at the start of a call: the shard's copies of the hot rows."""
+    cdef Py_ssize_t k
     cdef int64_t r
-    cdef int window = cfg.window, negative = cfg.negative, s, m, n_ctx
-    cdef const int32_t* ctx
-    cdef const int32_t* negs
-    cdef const int32_t* nneg
-    if cfg.private:
-        for i in range(sh.n_in):
-            r = sh.touched[i]
-            if cfg.count[r] > 1:
-                memcpy(sh.buf + i * cfg.row_bytes, <char*>syn0 + r * cfg.row_bytes,
-                       cfg.row_bytes)
-        for i in range(sh.cap_in, sh.cap_in + sh.n_out):
-            r = sh.touched[i]
-            if cfg.count[cfg.V + r] > 1:
-                memcpy(sh.buf + i * cfg.row_bytes, <char*>syn1neg + r * cfg.row_bytes,
-                       cfg.row_bytes)
-    for q in range(-1, sh.n_plans):
-        # prefetch the rows of plan q + 1 (written out here, not in a helper: GCC deletes a
-        # non-inlined function whose only effect is a prefetch, see rowops.h)
-        nq = q + 1
-        if nq < sh.n_plans and sh.p_nctx[nq] > 0:
-            n_ctx = sh.p_nctx[nq]
-            ctx = sh.p_ctx + nq * 2 * window
-            negs = sh.p_neg + nq * cfg.stride_neg
-            nneg = sh.p_nneg + nq * 2 * window
-            for s in range(n_ctx):
-                fe_prefetch_row(_row(syn0, cfg, sh, False, ctx[s]), cfg.row_bytes)
-            fe_prefetch_row(_row(syn1neg, cfg, sh, True, cfg.kw[sh.p_index[nq]]),
-                            cfg.row_bytes)
-            for s in range(1 if cfg.cbow else n_ctx):
-                for m in range(nneg[s]):
-                    fe_prefetch_row(_row(syn1neg, cfg, sh, True, negs[s * negative + m]),
-                                    cfg.row_bytes)
-        if q >= 0:
-            _execute(syn0, syn1neg, cfg, sh, q)
+    for k in range(cfg.n_hot):
+        r = cfg.hot_rows[k]
+        memcpy(sh.hot_buf + k * cfg.row_bytes, <char*>syn0 + r * cfg.row_bytes, cfg.row_bytes)
+        memcpy(sh.hot_buf + (cfg.n_hot + k) * cfg.row_bytes, <char*>syn1neg + r * cfg.row_bytes,
+               cfg.row_bytes)
+        sh.slot_in[r] = <int32_t>(-3 - k)
+        sh.slot_out[r] = <int32_t>(-3 - k)
+
+
+cdef void _release_hot(const Config* cfg, Shard* sh) noexcept nogil:
+    """Private mode, at the end of a call: the hot rows' slots are -1 again."""
+    cdef Py_ssize_t k
+    for k in range(cfg.n_hot):
+        sh.slot_in[cfg.hot_rows[k]] = -1
+        sh.slot_out[cfg.hot_rows[k]] = -1
+
+
+cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Shard* sh,
+                       int64_t q_lo, int64_t q_hi) noexcept nogil:
+    """Train the planned centres q_lo .. q_hi - 1 in order, prefetching the rows of the next.
+
+    Private mode: hot rows, and rows that other shards touch in this long round too, are
+    trained on the shard's private copies; the rows only it touches it trains in place.
+    """
+    cdef int64_t q
+    cdef void** cur = sh.in_rows
+    cdef void** nxt = sh.out_rows
+    cdef void** tmp
+    if q_hi > sh.n_plans:
+        q_hi = sh.n_plans
+    if q_lo < q_hi:
+        _resolve(syn0, syn1neg, cfg, sh, q_lo, nxt)
+    for q in range(q_lo, q_hi):
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+        if q + 1 < q_hi:   # the rows of the next plan, prefetched while this one trains
+            _resolve(syn0, syn1neg, cfg, sh, q + 1, nxt)
+        _execute(syn0, cfg, sh, q, cur)
+
+
+cdef void _merge_hot(Shard* shards, Py_ssize_t n_shards, const Config* cfg, floating* table,
+                     bint is_out, Py_ssize_t k_lo, Py_ssize_t k_hi,
+                     floating* orig) noexcept nogil:
+    """Merge the hot rows k_lo .. k_hi - 1 of one table: hot row r, o in the table, becomes
+    o + (c_0 - o) + (c_1 - o) + ... over every shard's copy c_t, in shard order, and every
+    copy takes the new value."""
+    cdef Py_ssize_t k, t, c, d = cfg.d
+    cdef Py_ssize_t base = cfg.n_hot if is_out else 0
+    cdef floating* row
+    cdef floating* copy
+    for k in range(k_lo, k_hi):
+        row = <floating*>(<char*>table + <int64_t>cfg.hot_rows[k] * cfg.row_bytes)
+        memcpy(orig, row, cfg.row_bytes)
+        for t in range(n_shards):
+            copy = <floating*>(shards[t].hot_buf + (base + k) * cfg.row_bytes)
+            for c in range(d):
+                row[c] = row[c] + (copy[c] - orig[c])
+        for t in range(n_shards):
+            memcpy(shards[t].hot_buf + (base + k) * cfg.row_bytes, row, cfg.row_bytes)
 
 
 cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t n_blocks,
@@ -394,6 +478,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
              char[:, ::1] buf,                    # WORK (n_shards, (cap_in + cap_out) d itemsize)
              int64_t[:, ::1] touched,             # WORK (n_shards, cap_in + cap_out)
              int64_t cap_in,
+             const int32_t[::1] hot_rows,         # IN (n_hot,) the hot rows, shortest merge period first
+             const int64_t[::1] tier_end,         # IN tier_end[k]: hot rows of period <= 2**k
+             char[:, ::1] hot_buf,                # WORK (n_shards, 2 n_hot d itemsize)
+             Py_ssize_t max_period,               # rounds per long round (a power of 2)
              double[::1] loss,                    # OUT per shard
              int64_t[::1] pairs,                  # OUT per shard
              int n_threads,
@@ -404,11 +492,11 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     docstring.
 
     ``n_shards`` is the number of pieces (deterministic shards, or hogwild's pieces); the
-    private mode (rows shared by shards in a round are trained on copies and merged) is used
-    when ``n_shards > 1`` and not ``hogwild``: ``slots``, ``buf`` and ``touched`` then have
-    ``n_shards`` rows, with room for ``cap_in`` input rows and the rest output rows per round
-    of ``round_words`` centres. The caller validates everything (ids in range, shapes,
-    capacities); this kernel trusts it.
+    private mode is used when ``n_shards > 1`` and not ``hogwild``: ``slots``, ``buf`` and
+    ``touched`` then have ``n_shards`` rows, with room for ``cap_in`` input rows and the rest
+    output rows per long round of ``max_period * round_words`` centres, and ``hot_buf`` room
+    for the ``len(hot_rows)`` hot rows of both tables. The caller validates everything (ids in
+    range, shapes, capacities, tiers); this kernel trusts it.
     """
     cdef Py_ssize_t n = words.shape[0]
     cdef Py_ssize_t n_sent = starts.shape[0] - 1
@@ -421,7 +509,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef int64_t* klo = NULL
     cdef int64_t* khi = NULL
     cdef char* merge_scratch = NULL
-    cdef Py_ssize_t t, s, p, K = 0, k0, n_rounds, rnd, blk
+    cdef Py_ssize_t t, s, p, K = 0, k0, blk, k
     cdef Py_ssize_t n_blocks = max(1, n_threads)
     cdef int64_t c_lo, c_hi, p_lo, p_hi
     cdef uint64_t sub_key = _mix(seed ^ SALT_SUBSAMPLE)
@@ -430,6 +518,9 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef int32_t* rr = NULL
     cdef int32_t* rn = NULL
     cdef Py_ssize_t R = round_words
+    cdef Py_ssize_t RL = round_words * max_period      # centres per shard and long round
+    cdef Py_ssize_t n_long, lrnd, sub, n_sub, k_hi, k_lo, n_tiers = tier_end.shape[0]
+    cdef Py_ssize_t n_hot = hot_rows.shape[0]
     cdef fe_barrier_t barrier          # the rounds' barrier (omp_shim.h)
     cdef int sense = 0
     barrier.count = 0
@@ -451,16 +542,17 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 or merge_scratch == NULL):
             raise MemoryError("w2v_step: out of memory")
         for t in range(n_shards):
-            shards[t].in_rows = <void**>malloc((2 * window + 1) * sizeof(void*))
-            shards[t].out_rows = <void**>malloc((negative + 1) * sizeof(void*))
+            # the rows of the plan in training and of the next one (see _resolve)
+            shards[t].in_rows = <void**>malloc((4 * window + stride_neg + 2) * sizeof(void*))
+            shards[t].out_rows = <void**>malloc((4 * window + stride_neg + 2) * sizeof(void*))
             shards[t].work = malloc((d + 1) * sizeof(floating))
             shards[t].h = malloc((d + 1) * sizeof(floating))
             shards[t].xs = malloc((negative + 1) * sizeof(floating))
-            shards[t].p_index = <int64_t*>malloc(R * sizeof(int64_t))
-            shards[t].p_nctx = <int32_t*>malloc(R * sizeof(int32_t))
-            shards[t].p_ctx = <int32_t*>malloc(R * 2 * window * sizeof(int32_t))
-            shards[t].p_nneg = <int32_t*>malloc(R * 2 * window * sizeof(int32_t))
-            shards[t].p_neg = <int32_t*>malloc((R * stride_neg + 1) * sizeof(int32_t))
+            shards[t].p_index = <int64_t*>malloc(RL * sizeof(int64_t))
+            shards[t].p_nctx = <int32_t*>malloc(RL * sizeof(int32_t))
+            shards[t].p_ctx = <int32_t*>malloc(RL * 2 * window * sizeof(int32_t))
+            shards[t].p_nneg = <int32_t*>malloc(RL * 2 * window * sizeof(int32_t))
+            shards[t].p_neg = <int32_t*>malloc((RL * stride_neg + 1) * sizeof(int32_t))
             if (shards[t].in_rows == NULL or shards[t].out_rows == NULL
                     or shards[t].work == NULL or shards[t].h == NULL or shards[t].xs == NULL
                     or shards[t].p_index == NULL or shards[t].p_nctx == NULL
@@ -473,6 +565,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 shards[t].slot_out = &slots[t, V]
                 shards[t].buf = &buf[t, 0]
                 shards[t].touched = &touched[t, 0]
+                shards[t].hot_buf = &hot_buf[t, 0] if n_hot else NULL
         with nogil:
             # 1. subsampling: the kept words, their positions and their sentences' bounds
             for s in range(n_sent):
@@ -509,8 +602,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
         cfg.klo = klo
         cfg.khi = khi
         cfg.count = &count[0] if private else NULL
+        cfg.hot_rows = &hot_rows[0] if private and n_hot else NULL
+        cfg.n_hot = n_hot if private else 0
         # every piece has at most K // n_shards + 1 centres
-        n_rounds = (K // n_shards + 1 + R - 1) // R
+        n_long = (K // n_shards + 1 + RL - 1) // RL
         with nogil:
             if not private:
                 # one shard, hogwild or record: pieces that threads take as they free up, each
@@ -526,34 +621,66 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                             c_hi = p_hi
                         _plan_round(&cfg, &shards[t], c_lo, c_hi, rr, rn)
                         if not record:
-                            _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
+                            _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t], 0,
+                                         c_hi - c_lo)
                         c_lo = c_hi
             else:
                 with parallel(num_threads=n_threads):
                     sense = 0
-                    for rnd in range(n_rounds):
-                        # a. each shard draws its next round_words centres and notes the rows
-                        #    they touch, counting for each row the shards that touch it
+                    # 0. every shard's copies of the hot rows
+                    for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                        _copy_hot(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
+                    for lrnd in range(n_long):
+                        # a. each shard draws its next long round of centres and notes the
+                        #    rows they touch (but the hot ones), counting for each row the
+                        #    shards that touch it; the rows that several touch are copied
                         for t in prange(n_shards, schedule='dynamic', chunksize=1):
                             p_lo = (t * K) // n_shards
                             p_hi = ((t + 1) * K) // n_shards
-                            c_lo = p_lo + rnd * R
-                            c_hi = c_lo + R
+                            c_lo = p_lo + lrnd * RL
+                            c_hi = c_lo + RL
                             if c_hi > p_hi:
                                 c_hi = p_hi
                             if c_lo > c_hi:
                                 c_lo = c_hi
                             _plan_round(&cfg, &shards[t], c_lo, c_hi, rr, rn)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
-                        # b. each shard trains them: its own rows in place, shared rows on
-                        #    private copies
                         for t in prange(n_shards, schedule='dynamic', chunksize=1):
-                            _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
+                            _copy_shared(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
-                        # c. every shared row moves by the sum of the shards' changes. Each
-                        #    thread owns a block of rows and adds, for each of its rows, the
-                        #    change of shard 0, then shard 1, ...: the same sums in the same
-                        #    order for any number of threads.
+                        # b. the rounds of the long round: each shard trains its next
+                        #    round_words centres; then the hot rows whose merge period ends
+                        #    move by the sum of the shards' changes (rows dealt to the threads
+                        #    in ranges: each row's sum in shard order, whatever the thread)
+                        n_sub = max_period
+                        if lrnd == n_long - 1:
+                            n_sub = (K // n_shards + 1 - lrnd * RL + R - 1) // R
+                        for sub in range(n_sub):
+                            for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                                _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t],
+                                             sub * R, (sub + 1) * R)
+                            fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
+                            if sub == n_sub - 1:
+                                k_hi = n_hot     # the long round ends: every hot row
+                            else:
+                                k = 0            # periods 1, 2, 4, ... 2**k end here
+                                while k + 1 < n_tiers and (sub + 1) % (2 << k) == 0:
+                                    k = k + 1
+                                k_hi = tier_end[k] if n_tiers else 0
+                            if k_hi > 0:
+                                for blk in prange(n_blocks, schedule='static'):
+                                    k_lo = (blk * k_hi) // n_blocks
+                                    _merge_hot(shards, n_shards, &cfg, &syn0[0, 0], False,
+                                               k_lo, ((blk + 1) * k_hi) // n_blocks,
+                                               <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                                    _merge_hot(shards, n_shards, &cfg, &syn1neg[0, 0], True,
+                                               k_lo, ((blk + 1) * k_hi) // n_blocks,
+                                               <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                                fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
+                        # c. every row that several shards shared in the long round moves by
+                        #    the sum of their changes. Each thread owns a block of rows and
+                        #    adds, for each of its rows, the change of shard 0, then shard 1,
+                        #    ...: the same sums in the same order for any number of threads.
                         for blk in prange(n_blocks, schedule='static'):
                             _merge_table(shards, n_shards, blk, n_blocks, &syn0[0, 0], False,
                                          &count[0], d, cfg.row_bytes,
@@ -562,6 +689,8 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                          &count[V], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
+                    for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                        _release_hot(&cfg, &shards[t])
         for t in range(n_shards):
             loss[t] = shards[t].loss
             pairs[t] = shards[t].pairs

@@ -62,16 +62,23 @@ from ..train import BatchedDataset, Trainer
 from ..vectors import Vectors
 
 __all__ = ["Corpus", "CorpusDataset", "Word2VecModel", "SkipGram", "CBOW", "Word2VecResult",
-           "train_word2vec", "default_round_words",
+           "train_word2vec", "default_round_words", "default_max_period", "merge_periods",
+           "row_uses",
            "corpus_sentences", "subsample_keep_probability", "alias_table"]
 
 # gensim's defaults for Word2Vec(sg=1)
 DEFAULTS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, lr=0.025,
-                min_lr=0.0001, ns_exponent=0.75, shards=4, round_words=None)
+                min_lr=0.0001, ns_exponent=0.75, shards=4, round_words=None,
+                max_period=None)
 # The default round length (see Word2VecModel): about this many output-row updates per shard
 # and round in skip-gram, and at most this many expected uses of the busiest row
 ROUND_UPDATES = 2**15
 ROUND_ROW_USES = 128
+# The long rounds (see Word2VecModel): at most this many rounds, about this many output-row
+# updates per shard (the plans' memory), and this many bytes of private copies per shard
+MAX_PERIOD = 256
+LONG_ROUND_UPDATES = 2**21
+LONG_ROUND_BYTES = 2**26
 # train_step's divergence test: a loss per prediction above this many times that of untrained
 # vectors, (negative + 1) log 2
 DIVERGED_LOSS = 10.0
@@ -371,27 +378,58 @@ def alias_table(weights):
     return accept, np.array(alias_list, dtype=np.int32)
 
 
+def row_uses(counts, keep, noise, window, negative):
+    """Expected uses of each row per centre word, an upper bound for both tables.
+
+    A centre uses row ``r`` about ``2 window (p(r) + negative q(r))`` times, with ``p`` the
+    word frequencies after subsampling and ``q`` the noise distribution (as a context or the
+    centre, and as a noise word).
+
+    Parameters
+    ----------
+    counts : ndarray of int
+    keep : ndarray of float
+        Subsampling keep probabilities.
+    noise : ndarray of float
+        Unnormalised noise weights.
+    window, negative : int
+
+    Returns
+    -------
+    ndarray of float64 (V,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.models.word2vec import row_uses
+    >>> row_uses(np.array([3, 1]), np.ones(2), np.array([1.0, 1.0]), window=1, negative=1)
+    array([2.5, 1.5])
+    """
+    kept = counts * np.asarray(keep, dtype=np.float64)
+    p = kept / kept.sum() if kept.sum() > 0 else np.zeros(len(kept))
+    q = np.asarray(noise, dtype=np.float64) / np.sum(noise)
+    return 2 * window * (p + negative * q)
+
+
 def default_round_words(counts, keep, noise, window, negative):
     """Centre words per shard and round when ``round_words`` is not given.
 
-    The shards of a round train from the same start and their changes to a shared row are
-    summed, so a row that every shard moves many times in a round (a frequent word) would move
-    by several full steps at once and overshoot. The rounds are therefore short in two ways:
+    The shards train from the same start and their changes to a shared row are summed, so a
+    row that every shard moves many times between two merges (a frequent word) would move by
+    several full steps at once and overshoot. The rounds, after which the busiest rows are
+    merged, are therefore short in two ways:
 
     - about ``ROUND_UPDATES`` (2**15) output-row updates per shard in skip-gram, that is
       ``2**15 // (2 window (negative + 1))`` centres (546 at window 5, negative 5; 186 at
       window 8, negative 10), the same number of centres in CBOW;
-    - at most ``ROUND_ROW_USES`` (128) expected uses of the busiest row per shard: a centre
-      uses row ``r`` about ``2 window (p(r) + negative q(r))`` times, with ``p`` the word
-      frequencies after subsampling and ``q`` the noise distribution. This binds for small
-      or flat vocabularies (16 equally frequent words: 34 centres; measured on that
-      vocabulary without subsampling, skip-gram learns with rounds of up to 48 centres and
-      fails from about 64 on, its loss rising from 4 to 15) and for natural text too (the
-      State of the Union: 100 centres).
-      The rounds' length costs little: the private copies grow with the rows touched, not
-      with the number of rounds.
+    - at most ``ROUND_ROW_USES`` (128) expected uses of the busiest row per shard
+      (:func:`row_uses`). This binds for small or flat vocabularies (16 equally frequent
+      words: 34 centres; measured on that vocabulary without subsampling, skip-gram learns
+      with rounds of up to 48 centres and fails from about 64 on, its loss rising from 4 to
+      15) and for natural text too (the State of the Union: about 100 centres).
 
-    Neither depends on the machine. Returns at least 16.
+    Less busy rows are merged less often (:func:`merge_periods`). Neither bound depends on the
+    machine. Returns at least 16.
 
     Parameters
     ----------
@@ -414,13 +452,90 @@ def default_round_words(counts, keep, noise, window, negative):
     >>> default_round_words(flat, np.ones(16), flat ** 0.75, 5, 5)
     34
     """
-    kept = counts * np.asarray(keep, dtype=np.float64)
-    p = kept / kept.sum() if kept.sum() > 0 else np.zeros(len(kept))
-    q = np.asarray(noise, dtype=np.float64) / np.sum(noise)
-    uses = 2 * window * float(np.max(p + negative * q))
+    uses = float(np.max(row_uses(counts, keep, noise, window, negative)))
     by_updates = ROUND_UPDATES // (2 * window * (negative + 1))
     by_uses = int(ROUND_ROW_USES / uses) if uses > 0 else by_updates
     return max(16, min(by_updates, by_uses))
+
+
+def _private_rows(kind, centres, window, negative, num_words):
+    """Rows a shard may touch in ``centres`` centre words: (input rows, output rows)."""
+    outputs_per_centre = 1 + negative if kind == "cbow" else 1 + 2 * window * negative
+    return (min(num_words, centres + 2 * window),
+            min(num_words, centres * outputs_per_centre))
+
+
+def default_max_period(round_words, window, negative, num_words, dim, itemsize,
+                       kind="skipgram"):
+    """Rounds per long round when ``max_period`` is not given.
+
+    The largest power of two up to ``MAX_PERIOD`` (256) with at most about
+    ``LONG_ROUND_UPDATES`` (2**21) output-row updates per shard and long round (the memory of
+    its plans, about 8 MiB), and at most ``LONG_ROUND_BYTES`` (64 MiB) of private copies per
+    shard. The longer the long round, the fewer the copies and merges per update.
+
+    Parameters
+    ----------
+    round_words, window, negative, num_words, dim, itemsize : int
+    kind : {"skipgram", "cbow"}
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from fastembed.models.word2vec import default_max_period
+    >>> default_max_period(93, 5, 5, 12_000, 100, 4)
+    256
+    >>> default_max_period(186, 8, 10, 200_000, 100, 4)   # a large vocabulary: 64 MiB of copies
+    4
+    """
+    period = 1
+    while period * 2 <= MAX_PERIOD:
+        centres = round_words * period * 2
+        rows = sum(_private_rows(kind, centres, window, negative, num_words))
+        if (centres * 2 * window * (negative + 1) > LONG_ROUND_UPDATES
+                or rows * dim * itemsize > LONG_ROUND_BYTES):
+            break
+        period *= 2
+    return period
+
+
+def merge_periods(uses, round_words, max_period):
+    """How often each row is merged, in rounds.
+
+    The longest power of two, up to ``max_period``, over which a shard uses the row at most
+    ``ROUND_ROW_USES`` (128) times in expectation.
+
+    Every row then moves at most about as far between two merges as the busiest row does in
+    one round, the bound that :func:`default_round_words` sets; the rare rows are merged once
+    per long round, the frequent ones (most of the work, and the rows every shard touches)
+    more often.
+
+    Parameters
+    ----------
+    uses : ndarray of float
+        Expected uses per centre of each row (:func:`row_uses`).
+    round_words, max_period : int
+
+    Returns
+    -------
+    ndarray of int64 (V,)
+        Powers of two in ``[1, max_period]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.models.word2vec import merge_periods
+    >>> merge_periods(np.array([1.0, 0.3, 0.01, 0.0]), round_words=100, max_period=64)
+    array([ 1,  4, 64, 64])
+    """
+    uses = np.asarray(uses, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        ratio = ROUND_ROW_USES / (round_words * uses)
+    exp = np.floor(np.log2(np.clip(ratio, 1.0, max_period)))
+    return (2 ** exp.astype(np.int64)).astype(np.int64)
 
 
 def _alias_probabilities(accept, alias):
@@ -472,18 +587,26 @@ class Word2VecModel(Module):
     shards : int, default 4
         Deterministic parallelism: each batch's words are cut into this many contiguous
         pieces, far apart, trained side by side in rounds of ``round_words`` centre words
-        each. Within a round every shard trains on private copies of the rows it touches;
-        after it, each row moves by the sum of the shards' changes, added in shard order
-        (what lock-free threads do, with the staleness bounded by one round and the sums in a
-        fixed order). Threads take shards as they free up, so the vectors depend on the seed,
-        the data, ``shards`` and ``round_words``, never on the thread count; at most
-        ``shards`` threads work at once. ``shards=1`` is plain online SGD on one thread.
+        each, on private copies of the rows that several shards use; a row is merged (moves
+        by the sum of the shards' changes, added in shard order: what lock-free threads do,
+        with the staleness bounded and the sums in a fixed order) every ``merge_periods[r]``
+        rounds. Threads take shards as they free up, so the vectors depend on the seed, the
+        data, ``shards``, ``round_words`` and ``max_period``, never on the thread count; at
+        most ``shards`` threads work at once. ``shards=1`` is plain online SGD on one thread.
     round_words : int, optional
-        Centre words each shard trains between two merges; by default
-        :func:`default_round_words`: short enough in updates, and in uses of the busiest
-        row, that a frequent word's row, which every shard moves, is never moved far by
-        stale copies (with rounds a few times longer the summed changes overshoot: the
+        Centre words each shard trains per round, after which the busiest rows are merged; by
+        default :func:`default_round_words`: short enough in updates, and in uses of the
+        busiest row, that a frequent word's row, which every shard moves, is never moved far
+        by stale copies (with rounds a few times longer the summed changes overshoot: the
         vectors bunch together, and a small vocabulary diverges).
+    max_period : int, optional
+        Rounds per long round, a power of two: the longest merge period. Each row is merged
+        every :func:`merge_periods` rounds: the longest power of two up to ``max_period`` over
+        which a shard uses it at most 128 times in expectation, the busiest row's bound in one
+        round. Rows merged more often (the hot rows) live in every shard's own copy; the
+        others that one shard alone touches in a long round are trained in place. By default
+        :func:`default_max_period` (256, less when the copies of a long round would pass
+        64 MiB per shard). ``max_period=1`` merges every shared row after every round.
 
     Attributes
     ----------
@@ -518,7 +641,7 @@ class Word2VecModel(Module):
                  negative=DEFAULTS["negative"], sample=DEFAULTS["sample"],
                  ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
                  n_threads=None, hogwild=False, shards=DEFAULTS["shards"],
-                 round_words=DEFAULTS["round_words"]):
+                 round_words=DEFAULTS["round_words"], max_period=DEFAULTS["max_period"]):
         if type(self) is Word2VecModel:
             raise TypeError("Word2VecModel is a base class: use SkipGram or CBOW")
         super().__init__()
@@ -542,6 +665,9 @@ class Word2VecModel(Module):
         check_n_threads(n_threads)
         self.shards = check_positive_int(shards, "shards")
         self._round_words = check_positive_int(round_words, "round_words", allow_none=True)
+        self._max_period = check_positive_int(max_period, "max_period", allow_none=True)
+        if max_period is not None and max_period & (max_period - 1):
+            raise ValueError(f"max_period must be a power of two, got {max_period}")
         self.counts = counts.astype(np.int64)
         self.dtype = dtype
         self.seed = seed
@@ -566,6 +692,7 @@ class Word2VecModel(Module):
         else:
             self.round_words = self._round_words
         self._workspace = None
+        self._merge_plan = None
 
     @property
     def syn0(self):
@@ -611,6 +738,9 @@ class Word2VecModel(Module):
         if "syn0" in state:  # pickled when the model held plain tables
             state = dict(state)
             tables = {name: state.pop(name) for name in ("syn0", "syn1neg")}
+        state = dict(state)
+        state.setdefault("_max_period", None)  # pickled before the long rounds
+        state.setdefault("_merge_plan", None)
         super().__setstate__(state)
         for name, table in tables.items():
             self.register_parameter(name, Parameter(table, name=name, sparse=True))
@@ -774,27 +904,79 @@ class Word2VecModel(Module):
         return (np.ascontiguousarray(words, dtype=np.int32),
                 np.ascontiguousarray(starts, dtype=np.int64))
 
-    def _capacity(self):
-        """Private rows a shard may touch in one round: (input rows, output rows)."""
-        R, w, V = self.round_words, self.window, self.num_words
-        outputs_per_centre = 1 + self.negative if self.kind == "cbow" else \
-            1 + 2 * w * self.negative
-        return min(V, R + 2 * w), min(V, R * outputs_per_centre)
+    @property
+    def max_period(self):
+        """Rounds per long round: ``max_period`` as given, else :func:`default_max_period`.
 
-    def _ensure_workspace(self, n_shards):
-        cap_in, cap_out = self._capacity()
+        Examples
+        --------
+        >>> from fastembed.models.word2vec import SkipGram
+        >>> SkipGram([5, 3, 2], dim=4, round_words=20).max_period
+        256
+        >>> SkipGram([5, 3, 2], dim=4, max_period=4).max_period
+        4
+        """
+        if self._max_period is not None:
+            return self._max_period
+        return default_max_period(self.round_words, self.window, self.negative,
+                                  self.num_words, self.dim, self.dtype.itemsize, self.kind)
+
+    @property
+    def merge_periods(self):
+        """How often each row is merged, in rounds (:func:`merge_periods`).
+
+        The rows merged more often than once per long round (``max_period`` rounds) are the
+        hot rows, which every shard trains on its own copy.
+
+        Returns
+        -------
+        ndarray of int64 (V,)
+
+        Examples
+        --------
+        >>> from fastembed.models.word2vec import SkipGram
+        >>> SkipGram([1000, 30, 1], dim=4, window=2, negative=1, round_words=20).merge_periods
+        array([ 1,  4, 32])
+        """
+        return self._plan_merges()[0]
+
+    def _plan_merges(self):
+        """(periods, hot_rows, tier_end, max_period), cached for the current scheme."""
+        key = (self.round_words, self.max_period, self.window, self.negative)
+        if self._merge_plan is None or self._merge_plan[0] != key:
+            R, P = key[0], key[1]
+            noise = self.counts.astype(np.float64) ** self.ns_exponent
+            uses = row_uses(self.counts, subsample_keep_probability(self.counts, self.sample),
+                            noise if noise.sum() > 0 else np.ones(self.num_words),
+                            self.window, self.negative)
+            periods = merge_periods(uses, R, P)
+            hot_rows = np.flatnonzero(periods < P)
+            hot_rows = hot_rows[np.argsort(periods[hot_rows], kind="stable")].astype(np.int32)
+            n_tiers = P.bit_length() - 1   # periods 1, 2, ..., P / 2
+            tier_end = np.searchsorted(periods[hot_rows], 2 ** np.arange(n_tiers),
+                                       side="right").astype(np.int64)
+            self._merge_plan = (key, (periods, hot_rows, tier_end, P))
+        return self._merge_plan[1]
+
+    def _ensure_workspace(self, n_shards, n_hot, max_period):
+        cap_in, cap_out = _private_rows(self.kind, self.round_words * max_period, self.window,
+                                        self.negative, self.num_words)
         V, rows = self.num_words, cap_in + cap_out
+        row_bytes = self.dim * self.dtype.itemsize
         ws = self._workspace
-        nbytes = rows * self.dim * self.dtype.itemsize
+        nbytes = rows * row_bytes
         if (ws is None or ws["slots"].shape[0] < n_shards or ws["cap_in"] != cap_in
                 or ws["touched"].shape[1] != rows or ws["buf"].shape[1] != nbytes
-                or ws["slots"].shape[1] != 2 * V):
-            # (sized by round_words, window, negative and dim: rebuilt when any changed)
+                or ws["slots"].shape[1] != 2 * V
+                or ws["hot_buf"].shape[1] != max(1, 2 * n_hot * row_bytes)):
+            # (sized by round_words, max_period, window, negative, dim and the hot rows:
+            # rebuilt when any changed)
             ws = {
                 "slots": np.full((n_shards, 2 * V), -1, dtype=np.int32),
                 "count": np.zeros(2 * V, dtype=np.int32),
                 "buf": np.empty((n_shards, nbytes), dtype=np.uint8),
                 "touched": np.empty((n_shards, rows), dtype=np.int64),
+                "hot_buf": np.empty((n_shards, max(1, 2 * n_hot * row_bytes)), dtype=np.uint8),
                 "cap_in": cap_in,
             }
             self._workspace = ws
@@ -811,15 +993,19 @@ class Word2VecModel(Module):
             n_shards = self.shards
         private = n_shards > 1 and not self.hogwild and not record
         if private:
-            ws = self._ensure_workspace(n_shards)
+            _, hot_rows, tier_end, max_period = self._plan_merges()
+            ws = self._ensure_workspace(n_shards, hot_rows.size, max_period)
             slots, count, buf, touched = ws["slots"], ws["count"], ws["buf"], ws["touched"]
-            cap_in = ws["cap_in"]
+            cap_in, hot_buf = ws["cap_in"], ws["hot_buf"]
         else:
-            cap_in = 0
+            cap_in, max_period = 0, 1
             slots = np.empty((1, 1), dtype=np.int32)
             count = np.empty(1, dtype=np.int32)
             buf = np.empty((1, 1), dtype=np.uint8)
             touched = np.empty((1, 1), dtype=np.int64)
+            hot_rows = np.empty(0, dtype=np.int32)
+            tier_end = np.empty(0, dtype=np.int64)
+            hot_buf = np.empty((1, 1), dtype=np.uint8)
         loss = np.zeros(n_shards)
         pairs = np.zeros(n_shards, dtype=np.int64)
         rec_reduced = rec_neg = None
@@ -830,7 +1016,8 @@ class Word2VecModel(Module):
                                   self.sample > 0, self._accept, self._alias, self.window,
                                   self.negative, self.kind == "cbow", float(lr), float(lr_end),
                                   seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
-                                  slots, count, buf, touched, cap_in, loss, pairs, n_threads,
+                                  slots, count, buf, touched, cap_in, hot_rows, tier_end,
+                                  hot_buf, max_period, loss, pairs, n_threads,
                                   record, rec_reduced, rec_neg)
         n_pairs = int(pairs.sum())
         total_loss = float(np.sum(loss))  # shard order: deterministic
@@ -851,7 +1038,7 @@ class SkipGram(Word2VecModel):
     Parameters
     ----------
     counts, dim, window, negative, sample, ns_exponent, dtype, seed, n_threads, hogwild, \
-shards, round_words :
+shards, round_words, max_period :
         As :class:`Word2VecModel`.
 
     See Also
@@ -886,7 +1073,7 @@ class CBOW(Word2VecModel):
     Parameters
     ----------
     counts, dim, window, negative, sample, ns_exponent, dtype, seed, n_threads, hogwild, \
-shards, round_words :
+shards, round_words, max_period :
         As :class:`Word2VecModel`.
 
     See Also
@@ -975,8 +1162,9 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
                    min_lr=DEFAULTS["min_lr"], ns_exponent=DEFAULTS["ns_exponent"],
                    dtype=np.float32, seed=1, n_threads=None, hogwild=False,
                    shards=DEFAULTS["shards"], round_words=DEFAULTS["round_words"],
-                   batch_words=40_000, checkpoint_dir=None, checkpoint_every=None, resume=None,
-                   progress=True, callbacks=(), vocab=None):
+                   max_period=DEFAULTS["max_period"], batch_words=200_000,
+                   checkpoint_dir=None, checkpoint_every=None, resume=None, progress=True,
+                   callbacks=(), vocab=None):
     """Build a vocabulary, then train word vectors (skip-gram or CBOW) on token lists.
 
     Parameters
@@ -999,10 +1187,10 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
         do not depend on it.
     hogwild : bool
         Lock-free updates (faster, not reproducible).
-    shards, round_words : int
+    shards, round_words, max_period : int
         The deterministic parallel scheme (see :class:`Word2VecModel`); the vectors depend on
         them, never on ``n_threads``.
-    batch_words : int, default 40000
+    batch_words : int, default 200000
         Words per training step (one kernel call).
     checkpoint_dir, checkpoint_every, resume : see :class:`fastembed.train.Trainer`.
     progress : bool or None, default True
@@ -1060,7 +1248,8 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     cls = MODELS[model]
     # every model parameter is checked before the corpus is read: a bad one costs nothing
     cls([1], dim, window=window, negative=negative, sample=sample, ns_exponent=ns_exponent,
-        dtype=dtype, seed=seed, n_threads=n_threads, shards=shards, round_words=round_words)
+        dtype=dtype, seed=seed, n_threads=n_threads, shards=shards, round_words=round_words,
+        max_period=max_period)
     sentences = sentences if isinstance(sentences, list) else list(sentences)
     if vocab is None:
         vocab = Vocab.build(sentences, min_count=min_count, max_size=max_vocab_size)
@@ -1072,7 +1261,8 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
         raise ValueError("the corpus has no words in the vocabulary")
     trained = cls(vocab.counts, dim, window=window, negative=negative, sample=sample,
                   ns_exponent=ns_exponent, dtype=dtype, seed=seed, n_threads=n_threads,
-                  hogwild=hogwild, shards=shards, round_words=round_words)
+                  hogwild=hogwild, shards=shards, round_words=round_words,
+                  max_period=max_period)
     data = CorpusDataset(corpus, batch_words=batch_words)
     trainer = Trainer(trained, None, data=data, epochs=epochs, lr=lr, min_lr=min_lr,
                       schedule="linear", seed=seed, checkpoint_dir=checkpoint_dir,
