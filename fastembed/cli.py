@@ -150,6 +150,9 @@ def _add_word2vec_arguments(parser):
                         help="write checkpoints here (every --checkpoint-every steps and at "
                              "the end of each epoch)")
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None)
+    parser.add_argument("--batch-words", type=_positive_int, default=200_000,
+                        help="words per training step (default %(default)s): the unit of "
+                             "--checkpoint-every and of the progress bar")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --checkpoint-dir")
     parser.add_argument("--show", default=None,
@@ -198,7 +201,7 @@ def _run_word2vec(args, file=None):
             epochs=args.epochs, lr=args.lr, seed=args.seed, n_threads=n_threads,
             hogwild=args.hogwild, checkpoint_dir=args.checkpoint_dir,
             checkpoint_every=args.checkpoint_every, resume=True if args.resume else None,
-            progress=not args.quiet)
+            batch_words=args.batch_words, progress=not args.quiet)
     except FloatingPointError as exc:
         raise UserError(f"training diverged: {exc} (try a smaller --lr than "
                         f"{args.lr:g})") from exc
@@ -284,29 +287,52 @@ def probe_words(words, skip=100, n=3):
 
 def _add_similar_arguments(parser):
     """The ``similar`` options: the vectors file, the words, ``-n/--topn``, ``--no-header``."""
-    parser.add_argument("vectors", help="a word2vec text file (e.g. from `word2vec --out`)")
+    parser.add_argument("vectors", help="a word2vec text or binary file (e.g. from `word2vec "
+                                        "--out`), or a fastText model (.bin), which answers "
+                                        "for unseen words too")
     parser.add_argument("words", nargs="+", help="the words to look up")
     parser.add_argument("-n", "--topn", type=_positive_int, default=10)
     parser.add_argument("--no-header", action="store_true", help="a GloVe file (no header)")
 
 
+def _is_fasttext_model(path):
+    """A fastText .bin: its magic number, or a binary first byte where word2vec files start
+    with the digits of their header (the old fastText format has no magic)."""
+    from .io import FASTTEXT_MAGIC
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return len(head) == 4 and (int.from_bytes(head, "little") == FASTTEXT_MAGIC
+                               or not (head[:1].isdigit() or head[:1].isalpha()))
+
+
 def _run_similar(args, file=None):
     """Print the nearest neighbours of each word by cosine similarity."""
-    from .io import load_word2vec
+    from .io import load_fasttext, load_word2vec
 
     file = sys.stdout if file is None else file
     if not os.path.exists(args.vectors):
         raise UserError(f"{args.vectors}: no such file")
     if not os.path.isfile(args.vectors):
         raise UserError(f"{args.vectors}: not a file")
-    vectors = load_word2vec(args.vectors, no_header=args.no_header)
-    missing = [w for w in args.words if w not in vectors]
+    subwords = not args.no_header and _is_fasttext_model(args.vectors)
+    if subwords:
+        try:
+            vectors = load_fasttext(args.vectors)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        missing = [w for w in args.words if vectors.get(w) is None]
+    else:
+        vectors = load_word2vec(args.vectors, no_header=args.no_header)
+        missing = [w for w in args.words if w not in vectors]
     for word in args.words:
         if word in missing:
             print(f"{word}: not in the vocabulary of {args.vectors} ({len(vectors):,} words)",
                   file=file)
             continue
         print(f"{word}:", file=file)
+        if subwords and word not in vectors:
+            print("  (not in the vocabulary: its vector is the mean of its n-grams)", file=file)
         for other, sim in vectors.most_similar(word, topn=args.topn):
             print(f"  {sim:7.4f}  {other}", file=file)
     return 1 if len(missing) == len(args.words) else 0

@@ -44,7 +44,8 @@ from ._memory import aligned_empty
 from ._validation import check_float_dtype, check_int
 from .vectors import Vectors, vectors_from_checked
 
-__all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "atomic_write"]
+__all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "load_fasttext",
+           "save_fasttext", "atomic_write"]
 
 
 def save_word2vec(path, vectors, words=None, *, binary=False):
@@ -637,3 +638,255 @@ def _dedupe(path, words, index, repeated, weight, duplicates, binary, first_line
         words = [w for w, k in zip(words, keep) if k]
         index = dict(zip(words, range(len(words))))
     return vectors_from_checked(words, weight, index)
+
+
+# -- fastText's .bin ---------------------------------------------------------------------------
+
+FASTTEXT_MAGIC = 793712314
+FASTTEXT_VERSION = 12
+#: the header after the magic and version, in fastText's Args::save order (an old file, without
+#: magic and version, starts at ``dim``)
+_FASTTEXT_ARGS = ("dim", "ws", "epoch", "min_count", "neg", "word_ngrams", "loss", "model",
+                  "bucket", "minn", "maxn", "lr_update_rate")
+#: what save_fasttext writes for header fields a model does not give (fastText's defaults for
+#: skip-gram with negative sampling: loss 2 = ns, model 2 = sg)
+_FASTTEXT_DEFAULTS = dict(ws=5, epoch=5, min_count=5, neg=5, word_ngrams=1, loss=2, model=2,
+                          lr_update_rate=100, t=1e-4)
+
+
+class _BinReader:
+    """Reads fastText's little-endian fields from a file, naming the file and the field when
+    it ends early."""
+
+    def __init__(self, f, path):
+        self.f, self.path = f, path
+
+    def take(self, n, what):
+        data = self.f.read(n)
+        if len(data) != n:
+            raise ValueError(f"{self.path}: truncated: the file ends inside {what} (wanted "
+                             f"{n} bytes, found {len(data)})")
+        return data
+
+    def ints(self, fmt, what):
+        import struct
+        return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
+
+    def word(self, what):
+        out = bytearray()
+        while True:
+            chunk = self.f.read(1)
+            if not chunk:
+                raise ValueError(f"{self.path}: truncated: the file ends inside {what}")
+            if chunk == b"\0":
+                return bytes(out)
+            out += chunk
+
+    def matrix(self, what, flagged=True):
+        """A dense matrix: its quantization flag (the current format only), its shape
+        (int64 rows and columns) and its float32 values."""
+        (quantized,) = self.ints("?", f"the {what} matrix's quantization flag") if flagged \
+            else (False,)
+        if quantized:
+            raise ValueError(f"{self.path}: the {what} matrix is quantized (a .ftz model); only "
+                             f"full .bin models can be read")
+        rows, cols = self.ints("qq", f"the {what} matrix's shape")
+        if rows < 0 or cols < 1:
+            raise ValueError(f"{self.path}: the {what} matrix's shape ({rows}, {cols}) is "
+                             f"invalid")
+        out = np.empty((rows, cols), dtype="<f4")
+        got = self.f.readinto(out.data.cast("B"))
+        if got != out.nbytes:
+            raise ValueError(f"{self.path}: truncated: the {what} matrix ({rows} x {cols} "
+                             f"float32) needs {out.nbytes} bytes, found {got or 0}")
+        return out.astype(np.float32, copy=False)
+
+
+def load_fasttext(path, *, encoding="utf-8"):
+    """Read a fastText model (Facebook's ``.bin``) as :class:`~fastembed.subwords.SubwordVectors`.
+
+    Reads the header, the dictionary, the input matrix (words, then n-gram buckets) and the
+    output matrix, of the current format (magic number, version 11 or 12) and of the old one
+    (no magic, as gensim's test models). Vectors of words in the vocabulary and of unseen words
+    are those of fastText's ``get_word_vector`` and gensim's ``load_facebook_vectors``.
+
+    Parameters
+    ----------
+    path : str or path
+    encoding : str, default "utf-8"
+        Of the words; bytes that do not decode are kept as ``\\xNN`` escapes (as gensim does).
+
+    Returns
+    -------
+    SubwordVectors
+        The words (the dictionary's entries of type word, in its order), their counts, the
+        labels of a supervised model, both matrices and the header's other fields
+        (``.args``).
+
+    Raises
+    ------
+    ValueError
+        A file that is not a fastText model (bad magic number, unknown version or an
+        impossible header), a quantized model (``.ftz``), a truncated file or one with bytes
+        after the output matrix; the message names the file and what is wrong. Nothing is
+        returned in part.
+
+    See Also
+    --------
+    save_fasttext : writes the format.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from fastembed.io import load_fasttext, save_fasttext
+    >>> from fastembed.subwords import SubwordVectors
+    >>> rng = np.random.default_rng(0)
+    >>> model = SubwordVectors(["the", "cat"], rng.random((2 + 20, 4), np.float32), minn=2,
+    ...                        maxn=3, bucket=20, counts=[5, 2])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_fasttext(os.path.join(d, "model.bin"), model)
+    ...     again = load_fasttext(os.path.join(d, "model.bin"))
+    >>> again.words, bool(np.array_equal(again.get_vector("cats"), model.get_vector("cats")))
+    (['the', 'cat'], True)
+    """
+    from .subwords import SubwordVectors
+
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        r = _BinReader(f, path)
+        magic, version = r.ints("ii", "the header")
+        if magic == FASTTEXT_MAGIC:
+            if version not in (11, 12):
+                raise ValueError(f"{path}: fastText format version {version} is not supported "
+                                 f"(11 and 12 are)")
+            values = r.ints("12i", "the header") + r.ints("d", "the header")
+            new = True
+        else:
+            # the old format: no magic, the header starts at dim
+            values = (magic, version) + r.ints("10i", "the header") + r.ints("d", "the header")
+            new = False
+        args = dict(zip(_FASTTEXT_ARGS + ("t",), values))
+        if not (0 < args["dim"] <= 100_000 and args["ws"] > 0 and args["bucket"] >= 0
+                and 0 <= args["minn"] and 0 <= args["maxn"] and args["model"] in (1, 2, 3)
+                and args["loss"] in (1, 2, 3, 4)):
+            raise ValueError(f"{path}: not a fastText model: bad magic number {magic} (want "
+                             f"{FASTTEXT_MAGIC}) and no valid old-format header")
+        size, nwords, nlabels = r.ints("3i", "the dictionary's sizes")
+        (ntokens,) = r.ints("q", "the dictionary's sizes")
+        pruned = r.ints("q", "the dictionary's sizes")[0] if new else -1
+        if size < 0 or nwords < 0 or nlabels < 0 or nwords + nlabels != size:
+            raise ValueError(f"{path}: the dictionary's sizes are inconsistent ({size} entries, "
+                             f"{nwords} words, {nlabels} labels)")
+        words, counts, labels, label_counts = [], [], [], []
+        for i in range(size):
+            raw = r.word(f"the dictionary's entry {i}")
+            count, kind = r.ints("qb", f"the dictionary's entry {i}")
+            word = raw.decode(encoding, errors="backslashreplace")
+            if kind == 0:
+                words.append(word)
+                counts.append(count)
+            elif kind == 1:
+                labels.append(word)
+                label_counts.append(count)
+            else:
+                raise ValueError(f"{path}: dictionary entry {i} has the unknown type {kind}")
+        if len(words) != nwords:
+            raise ValueError(f"{path}: the dictionary holds {len(words)} words, its header "
+                             f"says {nwords}")
+        if pruned > 0:
+            raise ValueError(f"{path}: the dictionary is pruned (a quantized model); only full "
+                             f".bin models can be read")
+        input = r.matrix("input", new)
+        output = r.matrix("output", new)
+        if f.read(1):
+            raise ValueError(f"{path}: unexpected bytes after the output matrix")
+    bucket = args.pop("bucket")
+    if input.shape != (nwords + bucket, args["dim"]):
+        raise ValueError(f"{path}: the input matrix has shape {input.shape}, the header wants "
+                         f"({nwords} words + {bucket} buckets, {args['dim']})")
+    minn, maxn = args.pop("minn"), args.pop("maxn")
+    args.pop("dim")
+    return SubwordVectors(words, input, minn=minn, maxn=maxn, bucket=bucket, output=output,
+                          counts=counts, args=args, labels=labels, label_counts=label_counts,
+                          ntokens=ntokens)
+
+
+def save_fasttext(path, model):
+    """Write a subword model as Facebook's fastText ``.bin`` (format version 12), atomically.
+
+    The ``fasttext`` package's ``load_model`` and gensim's ``load_facebook_model`` read it and
+    give the same vectors.
+
+    Parameters
+    ----------
+    path : str or path
+    model : SubwordVectors
+        Its words, counts, labels, input matrix, output matrix (zeros of ``(len(words),
+        dim)`` when it has none) and header fields (``.args``; fastText's skip-gram defaults
+        for those it lacks).
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a :class:`~fastembed.subwords.SubwordVectors`.
+    ValueError
+        A word that is empty or holds a NUL byte, or an output matrix of another width than
+        the input's; nothing is written.
+
+    See Also
+    --------
+    load_fasttext : reads it back.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from fastembed.io import save_fasttext
+    >>> from fastembed.subwords import SubwordVectors
+    >>> model = SubwordVectors(["a", "b"], np.zeros((2 + 8, 3), np.float32), minn=2, maxn=3,
+    ...                        bucket=8)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_fasttext(os.path.join(d, "m.bin"), model)
+    ...     print(os.path.getsize(os.path.join(d, "m.bin")))
+    292
+    """
+    import struct
+
+    from .subwords import SubwordVectors
+
+    if not isinstance(model, SubwordVectors):
+        raise TypeError(f"save_fasttext writes a SubwordVectors, got {type(model).__name__}")
+    entries = [(w, c, 0) for w, c in zip(model.words, model.counts.tolist())]
+    entries += [(w, c, 1) for w, c in zip(model.labels, model.label_counts.tolist())]
+    encoded = []
+    for i, (word, _, _) in enumerate(entries):
+        raw = word.encode("utf-8")
+        if not raw or b"\0" in raw:
+            raise ValueError(f"entry {i} ({word!r}) is empty or holds a NUL byte, which the "
+                             f"fastText format cannot hold")
+        encoded.append(raw)
+    dim = model.input.shape[1]
+    output = model.output if model.output is not None else \
+        np.zeros((len(model.words), dim), dtype=np.float32)
+    output = np.asarray(output)
+    if output.ndim != 2 or output.shape[1] != dim:
+        raise ValueError(f"the output matrix must have {dim} columns, got shape "
+                         f"{output.shape}")
+    args = dict(_FASTTEXT_DEFAULTS)
+    args.update({k: v for k, v in model.args.items() if k in _FASTTEXT_DEFAULTS})
+    args.update(dim=dim, bucket=model.bucket, minn=model.minn, maxn=model.maxn)
+    with atomic_write(path, "wb") as f:
+        f.write(struct.pack("<ii", FASTTEXT_MAGIC, FASTTEXT_VERSION))
+        f.write(struct.pack("<12i", *(int(args[k]) for k in _FASTTEXT_ARGS)))
+        f.write(struct.pack("<d", float(args["t"])))
+        f.write(struct.pack("<3iqq", len(entries), len(model.words), len(model.labels),
+                            model.ntokens, -1))
+        for raw, (_, count, kind) in zip(encoded, entries):
+            f.write(raw + b"\0" + struct.pack("<qb", int(count), kind))
+        for matrix in (model.input, output):
+            rows = np.ascontiguousarray(matrix, dtype="<f4")
+            f.write(struct.pack("<?qq", False, rows.shape[0], rows.shape[1]))
+            step = max(1, 2**26 // max(1, rows.strides[0]))   # 64 MiB at a time
+            for start in range(0, rows.shape[0], step):
+                f.write(rows[start:start + step].tobytes())

@@ -27,7 +27,8 @@ sparse optimizers (:func:`ref_optimizer_state`, :func:`ref_optimizer_update`,
 (:func:`ref_splitmix64`, :func:`ref_doc_rows`, :func:`ref_classifier_step`); word2vec
 (:func:`ref_word2vec_plan`, :func:`ref_word2vec_step`); vectors (:func:`ref_cosine_scores`,
 :func:`ref_top_rows`); text (:func:`ref_tokenize`, :func:`ref_split_sentences`,
-:func:`ref_pad_sequences`); files (:func:`ref_read_word2vec_binary`).
+:func:`ref_pad_sequences`); files (:func:`ref_read_word2vec_binary`); fastText's subwords
+(:func:`ref_fasttext_hash`, :func:`ref_fasttext_subwords`).
 """
 from __future__ import annotations
 
@@ -747,3 +748,38 @@ def ref_read_word2vec_binary(data, encoding="utf-8"):
         rows.append(np.frombuffer(body, "<f4", dim, space + 1))
         pos = space + 1 + 4 * dim
     return words, np.array(rows, dtype=np.float32).reshape(count, dim)
+
+
+# =============================================================================================
+# fastText's subwords (fastembed.subwords): Dictionary::hash and computeSubwords, byte by byte
+# =============================================================================================
+
+def ref_fasttext_hash(data):
+    """FNV-1a over the bytes, each sign-extended to 32 bits first (``uint32_t(int8_t(c))``)."""
+    h = 2166136261
+    for b in data:
+        h ^= (b - 256 if b >= 128 else b) & 0xFFFFFFFF
+        h = (h * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def ref_fasttext_subwords(word, own, minn, maxn, bucket, nwords):
+    """fastText's Dictionary::getSubwords: [own] (if >= 0), then nwords + hash % bucket of each
+    n-gram of "<word>" (starts skip UTF-8 continuation bytes; the single "<" and ">" are left
+    out); EOS ("</s>") has none."""
+    rows = [own] if own >= 0 else []
+    if word == "</s>" or bucket == 0:
+        return rows
+    w = ("<" + word + ">").encode("utf-8")
+    for i in range(len(w)):
+        if (w[i] & 0xC0) == 0x80:
+            continue
+        j, n = i, 1
+        while j < len(w) and n <= maxn:
+            j += 1
+            while j < len(w) and (w[j] & 0xC0) == 0x80:
+                j += 1
+            if n >= minn and not (n == 1 and (i == 0 or j == len(w))):
+                rows.append(nwords + ref_fasttext_hash(w[i:j]) % bucket)
+            n += 1
+    return rows

@@ -376,9 +376,10 @@ def test_word2vec_checkpoints_and_resume_after_a_finished_run(tmp_path, capsys, 
 
 
 def test_word2vec_resume_mid_epoch_gives_the_uninterrupted_vectors(tmp_path, capsys):
-    # ~90k words: several 40k-word steps per epoch, so --checkpoint-every fires mid-epoch
+    # ~90k words: several 20k-word steps per epoch, so --checkpoint-every fires mid-epoch
     big = write_corpus(tmp_path / "big.txt", n=9000, seed=11)
-    args = ["--dim", "8", "--epochs", "2", "--min-count", "1", "--quiet", "--threads", "2"]
+    args = ["--dim", "8", "--epochs", "2", "--min-count", "1", "--quiet", "--threads", "2",
+            "--batch-words", "20000"]
     ckpt = tmp_path / "ckpt"
     full = tmp_path / "full.txt"
     code, _, err = run(capsys, "word2vec", big, "--out", full, *args,
@@ -587,6 +588,31 @@ def test_similar_glove_file(tmp_path, capsys):
     # read as a word2vec file, the first line is not a header: a clean error
     code, out, err = run(capsys, "similar", glove, "king")
     assert_clean_error(code, out, err, "header")
+
+
+def test_similar_fasttext_model_answers_for_unseen_words(tmp_path, capsys, rng):
+    from fastembed.io import save_fasttext
+    from fastembed.subwords import SubwordVectors
+
+    words = ["walk", "walked", "talk", "talked", "apple"]
+    model = SubwordVectors(words, rng.standard_normal((5 + 64, 8)).astype(np.float32), minn=3,
+                           maxn=4, bucket=64)
+    path = tmp_path / "model.bin"
+    save_fasttext(path, model)
+    code, out, err = run(capsys, "similar", path, "walked", "walking", "-n", "2")
+    assert code == 0, err
+    blocks = similar_blocks(out)
+    assert [w for w, _ in blocks["walked"]] == [w for w, _ in model.most_similar("walked", 2)]
+    assert [w for w, _ in blocks["walking"]] == [w for w, _ in model.most_similar("walking", 2)]
+    assert "its vector is the mean of its n-grams" in out
+    # a word2vec binary file is still read as one
+    save_word2vec(tmp_path / "w2v.bin", model.weight, words, binary=True)
+    code, out, err = run(capsys, "similar", tmp_path / "w2v.bin", "walked", "walking")
+    assert code == 0 and "walking: not in the vocabulary" in out
+    # a broken model: a clean error naming the file
+    path.write_bytes(path.read_bytes()[:100])
+    code, out, err = run(capsys, "similar", path, "walk")
+    assert_clean_error(code, out, err, "model.bin", "truncated")
 
 
 def test_similar_malformed_file(tmp_path, capsys):

@@ -93,7 +93,7 @@ PUBLIC_MODULES = (
     "fastembed.text", "fastembed.train", "fastembed.vectors", "fastembed.models.word2vec",
     "fastembed.io", "fastembed.datasets", "fastembed.models.classifier", "fastembed.cli",
     "fastembed.nn.embedding", "fastembed.nn.linear", "fastembed.nn.parameter",
-    "fastembed.nn.pooling", "fastembed.nn.losses", "fastembed.nn.module",
+    "fastembed.nn.pooling", "fastembed.nn.losses", "fastembed.nn.module", "fastembed.subwords",
 )
 # Public when their optional dependency is installed (and the module exists).
 OPTIONAL_MODULES = {"fastembed.dask": "dask"}

@@ -1,0 +1,421 @@
+"""Subword vectors, as fastText builds them: a vector for any string.
+
+A fastText model keeps one input row per vocabulary word and ``bucket`` rows for character
+n-grams. The n-grams of a word are those of ``"<" + word + ">"`` from ``minn`` to ``maxn``
+characters (UTF-8 aware; the single ``<`` and ``>`` left out), each hashed into a bucket
+with fastText's own hash (FNV-1a over the sign-extended bytes, :func:`fasttext_hash`). A
+word's vector is the mean of its rows: its own row (in the vocabulary) and its n-grams'. A
+word never seen still has n-grams, hence a vector: the mean of their rows.
+
+:class:`SubwordVectors` holds such a model and answers for any word;
+:func:`fastembed.io.load_fasttext` and :func:`fastembed.io.save_fasttext` read and write
+Facebook's ``.bin`` files. The vocabulary's vectors are pooled lookups
+(:func:`fastembed.embedding_bag`): a word is a bag of rows.
+
+Examples
+--------
+>>> import numpy as np
+>>> from fastembed.subwords import BOW, EOS, EOW, SubwordVectors, char_ngrams
+>>> BOW, EOW, EOS
+('<', '>', '</s>')
+>>> char_ngrams("where", 3, 4)
+['<wh', '<whe', 'whe', 'wher', 'her', 'here', 'ere', 'ere>', 're>']
+>>> rng = np.random.default_rng(0)
+>>> v = SubwordVectors(["where", "there"], rng.standard_normal((2 + 100, 8)).astype(np.float32),
+...                    minn=3, maxn=4, bucket=100)
+>>> v.get_vector("here").shape           # not in the vocabulary: the mean of its n-grams
+(8,)
+>>> bool(np.allclose(v["where"], v.input[v.subword_rows("where")].mean(axis=0)))
+True
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._ext import subwords as _kernel
+from ._validation import check_int
+from .functional import embedding_bag
+from .vectors import Vectors
+
+__all__ = ["SubwordVectors", "fasttext_hash", "char_ngrams", "BOW", "EOW", "EOS"]
+
+#: fastText's word boundary markers and end-of-sentence token
+BOW, EOW, EOS = "<", ">", "</s>"
+
+
+def fasttext_hash(text):
+    """fastText's hash of a string or bytes.
+
+    The 32-bit FNV-1a over the UTF-8 bytes, each byte sign-extended first
+    (``uint32_t(int8_t(c))``, as ``Dictionary::hash`` computes it).
+
+    Parameters
+    ----------
+    text : str or bytes
+
+    Returns
+    -------
+    int
+        In ``[0, 2**32)``.
+
+    Examples
+    --------
+    >>> from fastembed.subwords import fasttext_hash
+    >>> fasttext_hash("<wh"), fasttext_hash("é")     # bytes >= 0x80 are sign-extended
+    (1048167652, 1023043777)
+    """
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    return _kernel.fasttext_hash(np.frombuffer(data, dtype=np.uint8))
+
+
+def char_ngrams(word, minn, maxn):
+    """The character n-grams of ``"<" + word + ">"`` that fastText hashes, in its order.
+
+    Parameters
+    ----------
+    word : str
+    minn, maxn : int
+        Shortest and longest n-gram, in characters.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from fastembed.subwords import char_ngrams
+    >>> char_ngrams("été", 3, 3)
+    ['<ét', 'été', 'té>']
+    """
+    s = BOW + word + EOW
+    out = []
+    for i in range(len(s)):
+        for n in range(max(1, minn), maxn + 1):
+            if i + n > len(s):
+                break
+            if n == 1 and (i == 0 or i + 1 == len(s)):
+                continue
+            out.append(s[i:i + n])
+    return out
+
+
+def _encode(words):
+    """UTF-8 of ``"<" + w + ">"`` for each word, concatenated, and the offsets."""
+    parts = [(BOW + w + EOW).encode("utf-8") for w in words]
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in parts], out=offsets[1:])
+    return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets
+
+
+def _subword_table(words, *, minn, maxn, bucket, base, own=None):
+    """The rows of each word, as fastText lists them (``Dictionary::getSubwords``).
+
+    Parameters
+    ----------
+    words : sequence of str
+    minn, maxn, bucket : int
+    base : int
+        The first n-gram row (the vocabulary size: n-gram b is row ``base + b``).
+    own : array of int, optional
+        Each word's own row, put first (-1: none). EOS (``"</s>"``) has no n-grams.
+
+    Returns
+    -------
+    rows, starts : ndarray of int64
+        Word i's rows are ``rows[starts[i]:starts[i + 1]]``.
+    """
+    text, offsets = _encode(words)
+    own = np.full(len(words), -1, dtype=np.int64) if own is None else \
+        np.ascontiguousarray(own, dtype=np.int64)
+    if EOS in words:  # fastText gives the end of sentence no n-gram
+        eos = [i for i, w in enumerate(words) if w == EOS]
+        rows, starts = _kernel.subword_rows(text, offsets, own, minn, maxn, bucket, base)
+        keep = np.ones(rows.size, dtype=bool)
+        lengths = np.diff(starts)
+        for i in eos:
+            skip = 1 if own[i] >= 0 else 0
+            keep[starts[i] + skip:starts[i + 1]] = False
+            lengths[i] = skip
+        new_starts = np.zeros_like(starts)
+        np.cumsum(lengths, out=new_starts[1:])
+        return rows[keep], new_starts
+    return _kernel.subword_rows(text, offsets, own, minn, maxn, bucket, base)
+
+
+class SubwordVectors(Vectors):
+    """A fastText model's input vectors: a vector for any word, in the vocabulary or not.
+
+    Parameters
+    ----------
+    words : sequence of str
+        The vocabulary, in row order: word ``i`` owns input row ``i``.
+    input : ndarray of shape (len(words) + bucket, dim), float32 or float64
+        fastText's input matrix: the words' rows, then the ``bucket`` n-gram rows (not
+        copied).
+    minn, maxn : int, default 3, 6
+        The n-gram lengths; ``maxn=0`` is no subwords (an unseen word has no vector).
+    bucket : int, default 2000000
+        The n-gram rows.
+    output : ndarray, optional
+        fastText's output matrix (kept for saving; unused by the queries).
+    counts : array of int, optional
+        The words' counts (kept for saving; zeros by default).
+    args : dict, optional
+        The rest of fastText's header (``ws``, ``epoch``, ``min_count``, ``neg``,
+        ``word_ngrams``, ``loss``, ``model``, ``lr_update_rate``, ``t``), kept for saving.
+    labels : sequence of str, optional
+        A supervised model's labels, with ``label_counts``, kept for saving.
+    label_counts : array of int, optional
+    ntokens : int, optional
+        The tokens of the training corpus (fastText's header; kept for saving).
+
+    Attributes
+    ----------
+    words, index : as :class:`~fastembed.vectors.Vectors`
+    weight : ndarray (len(words), dim)
+        Each vocabulary word's vector: the mean of its own row and its n-grams' rows
+        (fastText's ``get_word_vector``), computed once.
+    input, output, minn, maxn, bucket, counts, args, labels, label_counts, ntokens
+        As given.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An input matrix whose rows are not ``len(words) + bucket``, bad n-gram lengths or
+        bucket, counts of the wrong length.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastembed.subwords import SubwordVectors
+    >>> input = np.random.default_rng(1).standard_normal((3 + 50, 4)).astype(np.float32)
+    >>> v = SubwordVectors(["cat", "cats", "dog"], input, minn=2, maxn=3, bucket=50)
+    >>> v
+    SubwordVectors(3 words, dim=4, dtype=float32, n-grams 2-3 in 50 buckets)
+    >>> "catz" in v, v.get_vector("catz").shape
+    (False, (4,))
+    >>> [w for w, _ in v.most_similar("catz", topn=3)][0] in {"cat", "cats", "dog"}
+    True
+    """
+
+    def __init__(self, words, input, *, minn=3, maxn=6, bucket=2_000_000, output=None,
+                 counts=None, args=None, labels=(), label_counts=None, ntokens=0):
+        words = list(words)
+        input = np.asarray(input)
+        self.minn = check_int(minn, "minn", min=0)
+        self.maxn = check_int(maxn, "maxn", min=0)
+        self.bucket = check_int(bucket, "bucket", min=0)
+        if self.maxn and self.minn > self.maxn:
+            raise ValueError(f"minn must be <= maxn, got minn={minn}, maxn={maxn}")
+        if self.maxn and self.minn < 1:
+            raise ValueError(f"minn must be >= 1 when maxn > 0, got {minn}")
+        if input.ndim != 2 or input.shape[0] != len(words) + self.bucket:
+            raise ValueError(f"input must have shape (len(words) + bucket = "
+                             f"{len(words) + self.bucket}, dim), got {input.shape}")
+        if not np.issubdtype(input.dtype, np.floating):
+            raise TypeError(f"input must be floating point, got {input.dtype}")
+        counts = np.zeros(len(words), dtype=np.int64) if counts is None else \
+            np.asarray(counts, dtype=np.int64)
+        if counts.shape != (len(words),):
+            raise ValueError(f"counts must have one entry per word ({len(words)}), got "
+                             f"shape {counts.shape}")
+        self.input = input
+        self.output = output
+        self.counts = counts
+        self.args = dict(args or {})
+        self.labels = list(labels)
+        self.label_counts = (np.zeros(len(self.labels), dtype=np.int64)
+                             if label_counts is None
+                             else np.asarray(label_counts, dtype=np.int64))
+        self.ntokens = int(ntokens)
+        rows, starts = _subword_table(words, minn=self.minn, maxn=self.maxn,
+                                     bucket=self.bucket, base=len(words),
+                                     own=np.arange(len(words)))
+        weight = embedding_bag(input, rows, starts[:-1], mode="mean") if len(words) else \
+            np.zeros((0, input.shape[1]), dtype=input.dtype)
+        Vectors.__init__(self, words, weight)
+
+    def __repr__(self):
+        grams = (f"n-grams {self.minn}-{self.maxn} in {self.bucket:,} buckets"
+                 if self.maxn and self.bucket else "no subwords")
+        return (f"SubwordVectors({len(self):,} words, dim={self.dim}, "
+                f"dtype={self.weight.dtype}, {grams})")
+
+    def subword_rows(self, word):
+        """The input rows whose mean is ``word``'s vector.
+
+        Its own row (when in the vocabulary), then its n-grams' rows, in fastText's order.
+
+        Parameters
+        ----------
+        word : str
+
+        Returns
+        -------
+        ndarray of int64
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.subwords import SubwordVectors
+        >>> v = SubwordVectors(["ab"], np.zeros((1 + 10, 2), np.float32), minn=3, maxn=3,
+        ...                    bucket=10)
+        >>> v.subword_rows("ab")[0], len(v.subword_rows("ab"))     # itself, <ab and ab>
+        (np.int64(0), 3)
+        """
+        i = self.index.get(word, -1)
+        rows, _ = _subword_table([word], minn=self.minn, maxn=self.maxn, bucket=self.bucket,
+                                base=len(self.words), own=[i])
+        return rows
+
+    def get_vector(self, word):
+        """The vector of any word.
+
+        Its row of :attr:`weight` in the vocabulary, else the mean of its n-grams' rows
+        (zeros when it has none, as fastText gives).
+
+        Parameters
+        ----------
+        word : str
+
+        Returns
+        -------
+        ndarray of shape (dim,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.subwords import SubwordVectors
+        >>> v = SubwordVectors(["ab"], np.ones((1 + 10, 2), np.float32), minn=3, maxn=3,
+        ...                    bucket=10)
+        >>> v.get_vector("zz")
+        array([1., 1.], dtype=float32)
+        """
+        if not isinstance(word, str):
+            raise TypeError(f"a word is a str, got {type(word).__name__}")
+        i = self.index.get(word)
+        if i is not None:
+            return self.weight[i]
+        rows = self.subword_rows(word)
+        if rows.size == 0:
+            return np.zeros(self.dim, dtype=self.weight.dtype)
+        return embedding_bag(self.input, rows, np.zeros(1, dtype=np.int64), mode="mean")[0]
+
+    def __getitem__(self, key):
+        """The vector of any word, or the (n, dim) vectors of a list of words."""
+        if isinstance(key, str):
+            return self.get_vector(key)
+        return np.stack([self.get_vector(w) for w in key]) if len(key) else \
+            np.zeros((0, self.dim), dtype=self.weight.dtype)
+
+    def get(self, word, default=None):
+        """The vector of ``word``, or ``default`` when it has none.
+
+        Any word with n-grams has a vector; an unseen word without n-grams has none.
+
+        Parameters
+        ----------
+        word : str
+        default : object, default None
+
+        Returns
+        -------
+        ndarray of shape (dim,), or ``default``
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.subwords import SubwordVectors
+        >>> v = SubwordVectors(["ab"], np.ones((1 + 10, 2), np.float32), minn=3, maxn=3,
+        ...                    bucket=10)
+        >>> v.get("zz"), v.get("") is None       # "<>" has no 3-gram
+        (array([1., 1.], dtype=float32), True)
+        """
+        if word in self.index:
+            return self.weight[self.index[word]]
+        return self.get_vector(word) if self.subword_rows(word).size else default
+
+    def _query(self, word):
+        vector = self.get_vector(word)
+        if word not in self.index and not np.any(vector):
+            raise KeyError(f"{word!r} is not in the vocabulary and has no n-gram: no vector")
+        return vector
+
+    def similarity(self, a, b):
+        """Cosine similarity of two words, either of them possibly unseen.
+
+        Parameters
+        ----------
+        a, b : str
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        KeyError
+            An unseen word without n-grams.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.subwords import SubwordVectors
+        >>> v = SubwordVectors(["ab"], np.ones((1 + 10, 2), np.float32), minn=3, maxn=3,
+        ...                    bucket=10)
+        >>> round(v.similarity("ab", "zz"), 6)
+        1.0
+        """
+        x, y = (np.asarray(self._query(w), dtype=np.float64) for w in (a, b))
+        nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+        return float(x @ y / (nx * ny)) if nx and ny else 0.0
+
+    def most_similar(self, word_or_vector=None, topn=10, restrict=None, *, positive=None,
+                     negative=None):
+        """The ``topn`` vocabulary words nearest to a word, seen or not, or to a vector.
+
+        As :meth:`Vectors.most_similar`; a query word need not be in the vocabulary (its
+        vector is then the mean of its n-grams, and no word is left out of its answer).
+
+        Parameters
+        ----------
+        word_or_vector, topn, restrict, positive, negative :
+            As :meth:`Vectors.most_similar`, with unseen words allowed.
+
+        Returns
+        -------
+        list of (word, similarity), or one such list per query of a batch
+
+        Raises
+        ------
+        KeyError
+            An unseen query word without n-grams.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.subwords import SubwordVectors
+        >>> rng = np.random.default_rng(0)
+        >>> v = SubwordVectors(["walk", "walked", "talk"],
+        ...                    rng.standard_normal((3 + 64, 8)).astype(np.float32), minn=3,
+        ...                    maxn=4, bucket=64)
+        >>> len(v.most_similar("walking", topn=2))
+        2
+        """
+        def known(w):
+            return w if (not isinstance(w, str) or w in self.index) else self._query(w)
+
+        if isinstance(word_or_vector, str) and word_or_vector not in self.index:
+            word_or_vector = self._query(word_or_vector)
+        elif (isinstance(word_or_vector, (list, tuple)) and word_or_vector
+              and all(isinstance(w, str) for w in word_or_vector)
+              and not all(w in self.index for w in word_or_vector)):
+            return [self.most_similar(w, topn, restrict) for w in word_or_vector]
+        if positive is not None:
+            positive = [known(w) for w in ([positive] if isinstance(positive, str)
+                                           else positive)]
+        if negative is not None:
+            negative = [known(w) for w in ([negative] if isinstance(negative, str)
+                                           else negative)]
+        return Vectors.most_similar(self, word_or_vector, topn, restrict, positive=positive,
+                                    negative=negative)
