@@ -104,15 +104,15 @@ def _threads(text):
                      lambda value, name: check_n_threads(value, name, allow_none=False))
 
 
-def _check_out(path):
+def _check_out(path, option="--out"):
     """Fail before the work, not after it, when the output cannot be written there."""
     if path is None:
         return
     if os.path.isdir(path):
-        raise UserError(f"--out {path}: is a directory")
+        raise UserError(f"{option} {path}: is a directory")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
-        raise UserError(f"--out {path}: the directory {parent} does not exist")
+        raise UserError(f"{option} {path}: the directory {parent} does not exist")
 
 
 # -- word2vec ----------------------------------------------------------------------------------
@@ -150,6 +150,9 @@ def _add_word2vec_arguments(parser):
                         help="write checkpoints here (every --checkpoint-every steps and at "
                              "the end of each epoch)")
     parser.add_argument("--checkpoint-every", type=_positive_int, default=None)
+    parser.add_argument("--save-model", default=None, metavar="MODEL.bin",
+                        help="also write the model (both tables, the vocabulary and its "
+                             "counts) as a fastText .bin that fastText's load_model reads")
     parser.add_argument("--batch-words", type=_positive_int, default=200_000,
                         help="words per training step (default %(default)s): the unit of "
                              "--checkpoint-every and of the progress bar")
@@ -171,7 +174,7 @@ def _run_word2vec(args, file=None):
     corpus. Checkpoint options that contradict each other, an ``--out`` that cannot be written
     and training that diverges (too large a ``--lr``) are UserErrors, the first two before any
     work; after a divergence no vectors are written."""
-    from .io import save_word2vec
+    from .io import save_fasttext, save_word2vec
     from .models.word2vec import corpus_sentences, train_word2vec
 
     file = sys.stdout if file is None else file
@@ -185,6 +188,7 @@ def _run_word2vec(args, file=None):
         raise UserError(f"{args.checkpoint_dir} already holds checkpoints: pass --resume to "
                         f"continue that run, or choose an empty directory")
     _check_out(args.out)
+    _check_out(args.save_model, "--save-model")
     t0 = time.perf_counter()
     source = args.corpus if args.corpus is not None else "the built-in State of the Union corpus"
     print(f"reading {source} ...", file=file, flush=True)
@@ -216,6 +220,9 @@ def _run_word2vec(args, file=None):
         save_word2vec(args.out, vectors)
         print(f"wrote {len(vectors):,} vectors of dimension {vectors.dim} to {args.out}",
               file=file)
+    if args.save_model:
+        save_fasttext(args.save_model, result.fasttext_model())
+        print(f"wrote the model (fastText .bin) to {args.save_model}", file=file)
     if args.show is not None:
         probes = [w.strip().lower() for w in args.show.split(",") if w.strip()]
     else:

@@ -615,6 +615,26 @@ def test_similar_fasttext_model_answers_for_unseen_words(tmp_path, capsys, rng):
     assert_clean_error(code, out, err, "model.bin", "truncated")
 
 
+def test_word2vec_save_model_writes_a_fasttext_bin(tmp_path, capsys, corpus):
+    from fastembed.io import load_fasttext
+
+    out, model = tmp_path / "v.txt", tmp_path / "m.bin"
+    code, stdout, err = run(capsys, "word2vec", corpus, "--out", out, "--save-model", model,
+                            *W2V)
+    assert code == 0, err
+    assert f"wrote the model (fastText .bin) to {model}" in stdout
+    vectors, loaded = load_word2vec(out), load_fasttext(model)
+    assert loaded.words == vectors.words
+    np.testing.assert_allclose(loaded.weight, vectors.weight, rtol=1e-6)
+    code, stdout, err = run(capsys, "similar", model, vectors.words[5], "-n", "3")
+    assert code == 0 and len(similar_blocks(stdout)[vectors.words[5]]) == 3
+    # a --save-model that cannot be written fails before any work
+    code, stdout, err = run(capsys, "word2vec", corpus, "--save-model", tmp_path / "no" / "m.bin",
+                            *W2V)
+    assert_clean_error(code, stdout, err, "--save-model", "does not exist")
+    assert "reading" not in stdout
+
+
 def test_similar_malformed_file(tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     save_word2vec(bad, np.eye(3, dtype=np.float32), words=["a", "b", "c"])

@@ -276,3 +276,32 @@ def test_save_rejects_what_the_format_cannot_hold(tmp_path, rng):
     with pytest.raises(ValueError, match="NUL"):
         save_fasttext(tmp_path / "x.bin", bad)
     assert not os.listdir(tmp_path)                     # nothing written, no temporary left
+
+
+# -- word2vec models as fastText files ------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["skipgram", "cbow"])
+def test_word2vec_models_as_fasttext_files(tmp_path, kind):
+    from fastembed.models.word2vec import train_word2vec
+
+    sentences = [["the", "king", "rules", "the", "land"], ["the", "queen", "rules"]] * 30
+    result = train_word2vec(sentences, model=kind, dim=8, min_count=1, epochs=1,
+                            progress=False)
+    model = result.fasttext_model()
+    assert model.args["model"] == (1 if kind == "cbow" else 2) and model.bucket == 0
+    np.testing.assert_array_equal(model.weight, result.model.syn0)   # no n-gram: the rows
+    path = tmp_path / "w2v.bin"
+    save_fasttext(path, model)
+    again = load_fasttext(path)
+    assert again.words == result.vocab.words
+    np.testing.assert_array_equal(again.input, result.model.syn0)
+    np.testing.assert_array_equal(again.output, result.model.syn1neg)
+    np.testing.assert_array_equal(again.counts, result.vocab.counts)
+    assert again.get("zzz") is None                                   # no subwords
+    fasttext = pytest.importorskip("fasttext")
+    theirs = fasttext.load_model(str(path))
+    assert theirs.get_words() == result.vocab.words
+    for word in result.vocab.words:
+        np.testing.assert_allclose(theirs.get_word_vector(word), result.vectors[word],
+                                   rtol=1e-6)
+    np.testing.assert_array_equal(theirs.get_output_matrix(), result.model.syn1neg)

@@ -1167,6 +1167,44 @@ class Word2VecResult:
         """
         return Vectors(list(self.vocab.words), self.model.syn0)
 
+    def fasttext_model(self):
+        """The trained model in fastText's terms, without subwords.
+
+        For :func:`fastembed.io.save_fasttext`: a
+        :class:`~fastembed.subwords.SubwordVectors` with no n-gram rows (``bucket=0``,
+        ``maxn=0``). The input matrix is ``syn0``, the output matrix ``syn1neg``, the counts
+        the vocabulary's; the header says skip-gram (2) or CBOW (1) with negative sampling,
+        the window, the noise words, the epochs and the sample. fastText's ``load_model``
+        reads the file :func:`~fastembed.io.save_fasttext` writes from it, with the same word
+        vectors; an unseen word has no vector in it.
+
+        Returns
+        -------
+        SubwordVectors
+            Its tables are the model's, not copies.
+
+        Examples
+        --------
+        >>> from fastembed.models.word2vec import train_word2vec
+        >>> result = train_word2vec([["a", "b", "a", "c"]] * 5, dim=4, min_count=1, epochs=1,
+        ...                         progress=False)
+        >>> model = result.fasttext_model()
+        >>> model
+        SubwordVectors(3 words, dim=4, dtype=float32, no subwords)
+        >>> model.args["model"], model.args["ws"], model.input is result.model.syn0
+        (2, 5, True)
+        """
+        from ..subwords import SubwordVectors
+
+        m = self.model
+        args = dict(ws=m.window, epoch=max(1, len(self.history)), neg=m.negative,
+                    min_count=int(self.vocab.counts.min()) if len(self.vocab) else 1,
+                    word_ngrams=1, loss=2, model=1 if m.kind == "cbow" else 2,
+                    lr_update_rate=100, t=m.sample)
+        return SubwordVectors(list(self.vocab.words), m.syn0, minn=0, maxn=0, bucket=0,
+                              output=m.syn1neg, counts=self.vocab.counts, args=args,
+                              ntokens=self.n_words)
+
 
 def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
                    window=DEFAULTS["window"], negative=DEFAULTS["negative"],
