@@ -34,6 +34,7 @@ queen 0.25 -2
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 
@@ -669,7 +670,6 @@ class _BinReader:
         return data
 
     def ints(self, fmt, what):
-        import struct
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
 
     def word(self, what):
@@ -851,8 +851,6 @@ def save_fasttext(path, model):
     ...     print(os.path.getsize(os.path.join(d, "m.bin")))
     292
     """
-    import struct
-
     from .subwords import SubwordVectors
 
     if not isinstance(model, SubwordVectors):

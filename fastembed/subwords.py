@@ -100,8 +100,9 @@ def char_ngrams(word, minn, maxn):
 
 
 def _encode(words):
-    """UTF-8 of ``"<" + w + ">"`` for each word, concatenated, and the offsets."""
-    parts = [(BOW + w + EOW).encode("utf-8") for w in words]
+    """UTF-8 of ``"<" + w + ">"`` for each word, concatenated, and the offsets; nothing for
+    EOS (``"</s>"``), to which fastText gives no n-gram."""
+    parts = [b"" if w == EOS else (BOW + w + EOW).encode("utf-8") for w in words]
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum([len(p) for p in parts], out=offsets[1:])
     return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets
@@ -127,18 +128,6 @@ def _subword_table(words, *, minn, maxn, bucket, base, own=None):
     text, offsets = _encode(words)
     own = np.full(len(words), -1, dtype=np.int64) if own is None else \
         np.ascontiguousarray(own, dtype=np.int64)
-    if EOS in words:  # fastText gives the end of sentence no n-gram
-        eos = [i for i, w in enumerate(words) if w == EOS]
-        rows, starts = _kernel.subword_rows(text, offsets, own, minn, maxn, bucket, base)
-        keep = np.ones(rows.size, dtype=bool)
-        lengths = np.diff(starts)
-        for i in eos:
-            skip = 1 if own[i] >= 0 else 0
-            keep[starts[i] + skip:starts[i + 1]] = False
-            lengths[i] = skip
-        new_starts = np.zeros_like(starts)
-        np.cumsum(lengths, out=new_starts[1:])
-        return rows[keep], new_starts
     return _kernel.subword_rows(text, offsets, own, minn, maxn, bucket, base)
 
 
@@ -293,12 +282,17 @@ class SubwordVectors(Vectors):
         """
         if not isinstance(word, str):
             raise TypeError(f"a word is a str, got {type(word).__name__}")
+        vector = self._vector_or_none(word)
+        return np.zeros(self.dim, dtype=self.weight.dtype) if vector is None else vector
+
+    def _vector_or_none(self, word):
+        """The vector of ``word``, or None for an unseen word without n-grams."""
         i = self.index.get(word)
         if i is not None:
             return self.weight[i]
         rows = self.subword_rows(word)
         if rows.size == 0:
-            return np.zeros(self.dim, dtype=self.weight.dtype)
+            return None
         return embedding_bag(self.input, rows, np.zeros(1, dtype=np.int64), mode="mean")[0]
 
     def __getitem__(self, key):
@@ -331,13 +325,12 @@ class SubwordVectors(Vectors):
         >>> v.get("zz"), v.get("") is None       # "<>" has no 3-gram
         (array([1., 1.], dtype=float32), True)
         """
-        if word in self.index:
-            return self.weight[self.index[word]]
-        return self.get_vector(word) if self.subword_rows(word).size else default
+        vector = self._vector_or_none(word)
+        return default if vector is None else vector
 
     def _query(self, word):
-        vector = self.get_vector(word)
-        if word not in self.index and not np.any(vector):
+        vector = self._vector_or_none(word)
+        if vector is None:
             raise KeyError(f"{word!r} is not in the vocabulary and has no n-gram: no vector")
         return vector
 
