@@ -37,7 +37,7 @@ from ._validation import check_int
 from .functional import embedding_bag
 from .vectors import Vectors
 
-__all__ = ["SubwordVectors", "fasttext_hash", "char_ngrams", "BOW", "EOW", "EOS"]
+__all__ = ["SubwordVectors", "word_bags", "fasttext_hash", "char_ngrams", "BOW", "EOW", "EOS"]
 
 #: fastText's word boundary markers and end-of-sentence token
 BOW, EOW, EOS = "<", ">", "</s>"
@@ -129,6 +129,46 @@ def _subword_table(words, *, minn, maxn, bucket, base, own=None):
     own = np.full(len(words), -1, dtype=np.int64) if own is None else \
         np.ascontiguousarray(own, dtype=np.int64)
     return _kernel.subword_rows(text, offsets, own, minn, maxn, bucket, base)
+
+
+def word_bags(words, *, minn=3, maxn=6, bucket=2_000_000):
+    """Each vocabulary word's input rows in a fastText model: its own row, then its n-grams'.
+
+    Word ``i`` owns row ``i``; n-gram bucket ``b`` is row ``len(words) + b``. The rows come in
+    fastText's order (``Dictionary::getSubwords``), a repeated n-gram repeated; ``maxn=0`` or
+    ``bucket=0`` gives each word its own row alone. What
+    :class:`fastembed.models.word2vec.SkipGram` trains with ``subwords=``, and what
+    :class:`SubwordVectors` averages.
+
+    Parameters
+    ----------
+    words : sequence of str
+    minn, maxn, bucket : int, default 3, 6, 2000000
+
+    Returns
+    -------
+    rows, starts : ndarray of int64
+        Word i's rows are ``rows[starts[i]:starts[i + 1]]``.
+
+    Examples
+    --------
+    >>> from fastembed.subwords import word_bags
+    >>> rows, starts = word_bags(["ab", "b"], minn=2, maxn=3, bucket=10)
+    >>> rows[starts[0]:starts[1]].tolist()   # "ab": itself, <a, <ab, ab, ab>, b> (2 + bucket)
+    [0, 2, 10, 8, 8, 3]
+    >>> starts.tolist()
+    [0, 6, 10]
+    """
+    minn = check_int(minn, "minn", min=0)
+    maxn = check_int(maxn, "maxn", min=0)
+    bucket = check_int(bucket, "bucket", min=0)
+    if maxn and minn < 1:
+        raise ValueError(f"minn must be >= 1 when maxn > 0, got {minn}")
+    if maxn and minn > maxn:
+        raise ValueError(f"minn must be <= maxn, got minn={minn}, maxn={maxn}")
+    words = list(words)
+    return _subword_table(words, minn=minn, maxn=maxn, bucket=bucket, base=len(words),
+                          own=np.arange(len(words)))
 
 
 class SubwordVectors(Vectors):

@@ -468,6 +468,7 @@ class Centre:
     the context words in window order; ``outputs``: per prediction, the output rows
     ``[centre] + non-skipped draws`` (skip-gram: one prediction per context, with the draws of
     slot s for the s-th context; CBOW: one prediction, slot 0). No context: no prediction.
+    Subword skip-gram (fastText's order): ``[context] + draws`` for each context.
     """
 
     def __init__(self, p, i, word, contexts, outputs):
@@ -475,8 +476,9 @@ class Centre:
         self.contexts, self.outputs = contexts, outputs
 
 
-def ref_word2vec_plan(words, starts, rec, window, cbow):
-    """The centres of a batch, in kept order, from the recorded draws (semantics 1 and 2)."""
+def ref_word2vec_plan(words, starts, rec, window, cbow, subwords=False):
+    """The centres of a batch, in kept order, from the recorded draws (semantics 1 and 2);
+    ``subwords``: skip-gram in fastText's order, each context the target of its prediction."""
     reduced, negatives = rec["reduced"], rec["negatives"]
     centres = []
     k0 = 0
@@ -491,7 +493,8 @@ def ref_word2vec_plan(words, starts, rec, window, cbow):
             contexts = [int(words[kept[j]]) for j in range(lo, hi) if j != i]
             centre = int(words[p])
             slots = (1 if cbow else len(contexts)) if contexts else 0
-            outputs = [[centre] + [int(x) for x in negatives[p, slot] if x >= 0]
+            targets = contexts if subwords and not cbow else [centre] * slots
+            outputs = [[targets[slot]] + [int(x) for x in negatives[p, slot] if x >= 0]
                        for slot in range(slots)]
             centres.append(Centre(p, k0 + i, centre, contexts, outputs))
         k0 += n
@@ -521,10 +524,30 @@ def _train_outputs(h, outputs, syn1neg, alpha):
     return work, loss, skipped
 
 
-def _train_centre(c, syn0, syn1neg, alpha, cbow):
-    """Train one centre in place; returns (loss, predictions, skipped outputs)."""
+def _train_centre(c, syn0, syn1neg, alpha, cbow, bags=None):
+    """Train one centre in place; returns (loss, predictions, skipped outputs).
+
+    ``bags`` (subwords, fastText's model): word w's input is the list of syn0 rows
+    ``bags[w]``, h their mean, and every entry moves by the full work (a repeated row by
+    twice it). Skip-gram: the centre's bag predicts each context in turn, the bag moving
+    after each prediction; CBOW: the mean of all the contexts' bags' entries."""
     if not c.contexts:
         return 0.0, 0, 0
+    if bags is not None:
+        if cbow:
+            entries = [r for u in c.contexts for r in bags[u]]
+            groups = [(entries, c.outputs[0])]
+        else:
+            groups = [(bags[c.word], outputs) for outputs in c.outputs]
+        loss, skipped = 0.0, 0
+        for entries, outputs in groups:
+            h = sum(syn0[r] for r in entries) / len(entries)
+            work, l, s = _train_outputs(h, outputs, syn1neg, alpha)
+            for r in entries:
+                syn0[r] = syn0[r] + work
+            loss += l
+            skipped += s
+        return loss, len(groups), skipped
     if cbow:
         h = syn0[c.contexts[0]].copy()
         for u in c.contexts[1:]:
@@ -544,11 +567,16 @@ def _train_centre(c, syn0, syn1neg, alpha, cbow):
     return loss, len(c.contexts), skipped
 
 
-def _touched_rows(c):
+def _touched_rows(c, cbow, bags=None):
     """(syn0 rows, syn1neg rows) a centre touches; nothing without a context."""
     if not c.contexts:
         return set(), set()
-    return set(c.contexts), {o for outputs in c.outputs for o in outputs}
+    outputs = {o for outputs in c.outputs for o in outputs}
+    if bags is None:
+        return set(c.contexts), outputs
+    if cbow:
+        return {r for u in c.contexts for r in bags[u]}, outputs
+    return set(bags[c.word]), outputs
 
 
 class Word2VecReplay:
@@ -564,7 +592,7 @@ class Word2VecReplay:
 
 
 def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, shards,
-                      round_words, periods=None, max_period=1):
+                      round_words, periods=None, max_period=1, bags=None):
     """Replay one kernel call in float64 NumPy from the recorded draws (semantics 1-5).
 
     ``batch``: (words, starts); ``rec``: what the call returned with ``record=True``. The
@@ -582,10 +610,13 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
       o + (v_t - o) + ... over those shards, in shard order;
 
     and every view of a merged row takes the merged value.
+
+    ``bags``: subwords (see ``_train_centre``); syn0 then has a row for every bag entry,
+    ``periods`` one per syn0 row, and syn1neg's rows take the periods of syn0's first ones.
     """
     words, starts = batch
     n = words.size
-    centres = ref_word2vec_plan(words, starts, rec, window, cbow)
+    centres = ref_word2vec_plan(words, starts, rec, window, cbow, subwords=bags is not None)
     K = len(centres)
     alpha_step = (lr_end - lr) / n if n else 0.0
 
@@ -597,36 +628,37 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
     loss, pairs, rounds, shared, skipped = 0.0, 0, 0, 0, 0
     if shards == 1:
         for c in centres:
-            l, k, s = _train_centre(c, t0, t1, alpha(c), cbow)
+            l, k, s = _train_centre(c, t0, t1, alpha(c), cbow, bags)
             loss += l
             pairs += k
             skipped += s
         return Word2VecReplay(t0, t1, loss, pairs, K, 1, 0, skipped)
     V = t0.shape[0]
     periods = np.full(V, max_period) if periods is None else np.asarray(periods)
-    hot = periods < max_period
     bounds = [t * K // shards for t in range(shards + 1)]
     n_rounds = max(math.ceil((bounds[t + 1] - bounds[t]) / round_words)
                    for t in range(shards))
     tables = [t0, t1]
     views = [[t0.copy() for _ in range(shards)], [t1.copy() for _ in range(shards)]]
-    masks = [[np.zeros(V, bool) for _ in range(shards)] for _ in range(2)]
+    masks = [[np.zeros(len(tab), bool) for _ in range(shards)] for tab in tables]
     for r in range(n_rounds):
         for t in range(shards):
             lo = bounds[t] + r * round_words
             hi = min(lo + round_words, bounds[t + 1])
             for c in centres[lo:hi]:
-                rows0, rows1 = _touched_rows(c)
+                rows0, rows1 = _touched_rows(c, cbow, bags)
                 masks[0][t][list(rows0)] = True
                 masks[1][t][list(rows1)] = True
-                l, k, s = _train_centre(c, views[0][t], views[1][t], alpha(c), cbow)
+                l, k, s = _train_centre(c, views[0][t], views[1][t], alpha(c), cbow, bags)
                 loss += l
                 pairs += k
                 skipped += s
         rounds += 1
         last = r == n_rounds - 1 or (r + 1) % max_period == 0
-        due = np.ones(V, bool) if last else (r + 1) % periods == 0
         for k, orig in enumerate(tables):
+            Vk = orig.shape[0]
+            hot = periods[:Vk] < max_period
+            due = np.ones(Vk, bool) if last else (r + 1) % periods[:Vk] == 0
             count = sum(m.astype(np.int64) for m in masks[k])
             new = orig.copy()
             for t in range(shards):          # in shard order

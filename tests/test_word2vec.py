@@ -1309,3 +1309,227 @@ def test_corpus_sentences_from_files(tmp_path):
     assert both[0] == ["the", "cat", "sat"]
     assert ["ignored", "words"] not in both
     assert sum(len(s) for s in both) == 3 + 4
+
+
+# -- 9. subwords (fastText's model) ------------------------------------------------------------
+
+def random_bags(rng, V, bucket, max_size=6):
+    """Each word's own row, then 0 to max_size - 1 n-gram rows in [V, V + bucket), some of
+    them repeated (as a word with a repeated n-gram, or two n-grams in one bucket)."""
+    bags = []
+    for w in range(V):
+        grams = list(V + rng.integers(0, bucket, size=int(rng.integers(0, max_size))))
+        if grams and rng.random() < 0.3:
+            grams.append(grams[0])
+        bags.append([w] + [int(g) for g in grams])
+    starts = np.zeros(V + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in bags], out=starts[1:])
+    return bags, (np.concatenate([np.array(b) for b in bags]), starts)
+
+
+def subword_model(kind, rng, V=24, bucket=30, dim=7, **kw):
+    bags, arrays = random_bags(rng, V, bucket)
+    model = make_model(kind, zipf_counts(V), dim, bags=arrays, bucket=bucket, rng=rng, **kw)
+    return model, bags
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("sample", [0.0, 2e-2])
+@pytest.mark.parametrize("shards,round_words,n_threads", [(1, 512, 1), (2, 3, 2), (3, 7, 2)])
+def test_subword_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words,
+                                                n_threads):
+    window = 3
+    model, bags = subword_model(kind, rng, window=window, negative=3, sample=sample,
+                                shards=shards, round_words=round_words, n_threads=n_threads)
+    assert model.syn0.shape == (24 + 30, 7) and model.syn1neg.shape == (24, 7)
+    assert model.merge_periods.shape == (24 + 30,)
+    cbow = kind == "cbow"
+    for lr, lr_end in [(0.3, 0.1), (0.05, 0.2)]:
+        batch = random_batch(rng, 24, rng.permutation(LENGTHS), model.counts)
+        seed = int(rng.integers(0, 2**63))
+        before0, before1 = model.syn0.copy(), model.syn1neg.copy()
+        rec = step(model, batch, lr=lr, lr_end=lr_end, seed=seed, record=True)
+        assert_bitwise_equal(model.syn0, before0)
+        out = step(model, batch, lr=lr, lr_end=lr_end, seed=seed)
+        ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
+                                window=window, cbow=cbow, shards=shards,
+                                round_words=round_words, periods=model.merge_periods,
+                                max_period=model.max_period, bags=bags)
+        assert out["pairs"] == ref.pairs > 0 and out["kept"] == ref.kept
+        np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(model.syn1neg, ref.syn1neg, rtol=1e-12, atol=1e-13)
+        assert out["loss"] == pytest.approx(ref.loss / ref.pairs, rel=1e-12)
+        assert not np.allclose(model.syn0[24:], before0[24:])     # the n-gram rows trained
+        if shards > 1 and round_words < 10:
+            assert ref.rounds > 3 and ref.shared > 0
+        # the word model on the same draws is another result
+        words_only = ref_word2vec_step(before0[:24], before1, batch, rec, lr=lr, lr_end=lr_end,
+                                       window=window, cbow=cbow, shards=1, round_words=1)
+        assert not np.allclose(words_only.syn1neg, ref.syn1neg, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("max_period", [1, 8, 64])
+def test_subword_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
+    model, bags = subword_model(kind, rng, V=40, bucket=25, dim=6, window=3, negative=3,
+                                sample=0.0, shards=3, round_words=2, max_period=max_period,
+                                n_threads=2)
+    periods = model.merge_periods
+    if max_period == 64:
+        assert (periods[40:] < max_period).any()    # some n-gram rows are hot
+    batch = random_batch(rng, 40, rng.permutation(LENGTHS), model.counts)
+    before0, before1 = model.syn0.copy(), model.syn1neg.copy()
+    rec = step(model, batch, lr=0.2, lr_end=0.1, seed=5, record=True)
+    out = step(model, batch, lr=0.2, lr_end=0.1, seed=5)
+    ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=3,
+                            cbow=kind == "cbow", shards=3, round_words=2, periods=periods,
+                            max_period=max_period, bags=bags)
+    assert ref.rounds > 2 and ref.shared > 0
+    np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(model.syn1neg, ref.syn1neg, rtol=1e-12, atol=1e-13)
+    assert out["loss"] == pytest.approx(ref.loss / ref.pairs, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shards", [1, 3])
+def test_subword_float32_kernel_close_to_float64_reference(rng, kind, shards):
+    model, bags = subword_model(kind, rng, dim=16, dtype=np.float32, window=3, negative=4,
+                                sample=1e-2, shards=shards, round_words=5, n_threads=2)
+    batch = random_batch(rng, 24, LENGTHS, model.counts)
+    before0, before1 = model.syn0.copy(), model.syn1neg.copy()
+    rec = step(model, batch, lr=0.2, lr_end=0.1, seed=11, record=True)
+    out = step(model, batch, lr=0.2, lr_end=0.1, seed=11)
+    ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=3,
+                            cbow=kind == "cbow", shards=shards, round_words=5,
+                            periods=model.merge_periods, max_period=model.max_period,
+                            bags=bags)
+    scale = max(np.abs(ref.syn0).max(), np.abs(ref.syn1neg).max())
+    np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(model.syn1neg, ref.syn1neg, rtol=1e-4, atol=1e-5 * scale)
+    assert out["loss"] == pytest.approx(ref.loss / ref.pairs, rel=1e-4)
+
+
+def test_subword_skipgram_noise_skips_the_context_not_the_centre(rng):
+    # fastText's order: the context is the target, and a draw equal to it is skipped
+    model, _ = subword_model("skipgram", rng, V=4, bucket=5, window=2, negative=8,
+                             sample=0.0, shards=1)
+    batch = random_batch(rng, 4, [6] * 40)
+    rec = step(model, batch, lr=0.1, seed=3, record=True)
+    centres = ref_word2vec_plan(*batch, rec, 2, False, subwords=True)
+    skipped_centre = 0
+    for c in centres:
+        for u, outputs in zip(c.contexts, c.outputs):
+            assert outputs[0] == u and u not in outputs[1:]
+            skipped_centre += c.word in outputs[1:] and c.word != u
+    assert skipped_centre > 0       # the centre itself is a valid noise word
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_subword_small_rate_step_is_the_sum_of_the_gradients(rng, kind):
+    """Each bag entry moves by -alpha n dL/d(row) summed over the predictions it takes part
+    in (n the entries averaged, a repeated row counted each time), each output row by
+    -alpha dL/do: fastText's update, checked against finite differences of the exact loss."""
+    V, bucket, dim, lr = 6, 5, 5, 1e-7
+    cbow = kind == "cbow"
+    bags = [[0, 6, 7, 6], [1, 8], [2], [3, 7, 9], [4, 10], [5, 6]]
+    starts = np.cumsum([0] + [len(b) for b in bags])
+    model = make_model(kind, np.array([10, 8, 6, 5, 3, 2]), dim, window=5, negative=4,
+                       sample=0.0, shards=1, n_threads=1, rng=rng, scale=0.6,
+                       bags=(np.concatenate(bags), starts), bucket=bucket)
+    sentence = [1, 0, 2, 3, 0, 5]
+    batch = (np.array(sentence, np.int32), np.array([0, 6], np.int64))
+    rec = step(model, batch, lr=lr, lr_end=2 * lr, seed=9, record=True)
+    centres = ref_word2vec_plan(*batch, rec, 5, cbow, subwords=True)
+    preds = []
+    for c in centres:
+        alpha = lr + lr / 6 * c.p
+        if cbow:
+            preds.append(Prediction([r for u in c.contexts for r in bags[u]], c.outputs[0],
+                                    alpha))
+        else:
+            preds.extend(Prediction(bags[c.word], o, alpha) for o in c.outputs)
+    syn0, syn1 = model.syn0.copy(), model.syn1neg.copy()
+    d0, d1 = expected_change(preds, syn0, syn1, cbow)
+    out = step(model, batch, lr=lr, lr_end=2 * lr, seed=9)
+    scale = max(np.abs(d0).max(), np.abs(d1).max())
+    assert scale > 1e-8 and np.abs(d0[V:]).max() > 0.1 * scale     # the n-gram rows move
+    np.testing.assert_allclose(model.syn0 - syn0, d0, rtol=0, atol=3e-5 * scale)
+    np.testing.assert_allclose(model.syn1neg - syn1, d1, rtol=0, atol=3e-5 * scale)
+    assert out["loss"] == pytest.approx(sum(pr.loss(syn0, syn1) for pr in preds) / len(preds),
+                                        rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_subword_thread_count_does_not_change_the_bits(det_data, kind, dtype):
+    counts, batches = det_data
+    V = counts.size
+    rows, starts = random_bags(np.random.default_rng(5), V, 200)[1]
+    models = []
+    for n_threads in (1, 2, 3):
+        model = MODELS[kind](counts, 16, window=3, negative=5, sample=1e-2, dtype=dtype,
+                             seed=4, n_threads=n_threads, round_words=37,
+                             bags=(rows, starts), bucket=200)
+        for k, batch in enumerate(batches):
+            step(model, batch, lr=0.05, lr_end=0.045, seed=1000 + k)
+        models.append(model)
+    for m in models[1:]:
+        assert_bitwise_equal(m.syn0, models[0].syn0)
+        assert_bitwise_equal(m.syn1neg, models[0].syn1neg)
+
+
+@pytest.mark.parametrize("bags,bucket,exc,match", [
+    ((np.array([0, 1, 2]), np.array([0, 1, 2])), 2, ValueError, "one entry per word"),
+    ((np.array([0, 1, 2]), np.array([0, 1, 1, 3])), 2, ValueError, "at least one input row"),
+    ((np.array([0, 1, 2, 9]), np.array([0, 1, 2, 4])), 2, IndexError, r"rows\[3\] = 9"),
+    ((np.array([0, 1, -1]), np.array([0, 1, 2, 3])), 2, IndexError, r"rows\[2\] = -1"),
+    ((np.array([0.0, 1, 2]), np.array([0, 1, 2, 3])), 2, TypeError, "integer"),
+    ("rows", 2, TypeError, "pair"),
+    (None, 3, ValueError, "bucket needs bags"),
+    ((np.array([0, 1, 2]), np.array([0, 1, 2, 3])), -1, ValueError, "bucket"),
+])
+def test_bad_bags_raise(bags, bucket, exc, match):
+    with pytest.raises(exc, match=match):
+        SkipGram([5, 3, 2], dim=4, bags=bags, bucket=bucket)
+
+
+def test_bag_shift_counts_repeated_rows():
+    model = SkipGram([5, 3], dim=4, bags=(np.array([0, 2, 2, 3, 1]), np.array([0, 4, 5])),
+                     bucket=2)
+    # word 0: rows 0, 2, 2, 3 -> (1 + 4 + 1) / 4; word 1: itself alone
+    assert model._bags[2].tolist() == [1.5, 1.0]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_train_word2vec_with_subwords(kind):
+    sentences = corpus_sentences()[:3000]
+    kw = dict(model=kind, dim=16, epochs=1, subwords=True, bucket=5000, progress=False)
+    result = train_word2vec(sentences, n_threads=2, **kw)
+    again = train_word2vec(sentences, n_threads=1, **kw)
+    assert_bitwise_equal(result.model.syn0, again.model.syn0)
+    V = len(result.vocab)
+    assert result.model.syn0.shape == (V + 5000, 16) and result.model.bucket == 5000
+    assert (result.minn, result.maxn) == (3, 6)
+    assert result.history[0]["lr"] == pytest.approx(0.05, rel=0.05)   # fastText's rate
+    v = result.vectors
+    assert type(v).__name__ == "SubwordVectors" and v.words == result.vocab.words
+    word = result.vocab.words[10]
+    np.testing.assert_allclose(v[word], result.model.syn0[v.subword_rows(word)].mean(axis=0),
+                               rtol=1e-6)
+    unseen = "presidentially"
+    assert unseen not in v.index and v.get_vector(unseen).shape == (16,)
+    assert np.isfinite(result.model.syn0).all()
+    # maxn=0: fastText's settings with no n-gram: the word model, at fastText's rate
+    plain = train_word2vec(sentences, n_threads=2, **dict(kw, maxn=0))
+    assert plain.model.bucket == 0 and plain.model.syn0.shape == (V, 16)
+    assert plain.history[0]["lr"] == pytest.approx(0.05, rel=0.05)
+    assert type(plain.vectors).__name__ == "Vectors"
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(minn=0), "minn"), (dict(minn=5, maxn=4), "minn must be <= maxn"),
+    (dict(bucket=-1), "bucket"),
+])
+def test_train_word2vec_checks_subword_arguments_before_reading(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train_word2vec(_untouchable(), subwords=True, **kwargs)

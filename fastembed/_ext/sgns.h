@@ -151,6 +151,18 @@ static inline void fe_sgns_sig_sp_f(float x, float *sig, float *sp) {
  *                          every context row gets in_j += work (the full gradient with respect
  *                          to h, not 1/n of it: word2vec.c's and gensim's rule). A row that
  *                          stands twice in the window moves twice.
+ *   fe_bag_sg_SUF(in_rows, n_in, shift, out_rows, n_neg, n_pairs, ...): the skip-gram
+ *                          predictions of one centre word with subwords (fastText's order:
+ *                          the centre's bag of rows predicts each context word in turn).
+ *                          fastText takes, for each context, h = the mean of the bag's rows,
+ *                          the outputs from h, then adds work to every row of the bag. All
+ *                          rows of the bag move by the same work, so the next h is the last
+ *                          one plus shift * work (shift = sum over the bag's distinct rows of
+ *                          their multiplicity squared, over n_in: 1 without repeated rows), and
+ *                          the bag's rows can take the sum of the works once, at the end: the
+ *                          same result, with the bag read and written once per centre instead
+ *                          of once per context. out_rows holds, for each context s in turn,
+ *                          its output row and its n_neg[s] noise rows.
  * Every loop is elementwise or a fe_dot, and no FMA is contracted (-ffp-contract=off), so the
  * AVX2 and baseline clones compute the same operations in the same order: the same bits. */
 #define FE_SGNS_DEFINE(T, SUF, SIG_SP)                                                \
@@ -212,11 +224,8 @@ FE_SGNS_CLONES static double fe_sgns_pair_##SUF(T *restrict in, T *const *out_ro
     return loss;                                                                              \
 }                                                                                             \
                                                                                               \
-FE_SGNS_CLONES static double fe_cbow_##SUF(T *const *in_rows, int n_in, T *const *out_rows,    \
-                                           int n_out, ptrdiff_t d, T alpha,                   \
-                                           T *restrict h, T *restrict work,                   \
-                                           T *restrict xs) {                                  \
-    double loss;                                                                              \
+static inline void fe_rows_mean_##SUF(T *const *in_rows, int n_in, ptrdiff_t d,           \
+                                       T *restrict h) {                                       \
     ptrdiff_t c;                                                                              \
     int a;                                                                                    \
     const T inv = (T)1 / (T)n_in;                                                             \
@@ -226,12 +235,50 @@ FE_SGNS_CLONES static double fe_cbow_##SUF(T *const *in_rows, int n_in, T *const
         for (c = 0; c < d; c++) h[c] = h[c] + x[c];                                           \
     }                                                                                         \
     for (c = 0; c < d; c++) h[c] = h[c] * inv;                                                \
+}                                                                                             \
+                                                                                              \
+static inline void fe_rows_add_##SUF(T *const *rows, int n, ptrdiff_t d,                     \
+                                     const T *restrict v) {                                   \
+    ptrdiff_t c;                                                                              \
+    int a;                                                                                    \
+    for (a = 0; a < n; a++) {                                                                 \
+        T *restrict y = rows[a];                                                              \
+        for (c = 0; c < d; c++) y[c] = y[c] + v[c];                                           \
+    }                                                                                         \
+}                                                                                             \
+                                                                                              \
+FE_SGNS_CLONES static double fe_cbow_##SUF(T *const *in_rows, int n_in, T *const *out_rows,    \
+                                           int n_out, ptrdiff_t d, T alpha,                   \
+                                           T *restrict h, T *restrict work,                   \
+                                           T *restrict xs) {                                  \
+    double loss;                                                                              \
+    fe_rows_mean_##SUF(in_rows, n_in, d, h);                                                  \
     memset(work, 0, (size_t)d * sizeof(T));                                                   \
     loss = fe_sgns_outputs_##SUF(h, out_rows, n_out, d, alpha, work, xs);                         \
-    for (a = 0; a < n_in; a++) {                                                              \
-        T *restrict y = in_rows[a];                                                           \
-        for (c = 0; c < d; c++) y[c] = y[c] + work[c];                                        \
+    fe_rows_add_##SUF(in_rows, n_in, d, work);                                                \
+    return loss;                                                                              \
+}                                                                                             \
+                                                                                              \
+FE_SGNS_CLONES static double fe_bag_sg_##SUF(T *const *in_rows, int n_in, T shift,             \
+                                             T *const *out_rows, const int32_t *n_neg,        \
+                                             int n_pairs, ptrdiff_t d, T alpha,               \
+                                             T *restrict h, T *restrict work,                 \
+                                             T *restrict acc, T *restrict xs) {               \
+    double loss = 0.0;                                                                        \
+    ptrdiff_t c;                                                                              \
+    int s;                                                                                    \
+    fe_rows_mean_##SUF(in_rows, n_in, d, h);                                                  \
+    memset(acc, 0, (size_t)d * sizeof(T));                                                    \
+    for (s = 0; s < n_pairs; s++) {                                                           \
+        memset(work, 0, (size_t)d * sizeof(T));                                               \
+        loss += fe_sgns_outputs_##SUF(h, out_rows, n_neg[s] + 1, d, alpha, work, xs);          \
+        out_rows += n_neg[s] + 1;                                                             \
+        for (c = 0; c < d; c++) {                                                             \
+            h[c] = h[c] + shift * work[c];                                                    \
+            acc[c] = acc[c] + work[c];                                                        \
+        }                                                                                     \
     }                                                                                         \
+    fe_rows_add_##SUF(in_rows, n_in, d, acc);                                                 \
     return loss;                                                                              \
 }
 

@@ -65,6 +65,12 @@ cdef extern from "sgns.h" nogil:
                      float alpha, float *h, float *work, float *xs)
     double fe_cbow_d(double **in_rows, int n_in, double **out_rows, int n_out, Py_ssize_t d,
                      double alpha, double *h, double *work, double *xs)
+    double fe_bag_sg_f(float **in_rows, int n_in, float shift, float **out_rows,
+                       const int32_t *n_neg, int n_pairs, Py_ssize_t d, float alpha, float *h,
+                       float *work, float *acc, float *xs)
+    double fe_bag_sg_d(double **in_rows, int n_in, double shift, double **out_rows,
+                       const int32_t *n_neg, int n_pairs, Py_ssize_t d, double alpha, double *h,
+                       double *work, double *acc, double *xs)
     void fe_atomic_inc(int32_t *p)
 
 fe_sgns_init_tables()
@@ -116,7 +122,12 @@ cdef struct Config:
     bint record
     Py_ssize_t d
     Py_ssize_t row_bytes
-    Py_ssize_t V
+    Py_ssize_t V           # words: rows of syn1neg
+    Py_ssize_t V_in        # rows of syn0: the words', then (subwords) the n-gram buckets'
+    bint subwords          # each word's input is its bag of syn0 rows, bag_rows[bag_ptr[w]:]
+    const int64_t* bag_ptr     # (V + 1)
+    const int32_t* bag_rows
+    const double* bag_shift    # (V,) sum of the squared multiplicities of a bag's rows / its size
     int64_t stride_neg     # noise words a centre may draw: 2 window negative (CBOW: negative)
     double alpha0          # learning rate at batch position 0 ...
     double alpha_step      # ... and its change per position
@@ -128,8 +139,10 @@ cdef struct Config:
     const int64_t* kpos    # their batch positions (K)
     const int64_t* klo     # first kept index of each kept word's sentence (K)
     const int64_t* khi     # one past its last (K)
-    int32_t* count         # (2 V) shards that touch each row in this long round (private mode)
-    const int32_t* hot_rows  # private mode: the hot rows, by merge period, shortest first
+    int32_t* count         # (V_in + V) shards that touch each row of syn0, then of syn1neg, in
+                           # this long round (private mode)
+    const int32_t* hot_rows  # private mode: the hot rows (syn0's ids; syn1neg's row too when
+                             # below V), by merge period, shortest first
     Py_ssize_t n_hot
 
 
@@ -142,7 +155,7 @@ cdef struct Shard:
     int32_t* p_neg         # the noise words (round_words x stride_neg)
     int64_t n_plans
     # private mode: the rows the shard touches this round, and private copies of the shared
-    # row -> where the shard trains it (length V each): -1 untouched in this long round; a
+    # row -> where the shard trains it (length V_in for syn0, V for syn1neg): -1 untouched in this long round; a
     # slot >= 0 of buf (planning: every row it touches; training: the rows other shards touch
     # too); -2 in place (the rows only it touches); -3 - k for hot row k (all call long)
     int32_t* slot_in
@@ -160,6 +173,7 @@ cdef struct Shard:
     void** out_rows
     void* work             # d elements
     void* h                # d elements
+    void* acc              # d elements
     void* xs               # negative + 1 elements
     # totals over the call
     double loss
@@ -180,7 +194,17 @@ cdef inline void _touch(const Config* cfg, Shard* sh, bint is_out, int32_t r) no
         sh.n_in += 1
     slot[r] = <int32_t>s
     sh.touched[s] = r
-    fe_atomic_inc(&cfg.count[r + (cfg.V if is_out else 0)])
+    fe_atomic_inc(&cfg.count[r + (cfg.V_in if is_out else 0)])
+
+
+cdef inline void _touch_input(const Config* cfg, Shard* sh, int32_t w) noexcept nogil:
+    """Private mode, planning: note the input rows of word w (its bag, with subwords)."""
+    cdef int64_t e
+    if not cfg.subwords:
+        _touch(cfg, sh, False, w)
+        return
+    for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
+        _touch(cfg, sh, False, cfg.bag_rows[e])
 
 
 cdef inline floating* _row(floating* table, const Config* cfg, Shard* sh, bint is_out,
@@ -200,8 +224,13 @@ cdef inline floating* _row(floating* table, const Config* cfg, Shard* sh, bint i
 
 cdef void _plan(const Config* cfg, Shard* sh, int64_t i, int32_t* rec_reduced,
                 int32_t* rec_neg) noexcept nogil:
-    """Draw centre i's reduced window and noise words into the shard's next plan."""
+    """Draw centre i's reduced window and noise words into the shard's next plan.
+
+    With subwords, skip-gram takes fastText's order: the centre's bag predicts each context,
+    whose noise words skip the context (the target), not the centre."""
     cdef int window = cfg.window, negative = cfg.negative
+    cdef bint bag_sg = cfg.subwords and not cfg.cbow
+    cdef int32_t target
     cdef int64_t q = sh.n_plans
     cdef int64_t p = cfg.kpos[i], j, lo, hi
     cdef uint64_t state = cfg.centre_key ^ <uint64_t>p
@@ -223,22 +252,28 @@ cdef void _plan(const Config* cfg, Shard* sh, int64_t i, int32_t* rec_reduced,
         if j != i:
             ctx[n_ctx] = cfg.kw[j]
             n_ctx += 1
-            if cfg.private:
-                _touch(cfg, sh, False, cfg.kw[j])
+            if cfg.private and not bag_sg:
+                _touch_input(cfg, sh, cfg.kw[j])
     sh.p_index[q] = i
     sh.p_nctx[q] = n_ctx
     sh.n_plans = q + 1
     if n_ctx == 0:
         return
     if cfg.private:
-        _touch(cfg, sh, True, centre)
+        if bag_sg:
+            _touch_input(cfg, sh, centre)
+        else:
+            _touch(cfg, sh, True, centre)
     for s in range(1 if cfg.cbow else n_ctx):
+        target = ctx[s] if bag_sg else centre
+        if cfg.private and bag_sg:
+            _touch(cfg, sh, True, target)
         m = 0
         for k in range(negative):
             neg = _draw_negative(&state, cfg.accept, cfg.alias, cfg.n_vocab)
             if cfg.record:
-                rec_neg[(p * 2 * window + s) * negative + k] = -1 if neg == centre else neg
-            if neg != centre:
+                rec_neg[(p * 2 * window + s) * negative + k] = -1 if neg == target else neg
+            if neg != target:
                 negs[s * negative + m] = neg
                 m += 1
                 if cfg.private:
@@ -250,9 +285,13 @@ cdef void _resolve(floating* syn0, floating* syn1neg, const Config* cfg, Shard* 
                    int64_t q, void** ptrs) noexcept nogil:
     """The rows plan q trains, as pointers, prefetched: its n_ctx input rows, then for each
     prediction (each context in skip-gram, one in CBOW) the centre's output row and its noise
-    words' rows, one after the other."""
+    words' rows, one after the other. With subwords: CBOW's input rows are the contexts'
+    bags, one after the other; skip-gram's are the centre's bag, and each prediction's
+    output row is its context's."""
     cdef int window = cfg.window, negative = cfg.negative, s, m
     cdef int n_ctx = sh.p_nctx[q]
+    cdef int64_t e
+    cdef int32_t w
     cdef const int32_t* ctx = sh.p_ctx + q * 2 * window
     cdef const int32_t* negs = sh.p_neg + q * cfg.stride_neg
     cdef const int32_t* nneg = sh.p_nneg + q * 2 * window
@@ -261,14 +300,42 @@ cdef void _resolve(floating* syn0, floating* syn1neg, const Config* cfg, Shard* 
     cdef Py_ssize_t k = 0
     if n_ctx == 0:
         return   # no prediction (its noise words were never drawn)
-    centre = _row(syn1neg, cfg, sh, True, cfg.kw[sh.p_index[q]])
     # (the prefetches are written out here, not in a helper: GCC deletes a non-inlined
     # function whose only effect is a prefetch, see rowops.h)
-    for s in range(n_ctx):
-        row = _row(syn0, cfg, sh, False, ctx[s])
-        fe_prefetch_row(row, cfg.row_bytes)
-        ptrs[k] = row
-        k += 1
+    if cfg.subwords:
+        if cfg.cbow:
+            for s in range(n_ctx):
+                w = ctx[s]
+                for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
+                    row = _row(syn0, cfg, sh, False, cfg.bag_rows[e])
+                    fe_prefetch_row(row, cfg.row_bytes)
+                    ptrs[k] = row
+                    k += 1
+        else:
+            w = cfg.kw[sh.p_index[q]]
+            for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
+                row = _row(syn0, cfg, sh, False, cfg.bag_rows[e])
+                fe_prefetch_row(row, cfg.row_bytes)
+                ptrs[k] = row
+                k += 1
+            for s in range(n_ctx):
+                row = _row(syn1neg, cfg, sh, True, ctx[s])
+                fe_prefetch_row(row, cfg.row_bytes)
+                ptrs[k] = row
+                k += 1
+                for m in range(nneg[s]):
+                    row = _row(syn1neg, cfg, sh, True, negs[s * negative + m])
+                    fe_prefetch_row(row, cfg.row_bytes)
+                    ptrs[k] = row
+                    k += 1
+            return
+    else:
+        for s in range(n_ctx):
+            row = _row(syn0, cfg, sh, False, ctx[s])
+            fe_prefetch_row(row, cfg.row_bytes)
+            ptrs[k] = row
+            k += 1
+    centre = _row(syn1neg, cfg, sh, True, cfg.kw[sh.p_index[q]])
     fe_prefetch_row(centre, cfg.row_bytes)
     for s in range(1 if cfg.cbow else n_ctx):
         ptrs[k] = centre
@@ -284,9 +351,11 @@ cdef void _execute(floating* syn0, const Config* cfg, Shard* sh, int64_t q,
                    void** ptrs) noexcept nogil:
     """Plan q's training step(s), on the rows _resolve gave: one per (centre, context) pair,
     or one CBOW step (syn0 only selects the element type)."""
-    cdef int window = cfg.window, s, n
+    cdef int window = cfg.window, s, n, n_in
     cdef Py_ssize_t d = cfg.d
     cdef int n_ctx = sh.p_nctx[q]
+    cdef int32_t w
+    cdef const int32_t* ctx = sh.p_ctx + q * 2 * window
     cdef const int32_t* nneg = sh.p_nneg + q * 2 * window
     cdef floating** rows = <floating**>ptrs
     cdef floating* work = <floating*>sh.work
@@ -296,13 +365,32 @@ cdef void _execute(floating* syn0, const Config* cfg, Shard* sh, int64_t q,
     cdef Py_ssize_t k = n_ctx
     if n_ctx == 0:
         return
+    n_in = n_ctx
+    if cfg.subwords:
+        if cfg.cbow:
+            n_in = 0
+            for s in range(n_ctx):
+                n_in += <int>(cfg.bag_ptr[ctx[s] + 1] - cfg.bag_ptr[ctx[s]])
+        else:
+            w = cfg.kw[sh.p_index[q]]
+            n_in = <int>(cfg.bag_ptr[w + 1] - cfg.bag_ptr[w])
+            if floating is float:
+                sh.loss += fe_bag_sg_f(rows, n_in, <float>cfg.bag_shift[w], rows + n_in, nneg,
+                                       n_ctx, d, alpha, h, work, <float*>sh.acc,
+                                       <float*>sh.xs)
+            else:
+                sh.loss += fe_bag_sg_d(rows, n_in, cfg.bag_shift[w], rows + n_in, nneg,
+                                       n_ctx, d, alpha, h, work, <double*>sh.acc,
+                                       <double*>sh.xs)
+            sh.pairs += n_ctx
+            return
     if cfg.cbow:
         n = nneg[0]
         if floating is float:
-            sh.loss += fe_cbow_f(rows, n_ctx, rows + n_ctx, n + 1, d, alpha, h, work,
+            sh.loss += fe_cbow_f(rows, n_in, rows + n_in, n + 1, d, alpha, h, work,
                                  <float*>sh.xs)
         else:
-            sh.loss += fe_cbow_d(rows, n_ctx, rows + n_ctx, n + 1, d, alpha, h, work,
+            sh.loss += fe_cbow_d(rows, n_in, rows + n_in, n + 1, d, alpha, h, work,
                                  <double*>sh.xs)
         sh.pairs += 1
         return
@@ -343,7 +431,7 @@ cdef void _copy_shared(floating* syn0, floating* syn1neg, const Config* cfg,
             sh.slot_in[r] = -2
     for i in range(sh.cap_in, sh.cap_in + sh.n_out):
         r = sh.touched[i]
-        if cfg.count[cfg.V + r] > 1:
+        if cfg.count[cfg.V_in + r] > 1:
             memcpy(sh.buf + i * cfg.row_bytes, <char*>syn1neg + r * cfg.row_bytes,
                    cfg.row_bytes)
         else:
@@ -352,16 +440,18 @@ cdef void _copy_shared(floating* syn0, floating* syn1neg, const Config* cfg,
 
 cdef void _copy_hot(floating* syn0, floating* syn1neg, const Config* cfg,
                     Shard* sh) noexcept nogil:
-    """Private mode, at the start of a call: the shard's copies of the hot rows."""
+    """Private mode, at the start of a call: the shard's copies of the hot rows (of syn1neg
+    too for the rows below V)."""
     cdef Py_ssize_t k
     cdef int64_t r
     for k in range(cfg.n_hot):
         r = cfg.hot_rows[k]
         memcpy(sh.hot_buf + k * cfg.row_bytes, <char*>syn0 + r * cfg.row_bytes, cfg.row_bytes)
-        memcpy(sh.hot_buf + (cfg.n_hot + k) * cfg.row_bytes, <char*>syn1neg + r * cfg.row_bytes,
-               cfg.row_bytes)
         sh.slot_in[r] = <int32_t>(-3 - k)
-        sh.slot_out[r] = <int32_t>(-3 - k)
+        if r < cfg.V:
+            memcpy(sh.hot_buf + (cfg.n_hot + k) * cfg.row_bytes,
+                   <char*>syn1neg + r * cfg.row_bytes, cfg.row_bytes)
+            sh.slot_out[r] = <int32_t>(-3 - k)
 
 
 cdef void _release_hot(const Config* cfg, Shard* sh) noexcept nogil:
@@ -369,7 +459,8 @@ cdef void _release_hot(const Config* cfg, Shard* sh) noexcept nogil:
     cdef Py_ssize_t k
     for k in range(cfg.n_hot):
         sh.slot_in[cfg.hot_rows[k]] = -1
-        sh.slot_out[cfg.hot_rows[k]] = -1
+        if cfg.hot_rows[k] < cfg.V:
+            sh.slot_out[cfg.hot_rows[k]] = -1
 
 
 cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Shard* sh,
@@ -401,12 +492,14 @@ cdef void _merge_hot(Shard* shards, Py_ssize_t n_shards, const Config* cfg, floa
                      floating* orig) noexcept nogil:
     """Merge the hot rows k_lo .. k_hi - 1 of one table: hot row r, o in the table, becomes
     o + (c_0 - o) + (c_1 - o) + ... over every shard's copy c_t, in shard order, and every
-    copy takes the new value."""
+    copy takes the new value. (syn1neg has no rows from V on: the n-gram buckets.)"""
     cdef Py_ssize_t k, t, c, d = cfg.d
     cdef Py_ssize_t base = cfg.n_hot if is_out else 0
     cdef floating* row
     cdef floating* copy
     for k in range(k_lo, k_hi):
+        if is_out and cfg.hot_rows[k] >= cfg.V:
+            continue
         row = <floating*>(<char*>table + <int64_t>cfg.hot_rows[k] * cfg.row_bytes)
         memcpy(orig, row, cfg.row_bytes)
         for t in range(n_shards):
@@ -487,7 +580,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
              int n_threads,
              bint record=False,
              int32_t[::1] rec_reduced=None,       # OUT (len(words),) when record, -1 = dropped
-             int32_t[:, :, ::1] rec_neg=None):    # OUT (len(words), 2 window, negative)
+             int32_t[:, :, ::1] rec_neg=None,     # OUT (len(words), 2 window, negative)
+             const int64_t[::1] bag_ptr=None,     # IN (V + 1,) subwords: word w's input rows
+             const int32_t[::1] bag_rows=None,    # IN   are bag_rows[bag_ptr[w]:bag_ptr[w + 1]]
+             const double[::1] bag_shift=None):   # IN (V,) see fe_bag_sg in sgns.h
     """Train on one batch of sentences; return the number of kept words. See the module
     docstring.
 
@@ -497,10 +593,18 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     output rows per long round of ``max_period * round_words`` centres, and ``hot_buf`` room
     for the ``len(hot_rows)`` hot rows of both tables. The caller validates everything (ids in
     range, shapes, capacities, tiers); this kernel trusts it.
+
+    Subwords (``bag_ptr`` given): syn0 has ``V_in >= V`` rows (the words', then the n-gram
+    buckets'), syn1neg ``V``; each word's input is the bag of syn0 rows ``bag_rows[bag_ptr[w]:
+    bag_ptr[w + 1]]`` (non-empty). ``slots`` then has ``V_in + V`` columns and ``count``
+    ``V_in + V`` entries; ``hot_rows`` are syn0 row ids.
     """
     cdef Py_ssize_t n = words.shape[0]
     cdef Py_ssize_t n_sent = starts.shape[0] - 1
-    cdef Py_ssize_t V = syn0.shape[0]
+    cdef Py_ssize_t V = syn1neg.shape[0]
+    cdef Py_ssize_t V_in = syn0.shape[0]
+    cdef bint subwords = bag_ptr is not None
+    cdef Py_ssize_t max_bag = 1, n_ptrs
     cdef Py_ssize_t d = syn0.shape[1]
     cdef Config cfg
     cdef Shard* shards = NULL
@@ -528,6 +632,14 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef Py_ssize_t stride_neg = negative if cbow else 2 * window * negative
     if n_shards < 1 or round_words < 1:
         raise ValueError("need at least one shard and one word per round")
+    if subwords:
+        if bag_rows is None or bag_shift is None:
+            raise ValueError("subwords need bag_ptr, bag_rows and bag_shift")
+        for w in range(V):
+            if bag_ptr[w + 1] - bag_ptr[w] > max_bag:
+                max_bag = bag_ptr[w + 1] - bag_ptr[w]
+    # the rows of one plan: inputs (CBOW: every context's bag), then the outputs
+    n_ptrs = 2 * window * max_bag + stride_neg + 2 * window + 2
     if record:
         rr = &rec_reduced[0] if n else NULL
         rn = &rec_neg[0, 0, 0] if n and negative else NULL
@@ -543,10 +655,11 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             raise MemoryError("w2v_step: out of memory")
         for t in range(n_shards):
             # the rows of the plan in training and of the next one (see _resolve)
-            shards[t].in_rows = <void**>malloc((4 * window + stride_neg + 2) * sizeof(void*))
-            shards[t].out_rows = <void**>malloc((4 * window + stride_neg + 2) * sizeof(void*))
+            shards[t].in_rows = <void**>malloc(n_ptrs * sizeof(void*))
+            shards[t].out_rows = <void**>malloc(n_ptrs * sizeof(void*))
             shards[t].work = malloc((d + 1) * sizeof(floating))
             shards[t].h = malloc((d + 1) * sizeof(floating))
+            shards[t].acc = malloc((d + 1) * sizeof(floating))
             shards[t].xs = malloc((negative + 1) * sizeof(floating))
             shards[t].p_index = <int64_t*>malloc(RL * sizeof(int64_t))
             shards[t].p_nctx = <int32_t*>malloc(RL * sizeof(int32_t))
@@ -555,6 +668,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             shards[t].p_neg = <int32_t*>malloc((RL * stride_neg + 1) * sizeof(int32_t))
             if (shards[t].in_rows == NULL or shards[t].out_rows == NULL
                     or shards[t].work == NULL or shards[t].h == NULL or shards[t].xs == NULL
+                    or shards[t].acc == NULL
                     or shards[t].p_index == NULL or shards[t].p_nctx == NULL
                     or shards[t].p_ctx == NULL or shards[t].p_nneg == NULL
                     or shards[t].p_neg == NULL):
@@ -562,7 +676,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             shards[t].cap_in = cap_in
             if private:
                 shards[t].slot_in = &slots[t, 0]
-                shards[t].slot_out = &slots[t, V]
+                shards[t].slot_out = &slots[t, V_in]
                 shards[t].buf = &buf[t, 0]
                 shards[t].touched = &touched[t, 0]
                 shards[t].hot_buf = &hot_buf[t, 0] if n_hot else NULL
@@ -590,6 +704,11 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
         cfg.d = d
         cfg.row_bytes = d * sizeof(floating)
         cfg.V = V
+        cfg.V_in = V_in
+        cfg.subwords = subwords
+        cfg.bag_ptr = &bag_ptr[0] if subwords else NULL
+        cfg.bag_rows = &bag_rows[0] if subwords and bag_rows.shape[0] else NULL
+        cfg.bag_shift = &bag_shift[0] if subwords else NULL
         cfg.stride_neg = stride_neg
         cfg.alpha0 = alpha0
         cfg.alpha_step = (alpha1 - alpha0) / n if n else 0.0
@@ -686,7 +805,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                          &count[0], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                             _merge_table(shards, n_shards, blk, n_blocks, &syn1neg[0, 0], True,
-                                         &count[V], d, cfg.row_bytes,
+                                         &count[V_in], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                     for t in prange(n_shards, schedule='dynamic', chunksize=1):
@@ -702,6 +821,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 free(shards[t].out_rows)
                 free(shards[t].work)
                 free(shards[t].h)
+                free(shards[t].acc)
                 free(shards[t].xs)
                 free(shards[t].p_index)
                 free(shards[t].p_nctx)

@@ -51,12 +51,14 @@ from .._validation import (
     check_float,
     check_float_dtype,
     check_fraction,
+    check_int,
     check_n_threads,
     check_positive_int,
     check_seed,
 )
 from ..datasets import load_sotu
 from ..nn import Module, Parameter
+from ..subwords import word_bags
 from ..text import Vocab, split_sentences
 from ..train import BatchedDataset, Trainer
 from ..vectors import Vectors
@@ -70,6 +72,8 @@ __all__ = ["Corpus", "CorpusDataset", "Word2VecModel", "SkipGram", "CBOW", "Word
 DEFAULTS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, lr=0.025,
                 min_lr=0.0001, ns_exponent=0.75, shards=4, round_words=None,
                 max_period=None)
+# fastText's defaults for its subword model (train_word2vec(subwords=True))
+SUBWORD_DEFAULTS = dict(minn=3, maxn=6, bucket=2_000_000, lr=0.05)
 # The default round length (see Word2VecModel): about this many output-row updates per shard
 # and round in skip-gram, and at most this many expected uses of the busiest row
 ROUND_UPDATES = 2**15
@@ -469,15 +473,56 @@ def default_round_words(counts, keep, noise, window, negative):
     return max(16, min(by_updates, by_uses))
 
 
-def _private_rows(kind, centres, window, negative, num_words):
-    """Rows a shard may touch in ``centres`` centre words: (input rows, output rows)."""
+def _private_rows(kind, centres, window, negative, num_words, bag_sizes=None):
+    """Rows a shard may touch in ``centres`` centre words: (input rows, output rows).
+
+    With subwords (``bag_sizes``, each word's number of input rows), the input rows of
+    ``centres + 2 window`` distinct words at most: the sum of that many largest bags."""
     outputs_per_centre = 1 + negative if kind == "cbow" else 1 + 2 * window * negative
-    return (min(num_words, centres + 2 * window),
-            min(num_words, centres * outputs_per_centre))
+    words = min(num_words, centres + 2 * window)
+    if bag_sizes is None:
+        inputs = words
+    else:
+        if kind != "cbow":   # fastText's order: each context is an output row
+            outputs_per_centre = 2 * window * (1 + negative)
+        inputs = int(np.sum(np.sort(np.asarray(bag_sizes))[::-1][:words]))
+    return inputs, min(num_words, centres * outputs_per_centre)
+
+
+def _check_bags(bags, num_words, num_rows):
+    """Validated subword bags: (ptr int64 (V + 1,), rows int32, shift float64 (V,))."""
+    try:
+        rows, starts = bags
+    except (TypeError, ValueError):
+        raise TypeError("bags must be a (rows, starts) pair") from None
+    rows, starts = np.asarray(rows), np.asarray(starts)
+    for name, a in (("rows", rows), ("starts", starts)):
+        if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
+            raise TypeError(f"bags' {name} must be a 1-D integer array")
+    if starts.shape != (num_words + 1,):
+        raise ValueError(f"bags' starts must have one entry per word and one more "
+                         f"({num_words + 1}), got shape {starts.shape}")
+    starts = starts.astype(np.int64)
+    sizes = np.diff(starts)
+    if starts[0] != 0 or starts[-1] != rows.size or (sizes <= 0).any():
+        raise ValueError("bags' starts must rise strictly from 0 to len(rows): every word "
+                         "has at least one input row")
+    if rows.size and (rows.min() < 0 or rows.max() >= num_rows):
+        bad = int(rows.min()) if rows.min() < 0 else int(rows.max())
+        pos = int(np.flatnonzero(rows == bad)[0])
+        raise IndexError(f"bags' rows[{pos}] = {bad} is out of range; rows must lie in "
+                         f"[0, {num_rows})")
+    rows = rows.astype(np.int32)
+    # shift: sum of the squared multiplicities of a bag's distinct rows, over the bag's size
+    word = np.repeat(np.arange(num_words, dtype=np.int64), sizes)
+    _, first, mult = np.unique(word * num_rows + rows, return_index=True, return_counts=True)
+    shift = np.bincount(word[first], weights=mult.astype(np.float64) ** 2,
+                        minlength=num_words) / sizes
+    return starts, rows, shift
 
 
 def default_max_period(round_words, window, negative, num_words, dim, itemsize,
-                       kind="skipgram"):
+                       kind="skipgram", bag_sizes=None):
     """Rounds per long round when ``max_period`` is not given.
 
     The largest power of two up to ``MAX_PERIOD`` (256) with at most about
@@ -489,6 +534,8 @@ def default_max_period(round_words, window, negative, num_words, dim, itemsize,
     ----------
     round_words, window, negative, num_words, dim, itemsize : int
     kind : {"skipgram", "cbow"}
+    bag_sizes : array of int, optional
+        Subwords: each word's number of input rows.
 
     Returns
     -------
@@ -505,7 +552,7 @@ def default_max_period(round_words, window, negative, num_words, dim, itemsize,
     period = 1
     while period * 2 <= MAX_PERIOD:
         centres = round_words * period * 2
-        rows = sum(_private_rows(kind, centres, window, negative, num_words))
+        rows = sum(_private_rows(kind, centres, window, negative, num_words, bag_sizes))
         if (centres * 2 * window * (negative + 1) > LONG_ROUND_UPDATES
                 or rows * dim * itemsize > LONG_ROUND_BYTES):
             break
@@ -619,11 +666,20 @@ class Word2VecModel(Module):
         others that one shard alone touches in a long round are trained in place. By default
         :func:`default_max_period` (256, less when the copies of a long round would pass
         64 MiB per shard). ``max_period=1`` merges every shared row after every round.
+    bags : (rows, starts), optional
+        Subwords, as fastText: word ``w``'s input is the bag of rows
+        ``rows[starts[w]:starts[w + 1]]`` of ``syn0`` (its own row and its character n-grams'
+        buckets, :func:`fastembed.subwords.word_bags`), whose mean stands for the word where
+        its single row would. Skip-gram then takes fastText's order: the centre's bag predicts
+        each context word. Every bag is non-empty; the rows lie in ``[0, V + bucket)``.
+    bucket : int, default 0
+        Rows of ``syn0`` beyond the words' (the n-gram buckets); only with ``bags``.
 
     Attributes
     ----------
-    syn0 : ndarray (V, dim)
-        The input vectors: the word vectors (the array of the Parameter ``"syn0"``).
+    syn0 : ndarray (V + bucket, dim)
+        The input vectors: the word vectors, then (subwords) the n-gram rows (the array of the
+        Parameter ``"syn0"``).
     syn1neg : ndarray (V, dim)
         The output vectors (the array of the Parameter ``"syn1neg"``).
 
@@ -653,7 +709,8 @@ class Word2VecModel(Module):
                  negative=DEFAULTS["negative"], sample=DEFAULTS["sample"],
                  ns_exponent=DEFAULTS["ns_exponent"], dtype=np.float32, seed=1,
                  n_threads=None, hogwild=False, shards=DEFAULTS["shards"],
-                 round_words=DEFAULTS["round_words"], max_period=DEFAULTS["max_period"]):
+                 round_words=DEFAULTS["round_words"], max_period=DEFAULTS["max_period"],
+                 bags=None, bucket=0):
         if type(self) is Word2VecModel:
             raise TypeError("Word2VecModel is a base class: use SkipGram or CBOW")
         super().__init__()
@@ -686,10 +743,16 @@ class Word2VecModel(Module):
         self.n_threads = n_threads
         self.hogwild = bool(hogwild)
         V = counts.size
+        self.bucket = check_int(bucket, "bucket", min=0)
+        self._bags = None if bags is None else _check_bags(bags, V, V + self.bucket)
+        if bags is None and self.bucket:
+            raise ValueError("bucket needs bags: the rows of each word's n-grams")
         rng = as_rng(seed)
-        self.register_parameter("syn0", Parameter(
-            aligned_like((rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim, dtype),
-            name="syn0", sparse=True))
+        syn0 = aligned_zeros((V + self.bucket, self.dim), dtype)
+        for lo in range(0, V + self.bucket, 65536):   # in pieces: no float64 copy of it all
+            hi = min(lo + 65536, V + self.bucket)
+            syn0[lo:hi] = (rng.random((hi - lo, self.dim)) * 2.0 - 1.0) / self.dim
+        self.register_parameter("syn0", Parameter(syn0, name="syn0", sparse=True))
         self.register_parameter("syn1neg", Parameter(aligned_zeros((V, self.dim), dtype),
                                                      name="syn1neg", sparse=True))
         keep = subsample_keep_probability(self.counts, self.sample)
@@ -753,13 +816,15 @@ class Word2VecModel(Module):
         state = dict(state)
         state.setdefault("_max_period", None)  # pickled before the long rounds
         state.setdefault("_merge_plan", None)
+        state.setdefault("_bags", None)        # pickled before subwords
+        state.setdefault("bucket", 0)
         super().__setstate__(state)
         for name, table in tables.items():
             self.register_parameter(name, Parameter(table, name=name, sparse=True))
 
     @property
     def num_words(self):
-        """The vocabulary size V (rows of ``syn0``).
+        """The vocabulary size V (rows of ``syn1neg``; of ``syn0`` too without subwords).
 
         Examples
         --------
@@ -767,11 +832,12 @@ class Word2VecModel(Module):
         >>> SkipGram([5, 3, 2], dim=4).num_words
         3
         """
-        return int(self.syn0.shape[0])
+        return int(self.counts.size)
 
     def __repr__(self):
         return (f"{type(self).__name__}({self.num_words:,} words, dim={self.dim}, "
                 f"window={self.window}, negative={self.negative}, sample={self.sample:g}"
+                f"{f', subwords in {self.bucket:,} buckets' if self._bags else ''}"
                 f"{', hogwild=True' if self.hogwild else ''})")
 
     # -- the trainer's protocol ----------------------------------------------------------------
@@ -931,7 +997,11 @@ class Word2VecModel(Module):
         if self._max_period is not None:
             return self._max_period
         return default_max_period(self.round_words, self.window, self.negative,
-                                  self.num_words, self.dim, self.dtype.itemsize, self.kind)
+                                  self.num_words, self.dim, self.dtype.itemsize, self.kind,
+                                  self._bag_sizes())
+
+    def _bag_sizes(self):
+        return None if self._bags is None else np.diff(self._bags[0])
 
     @property
     def merge_periods(self):
@@ -940,9 +1010,13 @@ class Word2VecModel(Module):
         The rows merged more often than once per long round (``max_period`` rounds) are the
         hot rows, which every shard trains on its own copy.
 
+        With subwords, a period for every row of ``syn0``: an n-gram row's uses are those of
+        the bags it stands in (once per centre in skip-gram, whose bag is the centre's; once
+        per context in CBOW).
+
         Returns
         -------
-        ndarray of int64 (V,)
+        ndarray of int64 (V + bucket,)
 
         Examples
         --------
@@ -958,10 +1032,21 @@ class Word2VecModel(Module):
         if self._merge_plan is None or self._merge_plan[0] != key:
             R, P = key[0], key[1]
             noise = self.counts.astype(np.float64) ** self.ns_exponent
-            uses = row_uses(self.counts, subsample_keep_probability(self.counts, self.sample),
+            keep = subsample_keep_probability(self.counts, self.sample)
+            uses = row_uses(self.counts, keep,
                             noise if noise.sum() > 0 else np.ones(self.num_words),
                             self.window, self.negative,
                             expected=self.kind == "skipgram")
+            if self._bags is not None:
+                # a bag's rows move once per centre (skip-gram: the centre's bag) or per
+                # context (CBOW: at most 2 window per centre), all of them together
+                starts, rows, _ = self._bags
+                kept = self.counts * keep
+                p = kept / kept.sum()
+                per_bag = p if self.kind == "skipgram" else 2 * self.window * p
+                uses = np.concatenate([uses, np.zeros(self.bucket)]) + np.bincount(
+                    rows, weights=np.repeat(per_bag, np.diff(starts)),
+                    minlength=self.num_words + self.bucket)
             periods = merge_periods(uses, R, P)
             hot_rows = np.flatnonzero(periods < P)
             hot_rows = hot_rows[np.argsort(periods[hot_rows], kind="stable")].astype(np.int32)
@@ -973,20 +1058,20 @@ class Word2VecModel(Module):
 
     def _ensure_workspace(self, n_shards, n_hot, max_period):
         cap_in, cap_out = _private_rows(self.kind, self.round_words * max_period, self.window,
-                                        self.negative, self.num_words)
-        V, rows = self.num_words, cap_in + cap_out
+                                        self.negative, self.num_words, self._bag_sizes())
+        V, rows = self.num_words + self.bucket + self.num_words, cap_in + cap_out
         row_bytes = self.dim * self.dtype.itemsize
         ws = self._workspace
         nbytes = rows * row_bytes
         if (ws is None or ws["slots"].shape[0] < n_shards or ws["cap_in"] != cap_in
                 or ws["touched"].shape[1] != rows or ws["buf"].shape[1] != nbytes
-                or ws["slots"].shape[1] != 2 * V
+                or ws["slots"].shape[1] != V
                 or ws["hot_buf"].shape[1] != max(1, 2 * n_hot * row_bytes)):
             # (sized by round_words, max_period, window, negative, dim and the hot rows:
             # rebuilt when any changed)
             ws = {
-                "slots": np.full((n_shards, 2 * V), -1, dtype=np.int32),
-                "count": np.zeros(2 * V, dtype=np.int32),
+                "slots": np.full((n_shards, V), -1, dtype=np.int32),   # syn0's, syn1neg's
+                "count": np.zeros(V, dtype=np.int32),
                 "buf": np.empty((n_shards, nbytes), dtype=np.uint8),
                 "touched": np.empty((n_shards, rows), dtype=np.int64),
                 "hot_buf": np.empty((n_shards, max(1, 2 * n_hot * row_bytes)), dtype=np.uint8),
@@ -1031,7 +1116,8 @@ class Word2VecModel(Module):
                                   seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
                                   slots, count, buf, touched, cap_in, hot_rows, tier_end,
                                   hot_buf, max_period, loss, pairs, n_threads,
-                                  record, rec_reduced, rec_neg)
+                                  record, rec_reduced, rec_neg,
+                                  *(self._bags if self._bags is not None else ()))
         n_pairs = int(pairs.sum())
         total_loss = float(np.sum(loss))  # shard order: deterministic
         result: dict = {"loss": total_loss / n_pairs if n_pairs else 0.0,
@@ -1130,6 +1216,8 @@ class Word2VecResult:
         The wall time of :func:`train_word2vec`, vocabulary included.
     n_words : int
         Words per epoch (in-vocabulary words of the corpus).
+    minn, maxn : int
+        A subword model's n-gram lengths (0, 0 without subwords).
 
     Examples
     --------
@@ -1147,13 +1235,17 @@ class Word2VecResult:
     history: list = field(default_factory=list)
     seconds: float = 0.0
     n_words: int = 0
+    minn: int = 0
+    maxn: int = 0
 
     @property
     def vectors(self):
         """The trained vectors as :class:`fastembed.vectors.Vectors`.
 
         The table is the model's ``syn0`` itself, not a copy; the words are a copy of the
-        vocabulary's.
+        vocabulary's. A subword model's are :meth:`fasttext_model`: a
+        :class:`~fastembed.subwords.SubwordVectors`, whose word vectors are the means of the
+        words' bags, and which gives a vector to any word.
 
         Examples
         --------
@@ -1165,10 +1257,12 @@ class Word2VecResult:
         >>> result.vectors.weight is result.model.syn0
         True
         """
+        if self.model.bucket:
+            return self.fasttext_model()
         return Vectors(list(self.vocab.words), self.model.syn0)
 
     def fasttext_model(self):
-        """The trained model in fastText's terms, without subwords.
+        """The trained model in fastText's terms.
 
         For :func:`fastembed.io.save_fasttext`: a
         :class:`~fastembed.subwords.SubwordVectors` with no n-gram rows (``bucket=0``,
@@ -1201,7 +1295,8 @@ class Word2VecResult:
                     min_count=int(self.vocab.counts.min()) if len(self.vocab) else 1,
                     word_ngrams=1, loss=2, model=1 if m.kind == "cbow" else 2,
                     lr_update_rate=100, t=m.sample)
-        return SubwordVectors(list(self.vocab.words), m.syn0, minn=0, maxn=0, bucket=0,
+        return SubwordVectors(list(self.vocab.words), m.syn0, minn=self.minn, maxn=self.maxn,
+                              bucket=m.bucket,
                               output=m.syn1neg, counts=self.vocab.counts, args=args,
                               ntokens=self.n_words)
 
@@ -1209,13 +1304,14 @@ class Word2VecResult:
 def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
                    window=DEFAULTS["window"], negative=DEFAULTS["negative"],
                    min_count=DEFAULTS["min_count"], max_vocab_size=None,
-                   sample=DEFAULTS["sample"], epochs=DEFAULTS["epochs"], lr=DEFAULTS["lr"],
+                   sample=DEFAULTS["sample"], epochs=DEFAULTS["epochs"], lr=None,
                    min_lr=DEFAULTS["min_lr"], ns_exponent=DEFAULTS["ns_exponent"],
                    dtype=np.float32, seed=1, n_threads=None, hogwild=False,
                    shards=DEFAULTS["shards"], round_words=DEFAULTS["round_words"],
                    max_period=DEFAULTS["max_period"], batch_words=200_000,
                    checkpoint_dir=None, checkpoint_every=None, resume=None, progress=True,
-                   callbacks=(), vocab=None):
+                   callbacks=(), vocab=None, subwords=False, minn=SUBWORD_DEFAULTS["minn"],
+                   maxn=SUBWORD_DEFAULTS["maxn"], bucket=SUBWORD_DEFAULTS["bucket"]):
     """Build a vocabulary, then train word vectors (skip-gram or CBOW) on token lists.
 
     Parameters
@@ -1225,8 +1321,9 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     model : {"skipgram", "cbow"}, default "skipgram"
         :class:`SkipGram` (gensim's ``sg=1``) or :class:`CBOW` (``sg=0``, ``cbow_mean=1``).
     dim, window, negative, min_count, sample, epochs, lr, min_lr, ns_exponent :
-        As gensim's ``Word2Vec``; the defaults are gensim's. The learning rate decays
-        linearly, word by word, from ``lr`` to ``min_lr`` over the whole run.
+        As gensim's ``Word2Vec``; the defaults are gensim's, but ``lr``: 0.025, or fastText's
+        0.05 with subwords. The learning rate decays linearly, word by word, from ``lr`` to
+        ``min_lr`` over the whole run.
     max_vocab_size : int, optional
         Keep only the most frequent words.
     dtype : float32 or float64, default float32
@@ -1251,6 +1348,14 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     vocab : Vocab, optional
         Use this vocabulary instead of building one (``min_count`` and ``max_vocab_size``
         are then unused).
+    subwords : bool, default False
+        fastText's subword model: each word's input is its own row and the rows of its
+        character n-grams (of ``"<" + word + ">"``, ``minn`` to ``maxn`` characters, hashed
+        into ``bucket`` rows with fastText's hash: :func:`fastembed.subwords.word_bags`); its
+        vector the mean of them. ``.vectors`` then gives a vector to any word, and
+        :meth:`Word2VecResult.fasttext_model` saves as fastText's ``.bin``.
+    minn, maxn, bucket : int, default 3, 6, 2000000
+        fastText's defaults; ``maxn=0`` or ``bucket=0`` leaves each word its own row alone.
 
     Returns
     -------
@@ -1290,6 +1395,12 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     t0 = time.perf_counter()
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
+    if lr is None:
+        lr = SUBWORD_DEFAULTS["lr"] if subwords else DEFAULTS["lr"]
+    if subwords:
+        word_bags([], minn=minn, maxn=maxn, bucket=bucket)   # checks them
+    else:
+        minn = maxn = bucket = 0
     check_positive_int(epochs, "epochs")
     if vocab is None:
         check_positive_int(min_count, "min_count")
@@ -1310,10 +1421,13 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     corpus = Corpus.from_sentences(sentences, vocab)
     if corpus.n_words == 0:
         raise ValueError("the corpus has no words in the vocabulary")
+    if not (maxn and bucket):
+        minn = maxn = bucket = 0
+    bags = word_bags(vocab.words, minn=minn, maxn=maxn, bucket=bucket) if bucket else None
     trained = cls(vocab.counts, dim, window=window, negative=negative, sample=sample,
                   ns_exponent=ns_exponent, dtype=dtype, seed=seed, n_threads=n_threads,
                   hogwild=hogwild, shards=shards, round_words=round_words,
-                  max_period=max_period)
+                  max_period=max_period, bags=bags, bucket=bucket)
     data = CorpusDataset(corpus, batch_words=batch_words)
     trainer = Trainer(trained, None, data=data, epochs=epochs, lr=lr, min_lr=min_lr,
                       schedule="linear", seed=seed, checkpoint_dir=checkpoint_dir,
@@ -1326,7 +1440,8 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
                                      f"after {trainer.step} steps with lr={lr}; use a smaller "
                                      f"learning rate")
     return Word2VecResult(vocab=vocab, model=trained, history=history,
-                          seconds=time.perf_counter() - t0, n_words=corpus.n_words)
+                          seconds=time.perf_counter() - t0, n_words=corpus.n_words,
+                          minn=minn, maxn=maxn)
 
 
 def corpus_sentences(path=None, *, lower=True):
