@@ -88,6 +88,11 @@ def _positive_int(text):
     return _argument(text, int, "an integer", check_positive_int)
 
 
+def _non_negative_int(text):
+    """An integer >= 0."""
+    return _argument(text, int, "an integer", lambda value, name: check_int(value, name, min=0))
+
+
 def _positive_float(text):
     """A finite number > 0 (a learning rate)."""
     return _argument(text, float, "a number", check_positive_float)
@@ -120,7 +125,7 @@ def _check_out(path, option="--out"):
 def _add_word2vec_arguments(parser):
     """The ``word2vec`` options. Numbers are checked here, so that a bad one is an argparse
     error naming the option (exit status 2) before any work."""
-    from .models.word2vec import DEFAULTS
+    from .models.word2vec import DEFAULTS, SUBWORD_DEFAULTS
     parser.add_argument("corpus", nargs="?", default=None,
                         help="a plain-text file or a directory of them (default: the built-in "
                              "State of the Union corpus, 1790-2021, about 1.8 M words)")
@@ -139,8 +144,23 @@ def _add_word2vec_arguments(parser):
     parser.add_argument("--sample", type=_fraction, default=DEFAULTS["sample"],
                         help="subsampling threshold, in [0, 1) (default %(default)g; 0 turns "
                              "it off)")
-    parser.add_argument("--lr", type=_positive_float, default=DEFAULTS["lr"],
-                        help="initial learning rate, decayed linearly (default %(default)g)")
+    parser.add_argument("--lr", type=_positive_float, default=None,
+                        help=f"initial learning rate, decayed linearly (default "
+                             f"{DEFAULTS['lr']:g}; with --subwords, fastText's "
+                             f"{SUBWORD_DEFAULTS['lr']:g})")
+    parser.add_argument("--subwords", action="store_true",
+                        help="fastText's subword model: a word is its own vector and those "
+                             "of its character n-grams, so that any word, seen or not, has a "
+                             "vector (save it with --save-model)")
+    parser.add_argument("--minn", type=_non_negative_int, default=None,
+                        help=f"with --subwords: the shortest n-gram (default "
+                             f"{SUBWORD_DEFAULTS['minn']})")
+    parser.add_argument("--maxn", type=_non_negative_int, default=None,
+                        help=f"with --subwords: the longest n-gram (default "
+                             f"{SUBWORD_DEFAULTS['maxn']}; 0: no n-grams)")
+    parser.add_argument("--bucket", type=_non_negative_int, default=None,
+                        help=f"with --subwords: the rows the n-grams are hashed into "
+                             f"(default {SUBWORD_DEFAULTS['bucket']})")
     parser.add_argument("--threads", type=_threads, default=None,
                         help="threads (default: all); the vectors do not depend on it")
     parser.add_argument("--hogwild", action="store_true",
@@ -175,7 +195,7 @@ def _run_word2vec(args, file=None):
     and training that diverges (too large a ``--lr``) are UserErrors, the first two before any
     work; after a divergence no vectors are written."""
     from .io import save_fasttext, save_word2vec
-    from .models.word2vec import corpus_sentences, train_word2vec
+    from .models.word2vec import DEFAULTS, SUBWORD_DEFAULTS, corpus_sentences, train_word2vec
 
     file = sys.stdout if file is None else file
     if args.resume and not args.checkpoint_dir:
@@ -187,6 +207,13 @@ def _run_word2vec(args, file=None):
                     for n in os.listdir(args.checkpoint_dir))):
         raise UserError(f"{args.checkpoint_dir} already holds checkpoints: pass --resume to "
                         f"continue that run, or choose an empty directory")
+    grams = {"minn": args.minn, "maxn": args.maxn, "bucket": args.bucket}
+    if not args.subwords and any(v is not None for v in grams.values()):
+        raise UserError("--minn, --maxn and --bucket need --subwords")
+    grams = {k: SUBWORD_DEFAULTS[k] if v is None else v for k, v in grams.items()}
+    if grams["maxn"] and not 1 <= grams["minn"] <= grams["maxn"]:
+        raise UserError(f"--minn must lie in [1, --maxn], got --minn {grams['minn']} and "
+                        f"--maxn {grams['maxn']}")
     _check_out(args.out)
     _check_out(args.save_model, "--save-model")
     t0 = time.perf_counter()
@@ -203,17 +230,20 @@ def _run_word2vec(args, file=None):
             sentences, model=args.model, dim=args.dim, window=args.window,
             negative=args.negative, min_count=args.min_count, sample=args.sample,
             epochs=args.epochs, lr=args.lr, seed=args.seed, n_threads=n_threads,
+            subwords=args.subwords, **grams,
             hogwild=args.hogwild, checkpoint_dir=args.checkpoint_dir,
             checkpoint_every=args.checkpoint_every, resume=True if args.resume else None,
             batch_words=args.batch_words, progress=not args.quiet)
     except FloatingPointError as exc:
-        raise UserError(f"training diverged: {exc} (try a smaller --lr than "
-                        f"{args.lr:g})") from exc
+        lr = args.lr if args.lr is not None else (SUBWORD_DEFAULTS if args.subwords
+                                                  else DEFAULTS)["lr"]
+        raise UserError(f"training diverged: {exc} (try a smaller --lr than {lr:g})") from exc
     words_trained = result.n_words * args.epochs
     epochs = f"{args.epochs} epoch{'s' if args.epochs > 1 else ''}"
     threads = f"{n_threads} thread{'s' if n_threads > 1 else ''}"
     print(f"vocabulary: {len(result.vocab):,} words (min_count={args.min_count}); trained "
-          f"{args.model} for {epochs} on {threads} in {result.seconds:.1f} s "
+          f"{args.model}{' with subwords' if result.model.bucket else ''} for {epochs} on "
+          f"{threads} in {result.seconds:.1f} s "
           f"({words_trained / result.seconds:,.0f} words/s)", file=file, flush=True)
     vectors = result.vectors
     if args.out:
@@ -228,7 +258,7 @@ def _run_word2vec(args, file=None):
     else:
         probes = list(DEFAULT_PROBES) if args.corpus is None else probe_words(vectors.words)
     for word in probes:
-        if word not in vectors:
+        if word not in vectors and not result.model.bucket:
             print(f"  {word}: not in the vocabulary", file=file)
             continue
         near = ", ".join(f"{w} {s:.2f}" for w, s in vectors.most_similar(word, args.topn))

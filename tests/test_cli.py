@@ -635,6 +635,40 @@ def test_word2vec_save_model_writes_a_fasttext_bin(tmp_path, capsys, corpus):
     assert "reading" not in stdout
 
 
+def test_word2vec_subwords(tmp_path, capsys, corpus):
+    from fastembed.io import load_fasttext
+
+    out, model = tmp_path / "v.txt", tmp_path / "m.bin"
+    args = [*W2V, "--subwords", "--minn", "2", "--maxn", "4", "--bucket", "500"]
+    code, stdout, err = run(capsys, "word2vec", corpus, "--out", out, "--save-model", model,
+                            "--show", "kitten,kittens", "-n", "3", *args)
+    assert code == 0, err
+    assert "trained skipgram with subwords" in stdout
+    vectors, loaded = load_word2vec(out), load_fasttext(model)
+    assert (loaded.minn, loaded.maxn, loaded.bucket) == (2, 4, 500)
+    assert loaded.words == vectors.words
+    np.testing.assert_allclose(loaded.weight, vectors.weight, rtol=1e-5, atol=1e-6)
+    # the API with the same settings: the same vectors
+    api = train_word2vec(corpus_sentences(corpus), dim=16, epochs=3, min_count=1, sample=0,
+                         subwords=True, minn=2, maxn=4, bucket=500, progress=False)
+    np.testing.assert_allclose(vectors.weight, api.vectors.weight, rtol=1e-5, atol=1e-6)
+    near = neighbour_lines(stdout)
+    assert len(near["kitten"]) == 3 and len(near["kittens"]) == 3   # unseen: its n-grams
+    code, stdout, err = run(capsys, "similar", model, "kittens", "-n", "2")
+    assert code == 0 and "mean of its n-grams" in stdout
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--minn", "2"], "need --subwords"), (["--bucket", "10"], "need --subwords"),
+    (["--subwords", "--minn", "5", "--maxn", "4"], "--minn must lie in"),
+    (["--subwords", "--minn", "0"], "--minn must lie in"),
+])
+def test_word2vec_bad_subword_options(capsys, corpus, args, match):
+    code, stdout, err = run(capsys, "word2vec", corpus, *W2V, *args)
+    assert_clean_error(code, stdout, err, match)
+    assert "reading" not in stdout
+
+
 def test_similar_malformed_file(tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     save_word2vec(bad, np.eye(3, dtype=np.float32), words=["a", "b", "c"])

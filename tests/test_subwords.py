@@ -305,3 +305,34 @@ def test_word2vec_models_as_fasttext_files(tmp_path, kind):
         np.testing.assert_allclose(theirs.get_word_vector(word), result.vectors[word],
                                    rtol=1e-6)
     np.testing.assert_array_equal(theirs.get_output_matrix(), result.model.syn1neg)
+
+
+@pytest.mark.parametrize("kind", ["skipgram", "cbow"])
+def test_trained_subword_models_as_fasttext_files(tmp_path, kind):
+    # trained by fastembed with subwords, saved, read back by fastembed and by fastText: the
+    # same vectors for words seen and unseen
+    from fastembed.models.word2vec import train_word2vec
+
+    rng = np.random.default_rng(1)
+    stems = ["walk", "talk", "jump", "cook", "café", "dream"]
+    sentences = [[rng.choice(stems) + rng.choice(["", "s", "ed", "ing"]) for _ in range(10)]
+                 for _ in range(200)]
+    result = train_word2vec(sentences, model=kind, dim=8, min_count=2, epochs=2, progress=False,
+                            subwords=True, minn=2, maxn=4, bucket=3000)
+    model = result.fasttext_model()
+    assert (model.minn, model.maxn, model.bucket) == (2, 4, 3000)
+    assert model.input is result.model.syn0 and model.output is result.model.syn1neg
+    path = tmp_path / "sub.bin"
+    save_fasttext(path, model)
+    again = load_fasttext(path)
+    assert again.words == result.vocab.words and (again.minn, again.maxn) == (2, 4)
+    np.testing.assert_array_equal(again.input, result.model.syn0)
+    probes = result.vocab.words + ["walker", "cafés", "xyz", "dreamed"]
+    for word in probes:
+        np.testing.assert_allclose(again[word], result.vectors[word], rtol=1e-6, atol=1e-7)
+    fasttext = pytest.importorskip("fasttext")
+    theirs = fasttext.load_model(str(path))
+    assert theirs.get_words() == result.vocab.words
+    for word in probes:
+        np.testing.assert_allclose(theirs.get_word_vector(word), result.vectors[word],
+                                   rtol=1e-5, atol=1e-6)
