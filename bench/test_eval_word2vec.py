@@ -328,7 +328,7 @@ def test_summarise_means_deltas_and_verdicts():
     assert h["verdict"] == "FAIL: WS353 (-0.025), analogy (-1.5 pts)"
     b = rows["skipgram", "fastembed broken"]
     assert b["verdict"] == "ERROR: TypeError: bad / keyword" and math.isnan(b["ws353"])
-    assert rows["cbow", "fastembed default"]["verdict"] == "no gensim reference"
+    assert rows["cbow", "fastembed default"]["verdict"] == "no reference"
     assert [r["contender"] for r in ev.summarise(synthetic_runs()[:3])] == [
         "gensim", "fastembed default", "fastembed hogwild"]
 
@@ -340,6 +340,27 @@ def test_verdict_time_and_borderline_scores():
     assert ev.verdict(dict(row, ratio=0.51), ref) == "FAIL: time (0.51x)"
     assert ev.verdict(dict(row, simlex=0.28, ratio=float("nan")), ref) == \
         "FAIL: SimLex (-0.020), time (n/a)"
+
+
+def test_subword_settings_run_against_fasttext_with_its_time_target():
+    runs = ev.plan(["sotu"], ["subwords", "base"], ["skipgram"], ["default"], [1], [1, 2])
+    assert [(setting, lib, seed) for _, setting, _, lib, _, seed in runs] == [
+        ("subwords", "fasttext", 1), ("subwords", "fastembed", 1), ("subwords", "fasttext", 2),
+        ("base", "gensim", 1), ("base", "fastembed", 1), ("base", "gensim", 2)]
+    # a reference that cannot run is left out
+    assert [r[3] for r in ev.plan(["sotu"], ["subwords"], ["cbow"], ["default"], [1], [1],
+                                  references=["gensim"])] == ["fastembed"]
+    sub = []
+    for library, mode, seed, seconds in [("fasttext", None, 1, 40.0), ("fastembed", "default",
+                                                                       1, 12.0)]:
+        run = fake_run(library, mode, seed, 0.3, 0.2, 0.1, seconds)
+        sub.append(dict(run, setting="subwords", params=dict(ev.SETTINGS["subwords"])))
+    rows = ev.summarise(sub)
+    assert [r["contender"] for r in rows] == ["fasttext", "fastembed default"]
+    assert rows[0]["verdict"] == "reference"
+    assert rows[1]["verdict"] == "FAIL: time (0.30x)"          # 0.25x fastText's at most
+    sub[1]["seconds"] = 10.0
+    assert ev.summarise(sub)[1]["verdict"] == "PASS"
 
 
 def test_markdown_table():
@@ -413,6 +434,26 @@ def test_launch_measures_a_tiny_fastembed_run(tmp_path):
     assert (record["ws353"]["pairs"], record["ws353"]["oov"]) == (3, 1)
     assert (record["analogy"]["questions"], record["analogy"]["total"]) == (2, 2)
     assert -1 <= record["mean_cosine"] <= 1
+
+
+@pytest.mark.parametrize("library", ["fasttext", "fastembed"])
+def test_launch_measures_tiny_subword_runs(tmp_path, library):
+    if library == "fasttext":
+        pytest.importorskip("fasttext")
+    corpus = str(tmp_path / "tokens.txt")
+    rng = np.random.default_rng(0)
+    words = ["cat", "cats", "dog", "dogs", "sat", "ran", "the", "a"]
+    ev.write_tokenised(corpus, [list(rng.choice(words, 8)) for _ in range(300)])
+    params = dict(ev.SETTINGS["subwords"], dim=8, epochs=1, bucket=1000)
+    spec = ev.run_spec("tiny", corpus, "subwords", params, "skipgram", library,
+                       "default" if library == "fastembed" else None, 1, 1,
+                       _tiny_benchmarks(tmp_path))
+    record = ev.launch(spec, timeout=300)
+    assert "error" not in record, record.get("traceback")
+    assert record["vocab"] == 8                    # fastText's "</s>" left out
+    assert record["train_seconds"] > 0
+    if library == "fasttext":
+        assert record["read_seconds"] < 0.01       # it reads the file in its training
 
 
 def test_main_runs_resumes_and_reports_a_failed_corpus(tmp_path, monkeypatch, capsys):
