@@ -201,6 +201,13 @@ def test_default_max_period_bounds_memory_and_updates():
     # the private copies: 64 MiB per shard
     assert default_max_period(186, 8, 10, 10**6, 300, 4) == 1
     assert default_max_period(186, 8, 10, 10**6, 300, 8) == 1
+    # subwords: the input rows of a long round are its words' bags; the budget at least an
+    # eighth of the input table
+    bags = np.full(12_000, 25)
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags) == 32
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags, bucket=2 * 10**6) == 64
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags, bucket=4 * 10**6) == 256
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=np.ones(12_000)) == 256
 
 
 @pytest.mark.parametrize("bad", [0, 3, 6, -2])
