@@ -553,7 +553,7 @@ def default_max_period(round_words, window, negative, num_words, dim, itemsize,
     >>> default_max_period(186, 8, 10, 200_000, 100, 4)   # a large vocabulary: 64 MiB of copies
     4
     """
-    budget = max(LONG_ROUND_BYTES, (num_words + bucket) * dim * itemsize // 8)
+    budget = max(LONG_ROUND_BYTES, (num_words + bucket) * dim * itemsize // 8 if bucket else 0)
     period = 1
     while period * 2 <= MAX_PERIOD:
         centres = round_words * period * 2
