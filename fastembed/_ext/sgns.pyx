@@ -290,8 +290,7 @@ cdef void _resolve(floating* syn0, floating* syn1neg, const Config* cfg, Shard* 
     output row is its context's."""
     cdef int window = cfg.window, negative = cfg.negative, s, m
     cdef int n_ctx = sh.p_nctx[q]
-    cdef int64_t e
-    cdef int32_t w
+    cdef bint bag_sg = cfg.subwords and not cfg.cbow
     cdef const int32_t* ctx = sh.p_ctx + q * 2 * window
     cdef const int32_t* negs = sh.p_neg + q * cfg.stride_neg
     cdef const int32_t* nneg = sh.p_nneg + q * 2 * window
@@ -300,44 +299,20 @@ cdef void _resolve(floating* syn0, floating* syn1neg, const Config* cfg, Shard* 
     cdef Py_ssize_t k = 0
     if n_ctx == 0:
         return   # no prediction (its noise words were never drawn)
-    # (the prefetches are written out here, not in a helper: GCC deletes a non-inlined
-    # function whose only effect is a prefetch, see rowops.h)
-    if cfg.subwords:
-        if cfg.cbow:
-            for s in range(n_ctx):
-                w = ctx[s]
-                for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
-                    row = _row(syn0, cfg, sh, False, cfg.bag_rows[e])
-                    fe_prefetch_row(row, cfg.row_bytes)
-                    ptrs[k] = row
-                    k += 1
-        else:
-            w = cfg.kw[sh.p_index[q]]
-            for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
-                row = _row(syn0, cfg, sh, False, cfg.bag_rows[e])
-                fe_prefetch_row(row, cfg.row_bytes)
-                ptrs[k] = row
-                k += 1
-            for s in range(n_ctx):
-                row = _row(syn1neg, cfg, sh, True, ctx[s])
-                fe_prefetch_row(row, cfg.row_bytes)
-                ptrs[k] = row
-                k += 1
-                for m in range(nneg[s]):
-                    row = _row(syn1neg, cfg, sh, True, negs[s * negative + m])
-                    fe_prefetch_row(row, cfg.row_bytes)
-                    ptrs[k] = row
-                    k += 1
-            return
+    # (the prefetches are written out here and in _input_rows, not in a helper of their own:
+    # GCC deletes a non-inlined function whose only effect is a prefetch, see rowops.h)
+    if bag_sg:
+        k = _input_rows(syn0, cfg, sh, cfg.kw[sh.p_index[q]], ptrs, k)
     else:
         for s in range(n_ctx):
-            row = _row(syn0, cfg, sh, False, ctx[s])
-            fe_prefetch_row(row, cfg.row_bytes)
-            ptrs[k] = row
-            k += 1
-    centre = _row(syn1neg, cfg, sh, True, cfg.kw[sh.p_index[q]])
-    fe_prefetch_row(centre, cfg.row_bytes)
+            k = _input_rows(syn0, cfg, sh, ctx[s], ptrs, k)
+    if not bag_sg:
+        centre = _row(syn1neg, cfg, sh, True, cfg.kw[sh.p_index[q]])
+        fe_prefetch_row(centre, cfg.row_bytes)
     for s in range(1 if cfg.cbow else n_ctx):
+        if bag_sg:   # fastText's order: the context is the target
+            centre = _row(syn1neg, cfg, sh, True, ctx[s])
+            fe_prefetch_row(centre, cfg.row_bytes)
         ptrs[k] = centre
         k += 1
         for m in range(nneg[s]):
@@ -345,6 +320,25 @@ cdef void _resolve(floating* syn0, floating* syn1neg, const Config* cfg, Shard* 
             fe_prefetch_row(row, cfg.row_bytes)
             ptrs[k] = row
             k += 1
+
+
+cdef inline Py_ssize_t _input_rows(floating* syn0, const Config* cfg, Shard* sh, int32_t w,
+                                   void** ptrs, Py_ssize_t k) noexcept nogil:
+    """Append word w's input rows (its bag, with subwords), prefetched, to ptrs from k on;
+    return the new end."""
+    cdef floating* row
+    cdef int64_t e
+    if not cfg.subwords:
+        row = _row(syn0, cfg, sh, False, w)
+        fe_prefetch_row(row, cfg.row_bytes)
+        ptrs[k] = row
+        return k + 1
+    for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
+        row = _row(syn0, cfg, sh, False, cfg.bag_rows[e])
+        fe_prefetch_row(row, cfg.row_bytes)
+        ptrs[k] = row
+        k += 1
+    return k
 
 
 cdef void _execute(floating* syn0, const Config* cfg, Shard* sh, int64_t q,
