@@ -1540,3 +1540,33 @@ def test_train_word2vec_with_subwords(kind):
 def test_train_word2vec_checks_subword_arguments_before_reading(kwargs, match):
     with pytest.raises(ValueError, match=match):
         train_word2vec(_untouchable(), subwords=True, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_uniform_rows_fill_is_uniform_and_independent_of_threads(dtype):
+    a = np.zeros((3000, 40), dtype)
+    b = np.zeros((3000, 40), dtype)
+    sgns.uniform_rows(a, 100, 9, 0.25, 1)
+    sgns.uniform_rows(b, 100, 9, 0.25, 2)
+    assert_bitwise_equal(a, b)
+    assert not a[:100].any()                                  # rows before start untouched
+    x = a[100:].ravel()
+    assert (x >= -0.25).all() and (x < 0.25).all()
+    counts = np.histogram(x, bins=20, range=(-0.25, 0.25))[0]
+    assert_chi_square_ok(counts, np.full(20, 1 / 20))
+    sgns.uniform_rows(b, 100, 10, 0.25, 2)                    # another seed, other numbers
+    assert not np.array_equal(a, b)
+    with pytest.raises(ValueError, match="start"):
+        sgns.uniform_rows(a, 3001, 9, 0.25, 1)
+
+
+def test_subword_rows_start_uniform_and_seeded():
+    bags = (np.array([0, 2, 1, 3]), np.array([0, 2, 4]))
+    a = SkipGram([5, 3], dim=50, bags=bags, bucket=1000, seed=3)
+    b = SkipGram([5, 3], dim=50, bags=bags, bucket=1000, seed=3, n_threads=1)
+    assert_bitwise_equal(a.syn0, b.syn0)
+    plain = SkipGram([5, 3], dim=50, seed=3)
+    assert_bitwise_equal(a.syn0[:2], plain.syn0)              # the word rows as without bags
+    assert np.abs(a.syn0).max() <= 1 / 50 and a.syn0[2:].std() > 0.5 / 50 / math.sqrt(3)
+    assert not np.array_equal(SkipGram([5, 3], dim=50, bags=bags, bucket=1000, seed=4).syn0[2:],
+                              a.syn0[2:])

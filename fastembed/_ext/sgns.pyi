@@ -6,6 +6,9 @@ import numpy.typing as npt
 
 def sigmoid(x: float) -> float: ...
 def softplus(x: float) -> float: ...
+def uniform_rows(
+    table: npt.NDArray[np.floating], start: int, seed: int, scale: float, n_threads: int
+) -> None: ...
 def w2v_step(
     syn0: npt.NDArray[np.floating],
     syn1neg: npt.NDArray[np.floating],
@@ -39,4 +42,7 @@ def w2v_step(
     record: bool = ...,
     rec_reduced: Optional[npt.NDArray[np.int32]] = ...,
     rec_neg: Optional[npt.NDArray[np.int32]] = ...,
+    bag_ptr: Optional[npt.NDArray[np.int64]] = ...,
+    bag_rows: Optional[npt.NDArray[np.int32]] = ...,
+    bag_shift: Optional[npt.NDArray[np.float64]] = ...,
 ) -> int: ...

@@ -78,6 +78,7 @@ fe_sgns_init_tables()
 # what the hashes of a batch position feed (so that no two draws share a stream)
 cdef uint64_t SALT_SUBSAMPLE = 0x243F6A8885A308D3ULL
 cdef uint64_t SALT_CENTRE = 0x13198A2E03707344ULL
+cdef uint64_t SALT_INIT = 0xA4093822299F31D0ULL
 
 
 def sigmoid(double x):
@@ -111,6 +112,27 @@ cdef inline int32_t _draw_negative(uint64_t* state, const uint64_t* accept,
     if (u & <uint64_t>0xFFFFFFFFULL) < accept[col]:
         return <int32_t>col
     return alias[col]
+
+
+def uniform_rows(floating[:, ::1] table, Py_ssize_t start, uint64_t seed, double scale,
+                 int n_threads):
+    """Fill ``table[start:]`` with numbers uniform in ``[-scale, scale)``, in parallel.
+
+    Element ``k`` of the flattened table takes the top 53 bits of ``_mix(_mix(seed ^
+    SALT_INIT) ^ k)`` as its uniform number: the same values for any thread count. (The
+    initial n-gram rows of a subword model: two million rows of 100 are 0.1 s, against 3 s
+    for NumPy's generator and a cast.)
+    """
+    cdef Py_ssize_t n = table.shape[0], d = table.shape[1], r, c
+    cdef uint64_t key = _mix(seed ^ SALT_INIT)
+    cdef double u
+    if start < 0 or start > n:
+        raise ValueError(f"start must lie in [0, {n}], got {start}")
+    with nogil:
+        for r in prange(start, n, schedule='static', num_threads=n_threads):
+            for c in range(d):
+                u = <double>(_mix(key ^ <uint64_t>(r * d + c)) >> 11) * (1.0 / 9007199254740992.0)
+                table[r, c] = <floating>((2.0 * u - 1.0) * scale)
 
 
 cdef struct Config:

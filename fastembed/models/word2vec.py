@@ -754,9 +754,10 @@ class Word2VecModel(Module):
             raise ValueError("bucket needs bags: the rows of each word's n-grams")
         rng = as_rng(seed)
         syn0 = aligned_zeros((V + self.bucket, self.dim), dtype)
-        for lo in range(0, V + self.bucket, 65536):   # in pieces: no float64 copy of it all
-            hi = min(lo + 65536, V + self.bucket)
-            syn0[lo:hi] = (rng.random((hi - lo, self.dim)) * 2.0 - 1.0) / self.dim
+        syn0[:V] = (rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim
+        if self.bucket:   # the n-gram rows, as many as two million: a parallel kernel
+            sgns.uniform_rows(syn0, V, int(rng.integers(0, 2**63)), 1.0 / self.dim,
+                              resolve_n_threads(n_threads))
         self.register_parameter("syn0", Parameter(syn0, name="syn0", sparse=True))
         self.register_parameter("syn1neg", Parameter(aligned_zeros((V, self.dim), dtype),
                                                      name="syn1neg", sparse=True))
