@@ -1199,6 +1199,64 @@ def test_corpus_dataset_covers_every_sentence_once(rng, batch_words):
         assert np.mean(sizes[:-1]) >= 0.5 * batch_words
 
 
+@pytest.mark.parametrize("streams", [2, 3, 4, 7])
+@pytest.mark.parametrize("batch_words", [1, 40, 300, 10**6])
+def test_corpus_dataset_streams(rng, streams, batch_words):
+    # the reference: the parts by sentence start, each cut into runs of
+    # ceil(batch_words / streams) words; batch i is run i of each part, part after part
+    lengths = rng.integers(0, 31, size=300)
+    words, starts = random_batch(rng, 1000, lengths)
+    corpus = Corpus(words, starts)
+    sentences = [corpus.words[a:b] for a, b in zip(corpus.starts[:-1], corpus.starts[1:])]
+    N, chunk = corpus.n_words, math.ceil(batch_words / streams)
+    part_of = [min(streams - 1, int(a) * streams // N) if N else 0 for a in corpus.starts[:-1]]
+    parts = [[i for i in range(len(sentences)) if part_of[i] == r] for r in range(streams)]
+    runs = []
+    for part in parts:
+        cut = {}
+        base = corpus.starts[part[0]] if part else 0
+        for i in part:
+            cut.setdefault((corpus.starts[i] - base) // chunk, []).append(i)
+        runs.append([cut[k] for k in sorted(cut)])
+    expected = []
+    for i in range(max(len(r) for r in runs)):
+        expected.append([s for r in runs if i < len(r) for s in r[i]])
+    data = CorpusDataset(corpus, batch_words=batch_words, streams=streams)
+    assert data.num_batches(0) == len(expected) and len(data) == N
+    seen = []
+    for i, ids in enumerate(expected):
+        w, s = data.batch(2, i)
+        assert s[0] == 0 and s[-1] == w.size
+        np.testing.assert_array_equal(np.diff(s), [len(sentences[k]) for k in ids])
+        np.testing.assert_array_equal(w, np.concatenate([sentences[k] for k in ids]))
+        seen.extend(ids)
+    assert sorted(seen) == list(range(len(sentences)))    # every sentence once
+
+
+def test_corpus_dataset_stream_bounds_are_the_exact_fractions():
+    # 10 words, 3 parts: [0, 3.33), [3.33, 6.67), [6.67, 10); the sentence starting at word 3
+    # is in part 0, that at word 4 in part 1, that at 7 in part 2
+    corpus = Corpus(np.arange(10), np.array([0, 3, 4, 7, 10]))
+    data = CorpusDataset(corpus, batch_words=30, streams=3)
+    assert data.num_batches(0) == 1
+    np.testing.assert_array_equal(data.batch(0, 0)[1], [0, 3, 4, 7, 10])
+    data = CorpusDataset(corpus, batch_words=3, streams=3)     # runs of 1 word
+    assert [data.batch(0, i)[0].tolist() for i in range(data.num_batches(0))] == [
+        [0, 1, 2, 4, 5, 6, 7, 8, 9], [3]]
+
+
+def test_corpus_dataset_one_stream_is_the_corpus_in_order(rng):
+    words, starts = random_batch(rng, 100, rng.integers(1, 9, size=50))
+    corpus = Corpus(words, starts)
+    a, b = CorpusDataset(corpus, 37), CorpusDataset(corpus, 37, streams=1)
+    assert a.num_batches(0) == b.num_batches(0)
+    for i in range(a.num_batches(0)):
+        np.testing.assert_array_equal(a.batch(0, i)[0], b.batch(0, i)[0])
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="streams"):
+            CorpusDataset(corpus, 37, streams=bad)
+
+
 def test_corpus_dataset_edge_cases():
     empty = Corpus(np.zeros(0, np.int32), np.array([0]))
     assert CorpusDataset(empty).num_batches(0) == 0

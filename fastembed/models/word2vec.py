@@ -221,11 +221,22 @@ class CorpusDataset(BatchedDataset):
     makes no batch). ``batch(epoch, i)`` returns ``(words, starts)`` views, with ``starts``
     relative to the batch. ``len()`` counts the words.
 
+    With ``streams > 1`` the corpus is cut into that many parts of about equal words (part
+    ``r`` holds the sentences that start within words ``[r N / streams, (r + 1) N /
+    streams)``), and batch ``i`` holds, part after part, the ``i``-th run of about
+    ``batch_words / streams`` words of each: the parts are trained side by side, as
+    fastText's threads each read their own part of the file. (The shards of
+    :class:`Word2VecModel` cut a batch into contiguous pieces, so with as many streams as
+    shards each shard trains mostly one part.) On text whose order matters (speeches in
+    date order, mail by folder) this mixes distant parts of it from the start.
+
     Parameters
     ----------
     corpus : Corpus
     batch_words : int, default 20000
         The target number of words per batch.
+    streams : int, default 1
+        Parts of the corpus each batch draws from; 1 is the corpus in order (gensim's).
 
     Raises
     ------
@@ -242,21 +253,38 @@ class CorpusDataset(BatchedDataset):
     (2, 5)
     >>> data.batch(0, 1)                    # the sentences starting at words 2 and 3
     (array([2, 1, 0], dtype=int32), array([0, 1, 3]))
+    >>> two = CorpusDataset(Corpus([0, 1, 2, 1, 0, 3], [0, 1, 2, 3, 4, 5, 6]), batch_words=2,
+    ...                     streams=2)
+    >>> two.batch(0, 0)                     # the first sentence of each half
+    (array([0, 1], dtype=int32), array([0, 1, 2]))
     """
 
-    def __init__(self, corpus, batch_words=20_000):
+    def __init__(self, corpus, batch_words=20_000, streams=1):
         if not isinstance(corpus, Corpus):
             raise TypeError(f"corpus must be a Corpus, got {type(corpus).__name__}")
         self.corpus = corpus
         self.batch_words = check_positive_int(batch_words, "batch_words")
+        self.streams = check_positive_int(streams, "streams")
         starts = corpus.starts
-        n_batches = max(1, math.ceil(corpus.n_words / self.batch_words)) if corpus.n_words else 0
-        # first sentence of each batch: the first sentence starting at or after k * batch_words
-        targets = np.arange(n_batches, dtype=np.int64) * self.batch_words
-        first = np.searchsorted(starts[:-1], targets, side="left")
-        bounds = np.unique(np.append(first, corpus.n_sentences))
-        if bounds.size and bounds[0] != 0:
-            bounds = np.insert(bounds, 0, 0)
+        if self.streams == 1:
+            self._sentences = None
+            bounds = _runs(starts, 0, corpus.n_sentences, self.batch_words)
+        else:
+            # each part's runs of batch_words / streams words; batch i: run i of every part
+            S, N = self.streams, corpus.n_words
+            edges = np.searchsorted(starts[:-1], -(-np.arange(S + 1) * N // S), side="left")
+            edges[-1] = corpus.n_sentences
+            runs = [_runs(starts, edges[r], edges[r + 1], math.ceil(self.batch_words / S))
+                    for r in range(S)]
+            pieces, bounds, total = [], [0], 0
+            for i in range(max(len(b) - 1 for b in runs)):
+                for b in runs:
+                    if i + 1 < len(b):
+                        pieces.append(np.arange(b[i], b[i + 1], dtype=np.int64))
+                        total += int(b[i + 1] - b[i])
+                bounds.append(total)
+            self._sentences = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+            bounds = np.array(bounds, dtype=np.int64)
         super().__init__(corpus.n_sentences, bounds=bounds, shuffle=False)
 
     def __len__(self):
@@ -283,10 +311,36 @@ class CorpusDataset(BatchedDataset):
         >>> data = CorpusDataset(Corpus([0, 1, 2, 1], [0, 2, 4]), batch_words=2)
         >>> data.take(slice(1, 2))
         (array([2, 1], dtype=int32), array([0, 2]))
+
+        With ``streams > 1`` the slice is of positions in the batches' order, whose sentences
+        come in one run per part: the words are then a copy.
         """
-        starts = self.corpus.starts[sentences.start:sentences.stop + 1]
-        words = self.corpus.words[starts[0]:starts[-1]]
-        return words, starts - starts[0]
+        if self._sentences is None:
+            starts = self.corpus.starts[sentences.start:sentences.stop + 1]
+            words = self.corpus.words[starts[0]:starts[-1]]
+            return words, starts - starts[0]
+        ids = self._sentences[sentences]
+        cs = self.corpus.starts
+        runs = np.split(ids, np.flatnonzero(np.diff(ids) != 1) + 1) if ids.size else []
+        words = np.concatenate([self.corpus.words[cs[r[0]]:cs[r[-1] + 1]] for r in runs]) \
+            if runs else self.corpus.words[:0]
+        starts = np.zeros(ids.size + 1, dtype=np.int64)
+        np.cumsum(cs[ids + 1] - cs[ids], out=starts[1:])
+        return words, starts
+
+
+def _runs(starts, first, end, words):
+    """Sentence bounds that cut the sentences ``[first, end)`` into runs of about ``words``
+    words: run j holds those that start within words ``[j words, (j + 1) words)`` of the range
+    (a stretch in which no sentence starts makes no run). From ``first`` to ``end``."""
+    n_words = int(starts[end] - starts[first])
+    n_runs = max(1, math.ceil(n_words / words)) if n_words else 0
+    targets = starts[first] + np.arange(n_runs, dtype=np.int64) * words
+    cut = first + np.searchsorted(starts[first:end], targets, side="left")
+    bounds = np.unique(np.append(cut, end))
+    if bounds.size and bounds[0] != first:
+        bounds = np.insert(bounds, 0, first)
+    return bounds
 
 
 # -- sampling tables ---------------------------------------------------------------------------
@@ -1317,7 +1371,8 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
                    max_period=DEFAULTS["max_period"], batch_words=200_000,
                    checkpoint_dir=None, checkpoint_every=None, resume=None, progress=True,
                    callbacks=(), vocab=None, subwords=False, minn=SUBWORD_DEFAULTS["minn"],
-                   maxn=SUBWORD_DEFAULTS["maxn"], bucket=SUBWORD_DEFAULTS["bucket"]):
+                   maxn=SUBWORD_DEFAULTS["maxn"], bucket=SUBWORD_DEFAULTS["bucket"],
+                   streams=None):
     """Build a vocabulary, then train word vectors (skip-gram or CBOW) on token lists.
 
     Parameters
@@ -1362,6 +1417,10 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
         :meth:`Word2VecResult.fasttext_model` saves as fastText's ``.bin``.
     minn, maxn, bucket : int, default 3, 6, 2000000
         fastText's defaults; ``maxn=0`` or ``bucket=0`` leaves each word its own row alone.
+    streams : int, optional
+        Parts of the corpus trained side by side (:class:`CorpusDataset`): by default 1 (the
+        corpus in order, as gensim's workers take it), or ``shards`` with ``subwords`` (as
+        fastText's threads each read their own part of the file).
 
     Returns
     -------
@@ -1408,6 +1467,7 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     else:
         minn = maxn = bucket = 0
     check_positive_int(epochs, "epochs")
+    check_positive_int(streams, "streams", allow_none=True)
     if vocab is None:
         check_positive_int(min_count, "min_count")
     check_float(lr, "lr", min=0, min_open=True)
@@ -1434,7 +1494,9 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
                   ns_exponent=ns_exponent, dtype=dtype, seed=seed, n_threads=n_threads,
                   hogwild=hogwild, shards=shards, round_words=round_words,
                   max_period=max_period, bags=bags, bucket=bucket)
-    data = CorpusDataset(corpus, batch_words=batch_words)
+    if streams is None:
+        streams = shards if subwords else 1
+    data = CorpusDataset(corpus, batch_words=batch_words, streams=streams)
     trainer = Trainer(trained, None, data=data, epochs=epochs, lr=lr, min_lr=min_lr,
                       schedule="linear", seed=seed, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, callbacks=callbacks,
