@@ -401,6 +401,29 @@ def test_word2vec_resume_mid_epoch_gives_the_uninterrupted_vectors(tmp_path, cap
     assert resumed.read_bytes() == full.read_bytes()
 
 
+def test_word2vec_subwords_resume_mid_epoch_gives_the_uninterrupted_vectors(tmp_path, capsys):
+    # with subwords: the n-gram rows are in the checkpoints, the streams' batches the same
+    big = write_corpus(tmp_path / "big.txt", n=9000, seed=12)
+    args = ["--dim", "8", "--epochs", "2", "--min-count", "1", "--quiet", "--threads", "2",
+            "--batch-words", "20000", "--subwords", "--bucket", "3000"]
+    ckpt = tmp_path / "ckpt"
+    full, model = tmp_path / "full.txt", tmp_path / "full.bin"
+    code, _, err = run(capsys, "word2vec", big, "--out", full, "--save-model", model, *args,
+                       "--checkpoint-dir", ckpt, "--checkpoint-every", "2")
+    assert code == 0, err
+    states = {n: load_checkpoint(ckpt / n)["trainer"] for n in _checkpoints(ckpt)}
+    cut = max(n for n, s in states.items() if s["batch"] != 0)
+    for name in states:
+        if name > cut:
+            (ckpt / name).unlink()
+    resumed, again = tmp_path / "resumed.txt", tmp_path / "resumed.bin"
+    code, _, err = run(capsys, "word2vec", big, "--out", resumed, "--save-model", again, *args,
+                       "--checkpoint-dir", ckpt, "--checkpoint-every", "2", "--resume")
+    assert code == 0, err
+    assert resumed.read_bytes() == full.read_bytes()
+    assert again.read_bytes() == model.read_bytes()
+
+
 def test_word2vec_resume_needs_a_checkpoint_dir(tmp_path, capsys, corpus):
     code, out, err = run(capsys, "word2vec", corpus, "--out", tmp_path / "v.txt", *W2V,
                          "--resume")
