@@ -296,7 +296,7 @@ ENTRIES: list[tuple[str, str, Callable[[Any, Any], Any], Rule]] = [
     ("train_word2vec", "min_count", lambda v, t: _word2vec(min_count=v),
      ints("min_count", 1)),
     ("train_word2vec", "sample", lambda v, t: _word2vec(sample=v), fraction("sample")),
-    ("train_word2vec", "lr", lambda v, t: _word2vec(lr=v), positive("lr")),
+    ("train_word2vec", "lr", lambda v, t: _word2vec(lr=v), positive("lr", none=True)),
     ("train_word2vec", "min_lr", lambda v, t: _word2vec(lr=0.5, min_lr=v),
      reals("min_lr", low=0, high=0.5, good=(0.0, 0.25))),
     ("train_word2vec", "seed", lambda v, t: _word2vec(seed=v), seeds()),

@@ -1198,7 +1198,7 @@ class SkipGram(Word2VecModel):
     Parameters
     ----------
     counts, dim, window, negative, sample, ns_exponent, dtype, seed, n_threads, hogwild, \
-shards, round_words, max_period :
+shards, round_words, max_period, bags, bucket :
         As :class:`Word2VecModel`.
 
     See Also
@@ -1233,7 +1233,7 @@ class CBOW(Word2VecModel):
     Parameters
     ----------
     counts, dim, window, negative, sample, ns_exponent, dtype, seed, n_threads, hogwild, \
-shards, round_words, max_period :
+shards, round_words, max_period, bags, bucket :
         As :class:`Word2VecModel`.
 
     See Also
@@ -1461,6 +1461,7 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     t0 = time.perf_counter()
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
+    check_float(lr, "lr", min=0, min_open=True, allow_none=True)
     if lr is None:
         lr = SUBWORD_DEFAULTS["lr"] if subwords else DEFAULTS["lr"]
     if subwords:
@@ -1471,7 +1472,6 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     check_positive_int(streams, "streams", allow_none=True)
     if vocab is None:
         check_positive_int(min_count, "min_count")
-    check_float(lr, "lr", min=0, min_open=True)
     check_float(min_lr, "min_lr", min=0, max=lr)
     check_seed(seed)  # the Trainer's rule: a run is reproducible
     cls = MODELS[model]
