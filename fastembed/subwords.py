@@ -131,13 +131,25 @@ def _subword_table(words, *, minn, maxn, bucket, base, own=None):
     return _kernel.subword_rows(text, offsets, own, minn, maxn, bucket, base)
 
 
+def _check_grams(minn, maxn, bucket):
+    """The n-gram lengths and bucket count, checked: (minn, maxn, bucket) as ints."""
+    minn = check_int(minn, "minn", min=0)
+    maxn = check_int(maxn, "maxn", min=0)
+    bucket = check_int(bucket, "bucket", min=0)
+    if maxn and minn < 1:
+        raise ValueError(f"minn must be >= 1 when maxn > 0, got {minn}")
+    if maxn and minn > maxn:
+        raise ValueError(f"minn must be <= maxn, got minn={minn}, maxn={maxn}")
+    return minn, maxn, bucket
+
+
 def word_bags(words, *, minn=3, maxn=6, bucket=2_000_000):
     """Each vocabulary word's input rows in a fastText model: its own row, then its n-grams'.
 
     Word ``i`` owns row ``i``; n-gram bucket ``b`` is row ``len(words) + b``. The rows come in
     fastText's order (``Dictionary::getSubwords``), a repeated n-gram repeated; ``maxn=0`` or
     ``bucket=0`` gives each word its own row alone. What
-    :class:`fastembed.models.word2vec.SkipGram` trains with ``subwords=``, and what
+    :class:`fastembed.models.word2vec.SkipGram` trains with ``bags=``, and what
     :class:`SubwordVectors` averages.
 
     Parameters
@@ -159,13 +171,7 @@ def word_bags(words, *, minn=3, maxn=6, bucket=2_000_000):
     >>> starts.tolist()
     [0, 6, 10]
     """
-    minn = check_int(minn, "minn", min=0)
-    maxn = check_int(maxn, "maxn", min=0)
-    bucket = check_int(bucket, "bucket", min=0)
-    if maxn and minn < 1:
-        raise ValueError(f"minn must be >= 1 when maxn > 0, got {minn}")
-    if maxn and minn > maxn:
-        raise ValueError(f"minn must be <= maxn, got minn={minn}, maxn={maxn}")
+    minn, maxn, bucket = _check_grams(minn, maxn, bucket)
     words = list(words)
     return _subword_table(words, minn=minn, maxn=maxn, bucket=bucket, base=len(words),
                           own=np.arange(len(words)))
@@ -231,13 +237,7 @@ class SubwordVectors(Vectors):
                  counts=None, args=None, labels=(), label_counts=None, ntokens=0):
         words = list(words)
         input = np.asarray(input)
-        self.minn = check_int(minn, "minn", min=0)
-        self.maxn = check_int(maxn, "maxn", min=0)
-        self.bucket = check_int(bucket, "bucket", min=0)
-        if self.maxn and self.minn > self.maxn:
-            raise ValueError(f"minn must be <= maxn, got minn={minn}, maxn={maxn}")
-        if self.maxn and self.minn < 1:
-            raise ValueError(f"minn must be >= 1 when maxn > 0, got {minn}")
+        self.minn, self.maxn, self.bucket = _check_grams(minn, maxn, bucket)
         if input.ndim != 2 or input.shape[0] != len(words) + self.bucket:
             raise ValueError(f"input must have shape (len(words) + bucket = "
                              f"{len(words) + self.bucket}, dim), got {input.shape}")
@@ -257,9 +257,7 @@ class SubwordVectors(Vectors):
                              if label_counts is None
                              else np.asarray(label_counts, dtype=np.int64))
         self.ntokens = int(ntokens)
-        rows, starts = _subword_table(words, minn=self.minn, maxn=self.maxn,
-                                     bucket=self.bucket, base=len(words),
-                                     own=np.arange(len(words)))
+        rows, starts = word_bags(words, minn=self.minn, maxn=self.maxn, bucket=self.bucket)
         weight = embedding_bag(input, rows, starts[:-1], mode="mean") if len(words) else \
             np.zeros((0, input.shape[1]), dtype=input.dtype)
         Vectors.__init__(self, words, weight)

@@ -530,8 +530,9 @@ def default_round_words(counts, keep, noise, window, negative):
 def _private_rows(kind, centres, window, negative, num_words, bag_sizes=None):
     """Rows a shard may touch in ``centres`` centre words: (input rows, output rows).
 
-    With subwords (``bag_sizes``, each word's number of input rows), the input rows of
-    ``centres + 2 window`` distinct words at most: the sum of that many largest bags."""
+    With subwords (``bag_sizes``, each word's number of input rows, largest first), the
+    input rows of ``centres + 2 window`` distinct words at most: the sum of that many largest
+    bags."""
     outputs_per_centre = 1 + negative if kind == "cbow" else 1 + 2 * window * negative
     words = min(num_words, centres + 2 * window)
     if bag_sizes is None:
@@ -539,7 +540,7 @@ def _private_rows(kind, centres, window, negative, num_words, bag_sizes=None):
     else:
         if kind != "cbow":   # fastText's order: each context is an output row
             outputs_per_centre = 2 * window * (1 + negative)
-        inputs = int(np.sum(np.sort(np.asarray(bag_sizes))[::-1][:words]))
+        inputs = int(np.sum(bag_sizes[:words]))
     return inputs, min(num_words, centres * outputs_per_centre)
 
 
@@ -609,6 +610,8 @@ def default_max_period(round_words, window, negative, num_words, dim, itemsize,
     4
     """
     budget = max(LONG_ROUND_BYTES, (num_words + bucket) * dim * itemsize // 8 if bucket else 0)
+    if bag_sizes is not None:   # largest first, once (see _private_rows)
+        bag_sizes = np.sort(np.asarray(bag_sizes))[::-1]
     period = 1
     while period * 2 <= MAX_PERIOD:
         centres = round_words * period * 2
@@ -829,6 +832,7 @@ class Word2VecModel(Module):
             self.round_words = self._round_words
         self._workspace = None
         self._merge_plan = None
+        self._bag_top = None
 
     @property
     def syn0(self):
@@ -879,6 +883,7 @@ class Word2VecModel(Module):
         state.setdefault("_merge_plan", None)
         state.setdefault("_bags", None)        # pickled before subwords
         state.setdefault("bucket", 0)
+        state.setdefault("_bag_top", None)
         super().__setstate__(state)
         for name, table in tables.items():
             self.register_parameter(name, Parameter(table, name=name, sparse=True))
@@ -1062,7 +1067,12 @@ class Word2VecModel(Module):
                                   self._bag_sizes(), self.bucket)
 
     def _bag_sizes(self):
-        return None if self._bags is None else np.diff(self._bags[0])
+        """Each word's number of input rows, largest first (None without subwords)."""
+        if self._bags is None:
+            return None
+        if self._bag_top is None:
+            self._bag_top = np.sort(np.diff(self._bags[0]))[::-1]
+        return self._bag_top
 
     @property
     def merge_periods(self):
@@ -1466,7 +1476,7 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
         lr = SUBWORD_DEFAULTS["lr"] if subwords else DEFAULTS["lr"]
     if subwords:
         word_bags([], minn=minn, maxn=maxn, bucket=bucket)   # checks them
-    else:
+    if not (subwords and maxn and bucket):   # the word model (fastText's rate if subwords)
         minn = maxn = bucket = 0
     check_positive_int(epochs, "epochs")
     check_positive_int(streams, "streams", allow_none=True)
@@ -1488,8 +1498,6 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
     corpus = Corpus.from_sentences(sentences, vocab)
     if corpus.n_words == 0:
         raise ValueError("the corpus has no words in the vocabulary")
-    if not (maxn and bucket):
-        minn = maxn = bucket = 0
     bags = word_bags(vocab.words, minn=minn, maxn=maxn, bucket=bucket) if bucket else None
     trained = cls(vocab.counts, dim, window=window, negative=negative, sample=sample,
                   ns_exponent=ns_exponent, dtype=dtype, seed=seed, n_threads=n_threads,
