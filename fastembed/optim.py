@@ -80,6 +80,7 @@ import numpy as np
 from ._ext import indexing, updates
 from ._ext.threads import n_threads_for
 from ._memory import aligned_full, aligned_zeros
+from ._rows import coalesce_checked
 from ._validation import (
     check_fraction,
     check_int,
@@ -450,12 +451,13 @@ class _SparseOptimizer:
 
         Position ``i`` of the batch adds ``grad[src_row[i]] * scale[i]`` (``grad[i]`` without
         ``src_row``, no factor without ``scale``) to row ``flat[i]`` of ``param``. The
-        positions are grouped by row; each touched row's contributions are summed in position
-        order into a per-thread buffer and the row is updated at once, as :meth:`step` would
-        update it with the coalesced gradient (bitwise: this is what the layers'
-        ``backward_and_step`` calls). The (U, D) gradient is never built and ``param.grad``
-        is neither read nor written: it must be None. Takes :attr:`lock`, then the
-        parameter's.
+        contributions are summed by row in position order, as ``coalesce`` sums them, and the
+        rows are updated as :meth:`step` would update them with that coalesced gradient
+        (bitwise: this is what the layers' ``backward_and_step`` calls). The sums stay in the
+        kernels: they are divided by the counts (``divide_by_count``) and checked for NaN and
+        infinity there, as :meth:`step` checks a gradient, and nothing changes if one is not
+        finite. ``param.grad`` is neither read nor written: it must be None. Takes
+        :attr:`lock`, then the parameter's.
 
         Parameters
         ----------
@@ -480,8 +482,8 @@ class _SparseOptimizer:
         Raises
         ------
         ValueError
-            ``param`` is not one of the optimizer's, a contributing gradient row (or scale)
-            is not finite (with ``check_finite``), an invalid hyper-parameter, a replaced
+            ``param`` is not one of the optimizer's, a row's summed gradient is not finite
+            (with ``check_finite``), an invalid hyper-parameter, a replaced
             or read-only array, or arrays of mismatched shapes; no row is changed.
         TypeError
             Arrays of the wrong dtype or layout (they are never cast).
@@ -516,35 +518,27 @@ class _SparseOptimizer:
 
     def _fused(self, k, layer, grad, flat, src_row, scale, divide_by_count, skip_row,
                n_threads):
-        """Group the batch's positions by row, then sum and update each row in one pass.
+        """Sum the batch's contributions by row as ``coalesce`` does, then update the rows.
 
-        Before anything is written, the rows of ``grad`` that contribute (those of positions
-        that are not padding) must be finite, as ``step()`` requires of the summed gradient.
+        The sums never reach Python: the kernel divides them by the counts, checks them for
+        NaN and infinity as ``step()`` checks a coalesced gradient (nothing changes if one is
+        not finite), and updates each row with them.
         """
         self._check_hyper()
         self._check_state(k, layer)
-        used = flat != skip_row if skip_row is not None else None
-        rows_used = src_row if src_row is not None else None
-        if used is not None and rows_used is not None:
-            rows_used = rows_used[used]
-        if not self.check_finite:
-            pass  # the caller chose to skip the scan
-        elif rows_used is not None:
-            _check_finite(grad[np.unique(rows_used)], k)
-        elif used is not None:
-            _check_finite(grad[used], k)
-        else:
-            _check_finite(grad, k)
-        if self.check_finite and scale is not None:  # per-sample weights (bags): a
-            _check_finite(scale if used is None else scale[used], k)  # non-finite one poisons
-        self._ensure_state(k)  # only now: a call that raises leaves the state as it was
-        perm, rows, starts = indexing.group_by_row(
-            flat.astype(np.int64, copy=False), max(layer.weight.shape[0] - 1, 0), n_threads)
-        self.steps[k] += 1
+        grad_rows, counts = coalesce_checked(flat, grad, layer.weight.shape[0], n_threads,
+                                             src_row, scale)
+        before = self.state[k]
+        self._ensure_state(k)
         state1, state2 = self.state[k]
-        updates.fused_step(layer.weight, grad, perm, rows, starts, src_row, scale,
-                                  divide_by_count, -1 if skip_row is None else skip_row,
-                                  state1, state2, self._hyper(self.steps[k]), n_threads)
+        n_bad = updates.fused_step(layer.weight, grad_rows.rows, grad_rows.values, counts,
+                                   divide_by_count, -1 if skip_row is None else skip_row,
+                                   self.check_finite, state1, state2,
+                                   self._hyper(self.steps[k] + 1), n_threads)
+        if n_bad:
+            self.state[k] = before  # a call that raises leaves the state as it was
+            _raise_not_finite(k)
+        self.steps[k] += 1
 
 
 def _unused(weight):
@@ -617,8 +611,12 @@ def _check_sparse_grad(layer, k, check_finite=True):
 
 def _check_finite(values, k):
     if not np.isfinite(values).all():
-        raise ValueError(f"the gradient of parameter {k} holds NaN or infinity; no row was "
-                         f"updated")
+        _raise_not_finite(k)
+
+
+def _raise_not_finite(k):
+    raise ValueError(f"the gradient of parameter {k} holds NaN or infinity; no row was "
+                     f"updated")
 
 
 class SGD(_SparseOptimizer):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastembed import Embedding, SparseGrad
+from fastembed import Embedding, EmbeddingBag, SparseGrad
 from reference import ref_embedding_backward, ref_renorm, ref_scatter_add
 
 
@@ -579,12 +579,31 @@ class TestBackward:
         np.testing.assert_array_equal(layer.grad.rows, [0, 3])
         np.testing.assert_array_equal(layer.grad.values, [[2, 4], [6, 8]])
 
-    def test_returned_gradient_is_not_layer_grad(self):
+    def test_returned_gradient_is_read_only(self):
+        # backward returns views of the gradient it stored (no copy of a large gradient), so
+        # they are read-only: writing to them cannot change layer.grad
         layer = Embedding(weight=table(5, 2))
         layer([1, 3])
         g = layer.backward(np.ones((2, 2), np.float32))
-        g.values[:] = 100
+        with pytest.raises(ValueError, match="read-only"):
+            g.values[:] = 100
+        with pytest.raises(ValueError, match="read-only"):
+            g.rows[0] = 0
         np.testing.assert_array_equal(layer.grad.values, np.ones((2, 2), np.float32))
+        assert layer.grad.values.flags.writeable  # the stored gradient stays the layer's
+        # a second backward merges into new arrays: the first call's gradient is unchanged
+        g2 = layer.backward(np.full((2, 2), 2, np.float32))
+        np.testing.assert_array_equal(g.values, np.ones((2, 2), np.float32))
+        np.testing.assert_array_equal(g2.values, np.full((2, 2), 2, np.float32))
+        np.testing.assert_array_equal(layer.grad.values, np.full((2, 2), 3, np.float32))
+
+    def test_bag_returned_gradient_is_read_only(self):
+        bag = EmbeddingBag(weight=table(5, 2), mode="sum")
+        bag([[1, 3], [3, 4]])
+        g = bag.backward(np.ones((2, 2), np.float32))
+        assert not g.values.flags.writeable and not g.rows.flags.writeable
+        np.testing.assert_array_equal(g.rows, [1, 3, 4])
+        np.testing.assert_array_equal(g.values, [[1, 1], [2, 2], [1, 1]])
 
     def test_zero_grad(self):
         layer = Embedding(10, 3)

@@ -598,8 +598,11 @@ LAYER_CONFIGS = {
     "bag_mean_offsets": (EmbeddingBag, {"mode": "mean"}, "offsets"),
 }
 # (ids shape, V, D). "large": ids.size * D and the step's U * D are above PARALLEL_MIN_WORK.
-SIZES = {"small": ((6, 5), 50, 7), "large": ((128, 40), 5000, 32)}
-FUSED_RUNS = [("small", 1), ("large", 1), ("large", 2)]
+# "sparse": a table so much larger than the batch that the rows are summed by sorting the
+# positions, not with a (V,) row map (fastembed._rows.coalesce_checked).
+SIZES = {"small": ((6, 5), 50, 7), "large": ((128, 40), 5000, 32),
+         "sparse": ((6, 5), 70_000, 3)}
+FUSED_RUNS = [("small", 1), ("large", 1), ("large", 2), ("sparse", 2)]
 
 
 def make_layer(config, weight):
@@ -769,6 +772,30 @@ def test_fused_non_finite_grad_output_raises(config, bad, rng):
     with pytest.raises(ValueError, match="NaN or infinity"):
         layer.backward_and_step(go, opt)
     assert_fused_untouched(layer, opt, snap)
+
+
+@pytest.mark.parametrize("V", [8, 70_000], ids=["row-map", "sorted"])
+@pytest.mark.parametrize("fused", [False, True], ids=["unfused", "fused"])
+def test_sum_that_overflows_raises_and_changes_nothing(V, fused):
+    """Finite contributions whose sum overflows: step() rejects the coalesced gradient, and
+    backward_and_step, bitwise backward() + step(), must reject it too, changing nothing."""
+    big = np.finfo(np.float32).max
+    layer = Embedding(weight=np.ones((V, 2), np.float32))
+    opt = optim.Adam(layer, lr=0.1)
+    layer(np.array([3, 5, 3]))
+    go = np.array([[big, 1], [1, 1], [big, 1]], np.float32)
+    snap = snapshot(opt)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        if fused:
+            layer.backward_and_step(go, opt)
+        else:
+            layer.backward(go)
+            opt.step()
+    assert_unchanged(opt, snap)
+    np.testing.assert_array_equal(layer.weight, np.ones((V, 2), np.float32))
+    assert opt.state_dict()["steps"] == [0]
+    if fused:
+        assert layer.grad is None
 
 
 @pytest.mark.parametrize("case", ["emb_padding_position", "bag_empty", "bag_mean_all_padding"])

@@ -12,7 +12,7 @@ KINDS: dict[str, int]
 def sparse_step(weight: npt.NDArray[_Float], rows: _I64, values: npt.NDArray[_Float],
                 state1: npt.NDArray[_Float], state2: npt.NDArray[_Float],
                 hyper: dict[str, Any], n_threads: int) -> None: ...
-def fused_step(weight: npt.NDArray[_Float], grad: npt.NDArray[_Float], perm: _I64, rows: _I64,
-               starts: _I64, src_row: _I64 | None, scale: npt.NDArray[_Float] | None,
-               divide_by_count: bool, skip_row: int, state1: npt.NDArray[_Float],
-               state2: npt.NDArray[_Float], hyper: dict[str, Any], n_threads: int) -> None: ...
+def fused_step(weight: npt.NDArray[_Float], rows: _I64, values: npt.NDArray[_Float],
+               counts: _I64, divide_by_count: bool, skip_row: int,
+               check_finite: bool, state1: npt.NDArray[_Float], state2: npt.NDArray[_Float],
+               hyper: dict[str, Any], n_threads: int) -> int: ...

@@ -4,19 +4,16 @@ Layers as in ``indexing.pyx``. The hyper-parameters travel in one ``OptimConfig`
 filled once with the GIL held (``_config``); the nogil loops then call ``_update_row`` for each
 touched row. A row is updated by one thread, so results do not depend on the thread count.
 
-``sparse_step`` applies a coalesced gradient (rows, values). ``fused_step`` takes the grouped
-positions of a batch (``group_by_row``) and, row by row, sums the row's contributions into a
-per-thread buffer in increasing position order, exactly as ``coalesce`` would, then updates
-the row at once: the (U, D) gradient is never built, and the result is bitwise that of
-``backward()`` followed by ``step()``.
+``sparse_step`` applies a coalesced gradient (rows, values) that ``step()`` has checked.
+``fused_step`` applies the gradient that ``backward_and_step`` has just summed with the
+``coalesce`` kernels, never handed to Python: it divides by the counts and checks the sums in
+the kernel, then updates (bitwise ``backward()`` followed by ``step()``).
 """
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 from libc.stdint cimport int64_t
-from libc.string cimport memset
 
-from .omp cimport omp_get_thread_num
-from .rowops cimport add_row, add_scaled_row, fe_prefetch_row
+from .rowops cimport chunk_start, fe_prefetch_row_w
 from .typedefs cimport floating
 
 import numpy as np
@@ -142,63 +139,87 @@ def sparse_step(floating[:, ::1] weight,          # IN/OUT (V, D)
 
 
 def fused_step(floating[:, ::1] weight,           # IN/OUT (V, D)
-               const floating[:, ::1] grad,       # IN (M, D): rows the positions draw from
-               const int64_t[::1] perm,           # IN (N,) from group_by_row
-               const int64_t[::1] rows,           # IN (U,)
-               const int64_t[::1] starts,         # IN (U + 1,)
-               const int64_t[::1] src_row,        # IN (N,) or None: position -> grad row
-               const floating[::1] scale,         # IN (N,) or None: position -> factor
+               const int64_t[::1] rows,           # IN (U,) distinct, from coalesce
+               floating[:, ::1] values,           # IN/OUT (U, D): the summed gradients
+               const int64_t[::1] counts,         # IN (U,): positions per row
                bint divide_by_count,              # scale_grad_by_freq
                int64_t skip_row,                  # padding_idx, or -1
+               bint check_finite,
                floating[:, ::1] state1,
                floating[:, ::1] state2,
                dict hyper,
                int n_threads):
-    """Backward and optimizer step in one pass over the grouped positions of a batch."""
+    """The step of a batch's gradient just summed by ``coalesce``: the fused path.
+
+    Each thread takes an equal share of the rows, divides them by their counts
+    (``divide_by_count``) and checks them for NaN and infinity, as ``step()`` checks a
+    coalesced gradient. Only when every row is finite does any row change: each thread then
+    updates its share, ascending, the weight and state rows fetched ahead (the rows are
+    scattered through the table). Returns the number of threads that found a non-finite value
+    (0: the step was applied; else nothing was changed).
+    """
     cdef OptimConfig cfg = _config(hyper)
-    cdef Py_ssize_t n_seg = rows.shape[0]
     cdef Py_ssize_t d = weight.shape[1]
-    # One scratch row per thread, padded so that two threads' rows never share a cache line.
-    cdef Py_ssize_t stride = d + 16
-    cdef floating[:, ::1] scratch
-    cdef floating* buf
-    cdef Py_ssize_t k, j, i, c
+    cdef Py_ssize_t t, k, c, end, ahead
     cdef int64_t r
     cdef floating count
-    cdef const int64_t* src = NULL
-    cdef const floating* sc = NULL
-    if n_seg == 0 or d == 0:
-        return
-    scratch = np.empty((max(n_threads, 1), stride),
-                       dtype=np.float32 if floating is float else np.float64)
-    if src_row is not None and src_row.shape[0] > 0:
-        src = &src_row[0]
-    if scale is not None and scale.shape[0] > 0:
-        sc = &scale[0]
-    cdef const floating* g = &grad[0, 0]
-    cdef Py_ssize_t n_pos = perm.shape[0]
+    cdef floating* v
+    cdef int n_bad = 0
     cdef size_t row_bytes = d * sizeof(floating)
-    buf = NULL
-    with nogil, parallel(num_threads=n_threads):
-        buf = &scratch[omp_get_thread_num(), 0]
-        for k in prange(n_seg, schedule="dynamic", chunksize=64):
-            r = rows[k]
-            if r == skip_row:
-                continue
-            memset(buf, 0, d * sizeof(floating))
-            for j in range(starts[k], starts[k + 1]):
-                # The positions of a row are scattered through grad: fetch ahead.
-                if j + PREFETCH_AHEAD < n_pos:
-                    i = perm[j + PREFETCH_AHEAD]
-                    fe_prefetch_row(g + (i if src == NULL else src[i]) * d, row_bytes)
-                i = perm[j]
-                if sc == NULL:
-                    add_row(buf, g + (i if src == NULL else src[i]) * d, d)
-                else:
-                    add_scaled_row(buf, g + (i if src == NULL else src[i]) * d, sc[i], d)
-            if divide_by_count:
-                count = <floating>(starts[k + 1] - starts[k])
-                for c in range(d):
-                    buf[c] = buf[c] / count
-            _update_row(&cfg, &weight[r, 0], buf, _state_row(state1, r),
-                        _state_row(state2, r), d)
+    cdef bint has1 = state1.shape[1] > 0, has2 = state2.shape[1] > 0
+    cdef size_t row_bytes1 = state1.shape[1] * sizeof(floating)
+    cdef Py_ssize_t n_rows = rows.shape[0]
+    if n_rows == 0 or d == 0:
+        return 0
+    cdef floating* vals = &values[0, 0]
+    with nogil:
+        for t in prange(n_threads, schedule="static", chunksize=1, num_threads=n_threads):
+            end = chunk_start(n_rows, n_threads, t + 1)
+            for k in range(chunk_start(n_rows, n_threads, t), end):
+                if rows[k] == skip_row:
+                    continue
+                v = vals + k * d
+                if divide_by_count:
+                    count = <floating>counts[k]
+                    for c in range(d):
+                        v[c] = v[c] / count
+                if check_finite and not _finite_row(v, d):
+                    n_bad += 1
+                    break
+    if n_bad:
+        return n_bad
+    with nogil:
+        for t in prange(n_threads, schedule="static", chunksize=1, num_threads=n_threads):
+            end = chunk_start(n_rows, n_threads, t + 1)
+            for k in range(chunk_start(n_rows, n_threads, t), end):
+                ahead = k + PREFETCH_AHEAD
+                if ahead < end:
+                    r = rows[ahead]
+                    fe_prefetch_row_w(&weight[r, 0], row_bytes)
+                    if has1:
+                        fe_prefetch_row_w(&state1[r, 0], row_bytes1)
+                    if has2:
+                        fe_prefetch_row_w(&state2[r, 0], row_bytes)
+                r = rows[k]
+                if r == skip_row:
+                    continue
+                _update_row(&cfg, &weight[r, 0], vals + k * d, _state_row(state1, r),
+                            _state_row(state2, r), d)
+    return 0
+
+
+cdef inline bint _finite_row(const floating* v, Py_ssize_t d) noexcept nogil:
+    """Whether every value of the row is finite: x - x is 0 for finite x, NaN otherwise
+    (four independent sums, so that the additions overlap)."""
+    cdef floating a0 = 0, a1 = 0, a2 = 0, a3 = 0
+    cdef Py_ssize_t c = 0
+    while c + 4 <= d:
+        a0 = a0 + (v[c] - v[c])
+        a1 = a1 + (v[c + 1] - v[c + 1])
+        a2 = a2 + (v[c + 2] - v[c + 2])
+        a3 = a3 + (v[c + 3] - v[c + 3])
+        c = c + 4
+    while c < d:
+        a0 = a0 + (v[c] - v[c])
+        c = c + 1
+    return (a0 + a1) + (a2 + a3) == 0

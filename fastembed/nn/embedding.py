@@ -109,13 +109,26 @@ def _table_attribute(name, doc, convert=lambda value: value):
 
 
 def _merge(a, b):
-    """Sum two SparseGrads of the same table (deterministically)."""
-    if a is None:  # a copy, so that changing the returned gradient cannot change layer.grad
-        return SparseGrad(b.rows.copy(), b.values.copy())
+    """Sum two SparseGrads of the same table (deterministically).
+
+    With ``a`` None, ``b`` itself (a fresh gradient, never copied: at 10**6 touched rows the
+    copy took longer than the kernels that built it); otherwise new arrays, so that ``a`` and
+    ``b`` are left as they were.
+    """
+    if a is None:
+        return b
     rows = np.concatenate([a.rows, b.rows])
     values = np.concatenate([a.values, b.values])
     merged, _ = coalesce_rows(rows, values, None, 1)
     return merged
+
+
+def _read_only(grad):
+    """Read-only views of a SparseGrad's arrays: what backward returns."""
+    rows, values = grad.rows.view(), grad.values.view()
+    rows.flags.writeable = False
+    values.flags.writeable = False
+    return SparseGrad(rows, values)
 
 
 class _TableLayer(Module):
@@ -371,7 +384,7 @@ class _TableLayer(Module):
                 grad = SparseGrad(rows[keep], values[keep])
         with self._lock:
             self.grad = _merge(self.grad, grad)
-        return grad
+        return _read_only(grad)
 
     def __setstate__(self, state):
         legacy = "weight" in state  # pickled when the layer held a plain table
@@ -617,7 +630,9 @@ class Embedding(_TableLayer):
         SparseGrad or None
             The row-sparse gradient of this call (rows ascending, duplicates summed, the
             padding row left out, divided by counts with ``scale_grad_by_freq``); it is also
-            added into :attr:`grad`. None for a frozen layer.
+            added into :attr:`grad`. None for a frozen layer. Its arrays are read-only; when
+            :attr:`grad` was empty they are views of the new :attr:`grad`'s (no copy), so
+            in-place changes made to :attr:`grad` afterwards show through them.
 
         Raises
         ------
@@ -658,8 +673,10 @@ class Embedding(_TableLayer):
     def backward_and_step(self, grad_output, optimizer, *, n_threads=None):
         """Backward of the last forward fused with ``optimizer``'s update of the touched rows.
 
-        Each touched row's contributions are summed into a per-thread buffer and the row is
-        updated at once; the (U, D) gradient is never built. The result is bitwise that of
+        The touched rows' sums are built by the backward's kernels and applied by the
+        optimizer's without passing through Python: no :class:`SparseGrad` is made, checked
+        or merged, and the sums are divided, checked and applied in parallel while they are in
+        cache. The result is bitwise that of
         ``backward(grad_output)`` followed by ``optimizer.step()``. ``layer.grad`` must be
         empty (this applies one batch's gradient alone) and stays empty.
 
@@ -864,7 +881,8 @@ class EmbeddingBag(_TableLayer):
         ``sum``: each id of bag b gets ``grad_output[b]`` (times its weight); ``mean``: divided
         by the bag's count (or times wᵢ / Σ w); ``max``: each element of ``grad_output[b]``
         goes to the row that won it in the forward. Returns the SparseGrad (also added into
-        :attr:`grad`), or None for a frozen layer.
+        :attr:`grad`; read-only, as in :meth:`Embedding.backward`), or None for a frozen
+        layer.
 
         Parameters
         ----------
