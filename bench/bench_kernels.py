@@ -1559,14 +1559,15 @@ class Target:
     >= ``threshold``, where ``versus`` is a contender of the same (shape, dist, op) and
     ``versus_threads`` is "same" (the row's thread count; single-threaded NumPy contenders
     have one row whatever it is) or an int.
-    shape / dist: a name or "*" (every measured one: all must pass, the worst is shown);
+    shape / dist: a name, a tuple of names or "*" (every measured one: all must pass, the
+    worst is shown);
     threads: "all" (the largest count of the sweep), an int, or "*".
     """
 
     label: str
     op: str
     contender: str
-    shape: str
+    shape: object  # a name, a tuple of names or "*"
     dist: str
     threshold: float
     kind: str = "speedup"
@@ -1607,6 +1608,27 @@ TARGETS = (
            versus=TORCH_DENSE_ADAM, needs_torch=True),
     Target("bag_forward big: fastembed embedding_bag mean >= 1.5x torch F.embedding_bag",
            "bag_forward", FE_BAG, "big", "*", 1.5, versus=TORCH_BAG, needs_torch=True),
+    # Issue 16: against torch on any x86-64 CPU (2 threads), whatever the CPU of the run.
+    Target("gather mid/big/wide >= 1.2x torch index_select(out=)", "gather", FE_GATHER,
+           ("mid", "big", "wide"), "*", 1.2, versus=TORCH_INDEX_SELECT, needs_torch=True),
+    Target("gather small >= 1.0x torch index_select(out=)", "gather", FE_GATHER, "small", "*",
+           1.0, versus=TORCH_INDEX_SELECT, needs_torch=True),
+    Target("scatter_add mid/big/wide >= 1.2x torch index_add_", "scatter_add", FE_SCATTER,
+           ("mid", "big", "wide"), "*", 1.2, versus=TORCH_INDEX_ADD, needs_torch=True),
+    Target("scatter_add small >= 1.0x torch index_add_", "scatter_add", FE_SCATTER, "small",
+           "*", 1.0, versus=TORCH_INDEX_ADD, needs_torch=True),
+    Target("bag_forward big >= 1.3x torch F.embedding_bag", "bag_forward", FE_BAG, "big", "*",
+           1.3, versus=TORCH_BAG, needs_torch=True),
+    Target("bag_backward: all threads never slower than 1 thread (every shape, dist)",
+           "bag_backward", FE_BAG_BACKWARD, "*", "*", 1.0, versus=FE_BAG_BACKWARD,
+           versus_threads=1),
+    Target("bag_backward big uniform >= 3x torch sparse bag backward + coalesce",
+           "bag_backward", FE_BAG_BACKWARD, "big", "uniform", 3.0, versus=TORCH_BAG_BACKWARD,
+           needs_torch=True),
+    Target("adam_step big: fused time <= 0.9x unfused backward + step + zero_grad",
+           "adam_step", FE_ADAM_FUSED, "big", "*", 1 / 0.9, versus=FE_ADAM),
+    Target("adam_step big zipf: fused >= 4x torch sparse backward + SparseAdam", "adam_step",
+           FE_ADAM_FUSED, "big", "zipf", 4.0, versus=TORCH_SPARSE_ADAM, needs_torch=True),
 )
 
 
@@ -1621,7 +1643,7 @@ class TargetResult:
 
 
 def _matches(value, want):
-    return want == "*" or value == want
+    return want == "*" or value == want or (isinstance(want, tuple) and value in want)
 
 
 def _fmt_measured(kind, value):
