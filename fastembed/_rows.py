@@ -9,6 +9,7 @@ what its docstring says was checked; the public entry points are in
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import NamedTuple
@@ -144,20 +145,25 @@ class GatherPrefetch:
     table's size, and neither changes a result. So lookups are sorted into classes of table
     size (factors of 4 in bytes), and in each class the first lookups of at least
     ``MIN_TRIAL_ROWS`` rows are cut into two halves, one gathered with the prefetch and one
-    without (which goes first alternates from call to call), and timed. Once one setting's
-    total time is ``MARGIN`` below the other's after at least ``TRIALS`` lookups, or after
-    ``MAX_TRIALS``, the faster one is kept for that class for the rest of the process
-    (:meth:`choice`). Until then, and for smaller lookups, rows are prefetched. A trial costs
-    one more parallel region than a plain lookup.
+    without (which goes first alternates from call to call), and timed. The first ``WARMUP``
+    lookups are not counted (page faults on a fresh output, a cold table); of the others,
+    each pair of consecutive lookups (one of each order, so that the second half's warmer
+    cache favours neither setting) gives the geometric mean of its two time ratios. Once the
+    median of those is ``MARGIN`` beyond 1 either way after ``TRIALS`` counted lookups, or
+    after ``MAX_TRIALS``, the faster setting is kept for that class for the rest of the
+    process (:meth:`choice`). Medians, not sums: one lookup slowed by another program cannot
+    decide. Until then, and for smaller lookups, rows are prefetched. A trial costs one more
+    parallel region than a plain lookup.
     """
 
-    TRIALS = 4                # at least this many timed lookups before choosing
+    WARMUP = 1                # lookups timed but not counted
+    TRIALS = 6                # at least this many counted lookups (3 pairs) before choosing
     MAX_TRIALS = 32
-    MARGIN = 0.1              # the faster setting's total time is 10% below the other's
+    MARGIN = 0.1              # the faster setting takes at most 90% of the other's time
     MIN_TRIAL_ROWS = 1 << 12  # halves of 2048+ rows: tens of microseconds, long enough to time
 
     def __init__(self):
-        self._classes = {}  # size class -> {"on": s, "off": s, "trials": n, "choice": bool}
+        self._classes = {}  # size class -> {"ratios": [on / off], "trials": n, "choice": bool}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -170,6 +176,15 @@ class GatherPrefetch:
         state = self._classes.get(self.size_class(weight))
         return None if state is None else state["choice"]
 
+    def setting(self, weight, n):
+        """Whether a lookup of ``n`` rows prefetches: the class's choice, True below
+        ``MIN_TRIAL_ROWS``, or None while the class is on trial (the caller then calls
+        :meth:`gather`)."""
+        choice = self.choice(weight)
+        if choice is None and n >= self.MIN_TRIAL_ROWS:
+            return None
+        return choice is not False
+
     def gather(self, weight, flat, out2, n_threads):
         """``indexing.gather`` with the class's setting, or a timed trial of both."""
         n = flat.shape[0]
@@ -180,7 +195,7 @@ class GatherPrefetch:
         size_class = self.size_class(weight)
         with self._lock:
             state = self._classes.setdefault(
-                size_class, {"on": 0.0, "off": 0.0, "trials": 0, "choice": None})
+                size_class, {"ratios": [], "trials": 0, "choice": None})
             first = state["trials"] % 2 == 0  # prefetching first on even trials
         seconds = {}
         for setting, part in ((first, slice(0, n // 2)), (not first, slice(n // 2, n))):
@@ -189,17 +204,31 @@ class GatherPrefetch:
             seconds[setting] = time.perf_counter() - t0
         with self._lock:
             if state["choice"] is None:
-                state["on"] += seconds[True]
-                state["off"] += seconds[False]
                 state["trials"] += 1
-                on, off = state["on"], state["off"]
-                clear = min(on, off) <= (1 - self.MARGIN) * max(on, off)
-                if ((state["trials"] >= self.TRIALS and clear)
-                        or state["trials"] >= self.MAX_TRIALS):
-                    state["choice"] = on <= off
+                if state["trials"] > self.WARMUP:
+                    state["ratios"].append(max(seconds[True], 1e-9) / max(seconds[False], 1e-9))
+                state["choice"] = self._decide(state["ratios"])
+
+    def _decide(self, ratios):
+        """True (prefetch), False, or None (not clear yet) from the counted time ratios."""
+        if len(ratios) < self.TRIALS:
+            return None
+        pairs = [math.sqrt(a * b) for a, b in zip(ratios[0::2], ratios[1::2])]
+        mid = float(np.median(pairs))
+        if mid <= 1 - self.MARGIN or mid * (1 - self.MARGIN) >= 1:
+            return mid <= 1
+        if len(ratios) >= self.MAX_TRIALS:
+            return mid <= 1
+        return None
 
 
 GATHER_PREFETCH = GatherPrefetch()
+
+
+def gather_prefetch(weight, n):
+    """The process's prefetch setting for a lookup of ``n`` rows of ``weight`` (see
+    :meth:`GatherPrefetch.setting`): what ``indexing.gather_direct`` asks."""
+    return GATHER_PREFETCH.setting(weight, n)
 
 
 # Sample about 1 id in _BALANCE_STRIDE, but at least _BALANCE_SAMPLE_MIN and at most

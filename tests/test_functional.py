@@ -1214,8 +1214,16 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
     assert_bitwise_equal(results[0].values, results[1].values)
 
 
-# -- gather has a C fast path for small calls on plain arrays; it must agree with the general
-# path bitwise and hand every unusual input over to it.
+# -- gather has a C path for calls on plain arrays (indexing.gather_direct); it must agree
+# with the general path bitwise and hand every unusual input over to it.
+
+def _prefetch_on(weight, n):
+    return True
+
+
+def _prefetch_undecided(weight, n):
+    return None
+
 
 @pytest.mark.parametrize("shape", [(0,), (), (7,), (3, 5), (2, 3, 4)], ids=str)
 @pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
@@ -1223,12 +1231,93 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
 def test_gather_small_fast_path_matches_general_path(shape, id_dtype, dtype, rng):
     E = make_table((50, 6), dtype, rng)
     X = rng.integers(0, 50, size=shape).astype(id_dtype)
-    fast = indexing.gather_small(E, X, None, None, 1 << 15)
+    fast = indexing.gather_direct(E, X, None, None, 1 << 15, _prefetch_undecided)
     assert fast is not None, "the fast path should take this call"
     out = np.full(shape + (6,), np.nan, dtype=dtype)
-    assert indexing.gather_small(E, X, out, 1, 1 << 15) is out
+    assert indexing.gather_direct(E, X, out, 1, 1 << 15, _prefetch_undecided) is out
     assert_bitwise_equal(fast, E[X])
     assert_bitwise_equal(out, E[X])
+
+
+@pytest.mark.parametrize("n_threads", [None, 1, 2, 3])
+@pytest.mark.parametrize("prefetch", [True, False])
+@pytest.mark.parametrize("shape", [(0,), (5000,), (40, 125), (3, 1000, 2)], ids=str)
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, prefetch,
+                                                       n_threads, rng):
+    # serial_work 0: every call takes the parallel path (one region: check, wait, copy)
+    E = make_table((700, 9), dtype, rng)
+    X = make_ids("zipf", shape, 700, id_dtype, rng)
+    asked = []
+
+    def prefetch_of(weight, n):
+        asked.append(n)
+        return prefetch
+
+    fast = indexing.gather_direct(E, X, None, n_threads, 0, prefetch_of)
+    assert fast is not None and asked == ([X.size] if X.size else [])  # 0 work: serial
+    assert_bitwise_equal(fast, ref_gather(E, X))
+    if fast.size:
+        assert fast.ctypes.data % 64 == 0  # a large output starts on a cache line
+    out = np.full(shape + (9,), np.nan, dtype=dtype)
+    assert indexing.gather_direct(E, X, out, n_threads, 0, prefetch_of) is out
+    assert_bitwise_equal(out, ref_gather(E, X))
+
+
+@pytest.fixture
+def every_gather_path():
+    """The gather's row-copy paths this build and CPU can run (gatherrows.h), the best one
+    restored afterwards."""
+    paths = [p for p in (0, 1, 2) if indexing.force_gather_path(p)]
+    yield paths
+    for p in (2, 1, 0):
+        if indexing.force_gather_path(p):
+            break
+
+
+@pytest.mark.parametrize("dim", [1, 3, 4, 8, 15, 16, 33, 64, 100])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+def test_gather_row_copy_paths_agree(dim, dtype, every_gather_path, rng):
+    # row sizes that are and are not multiples of 16, 32 and 64 bytes, every vector path
+    assert 0 in every_gather_path
+    E = make_table((300, dim), dtype, rng)
+    X = make_ids("zipf", (5000,), 300, np.int64, rng)
+    for path in every_gather_path:
+        assert indexing.force_gather_path(path)
+        for n_threads in (1, 2):
+            for prefetch in (True, False):
+                out = np.full((X.size, dim), np.nan, dtype)
+                indexing.gather(E, X, out, n_threads, prefetch)
+                assert_bitwise_equal(out, ref_gather(E, X))
+            got = indexing.gather_direct(E, X.astype(np.int32), None, n_threads, 0, _prefetch_on)
+            assert_bitwise_equal(got, ref_gather(E, X))
+    assert not indexing.force_gather_path(3)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("where", [0, 2499, 2500, 4999])
+def test_gather_direct_parallel_path_writes_nothing_for_a_bad_id(where, n_threads, rng):
+    # a bad id in either thread's share: no thread copies a row, and the general path raises
+    E = make_table((100, 4), np.float32, rng)
+    X = rng.integers(0, 100, size=5000)
+    X[where] = 100
+    out = np.full((5000, 4), np.nan, np.float32)
+    assert indexing.gather_direct(E, X, out, n_threads, 0, _prefetch_on) is None
+    assert np.isnan(out).all()
+    with pytest.raises(IndexError, match=rf"ids\[{where}\] = 100"):
+        fastembed.gather(E, X, out=out, n_threads=n_threads)
+    assert np.isnan(out).all()
+
+
+def test_gather_direct_leaves_undecided_prefetch_to_the_general_path(rng):
+    E = make_table((100, 4), np.float32, rng)
+    X = rng.integers(0, 100, size=5000)
+    out = np.full((5000, 4), np.nan, np.float32)
+    assert indexing.gather_direct(E, X, out, 2, 0, _prefetch_undecided) is None
+    assert np.isnan(out).all()
+    # below serial_work the setting is not asked for
+    assert indexing.gather_direct(E, X, out, 2, 10**9, _prefetch_undecided) is out
 
 
 @pytest.mark.parametrize("case", ["bad id", "negative id", "list ids", "uint32 ids", "int16 ids",
@@ -1276,7 +1365,7 @@ def test_gather_small_declines_what_it_does_not_handle(case, rng):
     elif case == "3-D table":
         E = E.reshape(5, 10, 6)
     before = None if out is None else out.copy()
-    assert indexing.gather_small(E, X, out, n_threads, max_work) is None
+    assert indexing.gather_direct(E, X, out, n_threads, max_work, _prefetch_undecided) is None
     if out is not None:
         assert_bitwise_equal(out, before)
 
@@ -1371,6 +1460,22 @@ def test_gather_prefetch_settings_and_trials_give_the_same_bits(n_threads, dtype
     assert_bitwise_equal(fastembed.gather(E, X, n_threads=n_threads), ref)
 
 
+def test_gather_prefetch_decision_uses_medians_of_order_balanced_pairs():
+    from fastembed import _rows
+
+    chooser = _rows.GatherPrefetch()
+    # every pair: the first half 30% faster whichever setting it ran (an order effect only)
+    assert chooser._decide([1.3, 1 / 1.3] * 3) is None
+    # prefetch 20% faster, with the same order effect on top: chosen
+    assert chooser._decide([0.8 * 1.3, 0.8 / 1.3] * 3) is True
+    assert chooser._decide([1.25 * 1.3, 1.25 / 1.3] * 3) is False
+    # one lookup slowed tenfold by another program decides nothing
+    assert chooser._decide([10.0, 1.0, 1.0, 1.0, 1.0, 1.0]) is None
+    assert chooser._decide([1.0] * (chooser.TRIALS - 1)) is None   # too few
+    # undecided at MAX_TRIALS: the median side wins
+    assert chooser._decide([0.97, 0.99] * (chooser.MAX_TRIALS // 2)) is True
+
+
 def test_gather_prefetch_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypatch):
     from fastembed import _rows
 
@@ -1391,7 +1496,7 @@ def test_gather_prefetch_trials_only_large_lookups_and_decide_on_a_clear_winner(
     monkeypatch.setattr(_rows.time, "perf_counter",
                         lambda: next(ticks) * (2 if calls and calls[-1] else 1))
     big = np.zeros(chooser.MIN_TRIAL_ROWS, np.int64)
-    for trial in range(chooser.TRIALS):
+    for trial in range(chooser.WARMUP + chooser.TRIALS):
         assert chooser.choice(E) is None
         chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
     assert chooser.choice(E) is False

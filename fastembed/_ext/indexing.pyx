@@ -19,7 +19,7 @@ guarantee it without atomics:
 Either way the result is bitwise identical for any thread count, and equal to ``np.add.at``.
 """
 cimport numpy as cnp
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -28,9 +28,36 @@ from .rowops cimport chunk_start as _chunk_start
 from .rowops cimport fe_prefetch_row, fe_prefetch_row_w
 from .typedefs cimport floating, index_t
 
+cdef extern from "gatherrows.h" nogil:
+    void fe_gather_init()
+    int fe_gather_force_path(int path)
+    void fe_gather_rows(const char* table, const void* ids, int id_bytes, char* out,
+                        Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n, size_t row_bytes,
+                        int prefetch, Py_ssize_t ahead)
+    ctypedef struct fe_gather_team_t:
+        Py_ssize_t scan_next
+        Py_ssize_t scan_done
+        Py_ssize_t copy_next
+        Py_ssize_t bad
+    void fe_gather_checked(fe_gather_team_t* state, const char* table, const void* ids,
+                           int id_bytes, char* out, Py_ssize_t n, uint64_t n_rows,
+                           size_t row_bytes, int prefetch, Py_ssize_t ahead,
+                           Py_ssize_t scan_chunk, Py_ssize_t copy_chunk)
+
 import numpy as np
 
+from .._memory import aligned_empty
+
+_n_threads_for = None  # threads.n_threads_for, imported on first use (threads imports us)
+
 cnp.import_array()
+fe_gather_init()
+
+
+def force_gather_path(int path):
+    """For the tests: run the gather's row copy on path 0 (baseline) or 1 (AVX2); returns
+    False, changing nothing, where this build or CPU cannot (see gatherrows.h)."""
+    return fe_gather_force_path(path) == 0
 
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
 cdef enum:
@@ -40,6 +67,8 @@ cdef enum:
     PREFETCH_AHEAD = 16
     # Rows per chunk of the parallel gather's dynamic schedule.
     GATHER_CHUNK = 4096
+    # Ids per chunk of gather_direct's check (128 KiB of int64 ids).
+    SCAN_CHUNK = 16384
 
 
 # ---------------------------------------------------------------------------------------
@@ -85,41 +114,43 @@ def gather(const floating[:, ::1] weight,  # IN (V, D)
     """
     cdef Py_ssize_t n = ids.shape[0]
     cdef Py_ssize_t d = weight.shape[1]
-    cdef Py_ssize_t i
+    cdef Py_ssize_t c
     if n == 0 or d == 0:
         return
-    # Raw pointers for the hot loop (see scatter_add_owned).
-    cdef const floating* w = &weight[0, 0]
-    cdef const index_t* idp = &ids[0]
-    cdef floating* o = &out[0, 0]
+    cdef const char* w = <const char*>&weight[0, 0]
+    cdef const void* idp = <const void*>&ids[0]
+    cdef char* o = <char*>&out[0, 0]
+    cdef size_t row_bytes = d * sizeof(floating)
+    cdef int id_bytes = sizeof(index_t)
+    cdef Py_ssize_t n_chunks = (n + GATHER_CHUNK - 1) // GATHER_CHUNK
     with nogil:
         if n_threads == 1:
-            for i in range(n):
-                _gather_row(w, idp, o, i, n, d, prefetch)
+            fe_gather_rows(w, idp, id_bytes, o, 0, n, n, row_bytes, prefetch, PREFETCH_AHEAD)
         else:
             # Chunks of GATHER_CHUNK rows handed out as threads free up: on a shared machine
             # a thread that loses its core for a while no longer holds up a fixed half.
-            for i in prange(n, schedule="dynamic", chunksize=GATHER_CHUNK,
-                            num_threads=n_threads):
-                _gather_row(w, idp, o, i, n, d, prefetch)
+            for c in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
+                fe_gather_rows(w, idp, id_bytes, o, c * GATHER_CHUNK,
+                               min(n, (c + 1) * GATHER_CHUNK), n, row_bytes, prefetch,
+                               PREFETCH_AHEAD)
 
 
-cdef inline void _gather_row(const floating* weight, const index_t* ids, floating* out,
-                             Py_ssize_t i, Py_ssize_t n, Py_ssize_t d,
-                             bint prefetch) noexcept nogil:
-    if prefetch and i + PREFETCH_AHEAD < n:
-        fe_prefetch_row(weight + ids[i + PREFETCH_AHEAD] * d, d * sizeof(floating))
-    memcpy(out + i * d, weight + ids[i] * d, d * sizeof(floating))
-
-
-def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
-    """The whole of ``functional.gather`` for small, well-formed calls, or None.
+def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_of):
+    """The whole of ``functional.gather`` for well-formed calls on plain arrays, or None.
 
     Handles ndarray tables (float32/float64, native, C-contiguous, 2-D), ndarray ids
-    (int32/int64, native, C-contiguous) and an ``out`` that is None or exactly right, when
-    ``ids.size * D <= max_work`` and every id is in range, with the checks done through
-    NumPy's C API in nanoseconds. Anything else returns None, and the caller takes the general
-    path, which validates fully and raises the proper errors. Runs on one thread.
+    (int32/int64, native, C-contiguous) and an ``out`` that is None or exactly right, with the
+    checks done through NumPy's C API in nanoseconds. Anything else returns None, and the
+    caller takes the general path, which validates fully and raises the proper errors; so
+    does a bad id, found before a byte is written.
+
+    Calls of at most ``serial_work`` elements (ids x D) run on one thread. Larger ones ask
+    ``prefetch_of(weight, n)`` whether to prefetch rows (None: not decided yet, and the
+    general path times both settings) and run in one parallel region (``fe_gather_checked``
+    in gatherrows.h): the threads check chunks of ids as they arrive, wait until all are
+    checked, and only if every id is valid copy chunks of rows, handed out as threads free
+    up. One region, not a scan region and then a copy region: each region wakes the sleeping
+    threads, and the first thread checks a small lookup's ids while the others wake up.
     """
     if not (cnp.PyArray_Check(weight) and cnp.PyArray_Check(ids)):
         return None
@@ -140,8 +171,21 @@ def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef Py_ssize_t n_rows = cnp.PyArray_DIM(w, 0)
     cdef Py_ssize_t d = cnp.PyArray_DIM(w, 1)
-    if n * d > max_work or ndim >= cnp.NPY_MAXDIMS:
+    if ndim >= cnp.NPY_MAXDIMS:
         return None
+    cdef bint parallel_call = n * d > serial_work
+    cdef int prefetch = 0
+    cdef int nt = 1
+    if parallel_call:
+        setting = prefetch_of(weight, n)
+        if setting is None:
+            return None
+        prefetch = 1 if setting else 0
+        global _n_threads_for
+        if _n_threads_for is None:
+            from .threads import n_threads_for as _resolve
+            _n_threads_for = _resolve
+        nt = _n_threads_for(n_threads, n * d)
     cdef cnp.npy_intp dims[cnp.NPY_MAXDIMS]
     cdef int k
     for k in range(ndim):
@@ -151,7 +195,11 @@ def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
     cdef char* o_data
     cdef size_t row_bytes = d * cnp.PyArray_ITEMSIZE(w)
     if out is None:
-        o = cnp.PyArray_EMPTY(ndim + 1, dims, w_type, 0)
+        if parallel_call:  # large outputs start on a cache line, as fastembed allocates them
+            o = <cnp.ndarray>aligned_empty(tuple([dims[k] for k in range(ndim + 1)]),
+                                           weight.dtype)
+        else:
+            o = cnp.PyArray_EMPTY(ndim + 1, dims, w_type, 0)
     else:
         if not cnp.PyArray_Check(out):
             return None
@@ -170,28 +218,52 @@ def gather_small(weight, ids, out, n_threads, Py_ssize_t max_work):
         if (o_data < <char*>cnp.PyArray_DATA(x) + n * x_size
                 and <char*>cnp.PyArray_DATA(x) < o_data + n * row_bytes):
             return None  # overlapping out and ids: the general path raises
+    if n == 0 or row_bytes == 0:
+        return o if _ids_valid(cnp.PyArray_DATA(x), x_size, n, n_rows) else None
     cdef const char* w_data = <const char*>cnp.PyArray_DATA(w)
-    cdef const int32_t* x32 = <const int32_t*>cnp.PyArray_DATA(x)
-    cdef const int64_t* x64 = <const int64_t*>cnp.PyArray_DATA(x)
+    cdef const void* x_data = cnp.PyArray_DATA(x)
+    o_data = <char*>cnp.PyArray_DATA(o)
+    if nt == 1:
+        # Check every id before writing a byte; a bad one sends the call to the general path.
+        if not _ids_valid(x_data, x_size, n, n_rows):
+            return None
+        with nogil:
+            fe_gather_rows(w_data, x_data, x_size, o_data, 0, n, n, row_bytes, prefetch,
+                           PREFETCH_AHEAD)
+        return o
+    cdef fe_gather_team_t team
+    team.scan_next = 0
+    team.scan_done = 0
+    team.copy_next = 0
+    team.bad = n
+    cdef fe_gather_team_t* state = &team
+    with nogil, parallel(num_threads=nt):
+        fe_gather_checked(state, w_data, x_data, x_size, o_data, n, <uint64_t>n_rows,
+                          row_bytes, prefetch, PREFETCH_AHEAD, SCAN_CHUNK, GATHER_CHUNK)
+    if team.bad < n:
+        return None
+    return o
+
+
+cdef inline Py_ssize_t _first_invalid(const void* ids, int x_size, Py_ssize_t lo,
+                                      Py_ssize_t hi, Py_ssize_t n_rows) noexcept nogil:
+    """The first i in [lo, hi) whose id is outside [0, n_rows), else -1."""
     cdef Py_ssize_t i
     cdef uint64_t limit = <uint64_t>n_rows
-    o_data = <char*>cnp.PyArray_DATA(o)
-    # Check every id before writing a byte; a bad one sends the call to the general path.
     if x_size == 4:
-        for i in range(n):
-            if <uint64_t>(<int64_t>x32[i]) >= limit:
-                return None
-        if row_bytes:
-            for i in range(n):
-                memcpy(o_data + i * row_bytes, w_data + x32[i] * row_bytes, row_bytes)
+        for i in range(lo, hi):
+            if <uint64_t>(<int64_t>(<const int32_t*>ids)[i]) >= limit:
+                return i
     else:
-        for i in range(n):
-            if <uint64_t>x64[i] >= limit:
-                return None
-        if row_bytes:
-            for i in range(n):
-                memcpy(o_data + i * row_bytes, w_data + x64[i] * row_bytes, row_bytes)
-    return o
+        for i in range(lo, hi):
+            if <uint64_t>(<const int64_t*>ids)[i] >= limit:
+                return i
+    return -1
+
+
+cdef inline bint _ids_valid(const void* ids, int x_size, Py_ssize_t n,
+                            Py_ssize_t n_rows) noexcept nogil:
+    return _first_invalid(ids, x_size, 0, n, n_rows) < 0
 
 
 cdef inline bint _overlap(cnp.ndarray a, Py_ssize_t a_bytes, cnp.ndarray b,
