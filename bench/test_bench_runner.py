@@ -749,8 +749,8 @@ def test_targets_pass_and_miss_on_synthetic_records():
         "scatter_add mid/big/wide >= 1.2x torch index_add_": ("MISS", 1.1),
         "scatter_add small >= 1.0x torch index_add_": ("PASS", 1.0),
         "bag_forward big >= 1.3x torch F.embedding_bag": ("PASS", 1.4),
-        "bag_backward: all threads never slower than 1 thread (every shape, dist)":
-            ("PASS", 2.0),
+        "bag_backward: all threads never slower than 1 thread (every shape, dist; "
+        ">= 0.95x)": ("PASS", 2.0),
         "bag_backward big uniform >= 3x torch sparse bag backward + coalesce": ("PASS", 3.5),
         # fused 1.0 vs unfused 1.5 (zipf), 9.0 vs 9.5 (uniform): 9.5 / 9 < 1 / 0.9
         "adam_step big: fused time <= 0.9x unfused backward + step + zero_grad":

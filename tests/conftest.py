@@ -165,3 +165,13 @@ def restore_num_threads():
         yield before
     finally:
         fastembed.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _coalesce_on_threads_at_any_size(monkeypatch):
+    """The tests' inputs are small, and coalesce runs small work on one thread
+    (``fastembed._rows._COALESCE_PARALLEL_MIN_WORK``): let every size take the threaded
+    owner path when the test asks for threads, so that the tests cover it."""
+    from fastembed import _rows
+
+    monkeypatch.setattr(_rows, "_COALESCE_PARALLEL_MIN_WORK", 0)

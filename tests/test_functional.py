@@ -1370,6 +1370,31 @@ def test_gather_small_declines_what_it_does_not_handle(case, rng):
         assert_bitwise_equal(out, before)
 
 
+def test_coalesce_runs_small_work_on_one_thread(monkeypatch, rng):
+    # below _COALESCE_PARALLEL_MIN_WORK contributions x D: no partition between owners
+    from fastembed import _rows
+
+    monkeypatch.setattr(_rows, "_COALESCE_PARALLEL_MIN_WORK", 1 << 20)
+    seen = []
+    real = _rows.partition_rows
+
+    def spy(flat, num_embeddings, n_threads):
+        seen.append(n_threads)
+        return real(flat, num_embeddings, n_threads)
+
+    monkeypatch.setattr(_rows, "partition_rows", spy)
+    small = make_ids("zipf", (8192,), 1000, np.int64, rng)
+    g = make_table((8192, 64), np.float32, rng)
+    got = fastembed.coalesce(small, g, num_embeddings=1000, n_threads=2)
+    big = make_ids("zipf", (1 << 14,), 1000, np.int64, rng)
+    fastembed.coalesce(big, make_table((1 << 14, 64), np.float32, rng), num_embeddings=1000,
+                       n_threads=2)
+    assert seen == [1, 2]
+    ref_rows, ref_values = ref_coalesce(small, g)
+    np.testing.assert_array_equal(got.rows, ref_rows)
+    assert_bitwise_equal(got.values, ref_values)
+
+
 # -- scatter_add's C fast path for small calls ------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(0,), (), (7,), (3, 5), (2, 3, 4)], ids=str)
