@@ -295,12 +295,15 @@ def coalesce_rows(ids, grad, num_embeddings, n_threads, *, dim=None, dtype=None,
     return coalesce_checked(flat, grad2d, n_rows, n_threads)
 
 
-def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None):
+def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None,
+                     values_buffer=None):
     """Sum contributions by row, once every argument has been checked.
 
     Position i contributes ``scale[i] * grad2d[src_row[i]]`` to row ``flat[i]`` (``src_row``
     None: ``grad2d[i]``; ``scale`` None: no factor). Returns ``(SparseGrad, counts)``; each
     row's sum starts from +0.0 and adds its contributions in increasing position order.
+    ``values_buffer``: a workspace the sums may be written to (see
+    ``indexing.coalesce_owned``); only for callers that never hand them out.
     """
     dim = grad2d.shape[1]
     if flat.size * dim < _COALESCE_PARALLEL_MIN_WORK:
@@ -309,12 +312,17 @@ def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None):
         # A (V,) row -> slot map costs O(V): cheap next to the O(N) work here.
         pos, starts, bounds = partition_rows(flat, n_rows, n_threads)
         rows, values, counts = indexing.coalesce_owned(flat, grad2d, pos, starts, bounds,
-                                                       src_row, scale, n_threads)
+                                                       src_row, scale, n_threads,
+                                                       values_buffer)
         return SparseGrad(rows, values), counts
     # Few ids in a huge id space: sort them instead (O(N) memory).
     perm, rows, starts = indexing.group_by_row(
         flat.astype(np.int64, copy=False), max(n_rows - 1, 0), n_threads)
-    values = np.empty((rows.size, dim), dtype=grad2d.dtype)
+    if (values_buffer is not None and values_buffer.dtype == grad2d.dtype
+            and values_buffer.shape[0] >= rows.size and values_buffer.shape[1] == dim):
+        values = values_buffer[:rows.size]
+    else:
+        values = np.empty((rows.size, dim), dtype=grad2d.dtype)
     indexing.segment_sum(grad2d, perm, starts, values, src_row, scale, n_threads)
     return SparseGrad(rows, values), np.diff(starts)
 

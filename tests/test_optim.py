@@ -657,6 +657,35 @@ def test_fused_equals_backward_then_step(name, config, dtype, size, n_threads, r
     assert opt_f.state_dict()["steps"] == [3]
 
 
+@pytest.mark.parametrize("V", [50, 70_000], ids=["row-map", "sorted"])
+def test_fused_reuses_its_workspace_and_does_not_pickle_it(V, rng):
+    # the summed rows go to a workspace kept between steps; a smaller batch reuses it, a
+    # larger one replaces it; results stay bitwise those of backward + step
+    w0 = make_table((V, 4), np.float32, rng)
+    fused, unfused = Embedding(weight=w0.copy()), Embedding(weight=w0.copy())
+    opt_f, opt_u = optim.Adam(fused, lr=0.1), optim.Adam(unfused, lr=0.1)
+    sizes = [30, 10, 45, 45, 5]
+    kept, distinct = [], []
+    for n in sizes:
+        ids = make_ids("zipf", (n,), min(V, 50), rng=rng)
+        distinct.append(np.unique(ids).size)
+        go = rng.standard_normal((n, 4)).astype(np.float32)
+        fused(ids)
+        fused.backward_and_step(go, opt_f)
+        unfused(ids)
+        unfused.backward(go)
+        opt_u.step()
+        opt_u.zero_grad()
+        assert_bitwise_equal(fused.weight, unfused.weight)
+        kept.append(opt_f._sums[0])
+    assert kept[1] is kept[0]                       # fewer rows: the same workspace
+    assert kept[0].shape[0] == distinct[0]
+    assert kept[-1].shape[0] == max(distinct)       # replaced only when too small
+    clone = pickle.loads(pickle.dumps(opt_f))
+    assert clone._sums == {}
+    assert_same_state(clone.state_dict(), opt_f.state_dict())
+
+
 @pytest.mark.parametrize("name", OPT_NAMES)
 def test_fused_touches_only_its_layer(name, rng):
     a = Embedding(weight=make_table((30, 4), np.float32, rng))

@@ -684,6 +684,16 @@ def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
                 _add_row(tab + idp[i] * d, g + i * d, d)
 
 
+def _values_array(buffer, Py_ssize_t u, Py_ssize_t d, dtype):
+    """The first u rows of ``buffer`` if it can hold (u, d) values of ``dtype``, else a new
+    uninitialised array."""
+    if (isinstance(buffer, np.ndarray) and buffer.dtype == dtype and buffer.ndim == 2
+            and buffer.shape[0] >= u and buffer.shape[1] == d and buffer.flags.c_contiguous
+            and buffer.flags.writeable):
+        return buffer[:u]
+    return np.empty((u, d), dtype=dtype)
+
+
 def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
                    const floating[:, ::1] grad,  # IN (M, D)
                    const int64_t[::1] pos,       # IN (N,) from partition_by_owner, or None
@@ -691,13 +701,17 @@ def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
                    const int64_t[::1] bounds,    # IN (T + 1,), bounds[T] = V
                    const int64_t[::1] src_row,   # IN (N,) or None: position -> row of grad
                    const floating[::1] scale,    # IN (N,) or None: position -> factor
-                   int n_threads):
+                   int n_threads,
+                   values_buffer=None):          # (M, D) or None: where values may go
     """Coalesce with a dense (V,) row -> slot map; for V not much larger than N.
 
     Returns (rows, values, counts): the distinct ids ascending, their summed contributions
     (each summed from +0.0 in increasing position order, as ``np.add.at`` into zeros) and how
     often each occurs. The contribution of position i is ``scale[i] * grad[src_row[i]]``, as
-    in ``segment_sum``. Owner t marks its rows, numbers them in ascending order after the
+    in ``segment_sum``. ``values`` is the first U rows of ``values_buffer`` when that is a
+    C-contiguous (M, D) array of the dtype with M >= U (a workspace reused from call to
+    call: a fresh array of 10**5+ rows costs its page faults), else a new array.
+    Owner t marks its rows, numbers them in ascending order after the
     slots of owners < t, then adds its positions' contributions in increasing order.
     """
     cdef Py_ssize_t n_owners = starts.shape[0] - 1
@@ -731,7 +745,8 @@ def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
     counts = np.zeros(u, dtype=np.int64)
     # Not np.zeros: each owner zeroes its own slots below, so that the page faults of a large
     # fresh array are taken by all threads, not by one.
-    values = np.empty((u, d), dtype=np.float32 if floating is float else np.float64)
+    values = _values_array(values_buffer, u, d,
+                           np.float32 if floating is float else np.float64)
     rows_v = rows
     counts_v = counts
     values_v = values
