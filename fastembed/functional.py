@@ -29,6 +29,10 @@ array([1., 0., 2.], dtype=float32)
 """
 from __future__ import annotations
 
+import sys
+
+import numpy as np
+
 from ._bags import bag_forward, bag_layout, check_padding_idx, checked_bags
 from ._ext import indexing
 from ._ext.threads import PARALLEL_MIN_WORK, n_threads_for
@@ -151,9 +155,10 @@ def scatter_add(out, ids, grad, *, n_threads=None, bounds_check="raise"):
            [1., 1.]], dtype=float32)
     """
     if bounds_check == "raise":
-        # Small calls on plain arrays: checked and added in C, without Python overhead.
+        # Calls that run on one thread anyway (see _scatter_threads), on plain arrays:
+        # checked and added in C, without Python overhead.
         if indexing.scatter_add_small(out, ids, grad, n_threads,
-                                      PARALLEL_MIN_WORK) is not None:
+                                      _scatter_serial_work(out, n_threads)) is not None:
             return out
     check_bounds_mode(bounds_check)
     check_table(out, "out", writeable=True)
@@ -190,6 +195,16 @@ def _scatter_threads(n_threads, table_bytes, work):
     if table_bytes < _SCATTER_PARALLEL_MIN_TABLE_BYTES or work < _SCATTER_PARALLEL_MIN_WORK:
         return 1
     return n_threads
+
+
+def _scatter_serial_work(out, n_threads):
+    """The most work (ids x D) that scatter_add would run on one thread for this table: all
+    of it for a table under _SCATTER_PARALLEL_MIN_TABLE_BYTES or n_threads=1, else less than
+    _SCATTER_PARALLEL_MIN_WORK (what the C path for one thread may take)."""
+    if n_threads == 1 or (isinstance(out, np.ndarray)
+                          and out.nbytes < _SCATTER_PARALLEL_MIN_TABLE_BYTES):
+        return sys.maxsize
+    return _SCATTER_PARALLEL_MIN_WORK - 1
 
 
 def coalesce(ids, grad, *, num_embeddings=None, n_threads=None, bounds_check="raise"):

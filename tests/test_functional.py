@@ -366,6 +366,16 @@ def test_scatter_add_threads_policy(monkeypatch):
     X = rng.integers(0, 10_000, 1 << 15)
     G = rng.standard_normal((X.size, 64), dtype=np.float32)   # 2**21 elements of work
     scatter_add(small, X, G, n_threads=2)
+    assert calls == []  # one thread: the C path for plain arrays took it whole
+    assert_bitwise_equal(small, ref_scatter_add(np.zeros_like(small), X, G))
+    assert functional._scatter_serial_work(small, 2) == sys.maxsize
+    assert functional._scatter_serial_work(np.zeros((1 << 20, 64), np.float32), 2) == \
+        functional._SCATTER_PARALLEL_MIN_WORK - 1
+    assert functional._scatter_serial_work(np.zeros((1 << 20, 64), np.float32), 1) == \
+        sys.maxsize
+    # the general path, as for a list of ids, also picks one thread
+    small[:] = 0
+    scatter_add(small, list(X), G, n_threads=2)
     assert calls == [(1, 1)]
     assert_bitwise_equal(small, ref_scatter_add(np.zeros_like(small), X, G))
     assert functional._scatter_threads(2, 32 << 20, 1 << 21) == 2

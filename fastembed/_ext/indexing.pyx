@@ -280,9 +280,9 @@ cdef inline bint _plain(cnp.ndarray a):
 
 
 def scatter_add_small(out, ids, grad, n_threads, Py_ssize_t max_work):
-    """The whole of ``functional.scatter_add`` for small, well-formed calls, or None.
+    """The whole of ``functional.scatter_add`` for well-formed calls on one thread, or None.
 
-    As ``gather_small``: plain ndarrays only (a float32/float64 table, int32/int64 ids, a grad
+    As ``gather_direct``: plain ndarrays only (a float32/float64 table, int32/int64 ids, a grad
     of the table's dtype and of shape ``ids.shape + (D,)``, no two sharing memory), at most
     ``max_work`` elements, every id in range; checked through NumPy's C API, then added on one
     thread in position order (bitwise what the parallel kernel and ``np.add.at`` give).
@@ -327,12 +327,16 @@ def scatter_add_small(out, ids, grad, n_threads, Py_ssize_t max_work):
             return None
     if n == 0 or d == 0:
         return out
-    if t_type == cnp.NPY_FLOAT32:
-        _scatter_rows(<float*>cnp.PyArray_DATA(t), <const float*>cnp.PyArray_DATA(g),
-                      x32, x64, x_size, n, d)
-    else:
-        _scatter_rows(<double*>cnp.PyArray_DATA(t), <const double*>cnp.PyArray_DATA(g),
-                      x32, x64, x_size, n, d)
+    cdef float* t32 = <float*>cnp.PyArray_DATA(t)
+    cdef double* t64 = <double*>cnp.PyArray_DATA(t)
+    cdef const float* g32 = <const float*>cnp.PyArray_DATA(g)
+    cdef const double* g64 = <const double*>cnp.PyArray_DATA(g)
+    cdef bint single = t_type == cnp.NPY_FLOAT32
+    with nogil:  # large calls on small tables come here too: let other threads run
+        if single:
+            _scatter_rows(t32, g32, x32, x64, x_size, n, d)
+        else:
+            _scatter_rows(t64, g64, x32, x64, x_size, n, d)
     return out
 
 
