@@ -65,10 +65,15 @@ cdef enum:
     # Rows are prefetched this many positions ahead: random rows of a large table are
     # latency-bound, and a few misses in flight per thread hide most of the latency.
     PREFETCH_AHEAD = 16
-    # Rows per chunk of the parallel gather's dynamic schedule.
+    # Rows per chunk of the parallel gather's dynamic schedule: at most GATHER_CHUNK, and
+    # small enough that each thread gets about GATHER_CHUNKS_PER_THREAD of them (a lookup of
+    # two chunks ran on one thread whenever the second thread woke late), but at least
+    # GATHER_CHUNK_MIN.
     GATHER_CHUNK = 4096
-    # Ids per chunk of gather_direct's check (128 KiB of int64 ids).
-    SCAN_CHUNK = 16384
+    GATHER_CHUNK_MIN = 256
+    GATHER_CHUNKS_PER_THREAD = 8
+    # Ids per chunk of gather_direct's check (16 KiB of int64 ids).
+    SCAN_CHUNK = 2048
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,17 +127,23 @@ def gather(const floating[:, ::1] weight,  # IN (V, D)
     cdef char* o = <char*>&out[0, 0]
     cdef size_t row_bytes = d * sizeof(floating)
     cdef int id_bytes = sizeof(index_t)
-    cdef Py_ssize_t n_chunks = (n + GATHER_CHUNK - 1) // GATHER_CHUNK
+    cdef Py_ssize_t chunk = _gather_chunk(n, n_threads)
+    cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     with nogil:
         if n_threads == 1:
             fe_gather_rows(w, idp, id_bytes, o, 0, n, n, row_bytes, prefetch, PREFETCH_AHEAD)
         else:
-            # Chunks of GATHER_CHUNK rows handed out as threads free up: on a shared machine
-            # a thread that loses its core for a while no longer holds up a fixed half.
+            # Chunks of rows handed out as threads free up: on a shared machine a thread
+            # that loses its core for a while no longer holds up a fixed half.
             for c in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
-                fe_gather_rows(w, idp, id_bytes, o, c * GATHER_CHUNK,
-                               min(n, (c + 1) * GATHER_CHUNK), n, row_bytes, prefetch,
-                               PREFETCH_AHEAD)
+                fe_gather_rows(w, idp, id_bytes, o, c * chunk, min(n, (c + 1) * chunk), n,
+                               row_bytes, prefetch, PREFETCH_AHEAD)
+
+
+cdef inline Py_ssize_t _gather_chunk(Py_ssize_t n, int n_threads) noexcept nogil:
+    """Rows per chunk of a parallel lookup of n rows (see GATHER_CHUNK)."""
+    cdef Py_ssize_t chunk = n // (GATHER_CHUNKS_PER_THREAD * max(n_threads, 1))
+    return max(<Py_ssize_t>GATHER_CHUNK_MIN, min(<Py_ssize_t>GATHER_CHUNK, chunk))
 
 
 def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_of):
@@ -239,7 +250,8 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_
     cdef fe_gather_team_t* state = &team
     with nogil, parallel(num_threads=nt):
         fe_gather_checked(state, w_data, x_data, x_size, o_data, n, <uint64_t>n_rows,
-                          row_bytes, prefetch, PREFETCH_AHEAD, SCAN_CHUNK, GATHER_CHUNK)
+                          row_bytes, prefetch, PREFETCH_AHEAD, SCAN_CHUNK,
+                          _gather_chunk(n, nt))
     if team.bad < n:
         return None
     return o
