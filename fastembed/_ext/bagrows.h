@@ -87,30 +87,15 @@ typedef double fe_bag_d32 __attribute__((vector_size(32)));
 static int fe_bag_path = 0;
 
 /* Pick the path for this CPU (called once, when the module is imported). */
-static void fe_bag_init(void) {
-#if FE_BAG_AVX2
-    __builtin_cpu_init();
-    fe_bag_path = __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    fe_bag_path = 0;
-#endif
-}
+static void fe_bag_init(void) { fe_bag_path = FE_BAG_AVX2 && fe_cpu_runs(1) ? 1 : 0; }
 
 /* For the tests: force path 0 (baseline) or 1 (AVX2); returns 0, or -1 when this build or
  * this CPU cannot run the path (nothing changes then). Not thread-safe: call it between
  * kernels, never during one. */
 static int fe_bag_force_path(int path) {
-    if (path == 0) {
-        fe_bag_path = 0;
-        return 0;
-    }
-#if FE_BAG_AVX2
-    if (path == 1 && __builtin_cpu_supports("avx2")) {
-        fe_bag_path = 1;
-        return 0;
-    }
-#endif
-    return -1;
+    if (path != 0 && !(FE_BAG_AVX2 && path == 1 && fe_cpu_runs(1))) return -1;
+    fe_bag_path = path;
+    return 0;
 }
 
 static int fe_bag_get_path(void) { return fe_bag_path; }

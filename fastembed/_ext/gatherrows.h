@@ -44,33 +44,17 @@ typedef char fe_gather_v64 __attribute__((vector_size(64), aligned(1), may_alias
 static int fe_gather_path = 0;
 
 static void fe_gather_init(void) {
-#if FE_GATHER_AVX2
-    __builtin_cpu_init();
-    fe_gather_path = __builtin_cpu_supports("avx512f") ? 2
-                     : __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    fe_gather_path = 0;
-#endif
+    fe_gather_path = !FE_GATHER_AVX2 ? 0 : fe_cpu_runs(2) ? 2 : fe_cpu_runs(1) ? 1 : 0;
 }
 
-/* For the tests: force path 0 (baseline) or 1 (AVX2); returns 0, or -1 when this build or
- * this CPU cannot run it (nothing changes then). Call it between kernels, never during one. */
+/* For the tests: force path 0 (baseline), 1 (AVX2) or 2 (AVX-512); returns 0, or -1 when
+ * this build or this CPU cannot run it (nothing changes then). Call it between kernels,
+ * never during one. */
 static int fe_gather_force_path(int path) {
-    if (path == 0) {
-        fe_gather_path = 0;
-        return 0;
-    }
-#if FE_GATHER_AVX2
-    if (path == 1 && __builtin_cpu_supports("avx2")) {
-        fe_gather_path = 1;
-        return 0;
-    }
-    if (path == 2 && __builtin_cpu_supports("avx512f")) {
-        fe_gather_path = 2;
-        return 0;
-    }
-#endif
-    return -1;
+    if (path != 0 && !(FE_GATHER_AVX2 && (path == 1 || path == 2) && fe_cpu_runs(path)))
+        return -1;
+    fe_gather_path = path;
+    return 0;
 }
 
 static inline int64_t fe_gather_id(const void *ids, int id_bytes, ptrdiff_t i) {

@@ -47,4 +47,16 @@ FE_ROW_INLINE void fe_prefetch_row_w(const void *row, size_t nbytes) {
     FE_PREFETCH_ROW_BODY(FE_PREFETCH_W)
 }
 
+/* Whether this CPU runs a vector code path: 0 the baseline (always), 1 AVX2, 2 AVX-512F.
+ * The kernels with clones (bagrows.h, gatherrows.h) pick and force their paths with it. */
+static inline int fe_cpu_runs(int path) {
+    if (path == 0) return 1;
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_cpu_init();
+    if (path == 1) return __builtin_cpu_supports("avx2") != 0;
+    if (path == 2) return __builtin_cpu_supports("avx512f") != 0;
+#endif
+    return 0;
+}
+
 #endif
