@@ -55,8 +55,9 @@ fe_gather_init()
 
 
 def force_gather_path(int path):
-    """For the tests: run the gather's row copy on path 0 (baseline) or 1 (AVX2); returns
-    False, changing nothing, where this build or CPU cannot (see gatherrows.h)."""
+    """For the tests: run the gather's row copy on path 0 (baseline), 1 (AVX2) or 2
+    (AVX-512); returns False, changing nothing, where this build or CPU cannot (see
+    gatherrows.h)."""
     return fe_gather_force_path(path) == 0
 
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
