@@ -79,7 +79,7 @@ except ImportError:  # run from a checkout without PYTHONPATH
     import fastembed
 from fastembed import CBOW, Embedding, EmbeddingBag, SkipGram, optim
 from fastembed.io import load_word2vec
-from reference import (ref_bag_backward, ref_bag_contributions, ref_bag_forward, ref_coalesce,
+from reference import (ref_bag_backward, ref_bag_forward, ref_coalesce,
                        ref_embedding_backward, ref_gather, ref_merge_grads, ref_optimizer_update,
                        ref_renorm, ref_scatter_add)
 
@@ -1324,7 +1324,6 @@ def op_fused(ctx, rng, lms, om, opt, lm):
     nt = gen_threads(rng, ctx)
     allowed = ALLOWED
     expect = VALID
-    unfused_path = False
     why = ""
     if not lm.trainable or lm.grad is not None or lm.raw_grad is not None or lm.last is None:
         expect, allowed = INVALID, ALLOWED + (RuntimeError,)
@@ -1334,37 +1333,15 @@ def op_fused(ctx, rng, lms, om, opt, lm):
             expect = INVALID
     rows = values = None
     if expect == VALID:
+        # backward_and_step is backward() + step(): it refuses exactly the calls whose summed
+        # gradient (padding left out, divided by counts with scale_grad_by_freq) is not
+        # finite, as step() refuses it; a non-finite grad_output row or per-sample weight
+        # that reaches a sum makes it non-finite, and one that reaches none is harmless.
         rows, values = _backward_ref(lm, g2d)
         finite_sum = bool(np.isfinite(values).all())
-        if lm.is_bag:
-            L = lm.last
-            keep, bag_of, scale = ref_bag_contributions(L["flat"], L["offs"], lm.mode,
-                                                        L["denom"], lm.pad, L["psw"])
-            dropped = lm.mode == "mean" and (L["denom"] == 0).any() and bool(
-                (L["flat"][np.repeat(L["denom"] == 0, np.diff(L["offs"]))]
-                 != (-1 if lm.pad is None else lm.pad)).any())
-            unfused_path = lm.mode == "max" or (lm.by_freq and dropped)
-            if unfused_path:
-                used_finite = scale_finite = True
-            else:
-                used = np.unique(bag_of[keep])
-                used_finite = bool(np.isfinite(g2d[used]).all())
-                scale_finite = scale is None or bool(np.isfinite(scale[keep]).all())
-        else:
-            used = lm.last[1] != lm.pad if lm.pad is not None else slice(None)
-            used_finite = bool(np.isfinite(g2d[used]).all())
-            scale_finite = True
-        why = (f"finite: rows used {used_finite}, scales {scale_finite}, sum {finite_sum}"
-               + ("; max/dropped ids: backward then step" if unfused_path else ""))
-        if unfused_path:
-            expect = VALID if finite_sum else INVALID
-        elif not used_finite:
-            expect = INVALID
-        elif not scale_finite:
-            # backward() + step() raises here (the summed gradient is not finite)
-            expect = INVALID if ctx.known("fused-nonfinite-scale") else EITHER
-        elif not finite_sum:
-            expect = EITHER   # documented: a sum of finite rows that overflows
+        why = f"finite sum {finite_sum}"
+        expect = VALID if finite_sum else INVALID
+
     def check(res):
         require(res is None, "backward_and_step returned something")
         om.apply(k, lm, rows, values)

@@ -746,6 +746,24 @@ def test_fused_bag_step_with_an_infinite_per_sample_weight():
     np.testing.assert_array_equal(bag.weight, 1)
 
 
+def test_fused_bag_step_agrees_with_backward_and_step_on_a_vacuous_infinite_weight():
+    # fuzz seed 7, case 264: an infinite per-sample weight in a table of 0 columns reaches no
+    # sum, so backward() + step() accept the call; the fused step must accept it too
+    outcomes = []
+    for fused in (False, True):
+        bag = fastembed.EmbeddingBag(weight=np.ones((4, 0), np.float32), mode="sum")
+        opt = optim.Adam(bag, lr=0.1)
+        bag(np.array([1, 2]), np.array([0]),
+            per_sample_weights=np.array([np.inf, 1], np.float32))
+        if fused:
+            bag.backward_and_step(np.ones((1, 0), np.float32), opt)
+        else:
+            bag.backward(np.ones((1, 0), np.float32))
+            opt.step()
+        outcomes.append(opt.state_dict()["steps"])
+    assert outcomes == [[1], [1]]
+
+
 def test_fused_step_that_raises_leaves_the_momentum_state_alone():
     layer = fastembed.Embedding(weight=np.ones((4, 2), np.float32))
     opt = optim.SGD(layer, lr=0.1)
