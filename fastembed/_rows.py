@@ -318,11 +318,7 @@ def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None,
     # Few ids in a huge id space: sort them instead (O(N) memory).
     perm, rows, starts = indexing.group_by_row(
         flat.astype(np.int64, copy=False), max(n_rows - 1, 0), n_threads)
-    if (values_buffer is not None and values_buffer.dtype == grad2d.dtype
-            and values_buffer.shape[0] >= rows.size and values_buffer.shape[1] == dim):
-        values = values_buffer[:rows.size]
-    else:
-        values = np.empty((rows.size, dim), dtype=grad2d.dtype)
+    values = indexing.values_array(values_buffer, rows.size, dim, grad2d.dtype)
     indexing.segment_sum(grad2d, perm, starts, values, src_row, scale, n_threads)
     return SparseGrad(rows, values), np.diff(starts)
 

@@ -333,11 +333,8 @@ def scatter_add_small(out, ids, grad, n_threads, Py_ssize_t max_work):
         return None
     cdef const int32_t* x32 = <const int32_t*>cnp.PyArray_DATA(x)
     cdef const int64_t* x64 = <const int64_t*>cnp.PyArray_DATA(x)
-    cdef uint64_t limit = <uint64_t>n_rows
-    cdef Py_ssize_t i
-    for i in range(n):  # check every id before writing a byte
-        if (<uint64_t>(<int64_t>x32[i]) if x_size == 4 else <uint64_t>x64[i]) >= limit:
-            return None
+    if not _ids_valid(cnp.PyArray_DATA(x), x_size, n, n_rows):  # before writing a byte
+        return None
     if n == 0 or d == 0:
         return out
     cdef float* t32 = <float*>cnp.PyArray_DATA(t)
@@ -701,9 +698,10 @@ def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
                 _add_row(tab + idp[i] * d, g + i * d, d)
 
 
-def _values_array(buffer, Py_ssize_t u, Py_ssize_t d, dtype):
+def values_array(buffer, Py_ssize_t u, Py_ssize_t d, dtype):
     """The first u rows of ``buffer`` if it can hold (u, d) values of ``dtype``, else a new
-    uninitialised array."""
+    uninitialised array: where coalesce's sums go (``coalesce_owned``, and the sort path in
+    ``fastembed._rows.coalesce_checked``)."""
     if (isinstance(buffer, np.ndarray) and buffer.dtype == dtype and buffer.ndim == 2
             and buffer.shape[0] >= u and buffer.shape[1] == d and buffer.flags.c_contiguous
             and buffer.flags.writeable):
@@ -762,7 +760,7 @@ def coalesce_owned(const index_t[::1] ids,      # IN (N,), all in [0, V)
     counts = np.zeros(u, dtype=np.int64)
     # Not np.zeros: each owner zeroes its own slots below, so that the page faults of a large
     # fresh array are taken by all threads, not by one.
-    values = _values_array(values_buffer, u, d,
+    values = values_array(values_buffer, u, d,
                            np.float32 if floating is float else np.float64)
     rows_v = rows
     counts_v = counts
