@@ -621,8 +621,9 @@ def det_data():
 @pytest.mark.parametrize("shards", [2, 4])
 def test_thread_count_does_not_change_the_bits(det_data, kind, dtype, shards):
     counts, batches = det_data
+    # (5 threads: more than shards, some claim no shard; more than this machine's cores)
     runs = [_train(kind, counts, batches, dtype=dtype, n_threads=t, shards=shards)
-            for t in (1, 2, 3, 2)]
+            for t in (1, 2, 3, 2, 5)]
     for run in runs[1:]:
         assert_bitwise_equal(run.syn0, runs[0].syn0)
         assert_bitwise_equal(run.syn1neg, runs[0].syn1neg)
@@ -633,6 +634,23 @@ def test_thread_count_does_not_change_the_bits(det_data, kind, dtype, shards):
     other_rounds = _train(kind, counts, batches, dtype=dtype, n_threads=1, shards=shards,
                           round_words=512)
     assert not np.array_equal(other_rounds.syn0, runs[0].syn0)
+
+
+def test_the_rounds_use_no_openmp_worksharing_loop():
+    # GCC starts every worksharing loop whose variables are both firstprivate and lastprivate
+    # (Cython's prange) with a libgomp barrier, which spins for milliseconds before it
+    # sleeps: inside the rounds of w2v_step, where a call passes hundreds of them, that made
+    # a word2vec call 4x slower while another program kept one core busy. The rounds share
+    # their work with fe_barrier_claim instead (omp_shim.h).
+    source = Path(sgns.__file__).with_name("sgns.pyx")
+    if not source.exists():   # an installed wheel: the source lives in the repository
+        source = Path(__file__).resolve().parents[1] / "fastembed" / "_ext" / "sgns.pyx"
+    text = source.read_text()
+    start = text.index("with parallel(num_threads=n_threads):")
+    end = text.index("loss[t] = shards[t].loss", start)
+    region = text[start:end]
+    assert "prange(" not in region
+    assert region.count("fe_barrier_claim(&barrier)") >= 14
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -11,4 +11,6 @@ cdef extern from "omp_shim.h" nogil:
     ctypedef struct fe_barrier_t:
         int count
         int sense
+        int claims
     void fe_barrier_wait(fe_barrier_t* state, int* sense, int n_threads)
+    int fe_barrier_claim(fe_barrier_t* state)

@@ -49,7 +49,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
-from .omp cimport fe_barrier_t, fe_barrier_wait, omp_get_num_threads
+from .omp cimport fe_barrier_t, fe_barrier_claim, fe_barrier_wait, omp_get_num_threads
 from .rowops cimport fe_prefetch_row
 from .typedefs cimport floating
 
@@ -645,6 +645,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef int sense = 0
     barrier.count = 0
     barrier.sense = 0
+    barrier.claims = 0
     cdef Py_ssize_t stride_neg = negative if cbow else 2 * window * negative
     if n_shards < 1 or round_words < 1:
         raise ValueError("need at least one shard and one word per round")
@@ -763,13 +764,17 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 with parallel(num_threads=n_threads):
                     sense = 0
                     # 0. every shard's copies of the hot rows
-                    for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                    t = fe_barrier_claim(&barrier)
+                    while t < n_shards:
                         _copy_hot(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
+                        t = fe_barrier_claim(&barrier)
+                    fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                     for lrnd in range(n_long):
                         # a. each shard draws its next long round of centres and notes the
                         #    rows they touch (but the hot ones), counting for each row the
                         #    shards that touch it; the rows that several touch are copied
-                        for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                        t = fe_barrier_claim(&barrier)
+                        while t < n_shards:
                             p_lo = (t * K) // n_shards
                             p_hi = ((t + 1) * K) // n_shards
                             c_lo = p_lo + lrnd * RL
@@ -779,9 +784,12 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                             if c_lo > c_hi:
                                 c_lo = c_hi
                             _plan_round(&cfg, &shards[t], c_lo, c_hi, rr, rn)
+                            t = fe_barrier_claim(&barrier)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
-                        for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                        t = fe_barrier_claim(&barrier)
+                        while t < n_shards:
                             _copy_shared(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
+                            t = fe_barrier_claim(&barrier)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # b. the rounds of the long round: each shard trains its next
                         #    round_words centres; then the hot rows whose merge period ends
@@ -791,9 +799,11 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                         if lrnd == n_long - 1:
                             n_sub = (K // n_shards + 1 - lrnd * RL + R - 1) // R
                         for sub in range(n_sub):
-                            for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                            t = fe_barrier_claim(&barrier)
+                            while t < n_shards:
                                 _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t],
                                              sub * R, (sub + 1) * R)
+                                t = fe_barrier_claim(&barrier)
                             fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                             if sub == n_sub - 1:
                                 k_hi = n_hot     # the long round ends: every hot row
@@ -803,7 +813,8 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                     k = k + 1
                                 k_hi = tier_end[k] if n_tiers else 0
                             if k_hi > 0:
-                                for blk in prange(n_blocks, schedule='static'):
+                                blk = fe_barrier_claim(&barrier)
+                                while blk < n_blocks:
                                     k_lo = (blk * k_hi) // n_blocks
                                     _merge_hot(shards, n_shards, &cfg, &syn0[0, 0], False,
                                                k_lo, ((blk + 1) * k_hi) // n_blocks,
@@ -811,21 +822,26 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                     _merge_hot(shards, n_shards, &cfg, &syn1neg[0, 0], True,
                                                k_lo, ((blk + 1) * k_hi) // n_blocks,
                                                <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                                    blk = fe_barrier_claim(&barrier)
                                 fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # c. every row that several shards shared in the long round moves by
                         #    the sum of their changes. Each thread owns a block of rows and
                         #    adds, for each of its rows, the change of shard 0, then shard 1,
                         #    ...: the same sums in the same order for any number of threads.
-                        for blk in prange(n_blocks, schedule='static'):
+                        blk = fe_barrier_claim(&barrier)
+                        while blk < n_blocks:
                             _merge_table(shards, n_shards, blk, n_blocks, &syn0[0, 0], False,
                                          &count[0], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                             _merge_table(shards, n_shards, blk, n_blocks, &syn1neg[0, 0], True,
                                          &count[V_in], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                            blk = fe_barrier_claim(&barrier)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
-                    for t in prange(n_shards, schedule='dynamic', chunksize=1):
+                    t = fe_barrier_claim(&barrier)
+                    while t < n_shards:
                         _release_hot(&cfg, &shards[t])
+                        t = fe_barrier_claim(&barrier)
         for t in range(n_shards):
             loss[t] = shards[t].loss
             pairs[t] = shards[t].pairs
