@@ -30,7 +30,7 @@ import fastembed
 from fastembed._ext import sgns
 from fastembed.models.word2vec import (CBOW, Corpus, CorpusDataset, SkipGram, _alias_probabilities,
                                 alias_table, corpus_sentences, default_max_period,
-                                default_round_words, merge_periods,
+                                default_round_words, merge_periods, row_uses,
                                 subsample_keep_probability, train_word2vec)
 
 MODELS = {"skipgram": SkipGram, "cbow": CBOW}
@@ -155,8 +155,11 @@ def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
     # rounds, the others once per long round
     V, dim, window, negative = 40, 6, 3, 3
     counts = zipf_counts(V)
+    # (CBOW uses each row fewer times per centre: longer rounds give it several tiers too)
+    round_words = 2 if kind == "skipgram" else 12
     model = make_model(kind, counts, dim, window=window, negative=negative, sample=0.0,
-                       shards=3, round_words=2, max_period=max_period, n_threads=2, rng=rng)
+                       shards=3, round_words=round_words, max_period=max_period, n_threads=2,
+                       rng=rng)
     periods = model.merge_periods
     assert model.max_period == max_period
     assert set(np.unique(periods)) <= {2**k for k in range(7)} and periods.max() <= max_period
@@ -171,7 +174,7 @@ def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
     rec = step(model, batch, lr=0.2, lr_end=0.1, seed=seed, record=True)
     out = step(model, batch, lr=0.2, lr_end=0.1, seed=seed)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
-                            cbow=kind == "cbow", shards=3, round_words=2, periods=periods,
+                            cbow=kind == "cbow", shards=3, round_words=round_words, periods=periods,
                             max_period=max_period)
     assert ref.rounds > 2 and ref.shared > 0
     np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-13)
@@ -179,7 +182,7 @@ def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
     assert out["loss"] == pytest.approx(ref.loss / ref.pairs, rel=1e-12)
     # the merge periods matter: merging every row after every round is another result
     every = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
-                              cbow=kind == "cbow", shards=3, round_words=2)
+                              cbow=kind == "cbow", shards=3, round_words=round_words)
     if max_period > 1:
         assert not np.allclose(every.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
 
@@ -192,6 +195,26 @@ def test_merge_periods_follow_the_row_uses():
     assert (64 * periods[1:] * uses[1:] <= 16).all()
     assert merge_periods(uses, round_words=64, max_period=4).tolist() == [1, 1, 2, 4, 4, 4]
     assert merge_periods(uses, round_words=1000, max_period=8).tolist()[0] == 1  # at least 1
+
+
+def test_row_uses_of_each_model():
+    counts, keep = np.array([20000, 100, 1]), np.array([0.5, 1.0, 1.0])
+    noise = counts ** 0.75
+    p = counts * keep / (counts * keep).sum()
+    q = noise / noise.sum()
+    window, negative = 4, 2
+    # the bound, for the round length; the expected uses per centre, for the merge periods
+    np.testing.assert_allclose(row_uses(counts, keep, noise, window, negative),
+                               2 * window * (p + negative * q))
+    np.testing.assert_allclose(row_uses(counts, keep, noise, window, negative, kind="skipgram"),
+                               (window + 1) * (p + negative * q))
+    # CBOW: (window + 1) p as an input row, p + negative q as an output row: the larger
+    cbow = row_uses(counts, keep, noise, window, negative, kind="cbow")
+    np.testing.assert_allclose(cbow, np.maximum((window + 1) * p, p + negative * q))
+    assert cbow[0] == pytest.approx((window + 1) * p[0])     # frequent: as a context
+    assert cbow[2] == pytest.approx(p[2] + negative * q[2])   # rare: as a noise word
+    with pytest.raises(ValueError, match="kind"):
+        row_uses(counts, keep, noise, window, negative, kind="sg")
 
 
 def test_default_max_period_bounds_memory_and_updates():
