@@ -285,41 +285,4 @@ FE_SGNS_CLONES static double fe_bag_sg_##SUF(T *const *in_rows, int n_in, T shif
 FE_SGNS_DEFINE(float, f, fe_sgns_sig_sp_f)
 FE_SGNS_DEFINE(double, d, fe_sgns_sig_sp)
 
-/* The merge of one row that several shards trained on their own copies: with o the row before,
- *
- *     row = o + (c_0 - o) + (c_1 - o) + ... + (c_{n-1} - o)      (in this order)
- *
- * and, with write_back, every copy takes the new value. One pass over the row, sixteen
- * elements at a time (GCC's generic vectors: one zmm, two ymm or four xmm registers, the
- * same operations in the same order for every clone), instead of one pass per copy. */
-typedef float fe_merge_vec_f __attribute__((vector_size(64)));
-typedef double fe_merge_vec_d __attribute__((vector_size(128)));
-#define FE_MERGE_DEFINE(T, SUF)                                                               \
-FE_SGNS_CLONES static void fe_merge_row_##SUF(T *restrict row, T *const *copies, int n,        \
-                                              ptrdiff_t d, int write_back) {                  \
-    ptrdiff_t c = 0;                                                                          \
-    int t;                                                                                    \
-    for (; c + 16 <= d; c += 16) {                                                            \
-        fe_merge_vec_##SUF o, r, x;                                                           \
-        memcpy(&o, row + c, sizeof o);                                                        \
-        r = o;                                                                                \
-        for (t = 0; t < n; t++) {                                                             \
-            memcpy(&x, copies[t] + c, sizeof x);                                              \
-            r = r + (x - o);                                                                  \
-        }                                                                                     \
-        memcpy(row + c, &r, sizeof r);                                                        \
-        if (write_back)                                                                       \
-            for (t = 0; t < n; t++) memcpy(copies[t] + c, &r, sizeof r);                      \
-    }                                                                                         \
-    for (; c < d; c++) {                                                                      \
-        T o = row[c], r = o;                                                                  \
-        for (t = 0; t < n; t++) r = r + (copies[t][c] - o);                                   \
-        row[c] = r;                                                                           \
-        if (write_back)                                                                       \
-            for (t = 0; t < n; t++) copies[t][c] = r;                                         \
-    }                                                                                         \
-}
-FE_MERGE_DEFINE(float, f)
-FE_MERGE_DEFINE(double, d)
-
 #endif

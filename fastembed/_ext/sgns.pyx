@@ -72,8 +72,6 @@ cdef extern from "sgns.h" nogil:
                        const int32_t *n_neg, int n_pairs, Py_ssize_t d, double alpha, double *h,
                        double *work, double *acc, double *xs)
     void fe_atomic_inc(int32_t *p)
-    void fe_merge_row_f(float* row, float** copies, int n, Py_ssize_t d, int write_back)
-    void fe_merge_row_d(double* row, double** copies, int n, Py_ssize_t d, int write_back)
 
 fe_sgns_init_tables()
 
@@ -505,38 +503,32 @@ cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Sha
         _execute(syn0, cfg, sh, q, cur)
 
 
-cdef inline void _merge_row(floating* row, void** copies, int n, Py_ssize_t d,
-                            bint write_back) noexcept nogil:
-    """row = o + (c_0 - o) + (c_1 - o) + ... over the copies, in order (o: the row before);
-    with write_back, every copy takes the result (fe_merge_row in sgns.h: one pass)."""
-    if floating is float:
-        fe_merge_row_f(row, <float**>copies, n, d, write_back)
-    else:
-        fe_merge_row_d(row, <double**>copies, n, d, write_back)
-
-
 cdef void _merge_hot(Shard* shards, Py_ssize_t n_shards, const Config* cfg, floating* table,
                      bint is_out, Py_ssize_t k_lo, Py_ssize_t k_hi,
-                     void** copies) noexcept nogil:
+                     floating* orig) noexcept nogil:
     """Merge the hot rows k_lo .. k_hi - 1 of one table: hot row r, o in the table, becomes
     o + (c_0 - o) + (c_1 - o) + ... over every shard's copy c_t, in shard order, and every
-    copy takes the new value. (syn1neg has no rows from V on: the n-gram buckets.)
-    ``copies``: scratch for n_shards pointers."""
-    cdef Py_ssize_t k, t
+    copy takes the new value. (syn1neg has no rows from V on: the n-gram buckets.)"""
+    cdef Py_ssize_t k, t, c, d = cfg.d
     cdef Py_ssize_t base = cfg.n_hot if is_out else 0
     cdef floating* row
+    cdef floating* copy
     for k in range(k_lo, k_hi):
         if is_out and cfg.hot_rows[k] >= cfg.V:
             continue
         row = <floating*>(<char*>table + <int64_t>cfg.hot_rows[k] * cfg.row_bytes)
+        memcpy(orig, row, cfg.row_bytes)
         for t in range(n_shards):
-            copies[t] = shards[t].hot_buf + (base + k) * cfg.row_bytes
-        _merge_row(row, copies, <int>n_shards, cfg.d, True)
+            copy = <floating*>(shards[t].hot_buf + (base + k) * cfg.row_bytes)
+            for c in range(d):
+                row[c] = row[c] + (copy[c] - orig[c])
+        for t in range(n_shards):
+            memcpy(shards[t].hot_buf + (base + k) * cfg.row_bytes, row, cfg.row_bytes)
 
 
 cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t n_blocks,
                        floating* table, bint is_out, int32_t* count, Py_ssize_t d,
-                       Py_ssize_t row_bytes, void** copies) noexcept nogil:
+                       Py_ssize_t row_bytes, floating* orig) noexcept nogil:
     """Merge the rows r = blk (mod n_blocks) of one table that several shards shared, and reset
     the round. (Rows are dealt to the blocks in turn, not in ranges: the low ids are the frequent
     words, which most rounds share.)
@@ -544,16 +536,15 @@ cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t 
     A shared row r, o before the round, becomes o + (c_0 - o) + (c_1 - o) + ... over the
     private copies c_t of the shards that touched it, in shard order. Rows that one shard
     touched were trained in place and are left as they are. ``count`` and the shards' slots
-    are zero / -1 again for every touched row when this returns. ``copies``: scratch for
-    n_shards pointers.
+    are zero / -1 again for every touched row when this returns.
     """
-    cdef Py_ssize_t t, u, i, first, end
-    cdef int n
+    cdef Py_ssize_t t, u, i, c, first, end
     cdef int64_t r
     cdef int32_t s
     cdef Shard* sh
     cdef int32_t* slot
     cdef floating* row
+    cdef const floating* copy
     for t in range(n_shards):
         sh = &shards[t]
         first = sh.cap_in if is_out else 0
@@ -566,13 +557,13 @@ cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t 
             if count[r] > 1:
                 # the first shard that touched it: combine every shard's change, in shard order
                 row = <floating*>(<char*>table + r * row_bytes)
-                n = 0
+                memcpy(orig, row, row_bytes)
                 for u in range(t, n_shards):
                     s = (shards[u].slot_out if is_out else shards[u].slot_in)[r]
                     if s >= 0:
-                        copies[n] = shards[u].buf + s * row_bytes
-                        n = n + 1
-                _merge_row(row, copies, n, d, False)
+                        copy = <const floating*>(shards[u].buf + s * row_bytes)
+                        for c in range(d):
+                            row[c] = row[c] + (copy[c] - orig[c])
             count[r] = 0
             slot[r] = -1
 
@@ -637,7 +628,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef int64_t* kpos = NULL
     cdef int64_t* klo = NULL
     cdef int64_t* khi = NULL
-    cdef void** merge_ptrs = NULL
+    cdef char* merge_scratch = NULL
     cdef Py_ssize_t t, s, p, K = 0, k0, blk, k
     cdef Py_ssize_t n_blocks = max(1, n_threads)
     cdef int64_t c_lo, c_hi, p_lo, p_hi
@@ -674,10 +665,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     kpos = <int64_t*>malloc((n + 1) * sizeof(int64_t))
     klo = <int64_t*>malloc((n + 1) * sizeof(int64_t))
     khi = <int64_t*>malloc((n + 1) * sizeof(int64_t))
-    merge_ptrs = <void**>malloc(n_blocks * n_shards * sizeof(void*))
+    merge_scratch = <char*>malloc(n_blocks * (d + 8) * sizeof(floating))
     try:
         if (shards == NULL or kw == NULL or kpos == NULL or klo == NULL or khi == NULL
-                or merge_ptrs == NULL):
+                or merge_scratch == NULL):
             raise MemoryError("w2v_step: out of memory")
         for t in range(n_shards):
             # the rows of the plan in training and of the next one (see _resolve)
@@ -827,10 +818,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                     k_lo = (blk * k_hi) // n_blocks
                                     _merge_hot(shards, n_shards, &cfg, &syn0[0, 0], False,
                                                k_lo, ((blk + 1) * k_hi) // n_blocks,
-                                               merge_ptrs + blk * n_shards)
+                                               <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                                     _merge_hot(shards, n_shards, &cfg, &syn1neg[0, 0], True,
                                                k_lo, ((blk + 1) * k_hi) // n_blocks,
-                                               merge_ptrs + blk * n_shards)
+                                               <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                                     blk = fe_barrier_claim(&barrier)
                                 fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # c. every row that several shards shared in the long round moves by
@@ -841,10 +832,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                         while blk < n_blocks:
                             _merge_table(shards, n_shards, blk, n_blocks, &syn0[0, 0], False,
                                          &count[0], d, cfg.row_bytes,
-                                         merge_ptrs + blk * n_shards)
+                                         <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                             _merge_table(shards, n_shards, blk, n_blocks, &syn1neg[0, 0], True,
                                          &count[V_in], d, cfg.row_bytes,
-                                         merge_ptrs + blk * n_shards)
+                                         <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                             blk = fe_barrier_claim(&barrier)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                     t = fe_barrier_claim(&barrier)
@@ -874,4 +865,4 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
         free(kpos)
         free(klo)
         free(khi)
-        free(merge_ptrs)
+        free(merge_scratch)
