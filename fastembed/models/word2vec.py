@@ -438,28 +438,20 @@ def alias_table(weights):
     return accept, np.array(alias_list, dtype=np.int32)
 
 
-def row_uses(counts, keep, noise, window, negative, kind=None):
-    """Uses of each row per centre word: a bound for both models, or a model's expectation.
+def row_uses(counts, keep, noise, window, negative, expected=False):
+    """Uses of each row per centre word: a bound for both models, or skip-gram's expectation.
 
     With ``p`` the word frequencies after subsampling and ``q`` the noise distribution, a
-    centre has ``window + 1`` contexts in expectation (the reduced window). Row ``r`` of the
-    two tables is used, per centre, in expectation:
-
-    - skip-gram (``kind="skipgram"``): each context is a prediction whose input is the
-      context's row and whose outputs are the centre's row and ``negative`` noise words, so
-      ``(window + 1) p(r)`` times in syn0 and ``(window + 1) (p(r) + negative q(r))`` in
-      syn1neg, the larger;
-    - CBOW (``kind="cbow"``): one prediction per centre, whose inputs are the contexts' rows
-      and whose outputs the centre's row and the noise words: ``(window + 1) p(r)`` times in
-      syn0 and ``p(r) + negative q(r)`` in syn1neg; the larger of the two, as a row of both
-      tables shares one merge period (:func:`merge_periods`).
-
-    The bound ``2 window (p(r) + negative q(r))`` (``kind=None``) holds for both models; it
-    sets the round length (:func:`default_round_words`). (CBOW's merge periods used it too,
-    up to ``2 window`` times shorter than its expected uses ask for. Its own expectation, the
-    bound skip-gram's periods keep, trains CBOW 1.3-2x faster, with scores equal within the
-    seeds' spread: on four corpora and both settings of ``bench/eval_word2vec.py``, WS353
-    +0.002 and SimLex -0.001 on average, the largest change SimLex -0.006.)
+    skip-gram centre has ``window + 1`` contexts in expectation (the reduced window), each a
+    prediction whose input is a context's row and whose outputs are the centre's row and
+    ``negative`` noise words: row ``r`` is used about ``(window + 1) (p(r) + negative q(r))``
+    times (``expected=True``). The bound ``2 window (p(r) + negative q(r))`` holds for CBOW too
+    (whose output rows are used once per centre, not per context); it sets the round length
+    (:func:`default_round_words`), and CBOW's merge periods. CBOW's own expected count,
+    ``max((window + 1) p, p + negative q)`` (its input and its output uses), gives periods up
+    to ``2 window`` times longer and trains 1.3-2x faster, but SimLex-999 fell by 0.006 on the
+    five corpora together (four seeds each, paired: -0.004 to -0.009 per seed; merging twice
+    as often, -0.004), against gensim -0.015, so CBOW keeps the bound.
 
     Parameters
     ----------
@@ -469,8 +461,8 @@ def row_uses(counts, keep, noise, window, negative, kind=None):
     noise : ndarray of float
         Unnormalised noise weights.
     window, negative : int
-    kind : {None, "skipgram", "cbow"}
-        The bound (None) or a model's expected uses.
+    expected : bool, default False
+        Skip-gram's expected uses instead of the bound.
 
     Returns
     -------
@@ -482,20 +474,14 @@ def row_uses(counts, keep, noise, window, negative, kind=None):
     >>> from fastembed.models.word2vec import row_uses
     >>> row_uses(np.array([3, 1]), np.ones(2), np.array([1.0, 1.0]), window=2, negative=1)
     array([5., 3.])
-    >>> row_uses(np.array([3, 1]), np.ones(2), np.array([1.0, 1.0]), 2, 1, kind="skipgram")
+    >>> row_uses(np.array([3, 1]), np.ones(2), np.array([1.0, 1.0]), 2, 1, expected=True)
     array([3.75, 2.25])
-    >>> row_uses(np.array([3, 1]), np.ones(2), np.array([1.0, 1.0]), 2, 1, kind="cbow")
-    array([2.25, 0.75])
     """
     kept = counts * np.asarray(keep, dtype=np.float64)
     p = kept / kept.sum() if kept.sum() > 0 else np.zeros(len(kept))
     q = np.asarray(noise, dtype=np.float64) / np.sum(noise)
-    if kind == "skipgram":
+    if expected:
         return (window + 1) * (p + negative * q)
-    if kind == "cbow":
-        return np.maximum((window + 1) * p, p + negative * q)
-    if kind is not None:
-        raise ValueError(f"kind must be None, 'skipgram' or 'cbow', got {kind!r}")
     return 2 * window * (p + negative * q)
 
 
@@ -1122,7 +1108,8 @@ class Word2VecModel(Module):
             keep = subsample_keep_probability(self.counts, self.sample)
             uses = row_uses(self.counts, keep,
                             noise if noise.sum() > 0 else np.ones(self.num_words),
-                            self.window, self.negative, kind=self.kind)
+                            self.window, self.negative,
+                            expected=self.kind == "skipgram")
             if self._bags is not None:
                 # a bag's rows move once per centre (skip-gram: the centre's bag) or per
                 # context (CBOW: at most 2 window per centre), all of them together
