@@ -19,20 +19,20 @@ static inline int omp_get_num_threads(void) { return 1; }
 static inline void omp_set_num_threads(int n) { (void)n; }
 #endif
 
-/* A barrier for the threads of the enclosing parallel region (Cython's prange inside a
- * `with parallel()` block is an `omp for nowait`: it has none of its own) that gives the CPU
- * away while it waits: it spins a little, then calls sched_yield(). libgomp's own barrier
- * spins for a long while before it sleeps, which, on a machine with more runnable threads
- * than cores, takes the waiting thread's time slice from the very thread it waits for (seen:
- * 4x slower than one thread while another program kept both cores busy). `state` is shared by
- * the team and zeroed before the region; `sense` is each thread's own, 0 before its first
- * wait. Releases and acquires make every write before the barrier visible after it.
+/* A barrier for the threads of the enclosing parallel region (the claim loops below have none
+ * of their own) that gives the CPU away while it waits: it spins a little, then calls
+ * sched_yield(). libgomp's own barrier spins for a long while before it sleeps, which, on a
+ * machine with more runnable threads than cores, takes the waiting thread's time slice from
+ * the very thread it waits for (seen: 4x slower than one thread while another program kept
+ * both cores busy). `state` is shared by the team and zeroed before the region; `sense` is
+ * each thread's own, 0 before its first wait. Releases and acquires make every write before
+ * the barrier visible after it.
  *
  * The same state deals out work between two barriers: fe_barrier_claim(state) returns 0, 1,
- * 2, ... to whichever threads ask, each number once, and every barrier starts the count
- * again at 0. A loop `for (i = claim(); i < n; i = claim())` between two barriers thus
- * shares n items among the threads as they free up, like `schedule(dynamic, 1)`, without a
- * prange: GCC puts a libgomp barrier (GOMP_barrier, the long spin above) at the start of every
+ * 2, ... to whichever threads ask, each number once, and every barrier starts the count again
+ * at 0. A loop `for (i = claim(); i < n; i = claim())` between two barriers thus shares n
+ * items among the threads as they free up, like `schedule(dynamic, 1)`, without a prange: GCC
+ * puts a libgomp barrier (GOMP_barrier, the long spin above) at the start of every
  * worksharing loop whose variables are both firstprivate and lastprivate, as Cython's are
  * (measured: a word2vec call 4x slower while another program kept a core busy). */
 typedef struct { int count; int sense; int claims; } fe_barrier_t;
