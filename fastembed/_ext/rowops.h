@@ -20,7 +20,7 @@
 /* always_inline is load-bearing: GCC 12's mod/ref analysis takes a non-inlined helper whose
  * only statements are prefetches to have no side effects, and dead-code elimination then
  * deletes every call before inlining, leaving kernels without a single prefetch instruction
- * (seen at -O2 and -O3; tools/check_prefetch.py checks the built modules). */
+ * (seen at -O2 and -O3; tools/check_kernels.py checks the built modules). */
 #define FE_ROW_INLINE static inline __attribute__((always_inline))
 #else
 #define FE_PREFETCH_R(p) ((void)(p))
