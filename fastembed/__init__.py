@@ -15,7 +15,8 @@ submodules themselves (``optim``, ``nn``, ``text``, ``train``, ``word2vec``, ``v
 
 - ``get_num_threads()``: the threads a kernel uses with ``n_threads=None`` (OpenMP's
   ``omp_get_max_threads()``: it follows ``OMP_NUM_THREADS``, ``set_num_threads`` and
-  ``threadpoolctl``; always 1 without OpenMP);
+  ``threadpoolctl``, and without the first two is at most a container's CPU limit; always 1
+  without OpenMP);
 - ``set_num_threads(n)``: set that default for the calling thread (a negative ``n`` counts
   back from the number of processors, -1 is all of them; 0 raises ValueError);
 - ``openmp_enabled()``: whether the kernels were compiled with OpenMP.

@@ -181,3 +181,109 @@ def test_one_openmp_runtime_shared_with_torch():
         assert child["runtimes"] == 1, f"{first} imported first: {child}"
         assert child["after_torch"] == 1, "torch.set_num_threads(1) should limit fastembed too"
 
+
+
+# -- a container's CPU limit (cgroup CPU quota), which OpenMP does not see ------------------
+
+def _cgroup_tree(tmp_path, membership, files):
+    """A fake /proc/self/cgroup and cgroup mount: ``files`` maps paths under the mount to
+    their contents. Returns (proc_cgroup, root) for cgroup_cpu_limit."""
+    proc = tmp_path / "cgroup"
+    proc.write_text(membership)
+    root = tmp_path / "sys"
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(proc), str(root)
+
+
+@pytest.mark.parametrize("membership, files, want", [
+    # cgroup v2: cpu.max "quota period", rounded up; the tightest level wins
+    ("0::/pod/app\n", {"pod/app/cpu.max": "150000 100000\n"}, 2),
+    ("0::/pod/app\n", {"pod/app/cpu.max": "max 100000\n", "pod/cpu.max": "100000 100000\n"}, 1),
+    ("0::/\n", {"cpu.max": "400000 100000\n"}, 4),          # a container's own namespace
+    ("0::/pod\n", {"pod/cpu.max": "max 100000\n"}, None),
+    ("0::/pod\n", {"pod/cpu.max": "50000 100000\n"}, 1),     # half a CPU: one thread
+    # cgroup v1: the cpu controller's quota over its period; -1 is no limit
+    ("4:cpu,cpuacct:/docker/abc\n2:memory:/docker/abc\n",
+     {"cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "200000\n",
+      "cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"}, 2),
+    ("1:cpu:/fe\n", {"cpu/fe/cpu.cfs_quota_us": "-1\n", "cpu/fe/cpu.cfs_period_us": "100000\n"},
+     None),
+    ("1:cpu:/docker/abc\n", {"cpu/cpu.cfs_quota_us": "300000\n",   # mounted at its own cgroup
+                             "cpu/cpu.cfs_period_us": "100000\n"}, 3),
+    # nothing to read, or nothing readable: no limit
+    ("0::/pod\n", {}, None),
+    ("0::/pod\n", {"pod/cpu.max": "garbage\n"}, None),
+    ("2:memory:/x\n", {"memory/x/memory.max": "1\n"}, None),
+])
+def test_cgroup_cpu_limit_reads_the_quota(tmp_path, membership, files, want):
+    from fastembed._ext.threads import cgroup_cpu_limit
+    assert cgroup_cpu_limit(*_cgroup_tree(tmp_path, membership, files)) == want
+
+
+def test_cgroup_cpu_limit_without_a_membership_file(tmp_path):
+    from fastembed._ext.threads import cgroup_cpu_limit
+    assert cgroup_cpu_limit(str(tmp_path / "missing"), str(tmp_path)) is None
+
+
+_CAPPED = """
+    import json
+    import fastembed._ext.threads as threads
+    threads.CGROUP_PATHS = {paths!r}
+    start = os_threads()
+    n = fastembed.get_num_threads()
+    resolved = threads.resolve_n_threads(None), threads.resolve_n_threads(-1)
+    digest = workload()
+    after = os_threads()
+    fastembed.set_num_threads(2)        # an explicit count is never capped
+    explicit = fastembed.get_num_threads()
+    print(json.dumps({{"start": start, "n": n, "resolved": resolved, "after": after,
+                      "digest": digest, "explicit": explicit}}))
+"""
+
+
+@needs_openmp
+@needs_proc
+def test_default_threads_follow_a_containers_cpu_limit(tmp_path):
+    paths = _cgroup_tree(tmp_path, "0::/pod\n", {"pod/cpu.max": "100000 100000\n"})
+    child = _run_child(_CAPPED.format(paths=paths))
+    assert child["n"] == 1 and child["resolved"] == [1, 1]
+    assert child["after"] == child["start"], "a 1-CPU quota, yet worker threads started"
+    assert child["digest"] == _workload_digest_here()
+    assert child["explicit"] == 2
+    # OMP_NUM_THREADS is the user's word: not capped
+    child = _run_child(_CAPPED.format(paths=paths), env={"OMP_NUM_THREADS": "2"})
+    assert child["n"] == 2 and child["after"] == child["start"] + 1
+
+
+def _can_make_cpu_cgroup():
+    base = "/sys/fs/cgroup/cpu"
+    return (sys.platform.startswith("linux") and os.path.isfile(f"{base}/cpu.cfs_quota_us")
+            and os.access(base, os.W_OK))
+
+
+@needs_openmp
+@pytest.mark.skipif(not _can_make_cpu_cgroup(),
+                    reason="needs a writable cgroup v1 cpu controller (root) to make a quota")
+def test_default_threads_in_a_real_cpu_quota():
+    """The same under a real CFS quota of one CPU, made for the child."""
+    path = f"/sys/fs/cgroup/cpu/fastembed-test-{os.getpid()}"
+    os.mkdir(path)
+    try:
+        with open(f"{path}/cpu.cfs_period_us", "w") as f:
+            f.write("100000")
+        with open(f"{path}/cpu.cfs_quota_us", "w") as f:
+            f.write("100000")
+        code = (f"import os; open('{path}/tasks', 'w').write(str(os.getpid())); "
+                "import fastembed, json; print(json.dumps(fastembed.get_num_threads()))")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(fastembed.__file__)))
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        env["PYTHONPATH"] = root
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == 1
+    finally:
+        os.rmdir(path)
