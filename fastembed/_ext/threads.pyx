@@ -94,7 +94,10 @@ _EXPLICIT = False
 def _cpu_cap():
     global _CPU_LIMIT
     if _CPU_LIMIT is None:
-        _CPU_LIMIT = 0 if "OMP_NUM_THREADS" in os.environ else (cgroup_cpu_limit(*CGROUP_PATHS) or 0)
+        if "OMP_NUM_THREADS" in os.environ:
+            _CPU_LIMIT = 0
+        else:
+            _CPU_LIMIT = cgroup_cpu_limit(*CGROUP_PATHS) or 0
     return _CPU_LIMIT
 
 
@@ -141,10 +144,9 @@ def resolve_n_threads(n_threads):
     """Turn a user's ``n_threads`` into a positive thread count.
 
     None means :func:`get_num_threads` (OMP_NUM_THREADS, threadpoolctl, set_num_threads, a
-    container's CPU limit); a negative value counts back from it (-1: all, -2: all but
-    one); 0 raises. An
-    explicit count is capped at ``MAX_THREADS_PER_CORE`` threads per processor. The rule for
-    the argument is ``fastembed._validation.check_n_threads``'s.
+    container's CPU limit); a negative value counts back from it (-1: all, -2: all but one);
+    0 raises. An explicit count is capped at ``MAX_THREADS_PER_CORE`` threads per processor.
+    The rule for the argument is ``fastembed._validation.check_n_threads``'s.
     """
     if n_threads is None:
         return get_num_threads()
