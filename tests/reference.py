@@ -124,7 +124,7 @@ def ref_renorm(weight, ids, max_norm, norm_type=2.0):
     """
     weight = np.array(weight, copy=True)
     rows = np.unique(np.asarray(ids).astype(np.int64))
-    if rows.size:
+    if rows.size and weight.shape[1]:   # rows of no element have norm 0: nothing to scale
         sub = weight[rows]
         norms = np.linalg.norm(sub.astype(np.float64), ord=norm_type, axis=1)
         over = norms > max_norm

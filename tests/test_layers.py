@@ -994,6 +994,15 @@ class TestMaxNorm:
         assert y.shape == (0, 3)
         np.testing.assert_array_equal(w, orig)
 
+    @pytest.mark.parametrize("norm_type", [1.0, 2.0, np.inf])
+    def test_rows_of_no_element_with_max_norm(self, norm_type):
+        """embedding_dim 0: every row has norm 0, so nothing is scaled (NumPy before 2.4
+        raised for the max-norm of an empty row)."""
+        layer = Embedding(4, 0, max_norm=1.0, norm_type=norm_type)
+        y = layer(np.array([[0, 3], [3, 1]]))
+        assert y.shape == (2, 2, 0)
+        assert layer.weight.shape == (4, 0)
+
     def test_read_only_weight_with_max_norm(self):
         w = _renorm_table()
         w.flags.writeable = False

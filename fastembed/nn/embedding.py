@@ -365,6 +365,8 @@ class _TableLayer(Module):
         if rows.size == 0:
             return
         sub = self.weight[rows]
+        if sub.shape[1] == 0:
+            return   # empty rows have norm 0 (NumPy before 2.4 raises for ord=inf on them)
         # Norms in float64, so that a float32 row whose squares overflow float32 is still
         # scaled to max_norm rather than to zero.
         norms = np.linalg.norm(sub.astype(np.float64), ord=self.norm_type, axis=1)
