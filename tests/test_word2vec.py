@@ -1076,6 +1076,18 @@ def test_train_word2vec_divergence_is_a_floating_point_error(kind, lr, sotu_samp
     assert float(found.group(2)) <= lr
 
 
+@pytest.mark.parametrize("name, row", [("syn0", 0), ("syn0", -1), ("syn1neg", 5)])
+def test_train_word2vec_last_check_finds_a_non_finite_value_anywhere(name, row, sotu_sample):
+    """The check after the last epoch (block by block) sees a NaN in any block of any table."""
+    class Poison:
+        def on_train_end(self, trainer, history):
+            getattr(trainer.model, name)[row, -1] = np.nan
+
+    with pytest.raises(FloatingPointError, match=f"training diverged: {name} holds non-finite"):
+        train_word2vec(sotu_sample, dim=8, epochs=1, subwords=True, bucket=40_000,
+                       callbacks=[Poison()], progress=False)
+
+
 @pytest.fixture(scope="module")
 def sotu_sample():
     return corpus_sentences()[:4000]

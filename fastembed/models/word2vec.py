@@ -1515,13 +1515,21 @@ def train_word2vec(sentences, *, model="skipgram", dim=DEFAULTS["dim"],
                       progress=progress)
     history = trainer.fit(resume=resume)
     for name in ("syn0", "syn1neg"):
-        if not np.isfinite(getattr(trained, name)).all():
+        if not _all_finite(getattr(trained, name)):
             raise FloatingPointError(f"training diverged: {name} holds non-finite values "
                                      f"after {trainer.step} steps with lr={lr}; use a smaller "
                                      f"learning rate")
     return Word2VecResult(vocab=vocab, model=trained, history=history,
                           seconds=time.perf_counter() - t0, n_words=corpus.n_words,
                           minn=minn, maxn=maxn)
+
+
+def _all_finite(table, block=16384):
+    """Whether every value of a 2-D table is finite, checked block of rows by block of rows:
+    ``np.isfinite(table).all()`` on a subword model's 2,000,000 x 100 rows made a 200 MB
+    temporary whose page faults took 0.5 s, where this takes 0.1 s."""
+    return all(np.isfinite(table[start:start + block]).all()
+               for start in range(0, table.shape[0], block))
 
 
 def corpus_sentences(path=None, *, lower=True):
