@@ -108,9 +108,10 @@ class BuildExt(build_ext):
             # nothing at all. Measured with Debian's python3.11 on the same machine: the
             # word2vec pair step compiled to scalar code (no 256-bit instruction in sgns) and
             # skip-gram trained 2-2.3x slower; scatter_add and the Adam step lost their vector
-            # loops too. The results are the same bits (no -ffast-math, no FMA contraction),
-            # and tools/check_kernels.py fails a build whose row loops are not vectorised.
-            # FASTEMBED_DEBUG's -O0 and FASTEMBED_SANITIZE's -O1 come later and win.
+            # loops too. The results are the same bits (IEEE arithmetic: no reassociation, no
+            # FMA contraction), and tools/check_kernels.py fails a build whose row loops are
+            # not vectorised. FASTEMBED_DEBUG's -O0 and FASTEMBED_SANITIZE's -O1 come later
+            # and win.
             compile_args = compile_args + ["-O3"]
         debug = _env_flag("FASTEMBED_DEBUG")
         sanitize = _env_flag("FASTEMBED_SANITIZE")
