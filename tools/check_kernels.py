@@ -40,12 +40,9 @@ PREFETCH_MODULES = ("fastembed._ext.indexing", "fastembed._ext.pooling",
 VECTOR_MODULES = {"fastembed._ext.indexing": 16, "fastembed._ext.pooling": 16,
                   "fastembed._ext.updates": 16, "fastembed._ext.sgns": 64}
 # mnemonics per CPU family, as objdump prints them: (prefetch, packed float arithmetic)
-MNEMONICS = {
-    "x86_64": (r"\bprefetch(?:t0|t1|t2|nta|w|wt1)?\b", r"\bv?(?:add|sub|mul|div)p[sd]\b"),
-    "amd64": (r"\bprefetch(?:t0|t1|t2|nta|w|wt1)?\b", r"\bv?(?:add|sub|mul|div)p[sd]\b"),
-    "aarch64": (r"\bprfm\b", r"\bf(?:add|sub|mul|div)\s+v\d+\.(?:2s|4s|2d)"),
-    "arm64": (r"\bprfm\b", r"\bf(?:add|sub|mul|div)\s+v\d+\.(?:2s|4s|2d)"),
-}
+_X86 = (r"\bprefetch(?:t0|t1|t2|nta|w|wt1)?\b", r"\bv?(?:add|sub|mul|div)p[sd]\b")
+_ARM64 = (r"\bprfm\b", r"\bf(?:add|sub|mul|div)\s+v\d+\.(?:2s|4s|2d)")
+MNEMONICS = {"x86_64": _X86, "amd64": _X86, "aarch64": _ARM64, "arm64": _ARM64}
 
 
 def disassemble(path: str) -> str:
