@@ -16,14 +16,47 @@ speed does.
 
 The arrays are ordinary C-contiguous ndarrays: views of a slightly larger uint8 buffer
 (``base`` is that buffer), which NumPy allocates, and madvises for huge pages, as usual.
+
+:func:`last_level_cache_bytes` reads the size of the CPU's largest cache, which decides which
+outputs are large enough to be written past the caches (``fastembed._rows.GatherSettings``).
 """
+import glob
+import os
+
 import numpy as np
 
 __all__ = ["CACHE_LINE", "aligned_empty", "aligned_zeros", "aligned_full", "aligned_like",
-           "is_aligned"]
+           "is_aligned", "last_level_cache_bytes"]
 
 #: Bytes per cache line on the CPUs fastembed targets (x86-64, aarch64).
 CACHE_LINE = 64
+
+#: Where Linux describes the caches of the first CPU, one ``index*`` folder per cache.
+CACHE_INFO = "/sys/devices/system/cpu/cpu0/cache"
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def last_level_cache_bytes(cache_info=CACHE_INFO):
+    """The size in bytes of the highest-level data or unified cache of the first CPU, as Linux
+    reports it under ``cache_info`` (``index*/level``, ``type`` and ``size``, e.g. ``49152K``),
+    or None where it is not reported (other systems, containers that hide it)."""
+    best = None
+    for folder in glob.glob(os.path.join(cache_info, "index*")):
+        try:
+            with open(os.path.join(folder, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(folder, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(folder, "size")) as f:
+                size = f.read().strip().upper()
+            number, unit = (size[:-1], size[-1]) if size[-1:] in "KMG" else (size, "")
+            nbytes = int(number) * _SIZE_UNITS[unit]
+        except (OSError, ValueError):
+            continue
+        if kind != "Instruction" and nbytes > 0 and (best is None or level > best[0]):
+            best = (level, nbytes)
+    return None if best is None else best[1]
 
 
 def _aligned(shape, dtype, zero):

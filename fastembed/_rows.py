@@ -18,7 +18,7 @@ import numpy as np
 
 from ._ext import indexing
 from ._ext.threads import n_threads_for
-from ._memory import aligned_empty, aligned_zeros
+from ._memory import aligned_empty, aligned_zeros, last_level_cache_bytes
 from ._validation import (
     as_ids,
     check_grad,
@@ -131,29 +131,43 @@ def prepare_out(weight, ids_shape, out):
 def gather_checked(weight, flat, out, n_threads):
     """The lookup itself, once the ids, ``out`` and ``n_threads`` have been checked."""
     if flat.size and weight.shape[1]:
-        GATHER_PREFETCH.gather(weight, flat, out.reshape(flat.size, weight.shape[1]),
+        GATHER_SETTINGS.gather(weight, flat, out.reshape(flat.size, weight.shape[1]),
                                n_threads)
     return out
 
 
-class GatherPrefetch:
-    """Whether the gather kernel prefetches rows: measured on this machine, per table size.
+class GatherSettings:
+    """How the gather kernel runs on this machine: measured, per table and output size.
 
-    Prefetching the rows a few positions ahead was a gain on the AMD EPYC machines the
-    kernel was tuned on and is a loss on an Intel Ice Lake Xeon for tables larger than its
-    caches (bench/README.md, "Intel Xeon"): the best setting depends on the CPU and on the
-    table's size, and neither changes a result. So lookups are sorted into classes of table
-    size (factors of 4 in bytes), and in each class the first lookups of at least
-    ``MIN_TRIAL_ROWS`` rows are cut into two halves, one gathered with the prefetch and one
-    without (which goes first alternates from call to call), and timed. The first ``WARMUP``
-    lookups are not counted (page faults on a fresh output, a cold table); of the others,
-    each pair of consecutive lookups (one of each order, so that the second half's warmer
-    cache favours neither setting) gives the geometric mean of its two time ratios. Once the
-    median of those is ``MARGIN`` beyond 1 either way after ``TRIALS`` counted lookups, or
-    after ``MAX_TRIALS``, the faster setting is kept for that class for the rest of the
-    process (:meth:`choice`). Medians, not sums: one lookup slowed by another program cannot
-    decide. Until then, and for smaller lookups, rows are prefetched. A trial costs one more
-    parallel region than a plain lookup.
+    Two settings change only the speed of a lookup, never a result, and each is a gain on some
+    CPUs and sizes and a loss on others:
+
+    * **prefetching** the rows a few positions ahead: a gain on the AMD EPYC machines the
+      kernel was tuned on, a loss on an Intel Ice Lake Xeon for tables larger than its caches
+      (bench/README.md, "Intel Xeon");
+    * **streaming stores** (``indexing.STREAM``, x86-64 builds): the output written past the
+      caches, so that its lines are not read from memory before they are written and do not
+      evict the table. Only outputs of at least a quarter of the last-level cache
+      (``STREAM_CACHE_SHARE``) are candidates, as for glibc's ``memcpy``, which streams
+      copies above the same share: a smaller output is likely read from the cache by what
+      follows the lookup, and the kernel's own time cannot show that.
+
+    Lookups are sorted into classes of table size, and of output size for the outputs that
+    may stream (factors of 4 in bytes). In each class the first lookups of at least
+    ``MIN_TRIAL_ROWS`` rows are cut into two halves, one gathered with a setting and one
+    without (which goes first alternates from call to call), and timed. The two settings are
+    decided one after the other, the second with the first's choice: an output that may
+    stream decides the streaming stores first (with the prefetch, the default), then the
+    prefetch (the two interact: on an Ice Lake Xeon streaming gained 20-40% with the prefetch
+    and 0-15% without it); any other lookup decides the prefetch alone. The first
+    ``WARMUP`` lookups of a decision are not counted (page faults on a fresh output, a cold
+    table); of the others, each pair of consecutive lookups (one of each order, so that the
+    second half's warmer cache favours neither setting) gives the geometric mean of its two
+    time ratios. Once the median of those is ``MARGIN`` beyond 1 either way after ``TRIALS``
+    counted lookups, or after ``MAX_TRIALS``, the faster setting is kept for that class for
+    the rest of the process (:meth:`choice`). Medians, not sums: one lookup slowed by another
+    program cannot decide. Until then, and for smaller lookups, rows are prefetched and
+    stored as usual. A trial costs one more parallel region than a plain lookup.
     """
 
     WARMUP = 1                # lookups timed but not counted
@@ -161,46 +175,95 @@ class GatherPrefetch:
     MAX_TRIALS = 32
     MARGIN = 0.1              # the faster setting takes at most 90% of the other's time
     MIN_TRIAL_ROWS = 1 << 12  # halves of 2048+ rows: tens of microseconds, long enough to time
+    STREAM_CACHE_SHARE = 4    # outputs of at least 1/4 of the last-level cache may stream
+    _MODES_KEPT = 1024
 
-    def __init__(self):
-        self._classes = {}  # size class -> {"ratios": [on / off], "trials": n, "choice": bool}
+    def __init__(self, cache_bytes=None, streams=indexing.STREAM_STORES):
+        """``cache_bytes``: the last-level cache's size (None: as the system reports it; 0:
+        unknown, never stream); ``streams``: whether the kernel has streaming stores."""
+        # class -> {"ratios": [with / without], "trials": n, "choice": bool or None}: see
+        # _decisions for the classes.
+        self._classes = {}
+        # (table bytes, output bytes) -> the mode, once every decision for it is made: what
+        # the small lookups, where a microsecond counts, find at once (at most _MODES_KEPT).
+        self._modes = {}
         self._lock = threading.Lock()
+        if cache_bytes is None:
+            cache_bytes = last_level_cache_bytes()
+        # Outputs of at least this many bytes may stream (None: never).
+        self.stream_min_bytes = (cache_bytes // self.STREAM_CACHE_SHARE
+                                 if streams and cache_bytes else None)
 
     @staticmethod
-    def size_class(weight):
-        """The class of a table: its size in bytes, to the nearest lower power of 4."""
-        return max(int(weight.nbytes), 1).bit_length() // 2
+    def size_class(nbytes):
+        """The class of a size in bytes: to the nearest lower power of 4."""
+        return max(int(nbytes), 1).bit_length() // 2
 
-    def choice(self, weight):
-        """True or False once measured for tables of ``weight``'s size class, else None."""
-        state = self._classes.get(self.size_class(weight))
-        return None if state is None else state["choice"]
+    def _decisions(self, weight, n):
+        """The decisions of a lookup of ``n`` rows of ``weight``, in the order they are made:
+        ``(key, bit)`` pairs, each key a class and each bit an ``indexing`` mode bit."""
+        table = self.size_class(weight.nbytes)
+        out_bytes = n * weight.shape[1] * weight.itemsize
+        if self.stream_min_bytes is None or out_bytes < self.stream_min_bytes:
+            return [(("prefetch", table), indexing.PREFETCH)]
+        out = self.size_class(out_bytes)
+        return [(("stream", table, out), indexing.STREAM),
+                (("prefetch", table, out), indexing.PREFETCH)]
+
+    def _mode(self, weight, n):
+        """The mode the decisions made so far give (the default, ``indexing.PREFETCH``, for
+        the others) and the first pending decision, or None."""
+        mode = indexing.PREFETCH
+        for key, bit in self._decisions(weight, n):
+            state = self._classes.get(key)
+            chosen = None if state is None else state["choice"]
+            if chosen is None:
+                return mode, (key, bit)
+            mode = mode | bit if chosen else mode & ~bit
+        return mode, None
+
+    def choice(self, weight, n=0):
+        """``(prefetch, stream)`` for a lookup of ``n`` rows of ``weight``: True or False once
+        decided for its classes, else None (stream is False for outputs too small)."""
+        found = {bit: self._classes.get(key, {}).get("choice")
+                 for key, bit in self._decisions(weight, n)}
+        return found[indexing.PREFETCH], found.get(indexing.STREAM, False)
 
     def setting(self, weight, n):
-        """Whether a lookup of ``n`` rows prefetches: the class's choice, True below
-        ``MIN_TRIAL_ROWS``, or None while the class is on trial (the caller then calls
-        :meth:`gather`)."""
-        choice = self.choice(weight)
-        if choice is None and n >= self.MIN_TRIAL_ROWS:
+        """The kernel's mode for a lookup of ``n`` rows (``indexing.PREFETCH`` and
+        ``indexing.STREAM`` bits), or None while a decision is pending for a lookup this large
+        (the caller then calls :meth:`gather`). Smaller lookups take the decisions made so
+        far and the defaults for the others: prefetch, ordinary stores."""
+        key = (weight.nbytes, n * weight.shape[1] * weight.itemsize)
+        mode = self._modes.get(key)
+        if mode is not None:
+            return mode
+        mode, pending = self._mode(weight, n)
+        if pending is None:
+            if len(self._modes) >= self._MODES_KEPT:
+                self._modes.clear()
+            self._modes[key] = mode
+        elif n >= self.MIN_TRIAL_ROWS:
             return None
-        return choice is not False
+        return mode
 
     def gather(self, weight, flat, out2, n_threads):
-        """``indexing.gather`` with the class's setting, or a timed trial of both."""
+        """``indexing.gather`` with the classes' settings, or a timed trial of the first
+        pending decision."""
         n = flat.shape[0]
-        choice = self.choice(weight)
-        if choice is not None or n < self.MIN_TRIAL_ROWS:
-            indexing.gather(weight, flat, out2, n_threads, choice is not False)
+        mode, pending = self._mode(weight, n)
+        if pending is None or n < self.MIN_TRIAL_ROWS:
+            indexing.gather(weight, flat, out2, n_threads, mode)
             return
-        size_class = self.size_class(weight)
+        key, bit = pending
         with self._lock:
-            state = self._classes.setdefault(
-                size_class, {"ratios": [], "trials": 0, "choice": None})
-            first = state["trials"] % 2 == 0  # prefetching first on even trials
+            state = self._classes.setdefault(key, {"ratios": [], "trials": 0, "choice": None})
+            first = state["trials"] % 2 == 0  # the setting first on even trials
         seconds = {}
         for setting, part in ((first, slice(0, n // 2)), (not first, slice(n // 2, n))):
             t0 = time.perf_counter()
-            indexing.gather(weight, flat[part], out2[part], n_threads, setting)
+            indexing.gather(weight, flat[part], out2[part], n_threads,
+                            mode | bit if setting else mode & ~bit)
             seconds[setting] = time.perf_counter() - t0
         with self._lock:
             if state["choice"] is None:
@@ -210,7 +273,7 @@ class GatherPrefetch:
                 state["choice"] = self._decide(state["ratios"])
 
     def _decide(self, ratios):
-        """True (prefetch), False, or None (not clear yet) from the counted time ratios."""
+        """True (the setting), False, or None (not clear yet) from the counted time ratios."""
         if len(ratios) < self.TRIALS:
             return None
         pairs = [math.sqrt(a * b) for a, b in zip(ratios[0::2], ratios[1::2])]
@@ -222,13 +285,13 @@ class GatherPrefetch:
         return None
 
 
-GATHER_PREFETCH = GatherPrefetch()
+GATHER_SETTINGS = GatherSettings()
 
 
-def gather_prefetch(weight, n):
-    """The process's prefetch setting for a lookup of ``n`` rows of ``weight`` (see
-    :meth:`GatherPrefetch.setting`): what ``indexing.gather_direct`` asks."""
-    return GATHER_PREFETCH.setting(weight, n)
+def gather_mode(weight, n):
+    """The process's kernel mode for a lookup of ``n`` rows of ``weight`` (see
+    :meth:`GatherSettings.setting`): what ``indexing.gather_direct`` asks."""
+    return GATHER_SETTINGS.setting(weight, n)
 
 
 # Sample about 1 id in _BALANCE_STRIDE, but at least _BALANCE_SAMPLE_MIN and at most

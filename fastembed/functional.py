@@ -40,7 +40,7 @@ from ._rows import (
     SparseGrad,
     coalesce_rows,
     gather_checked,
-    gather_prefetch,
+    gather_mode,
     gather_masked,
     partition_rows,
     prepare_out,
@@ -104,7 +104,7 @@ def gather(weight, ids, *, out=None, n_threads=None, bounds_check="raise"):
         # Plain arrays: checked and copied in C, in one parallel region, without Python
         # overhead (the small calls that lose most to it take tens of microseconds).
         result = indexing.gather_direct(weight, ids, out, n_threads, PARALLEL_MIN_WORK,
-                                        gather_prefetch)
+                                        gather_mode)
         if result is not None:
             return result
     check_bounds_mode(bounds_check)

@@ -1228,11 +1228,15 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
 # with the general path bitwise and hand every unusual input over to it.
 
 def _prefetch_on(weight, n):
-    return True
+    return indexing.PREFETCH
 
 
 def _prefetch_undecided(weight, n):
     return None
+
+
+# The gather kernel's modes: neither, the prefetch, the streaming stores, both.
+GATHER_MODES = [0, indexing.PREFETCH, indexing.STREAM, indexing.PREFETCH | indexing.STREAM]
 
 
 @pytest.mark.parametrize("shape", [(0,), (), (7,), (3, 5), (2, 3, 4)], ids=str)
@@ -1250,28 +1254,28 @@ def test_gather_small_fast_path_matches_general_path(shape, id_dtype, dtype, rng
 
 
 @pytest.mark.parametrize("n_threads", [None, 1, 2, 3])
-@pytest.mark.parametrize("prefetch", [True, False])
+@pytest.mark.parametrize("mode", GATHER_MODES)
 @pytest.mark.parametrize("shape", [(0,), (5000,), (40, 125), (3, 1000, 2)], ids=str)
 @pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
-def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, prefetch,
+def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, mode,
                                                        n_threads, rng):
     # serial_work 0: every call takes the parallel path (one region: check, wait, copy)
     E = make_table((700, 9), dtype, rng)
     X = make_ids("zipf", shape, 700, id_dtype, rng)
     asked = []
 
-    def prefetch_of(weight, n):
+    def mode_of(weight, n):
         asked.append(n)
-        return prefetch
+        return mode
 
-    fast = indexing.gather_direct(E, X, None, n_threads, 0, prefetch_of)
+    fast = indexing.gather_direct(E, X, None, n_threads, 0, mode_of)
     assert fast is not None and asked == ([X.size] if X.size else [])  # 0 work: serial
     assert_bitwise_equal(fast, ref_gather(E, X))
     if fast.size:
         assert fast.ctypes.data % 64 == 0  # a large output starts on a cache line
     out = np.full(shape + (9,), np.nan, dtype=dtype)
-    assert indexing.gather_direct(E, X, out, n_threads, 0, prefetch_of) is out
+    assert indexing.gather_direct(E, X, out, n_threads, 0, mode_of) is out
     assert_bitwise_equal(out, ref_gather(E, X))
 
 
@@ -1286,23 +1290,54 @@ def every_gather_path():
             break
 
 
-@pytest.mark.parametrize("dim", [1, 3, 4, 8, 15, 16, 33, 64, 100])
+@pytest.mark.parametrize("dim", [1, 3, 4, 8, 15, 16, 33, 64, 75, 100, 300])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 def test_gather_row_copy_paths_agree(dim, dtype, every_gather_path, rng):
-    # row sizes that are and are not multiples of 16, 32 and 64 bytes, every vector path
+    # row sizes that are and are not multiples of 16, 32 and 64 bytes, every vector path,
+    # with and without the prefetch and the streaming stores, into outputs that start on a
+    # cache line, 16 bytes past one (rows streamed, the first ones by 16-byte stores) and 4
+    # bytes past one (streaming impossible: stored as usual)
     assert 0 in every_gather_path
     E = make_table((300, dim), dtype, rng)
     X = make_ids("zipf", (5000,), 300, np.int64, rng)
+    ref = ref_gather(E, X)
     for path in every_gather_path:
         assert indexing.force_gather_path(path)
         for n_threads in (1, 2):
-            for prefetch in (True, False):
-                out = np.full((X.size, dim), np.nan, dtype)
-                indexing.gather(E, X, out, n_threads, prefetch)
-                assert_bitwise_equal(out, ref_gather(E, X))
-            got = indexing.gather_direct(E, X.astype(np.int32), None, n_threads, 0, _prefetch_on)
-            assert_bitwise_equal(got, ref_gather(E, X))
+            for mode in GATHER_MODES:
+                for offset in (0, 16, 4):
+                    out = _out_at_offset((X.size, dim), dtype, offset)
+                    indexing.gather(E, X, out, n_threads, mode)
+                    assert_bitwise_equal(out, ref)
+                got = indexing.gather_direct(E, X.astype(np.int32), None, n_threads, 0,
+                                             lambda weight, n, mode=mode: mode)
+                assert_bitwise_equal(got, ref)
     assert not indexing.force_gather_path(3)
+
+
+def _out_at_offset(shape, dtype, offset):
+    """A NaN-filled C-contiguous array of ``shape`` that starts ``offset`` bytes past a
+    cache line."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buf = np.empty(nbytes + offset + 128, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = buf[start:start + nbytes].view(dtype).reshape(shape)
+    out[...] = np.nan
+    return out
+
+
+@pytest.mark.parametrize("mode", GATHER_MODES)
+def test_gather_streaming_stores_are_visible_to_the_next_kernel(mode, rng):
+    # the stores are fenced: what one call streams, a parallel call reads right after it
+    E = make_table((5000, 64), np.float32, rng)
+    X = make_ids("uniform", (20000,), 5000, np.int64, rng)
+    Y = make_ids("uniform", (20000,), 20000, np.int64, rng)
+    out = np.empty((X.size, 64), np.float32)
+    back = np.empty((Y.size, 64), np.float32)
+    for _ in range(3):
+        indexing.gather(E, X, out, 2, mode)
+        indexing.gather(out, Y, back, 2, mode)
+        assert_bitwise_equal(back, ref_gather(ref_gather(E, X), Y))
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -1467,13 +1502,13 @@ def test_scatter_add_small_declines_what_it_does_not_handle(case, rng):
 
 
 # ---------------------------------------------------------------------------------------
-# gather's prefetch, chosen by measurement (fastembed._rows.GatherPrefetch)
+# gather's prefetch and streaming stores, chosen by measurement (fastembed._rows.GatherSettings)
 # ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 @pytest.mark.parametrize("id_dtype", [np.int32, np.int64])
-def test_gather_prefetch_settings_and_trials_give_the_same_bits(n_threads, dtype, id_dtype,
+def test_gather_settings_and_trials_give_the_same_bits(n_threads, dtype, id_dtype,
                                                                 monkeypatch, rng):
     from fastembed import _rows
     from fastembed._ext import indexing
@@ -1481,24 +1516,27 @@ def test_gather_prefetch_settings_and_trials_give_the_same_bits(n_threads, dtype
     E = make_table((300, 40), dtype, rng)   # 1001 x 40: past gather_small's C path
     X = make_ids("zipf", (1001,), 300, id_dtype, rng)
     ref = ref_gather(E, X)
-    for setting in (True, False):
+    for setting in GATHER_MODES:
         out = np.empty((X.size, 40), dtype)
         indexing.gather(E, X, out, n_threads, setting)
         assert_bitwise_equal(out, ref)
-    chooser = _rows.GatherPrefetch()
-    monkeypatch.setattr(_rows, "GATHER_PREFETCH", chooser)
+    # a last-level cache so small that this lookup's output may stream: both settings tried
+    chooser = _rows.GatherSettings(cache_bytes=4 * X.size * 40 * E.itemsize)
+    monkeypatch.setattr(_rows, "GATHER_SETTINGS", chooser)
     monkeypatch.setattr(chooser, "MIN_TRIAL_ROWS", 8)   # every call below is a trial
-    for _ in range(chooser.MAX_TRIALS + 1):
+    for _ in range(2 * (chooser.WARMUP + chooser.MAX_TRIALS)):
         assert_bitwise_equal(fastembed.gather(E, X, n_threads=n_threads), ref)
-    assert chooser.choice(E) in (True, False)            # decided after MAX_TRIALS at most
-    assert chooser.choice(np.zeros((3000, 70), dtype)) is None   # another size class
+    prefetch, stream = chooser.choice(E, X.size)        # decided after MAX_TRIALS at most
+    assert prefetch in (True, False) and stream in (True, False)
+    assert chooser.choice(np.zeros((3000, 70), dtype)) == (None, False)   # another class
+    assert chooser.choice(E, 8 * X.size) == (None, None)   # another output class
     assert_bitwise_equal(fastembed.gather(E, X, n_threads=n_threads), ref)
 
 
-def test_gather_prefetch_decision_uses_medians_of_order_balanced_pairs():
+def test_gather_decision_uses_medians_of_order_balanced_pairs():
     from fastembed import _rows
 
-    chooser = _rows.GatherPrefetch()
+    chooser = _rows.GatherSettings()
     # every pair: the first half 30% faster whichever setting it ran (an order effect only)
     assert chooser._decide([1.3, 1 / 1.3] * 3) is None
     # prefetch 20% faster, with the same order effect on top: chosen
@@ -1511,31 +1549,111 @@ def test_gather_prefetch_decision_uses_medians_of_order_balanced_pairs():
     assert chooser._decide([0.97, 0.99] * (chooser.MAX_TRIALS // 2)) is True
 
 
-def test_gather_prefetch_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypatch):
+def test_gather_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypatch):
     from fastembed import _rows
 
-    chooser = _rows.GatherPrefetch()
+    PREFETCH, STREAM = _rows.indexing.PREFETCH, _rows.indexing.STREAM
+    chooser = _rows.GatherSettings(cache_bytes=0)        # no cache size known: never streams
+    assert chooser.stream_min_bytes is None
     E = np.ones((64, 4), np.float32)
     out = np.empty((100, 4), np.float32)
     small = np.zeros(chooser.MIN_TRIAL_ROWS - 1, np.int64)
     chooser.gather(E, small[:100], out, 1)               # below MIN_TRIAL_ROWS: no trial
     assert chooser._classes == {}
+    assert chooser.setting(E, 100) == PREFETCH
     # A clear winner after TRIALS lookups: fake timings, the setting without prefetch 2x faster
     calls = []
 
-    def fake_gather(weight, flat, out2, n_threads, prefetch=True):
-        calls.append(prefetch)
+    def fake_gather(weight, flat, out2, n_threads, mode=PREFETCH):
+        calls.append(mode)
 
     ticks = iter(range(10**6))
     monkeypatch.setattr(_rows.indexing, "gather", fake_gather)
     monkeypatch.setattr(_rows.time, "perf_counter",
-                        lambda: next(ticks) * (2 if calls and calls[-1] else 1))
+                        lambda: next(ticks) * (2 if calls and calls[-1] & PREFETCH else 1))
     big = np.zeros(chooser.MIN_TRIAL_ROWS, np.int64)
     for trial in range(chooser.WARMUP + chooser.TRIALS):
-        assert chooser.choice(E) is None
+        assert chooser.choice(E, big.size) == (None, False)
+        assert chooser.setting(E, big.size) is None
         chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
-    assert chooser.choice(E) is False
-    assert calls[:4] == [True, False, False, True]      # the order alternates
+    assert chooser.choice(E, big.size) == (False, False)
+    assert calls[:4] == [PREFETCH, 0, 0, PREFETCH]      # the order alternates
     calls.clear()
     chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
-    assert calls == [False]                              # decided: one plain lookup
+    assert calls == [0]                                  # decided: one plain lookup
+    # decided modes are kept per (table, output) size for the small calls, a bounded number
+    assert chooser.setting(E, big.size) == 0
+    assert chooser._modes == {(E.nbytes, big.size * 16): 0}
+    monkeypatch.setattr(chooser, "_MODES_KEPT", 2)
+    assert [chooser.setting(E, k) for k in (1, 2, 3, 1)] == [0, 0, 0, 0]
+    assert 1 <= len(chooser._modes) <= 2
+
+
+def test_gather_streaming_is_decided_first_then_the_prefetch(monkeypatch):
+    # Outputs of at least a quarter of the last-level cache are candidates for streaming
+    # stores: tried first, with the prefetch (the default), then the prefetch is tried with
+    # the streaming choice. Fake timings: prefetching 2x slower, streaming 2x faster.
+    from fastembed import _rows
+
+    PREFETCH, STREAM = _rows.indexing.PREFETCH, _rows.indexing.STREAM
+    E = np.ones((64, 4), np.float32)
+    n = 2 * _rows.GatherSettings.MIN_TRIAL_ROWS
+    out_bytes = n * 4 * 4
+    chooser = _rows.GatherSettings(cache_bytes=4 * out_bytes, streams=True)
+    assert chooser.stream_min_bytes == out_bytes
+    assert _rows.GatherSettings(cache_bytes=4 * out_bytes, streams=False).stream_min_bytes is None
+    calls = []
+
+    def fake_gather(weight, flat, out2, n_threads, mode=PREFETCH):
+        calls.append(mode)
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(_rows.indexing, "gather", fake_gather)
+    monkeypatch.setattr(_rows.time, "perf_counter", lambda: next(ticks) * (
+        (2 if calls and calls[-1] & PREFETCH else 1) * (0.5 if calls and calls[-1] & STREAM else 1)))
+    big = np.zeros(n, np.int64)
+    rounds = chooser.WARMUP + chooser.TRIALS
+    for _ in range(rounds):
+        assert chooser.setting(E, n) is None
+        chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
+    assert chooser.choice(E, n) == (None, True)          # streaming decided first
+    assert chooser._modes == {}                          # nothing kept while pending
+    assert set(calls) == {PREFETCH, PREFETCH | STREAM}   # with the prefetch
+    calls.clear()
+    for _ in range(rounds):
+        chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
+    assert set(calls) == {STREAM, PREFETCH | STREAM}     # then the prefetch, streaming
+    assert chooser.choice(E, n) == (False, True)
+    assert chooser.setting(E, n) == STREAM
+    calls.clear()
+    chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
+    assert calls == [STREAM]                             # decided: one plain lookup
+    # a smaller output of the same table never streams, and decides its prefetch on its own
+    assert chooser.choice(E, n // 2) == (None, False)
+    assert chooser.setting(E, n // 2) is None
+    assert chooser.setting(E, 100) == PREFETCH           # too small to try: the default
+
+
+def test_last_level_cache_bytes_reads_the_highest_data_cache(tmp_path):
+    from fastembed._memory import last_level_cache_bytes
+
+    read = last_level_cache_bytes
+    system = read()                                          # this machine's, if reported
+    assert system is None or (isinstance(system, int) and system > 0)
+
+    def cache(index, level, kind, size):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        (folder / "level").write_text(f"{level}\n")
+        (folder / "type").write_text(f"{kind}\n")
+        (folder / "size").write_text(f"{size}\n")
+
+    assert read(str(tmp_path)) is None                       # nothing reported
+    cache(0, 1, "Data", "48K")
+    cache(1, 1, "Instruction", "32K")
+    cache(2, 2, "Unified", "1280K")
+    assert read(str(tmp_path)) == 1280 << 10
+    cache(3, 3, "Unified", "49152K")
+    cache(4, 4, "Instruction", "64M")                        # instructions only: ignored
+    cache(5, 3, "Unified", "garbage")                        # unreadable: ignored
+    assert read(str(tmp_path)) == 49152 << 10

@@ -11,6 +11,13 @@
  * (target("avx2")) and with 16-byte ones for the baseline, and fe_gather_init picks one at
  * run time (__builtin_cpu_supports; no -march=native). A copy is a copy: both give the same
  * bytes. FASTEMBED_NO_CLONES leaves only the baseline, FASTEMBED_NO_SIMD only memcpy.
+ *
+ * With FE_GATHER_STREAM in the mode, the rows are written with non-temporal (streaming)
+ * stores, x86-64 only: the output's lines go to memory without being read first and without
+ * evicting the table from the caches. For outputs far larger than the last-level cache that
+ * saves the read of every output line (fastembed._rows.GatherSettings decides when, by
+ * measuring). The bytes written are the same; only rows of a multiple of 16 bytes in an
+ * output that starts on 16 bytes stream (any other output is written as usual).
  */
 #ifndef FASTEMBED_GATHERROWS_H
 #define FASTEMBED_GATHERROWS_H
@@ -40,6 +47,21 @@ typedef char fe_gather_v64 __attribute__((vector_size(64), aligned(1), may_alias
 #define FE_GATHER_AVX2 0
 #endif
 
+/* The mode bits of a gather: prefetch rows ahead, write the output with streaming stores. */
+#define FE_GATHER_PREFETCH 1
+#define FE_GATHER_STREAM 2
+
+#if FE_GATHER_VECTORS && defined(__x86_64__)
+#define FE_GATHER_STREAMS 1
+#include <immintrin.h>
+/* Streaming stores of 16, 32 and 64 bytes at an address aligned to their size. */
+#define FE_STREAM16(p, v) _mm_stream_si128((__m128i *)(void *)(p), (__m128i)(v))
+#define FE_STREAM32(p, v) _mm256_stream_si256((__m256i *)(void *)(p), (__m256i)(v))
+#define FE_STREAM64(p, v) _mm512_stream_si512((void *)(p), (__m512i)(v))
+#else
+#define FE_GATHER_STREAMS 0
+#endif
+
 /* The code path: 2 = AVX-512, 1 = AVX2, 0 = baseline. Set by fe_gather_init. */
 static int fe_gather_path = 0;
 
@@ -61,10 +83,37 @@ static inline int64_t fe_gather_id(const void *ids, int id_bytes, ptrdiff_t i) {
     return id_bytes == 4 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
 }
 
-/* The loop body, for one vector type VEC of WIDTH bytes. */
-#define FE_GATHER_BODY(VEC, WIDTH)                                                            \
+/* The streaming loop body, for one vector type VEC of WIDTH bytes: each output row (16-byte
+ * aligned, a multiple of 16 bytes long) is written by 16-byte stores up to a WIDTH boundary,
+ * WIDTH-byte stores, then 16-byte stores for its tail. The fence makes the stores visible to
+ * every thread before the kernel returns, as ordinary stores are. */
+#define FE_GATHER_STREAM_BODY(VEC, WIDTH, STREAM)                                             \
+    for (i = lo; i < hi; i++) {                                                               \
+        const char *src;                                                                      \
+        char *dst = out + i * row_bytes;                                                      \
+        if (prefetch && i + ahead < n)                                                        \
+            fe_prefetch_row(table + fe_gather_id(ids, id_bytes, i + ahead) * row_bytes,      \
+                            row_bytes);                                                       \
+        src = table + fe_gather_id(ids, id_bytes, i) * row_bytes;                             \
+        for (k = 0; k < row_bytes && ((uintptr_t)(dst + k) & ((WIDTH) - 1)) != 0; k += 16)    \
+            FE_STREAM16(dst + k, *(const fe_gather_v16 *)(src + k));                         \
+        for (; k + (WIDTH) <= row_bytes; k += (WIDTH))                                        \
+            STREAM(dst + k, *(const VEC *)(src + k));                                         \
+        for (; k < row_bytes; k += 16)                                                        \
+            FE_STREAM16(dst + k, *(const fe_gather_v16 *)(src + k));                         \
+    }                                                                                         \
+    _mm_sfence();                                                                             \
+    return;
+
+/* The loop body, for one vector type VEC of WIDTH bytes; mode holds the FE_GATHER_* bits. */
+#define FE_GATHER_BODY(VEC, WIDTH, STREAM)                                                    \
     ptrdiff_t i;                                                                              \
     size_t k;                                                                                 \
+    const int prefetch = mode & FE_GATHER_PREFETCH;                                           \
+    if (FE_GATHER_STREAMS && (mode & FE_GATHER_STREAM) && row_bytes % 16 == 0                 \
+        && ((uintptr_t)out & 15) == 0) {                                                      \
+        FE_GATHER_STREAM_BODY(VEC, WIDTH, STREAM)                                             \
+    }                                                                                         \
     if (row_bytes % (WIDTH) != 0) {                                                           \
         for (i = lo; i < hi; i++) {                                                           \
             if (prefetch && i + ahead < n)                                                    \
@@ -88,36 +137,44 @@ static inline int64_t fe_gather_id(const void *ids, int id_bytes, ptrdiff_t i) {
 
 #define FE_GATHER_ARGS                                                                        \
     const char *table, const void *ids, int id_bytes, char *out, ptrdiff_t lo, ptrdiff_t hi,  \
-        ptrdiff_t n, size_t row_bytes, int prefetch, ptrdiff_t ahead
+        ptrdiff_t n, size_t row_bytes, int mode, ptrdiff_t ahead
+
+#if !FE_GATHER_STREAMS
+#undef FE_GATHER_STREAM_BODY
+#define FE_GATHER_STREAM_BODY(VEC, WIDTH, STREAM)
+#endif
 
 #if FE_GATHER_VECTORS
-static void fe_gather_rows_base(FE_GATHER_ARGS) { FE_GATHER_BODY(fe_gather_v16, 16) }
+static void fe_gather_rows_base(FE_GATHER_ARGS) {
+    FE_GATHER_BODY(fe_gather_v16, 16, FE_STREAM16)
+}
 #else /* no vectors: every row by memcpy (no row size is a multiple of SIZE_MAX) */
-static void fe_gather_rows_base(FE_GATHER_ARGS) { FE_GATHER_BODY(char, (size_t)-1) }
+static void fe_gather_rows_base(FE_GATHER_ARGS) { FE_GATHER_BODY(char, (size_t)-1, ) }
 #endif
 
 #if FE_GATHER_AVX2
 __attribute__((target("avx2"))) static void fe_gather_rows_avx2(FE_GATHER_ARGS) {
-    FE_GATHER_BODY(fe_gather_v32, 32)
+    FE_GATHER_BODY(fe_gather_v32, 32, FE_STREAM32)
 }
 __attribute__((target("avx512f"))) static void fe_gather_rows_avx512(FE_GATHER_ARGS) {
-    FE_GATHER_BODY(fe_gather_v64, 64)
+    FE_GATHER_BODY(fe_gather_v64, 64, FE_STREAM64)
 }
 #endif
 
-/* Copy rows [lo, hi) of the lookup; rows ahead (< n) are prefetched when prefetch is set. */
+/* Copy rows [lo, hi) of the lookup; rows ahead (< n) are prefetched when mode has
+ * FE_GATHER_PREFETCH, and the output streamed when it has FE_GATHER_STREAM (see above). */
 static inline void fe_gather_rows(FE_GATHER_ARGS) {
 #if FE_GATHER_AVX2
     if (fe_gather_path == 2 && row_bytes % 64 == 0) {
-        fe_gather_rows_avx512(table, ids, id_bytes, out, lo, hi, n, row_bytes, prefetch, ahead);
+        fe_gather_rows_avx512(table, ids, id_bytes, out, lo, hi, n, row_bytes, mode, ahead);
         return;
     }
     if (fe_gather_path >= 1) {
-        fe_gather_rows_avx2(table, ids, id_bytes, out, lo, hi, n, row_bytes, prefetch, ahead);
+        fe_gather_rows_avx2(table, ids, id_bytes, out, lo, hi, n, row_bytes, mode, ahead);
         return;
     }
 #endif
-    fe_gather_rows_base(table, ids, id_bytes, out, lo, hi, n, row_bytes, prefetch, ahead);
+    fe_gather_rows_base(table, ids, id_bytes, out, lo, hi, n, row_bytes, mode, ahead);
 }
 
 /* A lookup by a team of threads that checks every id before any thread writes a row, so a
@@ -134,7 +191,7 @@ typedef struct {
 #if defined(__GNUC__) || defined(__clang__)
 static void fe_gather_checked(fe_gather_team_t *state, const char *table, const void *ids,
                               int id_bytes, char *out, ptrdiff_t n, uint64_t n_rows,
-                              size_t row_bytes, int prefetch, ptrdiff_t ahead,
+                              size_t row_bytes, int mode, ptrdiff_t ahead,
                               ptrdiff_t scan_chunk, ptrdiff_t copy_chunk) {
     ptrdiff_t n_scan = (n + scan_chunk - 1) / scan_chunk;
     ptrdiff_t n_copy = (n + copy_chunk - 1) / copy_chunk;
@@ -169,14 +226,14 @@ static void fe_gather_checked(fe_gather_team_t *state, const char *table, const 
     while ((c = __atomic_fetch_add(&state->copy_next, 1, __ATOMIC_RELAXED)) < n_copy) {
         lo = c * copy_chunk;
         hi = lo + copy_chunk < n ? lo + copy_chunk : n;
-        fe_gather_rows(table, ids, id_bytes, out, lo, hi, n, row_bytes, prefetch, ahead);
+        fe_gather_rows(table, ids, id_bytes, out, lo, hi, n, row_bytes, mode, ahead);
     }
 }
 #else
 /* Without GCC's atomics: the first thread of the team does it all. */
 static void fe_gather_checked(fe_gather_team_t *state, const char *table, const void *ids,
                               int id_bytes, char *out, ptrdiff_t n, uint64_t n_rows,
-                              size_t row_bytes, int prefetch, ptrdiff_t ahead,
+                              size_t row_bytes, int mode, ptrdiff_t ahead,
                               ptrdiff_t scan_chunk, ptrdiff_t copy_chunk) {
     ptrdiff_t i;
     int first;
@@ -194,7 +251,7 @@ static void fe_gather_checked(fe_gather_team_t *state, const char *table, const 
             return;
         }
     }
-    fe_gather_rows(table, ids, id_bytes, out, 0, n, n, row_bytes, prefetch, ahead);
+    fe_gather_rows(table, ids, id_bytes, out, 0, n, n, row_bytes, mode, ahead);
 }
 #endif
 

@@ -9,11 +9,15 @@ _Float = np.float32 | np.float64
 _Index = np.int32 | np.int64
 _I64 = npt.NDArray[np.int64]
 
+PREFETCH: int
+STREAM: int
+STREAM_STORES: bool
+
 def find_first_invalid(ids: npt.NDArray[_Index], n_rows: int, n_threads: int) -> int: ...
 def gather(weight: npt.NDArray[_Float], ids: npt.NDArray[_Index], out: npt.NDArray[_Float],
-           n_threads: int, prefetch: bool = ...) -> None: ...
+           n_threads: int, mode: int = ...) -> None: ...
 def gather_direct(weight: Any, ids: Any, out: Any, n_threads: Any, serial_work: int,
-                  prefetch_of: Callable[[Any, int], bool | None]
+                  mode_of: Callable[[Any, int], int | None]
                   ) -> npt.NDArray[_Float] | None: ...
 def scatter_add_small(out: Any, ids: Any, grad: Any, n_threads: Any,
                       max_work: int) -> npt.NDArray[_Float] | None: ...

@@ -29,11 +29,14 @@ from .rowops cimport fe_prefetch_row, fe_prefetch_row_w
 from .typedefs cimport floating, index_t
 
 cdef extern from "gatherrows.h" nogil:
+    int FE_GATHER_PREFETCH
+    int FE_GATHER_STREAM
+    int FE_GATHER_STREAMS
     void fe_gather_init()
     int fe_gather_force_path(int path)
     void fe_gather_rows(const char* table, const void* ids, int id_bytes, char* out,
                         Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n, size_t row_bytes,
-                        int prefetch, Py_ssize_t ahead)
+                        int mode, Py_ssize_t ahead)
     ctypedef struct fe_gather_team_t:
         Py_ssize_t scan_next
         Py_ssize_t scan_done
@@ -41,7 +44,7 @@ cdef extern from "gatherrows.h" nogil:
         Py_ssize_t bad
     void fe_gather_checked(fe_gather_team_t* state, const char* table, const void* ids,
                            int id_bytes, char* out, Py_ssize_t n, uint64_t n_rows,
-                           size_t row_bytes, int prefetch, Py_ssize_t ahead,
+                           size_t row_bytes, int mode, Py_ssize_t ahead,
                            Py_ssize_t scan_chunk, Py_ssize_t copy_chunk)
 
 import numpy as np
@@ -52,6 +55,12 @@ _n_threads_for = None  # threads.n_threads_for, imported on first use (threads i
 
 cnp.import_array()
 fe_gather_init()
+
+# The mode bits of a lookup (gatherrows.h): prefetch the rows ahead; write the output with
+# streaming stores, which this build has only on x86-64 (STREAM_STORES).
+PREFETCH = FE_GATHER_PREFETCH
+STREAM = FE_GATHER_STREAM
+STREAM_STORES = bool(FE_GATHER_STREAMS)
 
 
 def force_gather_path(int path):
@@ -112,11 +121,12 @@ def gather(const floating[:, ::1] weight,  # IN (V, D)
            const index_t[::1] ids,         # IN (N,), all in [0, V)
            floating[:, ::1] out,           # OUT (N, D)
            int n_threads,
-           bint prefetch=True):
-    """out[i, :] = weight[ids[i], :], prefetching rows a few positions ahead if ``prefetch``.
+           int mode=FE_GATHER_PREFETCH):
+    """out[i, :] = weight[ids[i], :]; ``mode`` holds the bits PREFETCH (rows a few positions
+    ahead) and STREAM (streaming stores for the output, where STREAM_STORES).
 
-    The prefetch changes only the speed: a gain on some CPUs, a loss on others
-    (``fastembed._rows.GatherPrefetch`` measures which).
+    The mode changes only the speed: each is a gain on some CPUs and table or output sizes and
+    a loss on others (``fastembed._rows.GatherSettings`` measures which).
     """
     cdef Py_ssize_t n = ids.shape[0]
     cdef Py_ssize_t d = weight.shape[1]
@@ -132,13 +142,13 @@ def gather(const floating[:, ::1] weight,  # IN (V, D)
     cdef Py_ssize_t n_chunks = (n + chunk - 1) // chunk
     with nogil:
         if n_threads == 1:
-            fe_gather_rows(w, idp, id_bytes, o, 0, n, n, row_bytes, prefetch, PREFETCH_AHEAD)
+            fe_gather_rows(w, idp, id_bytes, o, 0, n, n, row_bytes, mode, PREFETCH_AHEAD)
         else:
             # Chunks of rows handed out as threads free up: on a shared machine a thread
             # that loses its core for a while no longer holds up a fixed half.
             for c in prange(n_chunks, schedule="dynamic", num_threads=n_threads):
                 fe_gather_rows(w, idp, id_bytes, o, c * chunk, min(n, (c + 1) * chunk), n,
-                               row_bytes, prefetch, PREFETCH_AHEAD)
+                               row_bytes, mode, PREFETCH_AHEAD)
 
 
 cdef inline Py_ssize_t _gather_chunk(Py_ssize_t n, int n_threads) noexcept nogil:
@@ -147,7 +157,7 @@ cdef inline Py_ssize_t _gather_chunk(Py_ssize_t n, int n_threads) noexcept nogil
     return max(<Py_ssize_t>GATHER_CHUNK_MIN, min(<Py_ssize_t>GATHER_CHUNK, chunk))
 
 
-def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_of):
+def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, mode_of):
     """The whole of ``functional.gather`` for well-formed calls on plain arrays, or None.
 
     Handles ndarray tables (float32/float64, native, C-contiguous, 2-D), ndarray ids
@@ -157,8 +167,8 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_
     does a bad id, found before a byte is written.
 
     Calls of at most ``serial_work`` elements (ids x D) run on one thread. Larger ones ask
-    ``prefetch_of(weight, n)`` whether to prefetch rows (None: not decided yet, and the
-    general path times both settings) and run in one parallel region (``fe_gather_checked``
+    ``mode_of(weight, n)`` the kernel's mode (see ``gather``; None: not decided yet, and the
+    general path times the settings) and run in one parallel region (``fe_gather_checked``
     in gatherrows.h): the threads check chunks of ids as they arrive, wait until all are
     checked, and only if every id is valid copy chunks of rows, handed out as threads free
     up. One region, not a scan region and then a copy region: each region wakes the sleeping
@@ -186,13 +196,13 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_
     if ndim >= cnp.NPY_MAXDIMS:
         return None
     cdef bint parallel_call = n * d > serial_work
-    cdef int prefetch = 0
+    cdef int mode = 0
     cdef int nt = 1
     if parallel_call:
-        setting = prefetch_of(weight, n)
+        setting = mode_of(weight, n)
         if setting is None:
             return None
-        prefetch = 1 if setting else 0
+        mode = setting
         global _n_threads_for
         if _n_threads_for is None:
             from .threads import n_threads_for as _resolve
@@ -240,7 +250,7 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_
         if not _ids_valid(x_data, x_size, n, n_rows):
             return None
         with nogil:
-            fe_gather_rows(w_data, x_data, x_size, o_data, 0, n, n, row_bytes, prefetch,
+            fe_gather_rows(w_data, x_data, x_size, o_data, 0, n, n, row_bytes, mode,
                            PREFETCH_AHEAD)
         return o
     cdef fe_gather_team_t team
@@ -251,7 +261,7 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, prefetch_
     cdef fe_gather_team_t* state = &team
     with nogil, parallel(num_threads=nt):
         fe_gather_checked(state, w_data, x_data, x_size, o_data, n, <uint64_t>n_rows,
-                          row_bytes, prefetch, PREFETCH_AHEAD, SCAN_CHUNK,
+                          row_bytes, mode, PREFETCH_AHEAD, SCAN_CHUNK,
                           _gather_chunk(n, nt))
     if team.bad < n:
         return None
