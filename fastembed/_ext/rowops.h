@@ -4,8 +4,7 @@
  * guess them, but the kernels know the ids a few positions ahead. Prefetching those rows keeps
  * several misses in flight per thread. Compilers without __builtin_prefetch get no-ops.
  *
- * (Streaming, non-temporal stores for the gather output were measured too and were slower on
- * random gathers here, so they are not used.)
+ * (The gather can also write its output with streaming stores: gatherrows.h.)
  */
 #ifndef FASTEMBED_ROWOPS_H
 #define FASTEMBED_ROWOPS_H
