@@ -83,18 +83,24 @@ static inline int64_t fe_gather_id(const void *ids, int id_bytes, ptrdiff_t i) {
     return id_bytes == 4 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
 }
 
+/* The table row of lookup position i, after prefetching the row `ahead` positions on (< n)
+ * when prefetch is set. */
+FE_ROW_INLINE const char *fe_gather_src(const char *table, const void *ids, int id_bytes,
+                                        ptrdiff_t i, ptrdiff_t n, size_t row_bytes,
+                                        int prefetch, ptrdiff_t ahead) {
+    if (prefetch && i + ahead < n)
+        fe_prefetch_row(table + fe_gather_id(ids, id_bytes, i + ahead) * row_bytes, row_bytes);
+    return table + fe_gather_id(ids, id_bytes, i) * row_bytes;
+}
+
 /* The streaming loop body, for one vector type VEC of WIDTH bytes: each output row (16-byte
  * aligned, a multiple of 16 bytes long) is written by 16-byte stores up to a WIDTH boundary,
  * WIDTH-byte stores, then 16-byte stores for its tail. The fence makes the stores visible to
  * every thread before the kernel returns, as ordinary stores are. */
 #define FE_GATHER_STREAM_BODY(VEC, WIDTH, STREAM)                                             \
     for (i = lo; i < hi; i++) {                                                               \
-        const char *src;                                                                      \
+        const char *src = fe_gather_src(table, ids, id_bytes, i, n, row_bytes, prefetch, ahead); \
         char *dst = out + i * row_bytes;                                                      \
-        if (prefetch && i + ahead < n)                                                        \
-            fe_prefetch_row(table + fe_gather_id(ids, id_bytes, i + ahead) * row_bytes,      \
-                            row_bytes);                                                       \
-        src = table + fe_gather_id(ids, id_bytes, i) * row_bytes;                             \
         for (k = 0; k < row_bytes && ((uintptr_t)(dst + k) & ((WIDTH) - 1)) != 0; k += 16)    \
             FE_STREAM16(dst + k, *(const fe_gather_v16 *)(src + k));                         \
         for (; k + (WIDTH) <= row_bytes; k += (WIDTH))                                        \
@@ -115,22 +121,15 @@ static inline int64_t fe_gather_id(const void *ids, int id_bytes, ptrdiff_t i) {
         FE_GATHER_STREAM_BODY(VEC, WIDTH, STREAM)                                             \
     }                                                                                         \
     if (row_bytes % (WIDTH) != 0) {                                                           \
-        for (i = lo; i < hi; i++) {                                                           \
-            if (prefetch && i + ahead < n)                                                    \
-                fe_prefetch_row(table + fe_gather_id(ids, id_bytes, i + ahead) * row_bytes,  \
-                                row_bytes);                                                   \
-            memcpy(out + i * row_bytes, table + fe_gather_id(ids, id_bytes, i) * row_bytes,   \
+        for (i = lo; i < hi; i++)                                                             \
+            memcpy(out + i * row_bytes,                                                       \
+                   fe_gather_src(table, ids, id_bytes, i, n, row_bytes, prefetch, ahead),     \
                    row_bytes);                                                                \
-        }                                                                                     \
         return;                                                                               \
     }                                                                                         \
     for (i = lo; i < hi; i++) {                                                               \
-        const char *src;                                                                      \
+        const char *src = fe_gather_src(table, ids, id_bytes, i, n, row_bytes, prefetch, ahead); \
         char *dst = out + i * row_bytes;                                                      \
-        if (prefetch && i + ahead < n)                                                        \
-            fe_prefetch_row(table + fe_gather_id(ids, id_bytes, i + ahead) * row_bytes,      \
-                            row_bytes);                                                       \
-        src = table + fe_gather_id(ids, id_bytes, i) * row_bytes;                             \
         for (k = 0; k < row_bytes; k += (WIDTH))                                              \
             *(VEC *)(dst + k) = *(const VEC *)(src + k);                                      \
     }
