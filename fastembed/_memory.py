@@ -50,7 +50,7 @@ def last_level_cache_bytes(cache_info=CACHE_INFO):
                 kind = f.read().strip()
             with open(os.path.join(folder, "size")) as f:
                 size = f.read().strip().upper()
-            number, unit = (size[:-1], size[-1]) if size[-1:] in "KMG" else (size, "")
+            number, unit = (size[:-1], size[-1]) if size and size[-1] in "KMG" else (size, "")
             nbytes = int(number) * _SIZE_UNITS[unit]
         except (OSError, ValueError):
             continue

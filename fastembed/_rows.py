@@ -150,7 +150,8 @@ class GatherSettings:
       evict the table. Only outputs of at least a quarter of the last-level cache
       (``STREAM_CACHE_SHARE``) are candidates, as for glibc's ``memcpy``, which streams
       copies above the same share: a smaller output is likely read from the cache by what
-      follows the lookup, and the kernel's own time cannot show that.
+      follows the lookup, and the kernel's own time cannot show that. Rows must be a
+      multiple of 16 bytes (the kernel writes others as usual).
 
     Lookups are sorted into classes of table size, and of output size for the outputs that
     may stream (factors of 4 in bytes). In each class the first lookups of at least
@@ -203,8 +204,10 @@ class GatherSettings:
         """The decisions of a lookup of ``n`` rows of ``weight``, in the order they are made:
         ``(key, bit)`` pairs, each key a class and each bit an ``indexing`` mode bit."""
         table = self.size_class(weight.nbytes)
-        out_bytes = n * weight.shape[1] * weight.itemsize
-        if self.stream_min_bytes is None or out_bytes < self.stream_min_bytes:
+        row_bytes = weight.shape[1] * weight.itemsize
+        out_bytes = n * row_bytes
+        if (self.stream_min_bytes is None or out_bytes < self.stream_min_bytes
+                or row_bytes % 16):  # rows that the kernel cannot stream (gatherrows.h)
             return [(("prefetch", table), indexing.PREFETCH)]
         out = self.size_class(out_bytes)
         return [(("stream", table, out), indexing.STREAM),

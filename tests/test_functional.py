@@ -1227,11 +1227,11 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
 # -- gather has a C path for calls on plain arrays (indexing.gather_direct); it must agree
 # with the general path bitwise and hand every unusual input over to it.
 
-def _prefetch_on(weight, n):
+def _mode_prefetch(weight, n):
     return indexing.PREFETCH
 
 
-def _prefetch_undecided(weight, n):
+def _mode_undecided(weight, n):
     return None
 
 
@@ -1245,23 +1245,24 @@ GATHER_MODES = [0, indexing.PREFETCH, indexing.STREAM, indexing.PREFETCH | index
 def test_gather_small_fast_path_matches_general_path(shape, id_dtype, dtype, rng):
     E = make_table((50, 6), dtype, rng)
     X = rng.integers(0, 50, size=shape).astype(id_dtype)
-    fast = indexing.gather_direct(E, X, None, None, 1 << 15, _prefetch_undecided)
+    fast = indexing.gather_direct(E, X, None, None, 1 << 15, _mode_undecided)
     assert fast is not None, "the fast path should take this call"
     out = np.full(shape + (6,), np.nan, dtype=dtype)
-    assert indexing.gather_direct(E, X, out, 1, 1 << 15, _prefetch_undecided) is out
+    assert indexing.gather_direct(E, X, out, 1, 1 << 15, _mode_undecided) is out
     assert_bitwise_equal(fast, E[X])
     assert_bitwise_equal(out, E[X])
 
 
 @pytest.mark.parametrize("n_threads", [None, 1, 2, 3])
 @pytest.mark.parametrize("mode", GATHER_MODES)
+@pytest.mark.parametrize("dim", [9, 16])   # rows of 36/72 bytes never stream; 64/128 do
 @pytest.mark.parametrize("shape", [(0,), (5000,), (40, 125), (3, 1000, 2)], ids=str)
 @pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
-def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, mode,
+def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, dim, mode,
                                                        n_threads, rng):
     # serial_work 0: every call takes the parallel path (one region: check, wait, copy)
-    E = make_table((700, 9), dtype, rng)
+    E = make_table((700, dim), dtype, rng)
     X = make_ids("zipf", shape, 700, id_dtype, rng)
     asked = []
 
@@ -1274,9 +1275,11 @@ def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, m
     assert_bitwise_equal(fast, ref_gather(E, X))
     if fast.size:
         assert fast.ctypes.data % 64 == 0  # a large output starts on a cache line
-    out = np.full(shape + (9,), np.nan, dtype=dtype)
-    assert indexing.gather_direct(E, X, out, n_threads, 0, mode_of) is out
-    assert_bitwise_equal(out, ref_gather(E, X))
+    for offset in (0, 16):   # a user's output on a cache line, or 16 bytes past one
+        out = _out_at_offset(shape + (dim,), dtype, offset)
+        assert indexing.gather_direct(E, X, out, n_threads, 0, mode_of) is out
+        assert_bitwise_equal(out, ref_gather(E, X))
+        _check_slack(out)
 
 
 @pytest.fixture
@@ -1309,31 +1312,48 @@ def test_gather_row_copy_paths_agree(dim, dtype, every_gather_path, rng):
                     out = _out_at_offset((X.size, dim), dtype, offset)
                     indexing.gather(E, X, out, n_threads, mode)
                     assert_bitwise_equal(out, ref)
+                    _check_slack(out)
                 got = indexing.gather_direct(E, X.astype(np.int32), None, n_threads, 0,
                                              lambda weight, n, mode=mode: mode)
                 assert_bitwise_equal(got, ref)
     assert not indexing.force_gather_path(3)
 
 
+_SLACK = 0xA5   # the bytes around an output from _out_at_offset, which no kernel may touch
+
+
 def _out_at_offset(shape, dtype, offset):
     """A NaN-filled C-contiguous array of ``shape`` that starts ``offset`` bytes past a
-    cache line."""
+    cache line, inside a buffer of ``_SLACK`` bytes (``_check_slack`` checks them)."""
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buf = np.empty(nbytes + offset + 128, np.uint8)
-    start = (-buf.ctypes.data) % 64 + offset
+    buf = np.full(nbytes + offset + 192, _SLACK, np.uint8)
+    start = (-buf.ctypes.data) % 64 + 64 + offset
     out = buf[start:start + nbytes].view(dtype).reshape(shape)
     out[...] = np.nan
     return out
 
 
+def _check_slack(out):
+    """The bytes before and after an output of ``_out_at_offset`` are untouched."""
+    buf = out.base
+    while not (isinstance(buf, np.ndarray) and buf.base is None):
+        buf = buf.base
+    start = out.ctypes.data - buf.ctypes.data
+    assert (buf[:start] == _SLACK).all() and (buf[start + out.nbytes:] == _SLACK).all()
+
+
 @pytest.mark.parametrize("mode", GATHER_MODES)
 def test_gather_streaming_stores_are_visible_to_the_next_kernel(mode, rng):
-    # the stores are fenced: what one call streams, a parallel call reads right after it
+    # what one parallel call streams (outputs on a cache line: every row streams), the
+    # threads of the next call read right after it (a smoke test of the fences: x86 rarely
+    # shows a missing one)
+    from fastembed._memory import aligned_empty
+
     E = make_table((5000, 64), np.float32, rng)
     X = make_ids("uniform", (20000,), 5000, np.int64, rng)
     Y = make_ids("uniform", (20000,), 20000, np.int64, rng)
-    out = np.empty((X.size, 64), np.float32)
-    back = np.empty((Y.size, 64), np.float32)
+    out = aligned_empty((X.size, 64), np.float32)
+    back = aligned_empty((Y.size, 64), np.float32)
     for _ in range(3):
         indexing.gather(E, X, out, 2, mode)
         indexing.gather(out, Y, back, 2, mode)
@@ -1348,7 +1368,7 @@ def test_gather_direct_parallel_path_writes_nothing_for_a_bad_id(where, n_thread
     X = rng.integers(0, 100, size=5000)
     X[where] = 100
     out = np.full((5000, 4), np.nan, np.float32)
-    assert indexing.gather_direct(E, X, out, n_threads, 0, _prefetch_on) is None
+    assert indexing.gather_direct(E, X, out, n_threads, 0, _mode_prefetch) is None
     assert np.isnan(out).all()
     with pytest.raises(IndexError, match=rf"ids\[{where}\] = 100"):
         fastembed.gather(E, X, out=out, n_threads=n_threads)
@@ -1359,10 +1379,10 @@ def test_gather_direct_leaves_undecided_prefetch_to_the_general_path(rng):
     E = make_table((100, 4), np.float32, rng)
     X = rng.integers(0, 100, size=5000)
     out = np.full((5000, 4), np.nan, np.float32)
-    assert indexing.gather_direct(E, X, out, 2, 0, _prefetch_undecided) is None
+    assert indexing.gather_direct(E, X, out, 2, 0, _mode_undecided) is None
     assert np.isnan(out).all()
     # below serial_work the setting is not asked for
-    assert indexing.gather_direct(E, X, out, 2, 10**9, _prefetch_undecided) is out
+    assert indexing.gather_direct(E, X, out, 2, 10**9, _mode_undecided) is out
 
 
 @pytest.mark.parametrize("case", ["bad id", "negative id", "list ids", "uint32 ids", "int16 ids",
@@ -1410,7 +1430,7 @@ def test_gather_small_declines_what_it_does_not_handle(case, rng):
     elif case == "3-D table":
         E = E.reshape(5, 10, 6)
     before = None if out is None else out.copy()
-    assert indexing.gather_direct(E, X, out, n_threads, max_work, _prefetch_undecided) is None
+    assert indexing.gather_direct(E, X, out, n_threads, max_work, _mode_undecided) is None
     if out is not None:
         assert_bitwise_equal(out, before)
 
@@ -1521,7 +1541,7 @@ def test_gather_settings_and_trials_give_the_same_bits(n_threads, dtype, id_dtyp
         indexing.gather(E, X, out, n_threads, setting)
         assert_bitwise_equal(out, ref)
     # a last-level cache so small that this lookup's output may stream: both settings tried
-    chooser = _rows.GatherSettings(cache_bytes=4 * X.size * 40 * E.itemsize)
+    chooser = _rows.GatherSettings(cache_bytes=4 * X.size * 40 * E.itemsize, streams=True)
     monkeypatch.setattr(_rows, "GATHER_SETTINGS", chooser)
     monkeypatch.setattr(chooser, "MIN_TRIAL_ROWS", 8)   # every call below is a trial
     for _ in range(2 * (chooser.WARMUP + chooser.MAX_TRIALS)):
@@ -1628,6 +1648,11 @@ def test_gather_streaming_is_decided_first_then_the_prefetch(monkeypatch):
     calls.clear()
     chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
     assert calls == [STREAM]                             # decided: one plain lookup
+    # rows of a size that cannot stream (not a multiple of 16 bytes): never candidates
+    E3 = np.ones((64, 3), np.float32)
+    assert chooser.choice(E3, 2 * n) == (None, False)
+    assert chooser._decisions(E3, 2 * n) == [(("prefetch", chooser.size_class(E3.nbytes)),
+                                              PREFETCH)]
     # a smaller output of the same table never streams, and decides its prefetch on its own
     assert chooser.choice(E, n // 2) == (None, False)
     assert chooser.setting(E, n // 2) is None
@@ -1656,4 +1681,5 @@ def test_last_level_cache_bytes_reads_the_highest_data_cache(tmp_path):
     cache(3, 3, "Unified", "49152K")
     cache(4, 4, "Instruction", "64M")                        # instructions only: ignored
     cache(5, 3, "Unified", "garbage")                        # unreadable: ignored
+    cache(6, 3, "Unified", "")                               # empty: ignored
     assert read(str(tmp_path)) == 49152 << 10
