@@ -185,7 +185,7 @@ class GatherSettings:
         # class -> {"ratios": [with / without], "trials": n, "choice": bool or None}: see
         # _decisions for the classes.
         self._classes = {}
-        # (table bytes, output bytes) -> the mode, once every decision for it is made: what
+        # (table bytes, row bytes, rows) -> the mode, once every decision for it is made: what
         # the small lookups, where a microsecond counts, find at once (at most _MODES_KEPT).
         self._modes = {}
         self._lock = threading.Lock()
@@ -237,7 +237,7 @@ class GatherSettings:
         ``indexing.STREAM`` bits), or None while a decision is pending for a lookup this large
         (the caller then calls :meth:`gather`). Smaller lookups take the decisions made so
         far and the defaults for the others: prefetch, ordinary stores."""
-        key = (weight.nbytes, n * weight.shape[1] * weight.itemsize)
+        key = (weight.nbytes, weight.shape[1] * weight.itemsize, n)
         mode = self._modes.get(key)
         if mode is not None:
             return mode

@@ -1603,7 +1603,7 @@ def test_gather_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypat
     assert calls == [0]                                  # decided: one plain lookup
     # decided modes are kept per (table, output) size for the small calls, a bounded number
     assert chooser.setting(E, big.size) == 0
-    assert chooser._modes == {(E.nbytes, big.size * 16): 0}
+    assert chooser._modes == {(E.nbytes, 16, big.size): 0}
     monkeypatch.setattr(chooser, "_MODES_KEPT", 2)
     assert [chooser.setting(E, k) for k in (1, 2, 3, 1)] == [0, 0, 0, 0]
     assert 1 <= len(chooser._modes) <= 2
