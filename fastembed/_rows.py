@@ -254,11 +254,11 @@ class GatherSettings:
         """``indexing.gather`` with the classes' settings, or a timed trial of the first
         pending decision."""
         n = flat.shape[0]
-        mode, pending = self._mode(weight, n)
-        if pending is None or n < self.MIN_TRIAL_ROWS:
+        mode = self.setting(weight, n)
+        if mode is not None:
             indexing.gather(weight, flat, out2, n_threads, mode)
             return
-        key, bit = pending
+        mode, (key, bit) = self._mode(weight, n)
         with self._lock:
             state = self._classes.setdefault(key, {"ratios": [], "trials": 0, "choice": None})
             first = state["trials"] % 2 == 0  # the setting first on even trials
