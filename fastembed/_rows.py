@@ -154,7 +154,10 @@ class GatherSettings:
       multiple of 16 bytes (the kernel writes others as usual).
 
     Lookups are sorted into classes of table size, and of output size for the outputs that
-    may stream (factors of 4 in bytes). In each class the first lookups of at least
+    may stream (factors of 4 in bytes), and of thread count: the fastest mode at one thread
+    is not the fastest at two (on an AMD EPYC Zen 4, a Zipf lookup of 32 MiB gained 36% from
+    streaming on one thread and lost 8% on two, which share the cores' write bandwidth). In
+    each class the first lookups of at least
     ``MIN_TRIAL_ROWS`` rows are cut into two halves, one gathered with a setting and one
     without (which goes first alternates from call to call), and timed. The two settings are
     decided one after the other, the second with the first's choice: an output that may
@@ -185,8 +188,9 @@ class GatherSettings:
         # class -> {"ratios": [with / without], "trials": n, "choice": bool or None}: see
         # _decisions for the classes.
         self._classes = {}
-        # (table bytes, row bytes, rows) -> the mode, once every decision for it is made: what
-        # the small lookups, where a microsecond counts, find at once (at most _MODES_KEPT).
+        # (table bytes, row bytes, rows, threads) -> the mode, once every decision for it is
+        # made: what the small lookups, where a microsecond counts, find at once (at most
+        # _MODES_KEPT).
         self._modes = {}
         self._lock = threading.Lock()
         if cache_bytes is None:
@@ -200,24 +204,25 @@ class GatherSettings:
         """The class of a size in bytes: to the nearest lower power of 4."""
         return max(int(nbytes), 1).bit_length() // 2
 
-    def _decisions(self, weight, n):
-        """The decisions of a lookup of ``n`` rows of ``weight``, in the order they are made:
-        ``(key, bit)`` pairs, each key a class and each bit an ``indexing`` mode bit."""
+    def _decisions(self, weight, n, n_threads):
+        """The decisions of a lookup of ``n`` rows of ``weight`` on ``n_threads`` threads, in
+        the order they are made: ``(key, bit)`` pairs, each key a class and each bit an
+        ``indexing`` mode bit."""
         table = self.size_class(weight.nbytes)
         row_bytes = weight.shape[1] * weight.itemsize
         out_bytes = n * row_bytes
         if (self.stream_min_bytes is None or out_bytes < self.stream_min_bytes
                 or row_bytes % 16):  # rows that the kernel cannot stream (gatherrows.h)
-            return [(("prefetch", table), indexing.PREFETCH)]
+            return [(("prefetch", table, n_threads), indexing.PREFETCH)]
         out = self.size_class(out_bytes)
-        return [(("stream", table, out), indexing.STREAM),
-                (("prefetch", table, out), indexing.PREFETCH)]
+        return [(("stream", table, out, n_threads), indexing.STREAM),
+                (("prefetch", table, out, n_threads), indexing.PREFETCH)]
 
-    def _mode(self, weight, n):
+    def _mode(self, weight, n, n_threads):
         """The mode the decisions made so far give (the default, ``indexing.PREFETCH``, for
         the others) and the first pending decision, or None."""
         mode = indexing.PREFETCH
-        for key, bit in self._decisions(weight, n):
+        for key, bit in self._decisions(weight, n, n_threads):
             state = self._classes.get(key)
             chosen = None if state is None else state["choice"]
             if chosen is None:
@@ -225,23 +230,25 @@ class GatherSettings:
             mode = mode | bit if chosen else mode & ~bit
         return mode, None
 
-    def choice(self, weight, n=0):
-        """``(prefetch, stream)`` for a lookup of ``n`` rows of ``weight``: True or False once
-        decided for its classes, else None (stream is False for outputs too small)."""
+    def choice(self, weight, n=0, n_threads=1):
+        """``(prefetch, stream)`` for a lookup of ``n`` rows of ``weight`` on ``n_threads``
+        threads: True or False once decided for its classes, else None (stream is False for
+        outputs too small)."""
         found = {bit: self._classes.get(key, {}).get("choice")
-                 for key, bit in self._decisions(weight, n)}
+                 for key, bit in self._decisions(weight, n, n_threads)}
         return found[indexing.PREFETCH], found.get(indexing.STREAM, False)
 
-    def setting(self, weight, n):
-        """The kernel's mode for a lookup of ``n`` rows (``indexing.PREFETCH`` and
-        ``indexing.STREAM`` bits), or None while a decision is pending for a lookup this large
-        (the caller then calls :meth:`gather`). Smaller lookups take the decisions made so
-        far and the defaults for the others: prefetch, ordinary stores."""
-        key = (weight.nbytes, weight.shape[1] * weight.itemsize, n)
+    def setting(self, weight, n, n_threads):
+        """The kernel's mode for a lookup of ``n`` rows on ``n_threads`` threads
+        (``indexing.PREFETCH`` and ``indexing.STREAM`` bits), or None while a decision is
+        pending for a lookup this large (the caller then calls :meth:`gather`). Smaller
+        lookups take the decisions made so far and the defaults for the others: prefetch,
+        ordinary stores."""
+        key = (weight.nbytes, weight.shape[1] * weight.itemsize, n, n_threads)
         mode = self._modes.get(key)
         if mode is not None:
             return mode
-        mode, pending = self._mode(weight, n)
+        mode, pending = self._mode(weight, n, n_threads)
         if pending is None:
             if len(self._modes) >= self._MODES_KEPT:
                 self._modes.clear()
@@ -254,11 +261,11 @@ class GatherSettings:
         """``indexing.gather`` with the classes' settings, or a timed trial of the first
         pending decision."""
         n = flat.shape[0]
-        mode = self.setting(weight, n)
+        mode = self.setting(weight, n, n_threads)
         if mode is not None:
             indexing.gather(weight, flat, out2, n_threads, mode)
             return
-        mode, (key, bit) = self._mode(weight, n)
+        mode, (key, bit) = self._mode(weight, n, n_threads)
         with self._lock:
             state = self._classes.setdefault(key, {"ratios": [], "trials": 0, "choice": None})
             first = state["trials"] % 2 == 0  # the setting first on even trials
@@ -291,10 +298,10 @@ class GatherSettings:
 GATHER_SETTINGS = GatherSettings()
 
 
-def gather_mode(weight, n):
-    """The process's kernel mode for a lookup of ``n`` rows of ``weight`` (see
-    :meth:`GatherSettings.setting`): what ``indexing.gather_direct`` asks."""
-    return GATHER_SETTINGS.setting(weight, n)
+def gather_mode(weight, n, n_threads):
+    """The process's kernel mode for a lookup of ``n`` rows of ``weight`` on ``n_threads``
+    threads (see :meth:`GatherSettings.setting`): what ``indexing.gather_direct`` asks."""
+    return GATHER_SETTINGS.setting(weight, n, n_threads)
 
 
 # Sample about 1 id in _BALANCE_STRIDE, but at least _BALANCE_SAMPLE_MIN and at most

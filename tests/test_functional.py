@@ -1227,11 +1227,11 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, 
 # -- gather has a C path for calls on plain arrays (indexing.gather_direct); it must agree
 # with the general path bitwise and hand every unusual input over to it.
 
-def _mode_prefetch(weight, n):
+def _mode_prefetch(weight, n, n_threads):
     return indexing.PREFETCH
 
 
-def _mode_undecided(weight, n):
+def _mode_undecided(weight, n, n_threads):
     return None
 
 
@@ -1266,12 +1266,14 @@ def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, d
     X = make_ids("zipf", shape, 700, id_dtype, rng)
     asked = []
 
-    def mode_of(weight, n):
-        asked.append(n)
+    def mode_of(weight, n, threads):
+        asked.append((n, threads))
         return mode
 
     fast = indexing.gather_direct(E, X, None, n_threads, 0, mode_of)
-    assert fast is not None and asked == ([X.size] if X.size else [])  # 0 work: serial
+    # asked for the thread count the call runs on; 0 work: serial, nothing asked
+    assert fast is not None
+    assert asked == ([(X.size, n_threads_for(n_threads, X.size * dim))] if X.size else [])
     assert_bitwise_equal(fast, ref_gather(E, X))
     if fast.size:
         assert fast.ctypes.data % 64 == 0  # a large output starts on a cache line
@@ -1546,10 +1548,12 @@ def test_gather_settings_and_trials_give_the_same_bits(n_threads, dtype, id_dtyp
     monkeypatch.setattr(chooser, "MIN_TRIAL_ROWS", 8)   # every call below is a trial
     for _ in range(2 * (chooser.WARMUP + chooser.MAX_TRIALS)):
         assert_bitwise_equal(fastembed.gather(E, X, n_threads=n_threads), ref)
-    prefetch, stream = chooser.choice(E, X.size)        # decided after MAX_TRIALS at most
+    nt = n_threads_for(n_threads, X.size * 40)             # the thread count the call ran on
+    prefetch, stream = chooser.choice(E, X.size, nt)    # decided after MAX_TRIALS at most
     assert prefetch in (True, False) and stream in (True, False)
-    assert chooser.choice(np.zeros((3000, 70), dtype)) == (None, False)   # another class
-    assert chooser.choice(E, 8 * X.size) == (None, None)   # another output class
+    assert chooser.choice(np.zeros((3000, 70), dtype), 0, nt) == (None, False)  # another class
+    assert chooser.choice(E, 8 * X.size, nt) == (None, None)   # another output class
+    assert chooser.choice(E, X.size, 3 - nt) == (None, None)   # another thread count
     assert_bitwise_equal(fastembed.gather(E, X, n_threads=n_threads), ref)
 
 
@@ -1580,7 +1584,7 @@ def test_gather_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypat
     small = np.zeros(chooser.MIN_TRIAL_ROWS - 1, np.int64)
     chooser.gather(E, small[:100], out, 1)               # below MIN_TRIAL_ROWS: no trial
     assert chooser._classes == {}
-    assert chooser.setting(E, 100) == PREFETCH
+    assert chooser.setting(E, 100, 1) == PREFETCH
     # A clear winner after TRIALS lookups: fake timings, the setting without prefetch 2x faster
     calls = []
 
@@ -1594,18 +1598,22 @@ def test_gather_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypat
     big = np.zeros(chooser.MIN_TRIAL_ROWS, np.int64)
     for trial in range(chooser.WARMUP + chooser.TRIALS):
         assert chooser.choice(E, big.size) == (None, False)
-        assert chooser.setting(E, big.size) is None
+        assert chooser.setting(E, big.size, 1) is None
         chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
     assert chooser.choice(E, big.size) == (False, False)
+    # decided for one thread only: two threads share the cores' bandwidth and decide anew
+    assert chooser.choice(E, big.size, 2) == (None, False)
+    assert chooser.setting(E, big.size, 2) is None
     assert calls[:4] == [PREFETCH, 0, 0, PREFETCH]      # the order alternates
     calls.clear()
     chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
     assert calls == [0]                                  # decided: one plain lookup
-    # decided modes are kept per (table, output) size for the small calls, a bounded number
-    assert chooser.setting(E, big.size) == 0
-    assert chooser._modes == {(E.nbytes, 16, big.size): 0}
+    # decided modes are kept per (table, row, output) size and thread count for the small
+    # calls, a bounded number
+    assert chooser.setting(E, big.size, 1) == 0
+    assert chooser._modes == {(E.nbytes, 16, big.size, 1): 0}
     monkeypatch.setattr(chooser, "_MODES_KEPT", 2)
-    assert [chooser.setting(E, k) for k in (1, 2, 3, 1)] == [0, 0, 0, 0]
+    assert [chooser.setting(E, k, 1) for k in (1, 2, 3, 1)] == [0, 0, 0, 0]
     assert 1 <= len(chooser._modes) <= 2
 
 
@@ -1634,7 +1642,7 @@ def test_gather_streaming_is_decided_first_then_the_prefetch(monkeypatch):
     big = np.zeros(n, np.int64)
     rounds = chooser.WARMUP + chooser.TRIALS
     for _ in range(rounds):
-        assert chooser.setting(E, n) is None
+        assert chooser.setting(E, n, 1) is None
         chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
     assert chooser.choice(E, n) == (None, True)          # streaming decided first
     assert chooser._modes == {}                          # nothing kept while pending
@@ -1644,19 +1652,19 @@ def test_gather_streaming_is_decided_first_then_the_prefetch(monkeypatch):
         chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
     assert set(calls) == {STREAM, PREFETCH | STREAM}     # then the prefetch, streaming
     assert chooser.choice(E, n) == (False, True)
-    assert chooser.setting(E, n) == STREAM
+    assert chooser.setting(E, n, 1) == STREAM
     calls.clear()
     chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
     assert calls == [STREAM]                             # decided: one plain lookup
     # rows of a size that cannot stream (not a multiple of 16 bytes): never candidates
     E3 = np.ones((64, 3), np.float32)
     assert chooser.choice(E3, 2 * n) == (None, False)
-    assert chooser._decisions(E3, 2 * n) == [(("prefetch", chooser.size_class(E3.nbytes)),
-                                              PREFETCH)]
+    assert chooser._decisions(E3, 2 * n, 1) == [
+        (("prefetch", chooser.size_class(E3.nbytes), 1), PREFETCH)]
     # a smaller output of the same table never streams, and decides its prefetch on its own
     assert chooser.choice(E, n // 2) == (None, False)
-    assert chooser.setting(E, n // 2) is None
-    assert chooser.setting(E, 100) == PREFETCH           # too small to try: the default
+    assert chooser.setting(E, n // 2, 1) is None
+    assert chooser.setting(E, 100, 1) == PREFETCH        # too small to try: the default
 
 
 def test_last_level_cache_bytes_reads_the_highest_data_cache(tmp_path):

@@ -167,9 +167,9 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, mode_of):
     does a bad id, found before a byte is written.
 
     Calls of at most ``serial_work`` elements (ids x D) run on one thread. Larger ones ask
-    ``mode_of(weight, n)`` the kernel's mode (see ``gather``; None: not decided yet, and the
-    general path times the settings) and run in one parallel region (``fe_gather_checked``
-    in gatherrows.h): the threads check chunks of ids as they arrive, wait until all are
+    ``mode_of(weight, n, threads)`` the kernel's mode for their thread count (see ``gather``;
+    None: not decided yet, and the general path times the settings) and run in one parallel
+    region (``fe_gather_checked`` in gatherrows.h): the threads check chunks of ids as they arrive, wait until all are
     checked, and only if every id is valid copy chunks of rows, handed out as threads free
     up. One region, not a scan region and then a copy region: each region wakes the sleeping
     threads, and the first thread checks a small lookup's ids while the others wake up.
@@ -199,15 +199,15 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, mode_of):
     cdef int mode = 0
     cdef int nt = 1
     if parallel_call:
-        setting = mode_of(weight, n)
-        if setting is None:
-            return None
-        mode = setting
         global _n_threads_for
         if _n_threads_for is None:
             from .threads import n_threads_for as _resolve
             _n_threads_for = _resolve
         nt = _n_threads_for(n_threads, n * d)
+        setting = mode_of(weight, n, nt)
+        if setting is None:
+            return None
+        mode = setting
     cdef cnp.npy_intp dims[cnp.NPY_MAXDIMS]
     cdef int k
     for k in range(ndim):
