@@ -501,7 +501,8 @@ def segment_sum(const floating[:, ::1] grad,   # IN (M, D)
     """
     cdef Py_ssize_t n_seg = starts.shape[0] - 1
     cdef Py_ssize_t d = grad.shape[1]
-    cdef Py_ssize_t k, j, i
+    cdef Py_ssize_t k, j, i, ahead, n
+    cdef size_t row_bytes = d * sizeof(floating)
     cdef const int64_t* src = NULL
     cdef const floating* sc = NULL
     if n_seg <= 0 or d == 0:
@@ -512,13 +513,29 @@ def segment_sum(const floating[:, ::1] grad,   # IN (M, D)
         sc = &scale[0]
     cdef const floating* g = &grad[0, 0]
     cdef floating* o = &out[0, 0]
+    cdef const int64_t* pm = &perm[0] if perm.shape[0] > 0 else NULL
+    n = starts[n_seg]
     with nogil:
         # Segments are independent: one thread owns each, so the order within a row is fixed.
         # Dynamic scheduling balances Zipf-skewed segment lengths without changing results.
         for k in prange(n_seg, schedule="dynamic", chunksize=64, num_threads=n_threads):
-            memset(o + k * d, 0, d * sizeof(floating))
+            memset(o + k * d, 0, row_bytes)
             for j in range(starts[k], starts[k + 1]):
-                i = perm[j]
+                # The contributions are grad rows in sorted-id order, scattered over grad:
+                # fetch the one a few positions on (perhaps another thread's: only a hint),
+                # and, twice as far on, the entries of src_row and scale that find it.
+                ahead = j + 2 * PREFETCH_AHEAD
+                if ahead < n and (src != NULL or sc != NULL):
+                    i = pm[ahead]
+                    if src != NULL:
+                        fe_prefetch_row(src + i, sizeof(int64_t))
+                    if sc != NULL:
+                        fe_prefetch_row(sc + i, sizeof(floating))
+                ahead = j + PREFETCH_AHEAD
+                if ahead < n:
+                    i = pm[ahead]
+                    fe_prefetch_row(g + (i if src == NULL else src[i]) * d, row_bytes)
+                i = pm[j]
                 _add_contribution(o + k * d, g, src, sc, i, d)
 
 
