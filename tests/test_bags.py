@@ -541,6 +541,41 @@ def test_backward_few_ids_in_huge_table(mode, rng):
                                                        0, psw, num_embeddings=V))
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "psw"])
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_backward_sorted_when_its_sums_outgrow_the_cache(mode, weighted, n_threads,
+                                                        monkeypatch, rng):
+    """Uniform ids whose sums outgrow the last-level cache: grouped by sorting, not a row
+    map (fastembed._rows.sums_miss_the_cache), with the same bits."""
+    from fastembed import _rows
+
+    B, D, V = 300, 16, 20_000
+    sizes = rng.integers(0, 60, B)
+    n = int(sizes.sum())
+    assert V <= 8 * n + (1 << 16) and n * D >= PARALLEL_MIN_WORK   # the map's range
+    weight = make_table((V, D), np.float64, rng)
+    ids = make_ids("uniform", (n,), V, np.int32, rng)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    psw = rng.uniform(0.5, 1.5, n) if weighted else None
+    g = make_table((B, D), np.float64, rng)
+    sorted_calls = []
+    segment_sum = _rows.indexing.segment_sum
+    monkeypatch.setattr(_rows.indexing, "segment_sum",
+                        lambda *a: sorted_calls.append(1) or segment_sum(*a))
+    grads = []
+    for cache in (0, 1):   # unknown: the map; a 1-byte cache: the sort
+        monkeypatch.setattr(_rows, "LAST_LEVEL_CACHE_BYTES", cache)
+        sorted_calls.clear()
+        grads.append(run_layer(weight, ids, offsets, False, mode, None, psw, g, n_threads)[1])
+        assert bool(sorted_calls) == bool(cache)
+    assert_grad_equal(grads[1], grads[0].rows, grads[0].values)
+    flat, bounds = ref_bag_bounds(ids, offsets)
+    _, denom, argmax = ref_bag_forward(weight, flat, bounds, mode, None, psw)
+    assert_grad_equal(grads[1], *ref_bag_backward(flat, bounds, mode, g, denom, argmax,
+                                                  None, psw, num_embeddings=V))
+
+
 # ----------------------------------------------------------------------------------------
 # Gradient check by central finite differences (float64)
 # ----------------------------------------------------------------------------------------

@@ -1205,23 +1205,60 @@ def test_sparse_grad_empty_to_dense():
 @pytest.mark.parametrize("kind", ["uniform", "zipf", "same"])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
-def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, monkeypatch, rng):
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, id_dtype, monkeypatch, rng):
     from fastembed import _rows
 
     V, D, N = 5000, 8, 40_000  # large enough to run in parallel
-    X = make_ids(kind, (N,), V, np.int64, rng)
+    X = make_ids(kind, (N,), V, id_dtype, rng)
     G = make_table((N, D), dtype, rng)
     rows_ref, values_ref = ref_coalesce(X, G)
+    sorted_calls = []
+    segment_sum = _rows.indexing.segment_sum
+    monkeypatch.setattr(_rows.indexing, "segment_sum",
+                        lambda *a: sorted_calls.append(1) or segment_sum(*a))
     results = []
-    for ratio, minimum in [(10**9, 10**9), (0, 0)]:  # always the map; never the map
+    # always the map (no cache size known); never the map; the map unless most ids are
+    # distinct and their sums outgrow a (tiny) cache: the sort for uniform ids only
+    for ratio, minimum, cache, sorts in [(10**9, 10**9, 0, False), (0, 0, 0, True),
+                                         (10**9, 10**9, 1, kind == "uniform")]:
         monkeypatch.setattr(_rows, "_DENSE_MAP_RATIO", ratio)
         monkeypatch.setattr(_rows, "_DENSE_MAP_MIN", minimum)
+        monkeypatch.setattr(_rows, "LAST_LEVEL_CACHE_BYTES", cache)
+        sorted_calls.clear()
         g, counts = _rows.coalesce_rows(X, G, V, n_threads)
+        assert bool(sorted_calls) == sorts
         assert_bitwise_equal(g.rows, rows_ref)
         assert_bitwise_equal(g.values, values_ref)
         np.testing.assert_array_equal(counts, np.bincount(X, minlength=V)[rows_ref])
         results.append(g)
     assert_bitwise_equal(results[0].values, results[1].values)
+    assert_bitwise_equal(results[0].values, results[2].values)
+
+
+def test_sums_miss_the_cache_when_most_ids_are_distinct_and_the_sums_outgrow_it(rng):
+    from fastembed import _rows
+
+    V, N, row = 10**6, 1 << 16, 256
+    uniform = make_ids("uniform", (N,), V, np.int64, rng)
+    zipf = make_ids("zipf", (N,), V, np.int64, rng)
+    same = np.full(N, 7, np.int64)
+    assert 0.9 <= _rows.distinct_share(uniform, V) <= 1
+    assert _rows.distinct_share(zipf, V) < 0.5
+    assert _rows.distinct_share(same, V) == 1 / (_rows._DISTINCT_BLOCKS * _rows._DISTINCT_BLOCK)
+    assert _rows.distinct_share(np.array([3, 1, 3], np.int32), V) == 2 / 3   # all of it
+    cache = N * row   # sums of N rows are 4x a quarter of this cache
+    assert _rows.sums_miss_the_cache(uniform, V, row, cache)
+    assert not _rows.sums_miss_the_cache(zipf, V, row, cache)         # rows repeat: the map
+    assert not _rows.sums_miss_the_cache(same, V, row, cache)
+    assert not _rows.sums_miss_the_cache(uniform, V, row, 8 * cache)  # they fit: the map
+    assert not _rows.sums_miss_the_cache(uniform, V, row, 0)          # unknown: the map
+    few = np.array([5, 9, 5, 2], np.int64)   # 3 distinct sums of 256 bytes: a quarter of
+    assert _rows.sums_miss_the_cache(few, V, row, 4 * 3 * row)       # this cache, not more
+    assert not _rows.sums_miss_the_cache(few, V, row, 4 * 3 * row + 1)
+    # ids of a table past 2**31 rows are sampled without narrowing them
+    huge = uniform.astype(np.int64) + 2**32
+    assert _rows.distinct_share(huge, 2**33) == _rows.distinct_share(uniform, V)
 
 
 # -- gather has a C path for calls on plain arrays (indexing.gather_direct); it must agree
