@@ -715,7 +715,7 @@ def _np_take(p, n, torch):
 
 
 # fastembed.gather measures its prefetch and streaming stores on its first large lookups of
-# each size (two decisions of at least 7 lookups each when one setting is clearly faster) and
+# each size and thread count (two decisions of at least 7 lookups each when one setting is clearly faster) and
 # keeps the faster: these untimed calls let it decide before the timing, as any loop would.
 FE_GATHER_SETTLE_CALLS = 16
 

@@ -18,7 +18,8 @@ The arrays are ordinary C-contiguous ndarrays: views of a slightly larger uint8 
 (``base`` is that buffer), which NumPy allocates, and madvises for huge pages, as usual.
 
 :func:`last_level_cache_bytes` reads the size of the CPU's largest cache, which decides which
-outputs are large enough to be written past the caches (``fastembed._rows.GatherSettings``).
+outputs are large enough to be written past the caches (``fastembed._rows.GatherSettings``)
+and which coalesces sum their rows after sorting (``fastembed._rows.sums_miss_the_cache``).
 """
 import glob
 import os

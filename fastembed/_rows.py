@@ -31,6 +31,10 @@ from ._validation import (
 
 # The last-level cache's size in bytes, 0 where the system does not report it.
 LAST_LEVEL_CACHE_BYTES = last_level_cache_bytes() or 0
+# Data of at least 1 / CACHE_SHARE of the last-level cache is taken to miss it: a gather's
+# output that large may stream past the caches (GatherSettings), a coalesce's sums that large
+# are summed after sorting (sums_miss_the_cache). glibc's memcpy streams above the same share.
+CACHE_SHARE = 4
 
 
 class SparseGrad(NamedTuple):
@@ -140,7 +144,8 @@ def gather_checked(weight, flat, out, n_threads):
 
 
 class GatherSettings:
-    """How the gather kernel runs on this machine: measured, per table and output size.
+    """How the gather kernel runs on this machine: measured, per table and output size and
+    thread count.
 
     Two settings change only the speed of a lookup, never a result, and each is a gain on some
     CPUs and sizes and a loss on others:
@@ -151,7 +156,7 @@ class GatherSettings:
     * **streaming stores** (``indexing.STREAM``, x86-64 builds): the output written past the
       caches, so that its lines are not read from memory before they are written and do not
       evict the table. Only outputs of at least a quarter of the last-level cache
-      (``STREAM_CACHE_SHARE``) are candidates, as for glibc's ``memcpy``, which streams
+      (``CACHE_SHARE``) are candidates, as for glibc's ``memcpy``, which streams
       copies above the same share: a smaller output is likely read from the cache by what
       follows the lookup, and the kernel's own time cannot show that. Rows must be a
       multiple of 16 bytes (the kernel writes others as usual).
@@ -182,7 +187,6 @@ class GatherSettings:
     MAX_TRIALS = 32
     MARGIN = 0.1              # the faster setting takes at most 90% of the other's time
     MIN_TRIAL_ROWS = 1 << 12  # halves of 2048+ rows: tens of microseconds, long enough to time
-    STREAM_CACHE_SHARE = 4    # outputs of at least 1/4 of the last-level cache may stream
     _MODES_KEPT = 1024
 
     def __init__(self, cache_bytes=None, streams=indexing.STREAM_STORES):
@@ -199,7 +203,7 @@ class GatherSettings:
         if cache_bytes is None:
             cache_bytes = LAST_LEVEL_CACHE_BYTES
         # Outputs of at least this many bytes may stream (None: never).
-        self.stream_min_bytes = (cache_bytes // self.STREAM_CACHE_SHARE
+        self.stream_min_bytes = (cache_bytes // CACHE_SHARE
                                  if streams and cache_bytes else None)
 
     @staticmethod
@@ -233,7 +237,7 @@ class GatherSettings:
             mode = mode | bit if chosen else mode & ~bit
         return mode, None
 
-    def choice(self, weight, n=0, n_threads=1):
+    def choice(self, weight, n, n_threads):
         """``(prefetch, stream)`` for a lookup of ``n`` rows of ``weight`` on ``n_threads``
         threads: True or False once decided for its classes, else None (stream is False for
         outputs too small)."""
@@ -407,13 +411,11 @@ def coalesce_checked(flat, grad2d, n_rows, n_threads, src_row=None, scale=None,
 # thread, uniform ids 1.15x; 65536 x 128: 1.6-1.8x).
 _COALESCE_PARALLEL_MIN_WORK = 1 << 20
 
-# coalesce uses a dense row map when V <= _DENSE_MAP_RATIO * N + _DENSE_MAP_MIN, else a sort.
+# coalesce uses a dense row map when V <= _DENSE_MAP_RATIO * N + _DENSE_MAP_MIN, unless its
+# sums miss the cache (sums_miss_the_cache), else a sort.
 _DENSE_MAP_RATIO = 8
 _DENSE_MAP_MIN = 1 << 16
 
-# Sums of at least this share of the last-level cache are taken to miss it (as for the
-# gather's streaming stores, GatherSettings.STREAM_CACHE_SHARE).
-_SUMS_CACHE_SHARE = 4
 # The distinct share of a coalesce's ids is estimated on _DISTINCT_BLOCKS contiguous blocks
 # of _DISTINCT_BLOCK ids spread over them: 4096 ids, read from 8 places (a strided sample of
 # as many ids cost 0.4 ms here, one cache miss per id; these blocks 0.05-0.1 ms in all).
@@ -425,14 +427,12 @@ def distinct_share(flat, n_rows):
     """The share of distinct ids in a sample of ``flat`` (ids below ``n_rows``), in (0, 1]."""
     n = flat.size
     size = _DISTINCT_BLOCKS * _DISTINCT_BLOCK
-    if n <= size:
-        sample = flat.copy()
-    else:
+    if n > size:
         last = n - _DISTINCT_BLOCK
-        sample = np.concatenate([flat[k * last // (_DISTINCT_BLOCKS - 1):][:_DISTINCT_BLOCK]
-                                 for k in range(_DISTINCT_BLOCKS)])
-    if n_rows <= 2**31 and sample.dtype != np.int32:
-        sample = sample.astype(np.int32)   # sorts in half the time
+        flat = np.concatenate([flat[k * last // (_DISTINCT_BLOCKS - 1):][:_DISTINCT_BLOCK]
+                               for k in range(_DISTINCT_BLOCKS)])
+    # a copy to sort, in int32 where the ids fit (it sorts in half the time)
+    sample = flat.astype(np.int32 if n_rows <= 2**31 else np.int64)
     sample.sort()
     return (1 + np.count_nonzero(sample[1:] != sample[:-1])) / max(sample.size, 1)
 
@@ -450,16 +450,17 @@ def sums_miss_the_cache(flat, n_rows, row_bytes, cache_bytes=None):
     uniform ids on the mid, big and wide shapes, sorting took 0.6-0.9x the dense map's time
     (coalesce) and 0.5-0.9x (bag backward); with Zipf ids up to 2x; on small outputs the dense
     map was 3x faster. At least half the sampled ids distinct (:func:`distinct_share`;
-    uniform ids gave 0.82-1.0, Zipf(1.1) ids 0.29-0.44) and sums of at least a quarter of the
-    last-level cache, read from the system (``cache_bytes`` None: ``LAST_LEVEL_CACHE_BYTES``;
-    0, unknown: the dense map, as before), choose the sort.
+    uniform ids gave 0.82-1.0, Zipf(1.1) ids 0.29-0.44) and sums of at least
+    ``1 / CACHE_SHARE`` of the last-level cache (their number estimated from that share, at
+    most ``n_rows``), whose size is read from the system (``cache_bytes`` None:
+    ``LAST_LEVEL_CACHE_BYTES``; 0, unknown: the dense map, as before), choose the sort.
     """
     if cache_bytes is None:
         cache_bytes = LAST_LEVEL_CACHE_BYTES
     n = flat.size
-    if not cache_bytes or n * row_bytes * _SUMS_CACHE_SHARE < cache_bytes:
+    if not cache_bytes or min(n, n_rows) * row_bytes * CACHE_SHARE < cache_bytes:
         return False
     distinct = distinct_share(flat, n_rows)
-    return 2 * distinct >= 1 and distinct * n * row_bytes * _SUMS_CACHE_SHARE >= cache_bytes
+    return 2 * distinct >= 1 and min(distinct * n, n_rows) * row_bytes * CACHE_SHARE >= cache_bytes
 
 

@@ -167,6 +167,23 @@ def restore_num_threads():
         fastembed.set_num_threads(before)
 
 
+@pytest.fixture
+def sorted_coalesces(monkeypatch):
+    """A list that gets an entry for every coalesce summed on the sort path
+    (``indexing.segment_sum``, as ``fastembed._rows`` calls it), and not the dense row map."""
+    from fastembed import _rows
+
+    calls = []
+    segment_sum = _rows.indexing.segment_sum
+
+    def spy(*args):
+        calls.append(args[0].shape)
+        return segment_sum(*args)
+
+    monkeypatch.setattr(_rows.indexing, "segment_sum", spy)
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def _coalesce_on_threads_at_any_size(monkeypatch):
     """The tests' inputs are small, and coalesce runs small work on one thread

@@ -1200,23 +1200,21 @@ def test_sparse_grad_empty_to_dense():
 
 
 # -- coalesce has two algorithms: a dense row map (V not much larger than N) and a radix sort
-# (few ids in a huge id space). They must agree bitwise, for any thread count.
+# (few ids in a huge id space, or mostly distinct ids whose sums outgrow the cache). They must
+# agree bitwise, for any thread count.
 
 @pytest.mark.parametrize("kind", ["uniform", "zipf", "same"])
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
 @pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
-def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, id_dtype, monkeypatch, rng):
+def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, id_dtype, monkeypatch,
+                                          sorted_coalesces, rng):
     from fastembed import _rows
 
     V, D, N = 5000, 8, 40_000  # large enough to run in parallel
     X = make_ids(kind, (N,), V, id_dtype, rng)
     G = make_table((N, D), dtype, rng)
     rows_ref, values_ref = ref_coalesce(X, G)
-    sorted_calls = []
-    segment_sum = _rows.indexing.segment_sum
-    monkeypatch.setattr(_rows.indexing, "segment_sum",
-                        lambda *a: sorted_calls.append(1) or segment_sum(*a))
     results = []
     # always the map (no cache size known); never the map; the map unless most ids are
     # distinct and their sums outgrow a (tiny) cache: the sort for uniform ids only
@@ -1225,15 +1223,25 @@ def test_coalesce_map_and_sort_paths_agree(kind, n_threads, dtype, id_dtype, mon
         monkeypatch.setattr(_rows, "_DENSE_MAP_RATIO", ratio)
         monkeypatch.setattr(_rows, "_DENSE_MAP_MIN", minimum)
         monkeypatch.setattr(_rows, "LAST_LEVEL_CACHE_BYTES", cache)
-        sorted_calls.clear()
+        sorted_coalesces.clear()
         g, counts = _rows.coalesce_rows(X, G, V, n_threads)
-        assert bool(sorted_calls) == sorts
+        assert bool(sorted_coalesces) == sorts
         assert_bitwise_equal(g.rows, rows_ref)
         assert_bitwise_equal(g.values, values_ref)
         np.testing.assert_array_equal(counts, np.bincount(X, minlength=V)[rows_ref])
         results.append(g)
     assert_bitwise_equal(results[0].values, results[1].values)
     assert_bitwise_equal(results[0].values, results[2].values)
+    # ids out of range left out (bounds_check="zero"): the same sort, without their rows
+    bad = X.astype(np.int64)
+    bad[::7] = V + 3
+    keep = bad < V
+    sorted_coalesces.clear()
+    g = fastembed.coalesce(bad, G, num_embeddings=V, n_threads=n_threads, bounds_check="zero")
+    assert bool(sorted_coalesces) == (kind == "uniform")
+    rows_ref, values_ref = ref_coalesce(bad[keep], G[keep])
+    assert_bitwise_equal(g.rows, rows_ref)
+    assert_bitwise_equal(g.values, values_ref)
 
 
 def test_sums_miss_the_cache_when_most_ids_are_distinct_and_the_sums_outgrow_it(rng):
@@ -1256,9 +1264,19 @@ def test_sums_miss_the_cache_when_most_ids_are_distinct_and_the_sums_outgrow_it(
     few = np.array([5, 9, 5, 2], np.int64)   # 3 distinct sums of 256 bytes: a quarter of
     assert _rows.sums_miss_the_cache(few, V, row, 4 * 3 * row)       # this cache, not more
     assert not _rows.sums_miss_the_cache(few, V, row, 4 * 3 * row + 1)
-    # ids of a table past 2**31 rows are sampled without narrowing them
-    huge = uniform.astype(np.int64) + 2**32
-    assert _rows.distinct_share(huge, 2**33) == _rows.distinct_share(uniform, V)
+    # ids of a table past 2**31 rows are sampled without narrowing them (as int32 these
+    # would all be 1); up to 2**31 rows they fit
+    huge = np.arange(N, dtype=np.int64) * 2**32 + 1
+    assert _rows.distinct_share(huge, 2**48) == 1.0
+    top = np.full(N, 2**31 - 1, np.int64)
+    top[::2] = 2**31 - 2
+    assert _rows.distinct_share(top, 2**31) == 2 / (_rows._DISTINCT_BLOCKS * _rows._DISTINCT_BLOCK)
+    # at most n_rows sums: ids that look distinct in every sampled block but cycle over 5000
+    # rows have sums that fit in this cache, however many ids there are
+    cycling = np.arange(N, dtype=np.int64) % 5000
+    assert _rows.distinct_share(cycling, 5000) > 0.5
+    assert not _rows.sums_miss_the_cache(cycling, 5000, row, 4 * 5000 * row + 1)
+    assert _rows.sums_miss_the_cache(cycling, 5000, row, 4 * 5000 * row)
 
 
 # -- gather has a C path for calls on plain arrays (indexing.gather_direct); it must agree
@@ -1634,10 +1652,10 @@ def test_gather_trials_only_large_lookups_and_decide_on_a_clear_winner(monkeypat
                         lambda: next(ticks) * (2 if calls and calls[-1] & PREFETCH else 1))
     big = np.zeros(chooser.MIN_TRIAL_ROWS, np.int64)
     for trial in range(chooser.WARMUP + chooser.TRIALS):
-        assert chooser.choice(E, big.size) == (None, False)
+        assert chooser.choice(E, big.size, 1) == (None, False)
         assert chooser.setting(E, big.size, 1) is None
         chooser.gather(E, big, np.empty((big.size, 4), np.float32), 1)
-    assert chooser.choice(E, big.size) == (False, False)
+    assert chooser.choice(E, big.size, 1) == (False, False)
     # decided for one thread only: two threads share the cores' bandwidth and decide anew
     assert chooser.choice(E, big.size, 2) == (None, False)
     assert chooser.setting(E, big.size, 2) is None
@@ -1681,25 +1699,25 @@ def test_gather_streaming_is_decided_first_then_the_prefetch(monkeypatch):
     for _ in range(rounds):
         assert chooser.setting(E, n, 1) is None
         chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
-    assert chooser.choice(E, n) == (None, True)          # streaming decided first
+    assert chooser.choice(E, n, 1) == (None, True)          # streaming decided first
     assert chooser._modes == {}                          # nothing kept while pending
     assert set(calls) == {PREFETCH, PREFETCH | STREAM}   # with the prefetch
     calls.clear()
     for _ in range(rounds):
         chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
     assert set(calls) == {STREAM, PREFETCH | STREAM}     # then the prefetch, streaming
-    assert chooser.choice(E, n) == (False, True)
+    assert chooser.choice(E, n, 1) == (False, True)
     assert chooser.setting(E, n, 1) == STREAM
     calls.clear()
     chooser.gather(E, big, np.empty((n, 4), np.float32), 1)
     assert calls == [STREAM]                             # decided: one plain lookup
     # rows of a size that cannot stream (not a multiple of 16 bytes): never candidates
     E3 = np.ones((64, 3), np.float32)
-    assert chooser.choice(E3, 2 * n) == (None, False)
+    assert chooser.choice(E3, 2 * n, 1) == (None, False)
     assert chooser._decisions(E3, 2 * n, 1) == [
         (("prefetch", chooser.size_class(E3.nbytes), 1), PREFETCH)]
     # a smaller output of the same table never streams, and decides its prefetch on its own
-    assert chooser.choice(E, n // 2) == (None, False)
+    assert chooser.choice(E, n // 2, 1) == (None, False)
     assert chooser.setting(E, n // 2, 1) is None
     assert chooser.setting(E, 100, 1) == PREFETCH        # too small to try: the default
 
