@@ -61,8 +61,10 @@ def save_word2vec(path, vectors, words=None, *, binary=False):
         word2vec.c's binary format: each row is the word, a space, ``dim`` little-endian
         float32 and a newline.
 
-    Text floats are written with 9 significant digits for float32 tables and 17 for float64,
-    enough for reading the file back to give the same values, bit for bit.
+    Text floats are written with 9 significant digits for float32 tables and 17 for float64
+    (``"%.9g"`` and ``"%.17g"``), enough for reading the file back to give the same values,
+    bit for bit. Float32 rows are formatted in compiled code, in parallel, and written a
+    block at a time.
 
     Raises
     ------
@@ -102,11 +104,31 @@ def save_word2vec(path, vectors, words=None, *, binary=False):
             for word, row in zip(vectors.words, rows):
                 f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
         return
+    if weight.dtype == np.float32:
+        # Formatted in C, in parallel, a block of rows at a time (the same characters as
+        # "%.9g" below, which remains for float64 tables)
+        encoded = [word.encode("utf-8") for word in vectors.words]
+        word_off = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=word_off[1:])
+        blob = b"".join(encoded)
+        table = np.ascontiguousarray(weight)
+        n_threads = resolve_n_threads(None)
+        with atomic_write(path, "wb") as f:
+            f.write(f"{len(vectors)} {vectors.dim}\n".encode())
+            for lo in range(0, len(vectors), _TEXT_WRITE_ROWS):
+                f.write(textio.format_rows(table, blob, word_off, lo,
+                                           min(lo + _TEXT_WRITE_ROWS, len(vectors)), n_threads))
+        return
     with atomic_write(path, "w") as f:
         f.write(f"{len(vectors)} {vectors.dim}\n")
-        fmt = " ".join([("%.9g" if weight.dtype == np.float32 else "%.17g")] * vectors.dim)
+        fmt = " ".join(["%.17g"] * vectors.dim)
         for word, row in zip(vectors.words, weight.tolist()):
             f.write(word + " " + fmt % tuple(row) + "\n")
+
+
+# Rows formatted per call of textio.format_rows when writing text: about 8 MB of text at
+# D = 100, so that a table of millions of rows never needs its whole text in memory.
+_TEXT_WRITE_ROWS = 8192
 
 
 def save_npy(path, vectors, words=None):

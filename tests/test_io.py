@@ -838,6 +838,66 @@ def test_binary_layout_exact(tmp_path):
     assert data in (head + row0 + b"\n" + row1 + b"\n", head + row0 + row1)
 
 
+# -- the text writer formats float32 in C: exactly the characters of "%.9g"
+
+def ref_format_word2vec_text(words, table):
+    """The word2vec text format of a float32 table, formatted by Python's "%.9g"."""
+    fmt = " ".join(["%.9g"] * table.shape[1])
+    lines = [f"{len(words)} {table.shape[1]}\n"]
+    lines += [word + " " + fmt % tuple(row) + "\n" for word, row in zip(words, table.tolist())]
+    return "".join(lines).encode("utf-8")
+
+
+def _float32_ties():
+    """float32 values whose exact decimal value is a tie at the ninth significant digit: m / 8
+    and m / 16 for odd m in [2**23, 1.6e7), whose decimals m * 125 / 1000 and m * 625 / 10**4
+    have ten significant digits, the last a 5."""
+    odd = np.arange((1 << 23) + 1, 16_000_000, 2 * 1009, dtype=np.int64)
+    ties = np.concatenate([odd / 8, odd / 16]).astype(np.float32)
+    assert all(len(str(int(m) * 625)) == 10 for m in odd)
+    return ties
+
+
+def test_format_f32_is_printf_9g(rng):
+    from fastembed._ext import textio
+
+    bits = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32)
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-23, 9.99e-24, 1e-45, 3.4028235e38,
+               0.0001, 9.99999975e-05, 999999999.0, 999999936.0, 1e9, 123456789.0]
+    powers = np.float32(10.0) ** np.arange(-45, 39, dtype=np.float32)
+    near = np.concatenate([powers, np.nextafter(powers, np.float32(0)),
+                           np.nextafter(powers, np.float32(np.inf))])
+    ties = _float32_ties()
+    assert ties.size > 10
+    values = np.concatenate([bits.view(np.float32), np.array(special, np.float32), near, ties,
+                             rng.standard_normal(20_000).astype(np.float32) * 0.1])
+    values = np.concatenate([values, -values])
+    for x in values.tolist():
+        assert textio.format_f32(x) == "%.9g" % x, repr(x)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n, dim", [(0, 4), (5, 0), (1, 1), (1000, 33)])
+def test_save_word2vec_text_is_the_9g_text(n, dim, n_threads, tmp_path, monkeypatch, rng,
+                                           restore_num_threads):
+    fastembed.set_num_threads(n_threads)
+    monkeypatch.setattr(fio, "_TEXT_WRITE_ROWS", 7)   # many blocks, and a last partial one
+    words = [f"w{i}" + "日ü"[: i % 3] for i in range(n)]
+    table = (rng.standard_normal((n, dim)) * rng.choice([1e-9, 0.1, 3.0, 1e12], (n, 1)))
+    table = table.astype(np.float32)
+    if n and dim:
+        table[0, 0] = np.nan
+        table[-1, -1] = -0.0
+    path = tmp_path / "v.txt"
+    fio.save_word2vec(path, table, words)
+    assert path.read_bytes() == ref_format_word2vec_text(words, table)
+    if dim == 0:
+        return   # a header of dim 0, which load_word2vec refuses
+    again = fio.load_word2vec(path)
+    assert again.words == words
+    assert_bitwise_equal(again.weight, table)
+
+
 def test_save_word2vec_array_and_words(tmp_path, rng):
     w = rng.standard_normal((5, 3)).astype(np.float32)
     words = list("abcde")

@@ -20,6 +20,10 @@ file).
 
 Words whose bytes are all ASCII, under an ASCII-compatible encoding, are copied straight into
 a new str (``PyUnicode_New``), skipping the codec; the others go through the codec.
+
+Writing text: ``format_rows`` makes the lines of a block of float32 rows, the rows'
+numbers formatted in parallel by ``textformat.h`` (the characters of ``"%.9g"``), then
+joined with their words in order.
 """
 import codecs
 import threading
@@ -27,6 +31,7 @@ import threading
 cimport cython
 from cython.parallel cimport prange
 from cpython.dict cimport PyDict_SetDefault
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_FromSsize_t
 from cpython.ref cimport PyObject
 from cpython.unicode cimport (PyUnicode_DATA, PyUnicode_Decode, PyUnicode_DecodeUTF8,
@@ -274,6 +279,75 @@ def decode_words(const unsigned char[::1] buf, const int64_t[::1] word_off,
 
 
 # -- binary ---------------------------------------------------------------------------------
+
+cdef extern from "textformat.h" nogil:
+    int FE_F32_TEXT_MAX
+    int fe_format_f32(float x, char* buf)
+
+
+def format_f32(float x):
+    """``"%.9g" % x`` for a float32, as ``format_rows`` writes it (for the tests)."""
+    cdef char buf[32]
+    cdef int n = fe_format_f32(x, buf)
+    return buf[:n].decode("ascii")
+
+
+def format_rows(const float[:, ::1] table,        # IN (V, D)
+                const unsigned char[::1] words,    # IN the words' UTF-8 bytes, one after another
+                const int64_t[::1] word_off,       # IN (V + 1,): word i is words[off[i]:off[i+1]]
+                Py_ssize_t lo, Py_ssize_t hi, int n_threads):
+    """The lines of rows [lo, hi) in the word2vec text format, as bytes: each row's word, a
+    space, its numbers as ``"%.9g"`` separated by spaces, a newline.
+
+    The numbers of the rows are formatted in parallel, each row into its own slot of a
+    scratch buffer, then the lines are joined in row order: the bytes do not depend on
+    ``n_threads``.
+    """
+    cdef Py_ssize_t d = table.shape[1]
+    cdef Py_ssize_t n = hi - lo
+    cdef Py_ssize_t stride = d * (FE_F32_TEXT_MAX + 1) + 1
+    cdef Py_ssize_t r, c, total = 0, pos = 0, w
+    cdef int k
+    cdef char* p
+    if n <= 0:
+        return b""
+    cdef char* scratch = <char*>malloc(n * stride)
+    cdef Py_ssize_t* lens = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+    if scratch == NULL or lens == NULL:
+        free(scratch)
+        free(lens)
+        raise MemoryError(f"no memory to format {n} rows of {d} numbers")
+    try:
+        with nogil:
+            for r in prange(n, schedule="static", num_threads=n_threads):
+                p = scratch + r * stride
+                k = 0
+                for c in range(d):
+                    if c:
+                        p[k] = 32   # a space
+                        k = k + 1
+                    k = k + fe_format_f32(table[lo + r, c], p + k)
+                lens[r] = k
+        for r in range(n):
+            total += (word_off[lo + r + 1] - word_off[lo + r]) + 1 + lens[r] + 1
+        out = PyBytes_FromStringAndSize(NULL, total)
+        p = PyBytes_AS_STRING(out)
+        for r in range(n):
+            w = word_off[lo + r + 1] - word_off[lo + r]
+            if w:
+                memcpy(p + pos, &words[word_off[lo + r]], w)
+            pos += w
+            p[pos] = 32
+            pos += 1
+            memcpy(p + pos, scratch + r * stride, lens[r])
+            pos += lens[r]
+            p[pos] = 10  # a newline
+            pos += 1
+        return out
+    finally:
+        free(scratch)
+        free(lens)
+
 
 cdef extern from "binread.h" nogil:
     int64_t fe_read_full(int fd, char* p, int64_t n, int* err)
