@@ -333,9 +333,13 @@ def test_zero_grad_clears_every_layer(rng):
 # ----------------------------------------------------------------------------------------
 
 def train(layer, opt, batches, *, fused=False, n_threads=None):
-    """Run forward/backward/step over pre-drawn (ids, grad_output) batches."""
-    for ids, go in batches:
-        layer(ids, n_threads=n_threads)
+    """Run forward/backward/step over pre-drawn (ids or the forward's keywords, grad_output)
+    batches."""
+    for inputs, go in batches:
+        if isinstance(inputs, dict):
+            layer(**inputs, n_threads=n_threads)
+        else:
+            layer(inputs, n_threads=n_threads)
         if fused:
             layer.backward_and_step(go, opt, n_threads=n_threads)
         else:
@@ -675,8 +679,8 @@ def test_steps_the_same_when_sums_outgrow_the_cache(name, config, n_threads, mon
         batch = dict(ids=ids)
         if LAYER_CONFIGS[config][2] == "weighted":
             batch["per_sample_weights"] = rng.random(ids.shape)
-        batches.append((batch, rng.standard_normal((n_bags, 40 if config.startswith("emb") else 1,
-                                                    D)).reshape(-1, D)))
+        out_shape = (n_bags, 40, D) if config.startswith("emb") else (n_bags, D)
+        batches.append((batch, rng.standard_normal(out_shape)))
     runs = {}
     for cache in (0, 1):   # unknown: the row map; a 1-byte cache: the sort
         monkeypatch.setattr(_rows, "LAST_LEVEL_CACHE_BYTES", cache)
@@ -684,15 +688,7 @@ def test_steps_the_same_when_sums_outgrow_the_cache(name, config, n_threads, mon
             sorted_coalesces.clear()
             layer = make_layer(config, w0.copy())
             opt = make_opt(name, layer, n_threads=n_threads)
-            for batch, go in batches:
-                out = layer(**batch, n_threads=n_threads)
-                go = go.reshape(out.shape)
-                if fused:
-                    layer.backward_and_step(go, opt, n_threads=n_threads)
-                else:
-                    layer.backward(go, n_threads=n_threads)
-                    opt.step()
-                    opt.zero_grad()
+            train(layer, opt, batches, fused=fused, n_threads=n_threads)
             assert bool(sorted_coalesces) == bool(cache)
             runs[cache, fused] = layer.weight, opt.state_dict()
     for key in runs:
