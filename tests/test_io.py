@@ -849,13 +849,18 @@ def ref_format_word2vec_text(words, table):
 
 
 def _float32_ties():
-    """float32 values whose exact decimal value is a tie at the ninth significant digit: m / 8
-    and m / 16 for odd m in [2**23, 1.6e7), whose decimals m * 125 / 1000 and m * 625 / 10**4
-    have ten significant digits, the last a 5."""
-    odd = np.arange((1 << 23) + 1, 16_000_000, 2 * 1009, dtype=np.int64)
-    ties = np.concatenate([odd / 8, odd / 16]).astype(np.float32)
-    assert all(len(str(int(m) * 625)) == 10 for m in odd)
-    return ties
+    """float32 values whose exact decimal value is a tie at the ninth significant digit.
+
+    m / 2**t for odd m has the decimal m * 5**t / 10**t, whose significant digits are those of
+    m * 5**t, the last a 5: a tie when it has ten digits (t = 3 .. 14 for m < 2**24)."""
+    ties = []
+    for t in range(3, 15):
+        lo, hi = -(-10**9 // 5**t), min((10**10 - 1) // 5**t, (1 << 24) - 1)
+        odd = np.arange(lo | 1, hi + 1, 2, dtype=np.int64)
+        odd = odd[np.linspace(0, odd.size - 1, min(odd.size, 600)).astype(np.int64)]
+        assert all(len(str(int(m) * 5**t)) == 10 for m in odd)
+        ties.append(odd / 2.0**t)
+    return np.concatenate(ties).astype(np.float32)
 
 
 def test_format_f32_is_printf_9g(rng):
@@ -874,6 +879,9 @@ def test_format_f32_is_printf_9g(rng):
     values = np.concatenate([values, -values])
     for x in values.tolist():
         assert textio.format_f32(x) == "%.9g" % x, repr(x)
+    # the snprintf path (builds without 128-bit integers, and values below 1e-23)
+    for x in values[np.isfinite(values) & (values != 0)][::7].tolist():
+        assert textio.format_f32(x, printf=True) == "%.9g" % x, repr(x)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -888,6 +896,7 @@ def test_save_word2vec_text_is_the_9g_text(n, dim, n_threads, tmp_path, monkeypa
     if n and dim:
         table[0, 0] = np.nan
         table[-1, -1] = -0.0
+        table[n // 2, :3] = [np.inf, -np.inf, -1.4e-45][:dim]   # and a subnormal
     path = tmp_path / "v.txt"
     fio.save_word2vec(path, table, words)
     assert path.read_bytes() == ref_format_word2vec_text(words, table)

@@ -4,9 +4,11 @@
  * A finite float32 is m * 2^e exactly (m < 2^24). Its nine digits D = round(|x| * 10^(8-k)),
  * k = floor(log10 |x|), are computed exactly in 128-bit integers and rounded half to even, as
  * glibc and Python round the exact binary value; then placed as %g places them (fixed
- * notation for -4 <= k < 9, else d.dddddddde+XX), trailing zeros dropped. Values outside
- * 1e-23 <= |x| < 2^128 (the integers' range), non-finite values and compilers without
- * 128-bit integers go through snprintf, the same characters, slower.
+ * notation for -4 <= k < 9, else d.dddddddde+XX), trailing zeros dropped. Values below 1e-23
+ * (beyond the integers' range) and compilers without 128-bit integers go through snprintf,
+ * the same characters, slower, its locale's decimal point turned back into '.'. Zeros and
+ * non-finite values are spelled out ("0", "-0", "nan", "inf", "-inf": glibc would print a
+ * negative NaN as "-nan", Python as "nan").
  */
 #ifndef FASTEMBED_TEXTFORMAT_H
 #define FASTEMBED_TEXTFORMAT_H
@@ -16,16 +18,44 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The longest text fe_format_f32 writes: "-0.0000" and nine digits, or "-d.dddddddde-XX". */
+/* At least the longest text fe_format_f32 writes: 15 characters, "-0.000" and nine digits or
+ * "-d.dddddddde-XX" (no terminating NUL is written). */
 #define FE_F32_TEXT_MAX 16
 
+/* "%.9g" of a finite nonzero x through snprintf, whatever the C locale: its decimal point
+ * (a ',' or several bytes in some locales) becomes '.'; at most FE_F32_TEXT_MAX bytes. */
 static int fe_format_f32_printf(float x, char *buf) {
+    char tmp[64];
+    int n = snprintf(tmp, sizeof tmp, "%.9g", (double)x);
+    int i, len = 0, in_point = 0;
+    if (n < 0) n = 0;
+    if (n > (int)sizeof tmp - 1) n = (int)sizeof tmp - 1;
+    for (i = 0; i < n && len < FE_F32_TEXT_MAX; i++) {
+        char c = tmp[i];
+        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e') {
+            buf[len++] = c;
+            in_point = 0;
+        } else if (!in_point) {
+            buf[len++] = '.';
+            in_point = 1;
+        }
+    }
+    return len;
+}
+
+/* Zeros and non-finite values, spelled as Python's "%.9g" spells them; else -1. */
+static int fe_format_f32_special(float x, char *buf) {
     if (x != x) { memcpy(buf, "nan", 3); return 3; }
     if (isinf(x)) {
         if (x < 0) { memcpy(buf, "-inf", 4); return 4; }
         memcpy(buf, "inf", 3); return 3;
     }
-    return snprintf(buf, FE_F32_TEXT_MAX + 1, "%.9g", (double)x);
+    if (x == 0) {
+        if (signbit(x)) { memcpy(buf, "-0", 2); return 2; }
+        buf[0] = '0';
+        return 1;
+    }
+    return -1;
 }
 
 #if defined(__SIZEOF_INT128__)
@@ -58,6 +88,8 @@ static uint64_t fe_digits9(uint32_t m, int e, int s) {
 
 /* Write "%.9g" of x into buf (at least FE_F32_TEXT_MAX bytes); return the length. */
 static int fe_format_f32(float x, char *buf) {
+    int special = fe_format_f32_special(x, buf);
+    if (special >= 0) return special;
 #if defined(__SIZEOF_INT128__)
     uint32_t bits;
     memcpy(&bits, &x, 4);
@@ -67,15 +99,11 @@ static int fe_format_f32(float x, char *buf) {
     uint32_t m;
     uint64_t d = 0;
     char digits[9];
-    if (expo == 0xFF) return fe_format_f32_printf(x, buf);
-    if (expo == 0 && mant == 0) {
-        if (neg) { memcpy(buf, "-0", 2); return 2; }
-        buf[0] = '0';
-        return 1;
-    }
     double ax = fabs((double)x);
     if (ax < 1e-23) return fe_format_f32_printf(x, buf);
-    if (expo == 0) { m = mant; e = -149; } else { m = mant | 0x800000u; e = (int)expo - 150; }
+    /* from here on x is a normal float (1e-23 is far above the subnormals) */
+    m = mant | 0x800000u;
+    e = (int)expo - 150;
     k = (int)floor(log10(ax));
     for (tries = 0; tries < 4; tries++) {   /* k from log10 may be one off near 10^k */
         if (8 - k > 31 || 8 - k < -30) return fe_format_f32_printf(x, buf);

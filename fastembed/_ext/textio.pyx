@@ -280,15 +280,19 @@ def decode_words(const unsigned char[::1] buf, const int64_t[::1] word_off,
 
 # -- binary ---------------------------------------------------------------------------------
 
+# -- writing text --------------------------------------------------------------------------
+
 cdef extern from "textformat.h" nogil:
     int FE_F32_TEXT_MAX
     int fe_format_f32(float x, char* buf)
+    int fe_format_f32_printf(float x, char* buf)
 
 
-def format_f32(float x):
-    """``"%.9g" % x`` for a float32, as ``format_rows`` writes it (for the tests)."""
+def format_f32(float x, bint printf=False):
+    """``"%.9g" % x`` for a float32, as ``format_rows`` writes it; ``printf``: as builds
+    without 128-bit integers write a finite nonzero x, through snprintf (for the tests)."""
     cdef char buf[32]
-    cdef int n = fe_format_f32(x, buf)
+    cdef int n = fe_format_f32_printf(x, buf) if printf else fe_format_f32(x, buf)
     return buf[:n].decode("ascii")
 
 
@@ -306,10 +310,12 @@ def format_rows(const float[:, ::1] table,        # IN (V, D)
     cdef Py_ssize_t d = table.shape[1]
     cdef Py_ssize_t n = hi - lo
     cdef Py_ssize_t stride = d * (FE_F32_TEXT_MAX + 1) + 1
-    cdef Py_ssize_t r, c, total = 0, pos = 0, w
-    cdef int k
+    cdef Py_ssize_t r, c, k, total = 0, pos = 0, w
     cdef char* p
-    if n <= 0:
+    if not (0 <= lo <= hi <= table.shape[0] and word_off.shape[0] > hi):
+        raise IndexError(f"rows [{lo}, {hi}) of a table of {table.shape[0]} rows with "
+                         f"{word_off.shape[0] - 1} words")
+    if n == 0:
         return b""
     cdef char* scratch = <char*>malloc(n * stride)
     cdef Py_ssize_t* lens = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
