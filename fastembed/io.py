@@ -43,6 +43,7 @@ from ._ext import textio
 from ._ext.threads import resolve_n_threads
 from ._memory import aligned_empty
 from ._validation import check_float_dtype, check_int
+from ._words import utf8_joined
 from .vectors import Vectors, vectors_from_checked
 
 __all__ = ["save_word2vec", "load_word2vec", "save_npy", "load_npy", "load_fasttext",
@@ -107,10 +108,7 @@ def save_word2vec(path, vectors, words=None, *, binary=False):
     if weight.dtype == np.float32:
         # Formatted in C, in parallel, a block of rows at a time: the characters of "%.9g"
         # (float64 tables keep Python's "%.17g", below)
-        encoded = [word.encode("utf-8") for word in vectors.words]
-        word_off = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=word_off[1:])
-        blob = b"".join(encoded)
+        blob, word_off = utf8_joined(vectors.words)
         table = np.ascontiguousarray(weight)
         n_threads = resolve_n_threads(None)
         with atomic_write(path, "wb") as f:

@@ -34,6 +34,7 @@ import numpy as np
 
 from ._ext import subwords as _kernel
 from ._validation import check_int
+from ._words import utf8_joined
 from .functional import embedding_bag
 from .vectors import Vectors
 
@@ -102,10 +103,7 @@ def char_ngrams(word, minn, maxn):
 def _encode(words):
     """UTF-8 of ``"<" + w + ">"`` for each word, concatenated, and the offsets; nothing for
     EOS (``"</s>"``), to which fastText gives no n-gram."""
-    parts = [b"" if w == EOS else (BOW + w + EOW).encode("utf-8") for w in words]
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
-    return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets
+    return utf8_joined(["" if w == EOS else BOW + w + EOW for w in words])
 
 
 def _subword_table(words, *, minn, maxn, bucket, base, own=None):
