@@ -1693,7 +1693,8 @@ def test_gather_streaming_is_decided_first_then_the_prefetch(monkeypatch):
     ticks = iter(range(10**6))
     monkeypatch.setattr(_rows.indexing, "gather", fake_gather)
     monkeypatch.setattr(_rows.time, "perf_counter", lambda: next(ticks) * (
-        (2 if calls and calls[-1] & PREFETCH else 1) * (0.5 if calls and calls[-1] & STREAM else 1)))
+        (2 if calls and calls[-1] & PREFETCH else 1)
+        * (0.5 if calls and calls[-1] & STREAM else 1)))
     big = np.zeros(n, np.int64)
     rounds = chooser.WARMUP + chooser.TRIALS
     for _ in range(rounds):

@@ -169,10 +169,11 @@ def gather_direct(weight, ids, out, n_threads, Py_ssize_t serial_work, mode_of):
     Calls of at most ``serial_work`` elements (ids x D) run on one thread. Larger ones ask
     ``mode_of(weight, n, threads)`` the kernel's mode for their thread count (see ``gather``;
     None: not decided yet, and the general path times the settings) and run in one parallel
-    region (``fe_gather_checked`` in gatherrows.h): the threads check chunks of ids as they arrive, wait until all are
-    checked, and only if every id is valid copy chunks of rows, handed out as threads free
-    up. One region, not a scan region and then a copy region: each region wakes the sleeping
-    threads, and the first thread checks a small lookup's ids while the others wake up.
+    region (``fe_gather_checked`` in gatherrows.h): the threads check chunks of ids as they
+    arrive, wait until all are checked, and only if every id is valid copy chunks of rows,
+    handed out as threads free up. One region, not a scan region and then a copy region:
+    each region wakes the sleeping threads, and the first thread checks a small lookup's ids
+    while the others wake up.
     """
     if not (cnp.PyArray_Check(weight) and cnp.PyArray_Check(ids)):
         return None
