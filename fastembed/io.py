@@ -885,7 +885,7 @@ def save_fasttext(path, model):
             raise ValueError(f"entry {i} ({word!r}) is empty or holds a NUL byte, which the "
                              f"fastText format cannot hold")
         encoded.append(raw)
-    dim = model.input.shape[1]
+    dim = model.dim
     output = model.output if model.output is not None else \
         np.zeros((len(model.words), dim), dtype=np.float32)
     output = np.asarray(output)
@@ -903,9 +903,10 @@ def save_fasttext(path, model):
                             model.ntokens, -1))
         for raw, (_, count, kind) in zip(encoded, entries):
             f.write(raw + b"\0" + struct.pack("<qb", int(count), kind))
-        for matrix in (model.input, output):
-            rows = np.ascontiguousarray(matrix, dtype="<f4")
-            f.write(struct.pack("<?qq", False, rows.shape[0], rows.shape[1]))
-            step = max(1, 2**26 // max(1, rows.strides[0]))   # 64 MiB at a time
-            for start in range(0, rows.shape[0], step):
-                f.write(rows[start:start + step].tobytes())
+        step = max(1, 2**26 // max(1, 4 * dim))   # 64 MiB at a time
+        for n_rows, block in ((len(model.words) + model.bucket, model.input_block),
+                              (output.shape[0], lambda a, b: output[a:b])):
+            f.write(struct.pack("<?qq", False, n_rows, dim))
+            for start in range(0, n_rows, step):
+                f.write(np.ascontiguousarray(block(start, min(start + step, n_rows)),
+                                             dtype="<f4").tobytes())

@@ -32,8 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._ext import sgns
 from ._ext import subwords as _kernel
-from ._validation import check_int
+from ._ext.threads import resolve_n_threads
+from ._memory import aligned_empty
+from ._validation import check_int, check_seed
 from ._words import utf8_joined
 from .functional import embedding_bag
 from .vectors import Vectors
@@ -184,7 +187,7 @@ class SubwordVectors(Vectors):
         The vocabulary, in row order: word ``i`` owns input row ``i``.
     input : ndarray of shape (len(words) + bucket, dim), float32 or float64
         fastText's input matrix: the words' rows, then the ``bucket`` n-gram rows (not
-        copied).
+        copied). With ``input_rows``, only those rows of it.
     minn, maxn : int, default 3, 6
         The n-gram lengths; ``maxn=0`` is no subwords (an unseen word has no vector).
     bucket : int, default 2000000
@@ -201,6 +204,15 @@ class SubwordVectors(Vectors):
     label_counts : array of int, optional
     ntokens : int, optional
         The tokens of the training corpus (fastText's header; kept for saving).
+    input_rows : array of int, optional
+        A model that holds some rows of the input matrix (a trained
+        :class:`~fastembed.models.word2vec.SkipGram` holds the rows its bags use): ``input``
+        row ``i`` is row ``input_rows[i]`` of the matrix, and every other row holds its
+        initial value, uniform in ``[-1, 1) / dim`` from ``init_seed``
+        (``fastembed._ext.sgns.uniform_rows``). The matrix is built whole only when
+        :attr:`input` is read.
+    init_seed : int, optional
+        With ``input_rows``: the seed of the other rows.
 
     Attributes
     ----------
@@ -208,14 +220,17 @@ class SubwordVectors(Vectors):
     weight : ndarray (len(words), dim)
         Each vocabulary word's vector: the mean of its own row and its n-grams' rows
         (fastText's ``get_word_vector``), computed once.
-    input, output, minn, maxn, bucket, counts, args, labels, label_counts, ntokens
+    input : ndarray (len(words) + bucket, dim)
+        fastText's input matrix (built at the first read, with ``input_rows``).
+    output, minn, maxn, bucket, counts, args, labels, label_counts, ntokens, init_seed
         As given.
 
     Raises
     ------
     ValueError, TypeError
-        An input matrix whose rows are not ``len(words) + bucket``, bad n-gram lengths or
-        bucket, counts of the wrong length.
+        An input matrix whose rows are not ``len(words) + bucket`` (or ``input_rows``: not
+        one per row of ``input``, out of range or repeated; no ``init_seed``), bad n-gram
+        lengths or bucket, counts of the wrong length.
 
     Examples
     --------
@@ -232,13 +247,35 @@ class SubwordVectors(Vectors):
     """
 
     def __init__(self, words, input, *, minn=3, maxn=6, bucket=2_000_000, output=None,
-                 counts=None, args=None, labels=(), label_counts=None, ntokens=0):
+                 counts=None, args=None, labels=(), label_counts=None, ntokens=0,
+                 input_rows=None, init_seed=None):
         words = list(words)
         input = np.asarray(input)
         self.minn, self.maxn, self.bucket = _check_grams(minn, maxn, bucket)
-        if input.ndim != 2 or input.shape[0] != len(words) + self.bucket:
-            raise ValueError(f"input must have shape (len(words) + bucket = "
-                             f"{len(words) + self.bucket}, dim), got {input.shape}")
+        n_rows = len(words) + self.bucket
+        if input_rows is None:
+            if input.ndim != 2 or input.shape[0] != n_rows:
+                raise ValueError(f"input must have shape (len(words) + bucket = {n_rows}, "
+                                 f"dim), got {input.shape}")
+            self._sorted_rows = None
+        else:
+            input_rows = np.asarray(input_rows)
+            if input.ndim != 2 or input_rows.shape != input.shape[:1]:
+                raise ValueError(f"input_rows must name the row of each row of input: shape "
+                                 f"({input.shape[0] if input.ndim else 0},), got "
+                                 f"{input_rows.shape}")
+            if not np.issubdtype(input_rows.dtype, np.integer) and input_rows.size:
+                raise TypeError(f"input_rows must be integers, got {input_rows.dtype}")
+            input_rows = input_rows.astype(np.int64, copy=False)
+            order = np.argsort(input_rows, kind="stable")
+            ranked = input_rows[order]
+            if ranked.size and (ranked[0] < 0 or ranked[-1] >= n_rows
+                                or (np.diff(ranked) == 0).any()):
+                raise ValueError(f"input_rows must be distinct rows in [0, {n_rows})")
+            if init_seed is None:
+                raise ValueError("input_rows needs init_seed: the other rows' seed")
+            check_seed(init_seed, "init_seed")
+            self._sorted_rows = (ranked, order)
         if not np.issubdtype(input.dtype, np.floating):
             raise TypeError(f"input must be floating point, got {input.dtype}")
         counts = np.zeros(len(words), dtype=np.int64) if counts is None else \
@@ -246,7 +283,10 @@ class SubwordVectors(Vectors):
         if counts.shape != (len(words),):
             raise ValueError(f"counts must have one entry per word ({len(words)}), got "
                              f"shape {counts.shape}")
-        self.input = input
+        self._held = input
+        self._whole = input if input_rows is None else None
+        self.input_rows = input_rows
+        self.init_seed = None if input_rows is None else int(init_seed)
         self.output = output
         self.counts = counts
         self.args = dict(args or {})
@@ -256,9 +296,85 @@ class SubwordVectors(Vectors):
                              else np.asarray(label_counts, dtype=np.int64))
         self.ntokens = int(ntokens)
         rows, starts = word_bags(words, minn=self.minn, maxn=self.maxn, bucket=self.bucket)
-        weight = embedding_bag(input, rows, starts[:-1], mode="mean") if len(words) else \
+        table, rows = self._rows_of(rows)
+        weight = embedding_bag(table, rows, starts[:-1], mode="mean") if len(words) else \
             np.zeros((0, input.shape[1]), dtype=input.dtype)
         Vectors.__init__(self, words, weight)
+
+    @property
+    def input(self):
+        """fastText's input matrix, ``(len(words) + bucket, dim)``.
+
+        With ``input_rows``, built at the first read (the rows held, every other row at its
+        initial value) and kept.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.subwords import SubwordVectors
+        >>> v = SubwordVectors(["ab"], np.ones((2, 3), np.float32), minn=3, maxn=3,
+        ...                    bucket=10, input_rows=[0, 7], init_seed=1)
+        >>> v.input.shape, v.input[7].tolist(), bool(np.abs(v.input[1]).max() < 1 / 3)
+        ((11, 3), [1.0, 1.0, 1.0], True)
+        """
+        if self._whole is None:
+            self._whole = self.input_block(0, len(self.words) + self.bucket)
+        return self._whole
+
+    def input_block(self, start, stop):
+        """Rows ``start:stop`` of the input matrix.
+
+        A view of :attr:`input` once it is built, else a new array: how a large matrix is
+        written piece by piece (:func:`fastembed.io.save_fasttext`).
+
+        Parameters
+        ----------
+        start, stop : int
+            ``0 <= start <= stop <= len(words) + bucket``.
+
+        Returns
+        -------
+        ndarray (stop - start, dim)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastembed.subwords import SubwordVectors
+        >>> v = SubwordVectors(["ab"], np.ones((2, 3), np.float32), minn=3, maxn=3,
+        ...                    bucket=10, input_rows=[0, 7], init_seed=1)
+        >>> v.input_block(6, 9)[1].tolist(), bool(np.array_equal(v.input_block(0, 11), v.input))
+        ([1.0, 1.0, 1.0], True)
+        """
+        n_rows = len(self.words) + self.bucket
+        start = check_int(start, "start", min=0, max=n_rows)
+        stop = check_int(stop, "stop", min=start, max=n_rows)
+        if self._whole is not None:
+            return self._whole[start:stop]
+        return self._gather(np.arange(start, stop, dtype=np.int64))
+
+    def _gather(self, rows):
+        """A new array of the input matrix's rows ``rows`` (with ``input_rows``): each row's
+        initial value, then the rows held over theirs."""
+        ranked, order = self._sorted_rows
+        out = aligned_empty((rows.size, self._held.shape[1]), self._held.dtype)
+        sgns.uniform_rows(out, rows, self.init_seed, 1.0 / out.shape[1],
+                          resolve_n_threads(None))
+        if ranked.size:
+            pos = np.minimum(np.searchsorted(ranked, rows), ranked.size - 1)
+            held = ranked[pos] == rows
+            out[held] = self._held[order[pos[held]]]
+        return out
+
+    def _rows_of(self, rows):
+        """``(table, ids)``: ``table[ids]`` are the input matrix's rows ``rows``, without
+        building the matrix."""
+        if self._whole is not None:
+            return self._whole, rows
+        ranked, order = self._sorted_rows
+        pos = np.minimum(np.searchsorted(ranked, rows), max(0, ranked.size - 1))
+        if ranked.size and np.array_equal(ranked[pos], rows):
+            return self._held, order[pos]
+        return self._gather(rows), np.arange(rows.size, dtype=np.int64)
 
     def __repr__(self):
         grams = (f"n-grams {self.minn}-{self.maxn} in {self.bucket:,} buckets"
@@ -329,7 +445,8 @@ class SubwordVectors(Vectors):
         rows = self.subword_rows(word)
         if rows.size == 0:
             return None
-        return embedding_bag(self.input, rows, np.zeros(1, dtype=np.int64), mode="mean")[0]
+        table, rows = self._rows_of(rows)
+        return embedding_bag(table, rows, np.zeros(1, dtype=np.int64), mode="mean")[0]
 
     def __getitem__(self, key):
         """The vector of any word, or the (n, dim) vectors of a list of words."""

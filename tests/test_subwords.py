@@ -13,8 +13,10 @@ import struct
 import numpy as np
 import pytest
 
+from fastembed._ext import sgns
 from fastembed.io import FASTTEXT_MAGIC, load_fasttext, save_fasttext
 from fastembed.subwords import EOS, SubwordVectors, char_ngrams, fasttext_hash
+from conftest import assert_bitwise_equal
 from reference import ref_fasttext_hash, ref_fasttext_subwords
 
 WORDS = ["where", "there", "été", "naïve", "日本語", "a", "ab", "x" * 40, "</s>", "we're"]
@@ -112,6 +114,52 @@ def test_bad_arguments(kwargs, error):
     table = np.zeros((2 + 10, 3), np.float32)
     with pytest.raises(ValueError, match=error):
         SubwordVectors(["a", "b"], table, **{"bucket": 10, **kwargs})
+
+
+def held_in_part(v, rng, share=0.5):
+    """``v`` as a model holding only some rows of its input matrix, in a shuffled order: the
+    words' rows and a share of the n-gram rows; the others at their initial values."""
+    n_rows = len(v.words) + v.bucket
+    grams = np.flatnonzero(rng.random(v.bucket) < share) + len(v.words)
+    rows = np.concatenate([np.arange(len(v.words)), rng.permutation(grams)])
+    whole = v.input.copy()
+    fresh = np.setdiff1d(np.arange(n_rows), rows)
+    init = np.empty((fresh.size, v.dim), v.dtype)
+    sgns.uniform_rows(init, fresh, 77, 1.0 / v.dim, 1)
+    whole[fresh] = init
+    part = SubwordVectors(v.words, whole[rows], minn=v.minn, maxn=v.maxn, bucket=v.bucket,
+                          input_rows=rows, init_seed=77)
+    return part, SubwordVectors(v.words, whole, minn=v.minn, maxn=v.maxn, bucket=v.bucket)
+
+
+def test_a_model_held_in_part_answers_as_the_whole_matrix(small, rng):
+    part, whole = held_in_part(small, rng)
+    assert part.input_rows.size < len(small.words) + small.bucket
+    assert_bitwise_equal(part.weight, whole.weight)
+    for word in ["walks", "xyz", "é", "talking", "</s>", "walk"]:
+        assert_bitwise_equal(part.get_vector(word), whole.get_vector(word))
+    for start, stop in [(0, 0), (0, 3), (4, 60), (90, 102)]:
+        assert_bitwise_equal(part.input_block(start, stop), whole.input[start:stop])
+    assert part._whole is None                         # nothing built so far
+    assert_bitwise_equal(part.input, whole.input)      # built at the first read, and kept
+    assert part.input is part.input and np.shares_memory(part.input_block(5, 9), part.input)
+    with pytest.raises(ValueError, match="stop"):
+        part.input_block(3, 103)
+
+
+@pytest.mark.parametrize("rows,seed,exc,match", [
+    ([0, 1, 2], 1, ValueError, "each row of input"),
+    ([0, 1, 12, 3], 1, ValueError, "distinct rows"),
+    ([0, 1, 3, 3], 1, ValueError, "distinct rows"),
+    ([0, -1, 2, 3], 1, ValueError, "distinct rows"),
+    ([0.0, 1, 2, 3], 1, TypeError, "integers"),
+    ([0, 1, 2, 3], None, ValueError, "init_seed"),
+    ([0, 1, 2, 3], -2, ValueError, "init_seed"),
+])
+def test_bad_input_rows(rows, seed, exc, match):
+    with pytest.raises(exc, match=match):
+        SubwordVectors(["a", "b"], np.zeros((4, 3), np.float32), bucket=10, input_rows=rows,
+                       init_seed=seed)
 
 
 # -- .bin files ---------------------------------------------------------------------------------
@@ -321,12 +369,19 @@ def test_trained_subword_models_as_fasttext_files(tmp_path, kind):
                             subwords=True, minn=2, maxn=4, bucket=3000)
     model = result.fasttext_model()
     assert (model.minn, model.maxn, model.bucket) == (2, 4, 3000)
-    assert model.input is result.model.syn0 and model.output is result.model.syn1neg
+    # the model holds the rows its bags use; the file holds the whole matrix
+    rows = result.model.syn0_rows
+    assert model.input_rows is rows and model.output is result.model.syn1neg
+    assert rows.size == result.model.syn0.shape[0] < 24 + 3000
     path = tmp_path / "sub.bin"
     save_fasttext(path, model)
     again = load_fasttext(path)
     assert again.words == result.vocab.words and (again.minn, again.maxn) == (2, 4)
-    np.testing.assert_array_equal(again.input, result.model.syn0)
+    np.testing.assert_array_equal(again.input[rows], result.model.syn0)
+    others = np.setdiff1d(np.arange(24 + 3000), rows)
+    start = again.input[others]            # never trained: their initial values
+    assert np.abs(start).max() < 1 / 8 and start.std() > 0.5 / 8 / np.sqrt(3)
+    np.testing.assert_array_equal(again.input, model.input)
     probes = result.vocab.words + ["walker", "cafés", "xyz", "dreamed"]
     for word in probes:
         np.testing.assert_allclose(again[word], result.vectors[word], rtol=1e-6, atol=1e-7)

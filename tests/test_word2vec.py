@@ -1435,9 +1435,17 @@ def random_bags(rng, V, bucket, max_size=6):
 
 
 def subword_model(kind, rng, V=24, bucket=30, dim=7, **kw):
+    """A model on random bags, and its bags as rows of its ``syn0`` (the rows in use)."""
     bags, arrays = random_bags(rng, V, bucket)
     model = make_model(kind, zipf_counts(V), dim, bags=arrays, bucket=bucket, rng=rng, **kw)
-    return model, bags
+    return model, syn0_bags(model, bags)
+
+
+def syn0_bags(model, bags):
+    """Bags of rows of the input matrix as rows of ``model.syn0``."""
+    at = {int(r): i for i, r in enumerate(model.syn0_rows)}
+    assert len(at) == model.syn0.shape[0]
+    return [[at[r] for r in bag] for bag in bags]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -1448,8 +1456,9 @@ def test_subword_kernel_matches_numpy_reference(rng, kind, sample, shards, round
     window = 3
     model, bags = subword_model(kind, rng, window=window, negative=3, sample=sample,
                                 shards=shards, round_words=round_words, n_threads=n_threads)
-    assert model.syn0.shape == (24 + 30, 7) and model.syn1neg.shape == (24, 7)
-    assert model.merge_periods.shape == (24 + 30,)
+    n_in = model.syn0.shape[0]
+    assert 24 < n_in <= 24 + 30 and model.syn1neg.shape == (24, 7)
+    assert model.merge_periods.shape == (n_in,)
     cbow = kind == "cbow"
     for lr, lr_end in [(0.3, 0.1), (0.05, 0.2)]:
         batch = random_batch(rng, 24, rng.permutation(LENGTHS), model.counts)
@@ -1585,6 +1594,34 @@ def test_subword_thread_count_does_not_change_the_bits(det_data, kind, dtype):
         assert_bitwise_equal(m.syn1neg, models[0].syn1neg)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_subword_rows_in_use_train_whatever_their_numbers(det_data, kind):
+    """The model holds the n-gram rows its bags use, in the order they first appear; moving
+    the bags' rows to other buckets of a larger matrix changes nothing it computes."""
+    counts, batches = det_data
+    V = counts.size
+    rows, starts = random_bags(np.random.default_rng(6), V, 300)[1]
+    grams = rows >= V
+    first = list(dict.fromkeys(rows[grams].tolist()))
+    moved = rows.copy()
+    table = np.random.default_rng(7).permutation(5000)[:300]
+    moved[grams] = V + table[rows[grams] - V]
+    models = [MODELS[kind](counts, 8, window=3, negative=4, sample=1e-2, seed=4, n_threads=2,
+                           round_words=23, bags=(r, starts), bucket=b)
+              for r, b in ((rows, 300), (moved, 5000))]
+    a, b = models
+    assert a.syn0_rows.tolist() == list(range(V)) + first
+    assert_bitwise_equal(b.syn0_rows[V:], V + table[a.syn0_rows[V:] - V])
+    assert_bitwise_equal(a._bags[1], b._bags[1])
+    assert_bitwise_equal(a.merge_periods, b.merge_periods)
+    b.load_state_dict(a.state_dict())       # the same start (the initial rows differ)
+    for k, batch in enumerate(batches):
+        for m in models:
+            step(m, batch, lr=0.05, lr_end=0.045, seed=1000 + k)
+    assert_bitwise_equal(a.syn0, b.syn0)
+    assert_bitwise_equal(a.syn1neg, b.syn1neg)
+
+
 @pytest.mark.parametrize("bags,bucket,exc,match", [
     ((np.array([0, 1, 2]), np.array([0, 1, 2])), 2, ValueError, "one entry per word"),
     ((np.array([0, 1, 2]), np.array([0, 1, 1, 3])), 2, ValueError, "at least one input row"),
@@ -1615,14 +1652,17 @@ def test_train_word2vec_with_subwords(kind):
     again = train_word2vec(sentences, n_threads=1, **kw)
     assert_bitwise_equal(result.model.syn0, again.model.syn0)
     V = len(result.vocab)
-    assert result.model.syn0.shape == (V + 5000, 16) and result.model.bucket == 5000
+    rows = result.model.syn0_rows        # the words' rows, then the n-gram rows in use
+    assert result.model.syn0.shape == (rows.size, 16) and result.model.bucket == 5000
+    assert V < rows.size < V + 5000 and np.array_equal(rows[:V], np.arange(V))
+    assert (np.unique(rows) == np.sort(rows)).all() and rows.max() < V + 5000
     assert (result.minn, result.maxn) == (3, 6)
     assert result.history[0]["lr"] == pytest.approx(0.05, rel=0.05)   # fastText's rate
     v = result.vectors
     assert type(v).__name__ == "SubwordVectors" and v.words == result.vocab.words
     word = result.vocab.words[10]
-    np.testing.assert_allclose(v[word], result.model.syn0[v.subword_rows(word)].mean(axis=0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(v[word], v.input[v.subword_rows(word)].mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(v.input[rows], result.model.syn0)
     unseen = "presidentially"
     assert unseen not in v.index and v.get_vector(unseen).shape == (16,)
     assert np.isfinite(result.model.syn0).all()
@@ -1646,18 +1686,25 @@ def test_train_word2vec_checks_subword_arguments_before_reading(kwargs, match):
 def test_uniform_rows_fill_is_uniform_and_independent_of_threads(dtype):
     a = np.zeros((3000, 40), dtype)
     b = np.zeros((3000, 40), dtype)
-    sgns.uniform_rows(a, 100, 9, 0.25, 1)
-    sgns.uniform_rows(b, 100, 9, 0.25, 2)
+    rows = np.arange(100, 3100)
+    sgns.uniform_rows(a, rows, 9, 0.25, 1)
+    sgns.uniform_rows(b, rows, 9, 0.25, 2)
     assert_bitwise_equal(a, b)
-    assert not a[:100].any()                                  # rows before start untouched
-    x = a[100:].ravel()
+    x = a.ravel()
     assert (x >= -0.25).all() and (x < 0.25).all()
     counts = np.histogram(x, bins=20, range=(-0.25, 0.25))[0]
     assert_chi_square_ok(counts, np.full(20, 1 / 20))
-    sgns.uniform_rows(b, 100, 10, 0.25, 2)                    # another seed, other numbers
+    # a row's numbers are those of its number, whatever else is filled, in any order
+    picked = np.array([3099, 100, 2000, 2000])
+    c = np.zeros((4, 40), dtype)
+    sgns.uniform_rows(c, picked, 9, 0.25, 2)
+    assert_bitwise_equal(c, a[picked - 100])
+    sgns.uniform_rows(b, rows, 10, 0.25, 2)                   # another seed, other numbers
     assert not np.array_equal(a, b)
-    with pytest.raises(ValueError, match="start"):
-        sgns.uniform_rows(a, 3001, 9, 0.25, 1)
+    with pytest.raises(ValueError, match="one entry per row"):
+        sgns.uniform_rows(a, rows[1:], 9, 0.25, 1)
+    with pytest.raises(ValueError, match=r"rows\[1\] = -1"):
+        sgns.uniform_rows(c, np.array([0, -1, 2, 3]), 9, 0.25, 1)
 
 
 def test_subword_rows_start_uniform_and_seeded():
@@ -1667,6 +1714,10 @@ def test_subword_rows_start_uniform_and_seeded():
     assert_bitwise_equal(a.syn0, b.syn0)
     plain = SkipGram([5, 3], dim=50, seed=3)
     assert_bitwise_equal(a.syn0[:2], plain.syn0)              # the word rows as without bags
+    assert a.syn0_rows.tolist() == [0, 1, 2, 3] and plain.syn0_rows is None
+    start = np.empty((2, 50), np.float32)                     # the n-gram rows: as the matrix's
+    sgns.uniform_rows(start, a.syn0_rows[2:], a.init_seed, 1 / 50, 1)
+    assert_bitwise_equal(a.syn0[2:], start)
     assert np.abs(a.syn0).max() <= 1 / 50 and a.syn0[2:].std() > 0.5 / 50 / math.sqrt(3)
     assert not np.array_equal(SkipGram([5, 3], dim=50, bags=bags, bucket=1000, seed=4).syn0[2:],
                               a.syn0[2:])

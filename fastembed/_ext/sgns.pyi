@@ -7,7 +7,11 @@ import numpy.typing as npt
 def sigmoid(x: float) -> float: ...
 def softplus(x: float) -> float: ...
 def uniform_rows(
-    table: npt.NDArray[np.floating], start: int, seed: int, scale: float, n_threads: int
+    table: npt.NDArray[np.floating],
+    rows: npt.NDArray[np.int64],
+    seed: int,
+    scale: float,
+    n_threads: int,
 ) -> None: ...
 def w2v_step(
     syn0: npt.NDArray[np.floating],

@@ -530,12 +530,13 @@ def default_round_words(counts, keep, noise, window, negative):
     return max(16, min(by_updates, by_uses))
 
 
-def _private_rows(kind, centres, window, negative, num_words, bag_sizes=None):
+def _private_rows(kind, centres, window, negative, num_words, bag_sizes=None,
+                  num_inputs=None):
     """Rows a shard may touch in ``centres`` centre words: (input rows, output rows).
 
     With subwords (``bag_sizes``, each word's number of input rows, largest first), the
     input rows of ``centres + 2 window`` distinct words at most: the sum of that many largest
-    bags."""
+    bags, and at most ``num_inputs``, the rows of ``syn0``."""
     outputs_per_centre = 1 + negative if kind == "cbow" else 1 + 2 * window * negative
     words = min(num_words, centres + 2 * window)
     if bag_sizes is None:
@@ -544,6 +545,8 @@ def _private_rows(kind, centres, window, negative, num_words, bag_sizes=None):
         if kind != "cbow":   # fastText's order: each context is an output row
             outputs_per_centre = 2 * window * (1 + negative)
         inputs = int(np.sum(bag_sizes[:words]))
+        if num_inputs is not None:
+            inputs = min(inputs, num_inputs)
     return inputs, min(num_words, centres * outputs_per_centre)
 
 
@@ -577,6 +580,27 @@ def _check_bags(bags, num_words, num_rows):
     shift = np.bincount(word[first], weights=mult.astype(np.float64) ** 2,
                         minlength=num_words) / sizes
     return starts, rows, shift
+
+
+def _rows_in_use(rows, num_words):
+    """The bags' rows renumbered onto the rows that they use: ``(rows, syn0_rows)``.
+
+    ``syn0_rows`` is ``arange(num_words)`` (each word keeps its own row), then the other rows
+    that the bags name, in the order in which they first appear: the n-grams of the frequent
+    words, the rows used most, lie together. Each entry of the returned ``rows`` (int32) is
+    the position in ``syn0_rows`` of the entry given. Training on these rows gives the same
+    numbers as training on the whole matrix: no sum depends on a row's number.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    ngram = rows >= num_words
+    used, first, inverse = np.unique(rows[ngram], return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(used.size, dtype=np.int64)
+    rank[order] = np.arange(used.size)
+    renumbered = rows.copy()
+    renumbered[ngram] = num_words + rank[inverse]
+    return (renumbered.astype(np.int32),
+            np.concatenate([np.arange(num_words, dtype=np.int64), used[order]]))
 
 
 def default_max_period(round_words, window, negative, num_words, dim, itemsize,
@@ -737,15 +761,28 @@ class Word2VecModel(Module):
         ``rows[starts[w]:starts[w + 1]]`` of ``syn0`` (its own row and its character n-grams'
         buckets, :func:`fastembed.subwords.word_bags`), whose mean stands for the word where
         its single row would. Skip-gram then takes fastText's order: the centre's bag predicts
-        each context word. Every bag is non-empty; the rows lie in ``[0, V + bucket)``.
+        each context word. Every bag is non-empty; the rows lie in ``[0, V + bucket)``, the
+        rows of fastText's input matrix.
     bucket : int, default 0
-        Rows of ``syn0`` beyond the words' (the n-gram buckets); only with ``bags``.
+        The n-gram rows of the input matrix beyond the words'; only with ``bags``.
 
     Attributes
     ----------
-    syn0 : ndarray (V + bucket, dim)
-        The input vectors: the word vectors, then (subwords) the n-gram rows (the array of the
-        Parameter ``"syn0"``).
+    syn0 : ndarray (V + U, dim)
+        The input vectors (the array of the Parameter ``"syn0"``): the word vectors, then
+        (subwords) the U n-gram rows that some bag holds, in the order the bags first name
+        them. Training touches no other row of the input matrix: a vocabulary of 12,000
+        words names about 65,000 of fastText's 2,000,000 buckets, so the model holds 29 MB
+        instead of 800 MB, which it would first have to fill and then reach through the
+        cache and the TLB at random.
+    syn0_rows : ndarray of int64 (V + U,), or None
+        Subwords: the row of the input matrix each row of ``syn0`` is (``arange(V)``, then
+        the n-gram rows); None without subwords. Every other row keeps its initial value,
+        uniform in ``[-1, 1) / dim`` from ``init_seed``
+        (:meth:`Word2VecResult.fasttext_model` holds the whole matrix).
+    init_seed : int, or None
+        Subwords: the seed of the n-gram rows' initial values
+        (``fastembed._ext.sgns.uniform_rows``).
     syn1neg : ndarray (V, dim)
         The output vectors (the array of the Parameter ``"syn1neg"``).
 
@@ -810,14 +847,19 @@ class Word2VecModel(Module):
         self.hogwild = bool(hogwild)
         V = counts.size
         self.bucket = check_int(bucket, "bucket", min=0)
-        self._bags = None if bags is None else _check_bags(bags, V, V + self.bucket)
+        self._bags = self.syn0_rows = self.init_seed = None
+        if bags is not None:
+            starts, rows, shift = _check_bags(bags, V, V + self.bucket)
+            rows, self.syn0_rows = _rows_in_use(rows, V)
+            self._bags = (starts, rows, shift)
         if bags is None and self.bucket:
             raise ValueError("bucket needs bags: the rows of each word's n-grams")
         rng = as_rng(seed)
-        syn0 = aligned_zeros((V + self.bucket, self.dim), dtype)
+        syn0 = aligned_zeros((V if bags is None else self.syn0_rows.size, self.dim), dtype)
         syn0[:V] = (rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim
-        if self.bucket:   # the n-gram rows, as many as two million: a parallel kernel
-            sgns.uniform_rows(syn0, V, int(rng.integers(0, 2**63)), 1.0 / self.dim,
+        if self.bucket:   # the n-gram rows, as the input matrix's rows start
+            self.init_seed = int(rng.integers(0, 2**63))
+            sgns.uniform_rows(syn0[V:], self.syn0_rows[V:], self.init_seed, 1.0 / self.dim,
                               resolve_n_threads(n_threads))
         self.register_parameter("syn0", Parameter(syn0, name="syn0", sparse=True))
         self.register_parameter("syn1neg", Parameter(aligned_zeros((V, self.dim), dtype),
@@ -886,6 +928,8 @@ class Word2VecModel(Module):
         state.setdefault("_merge_plan", None)
         state.setdefault("_bags", None)        # pickled before subwords
         state.setdefault("bucket", 0)
+        state.setdefault("syn0_rows", None)    # (the whole input matrix then)
+        state.setdefault("init_seed", None)
         state.setdefault("_bag_top", None)
         super().__setstate__(state)
         for name, table in tables.items():
@@ -1090,7 +1134,7 @@ class Word2VecModel(Module):
 
         Returns
         -------
-        ndarray of int64 (V + bucket,)
+        ndarray of int64 (rows of ``syn0``,)
 
         Examples
         --------
@@ -1118,9 +1162,9 @@ class Word2VecModel(Module):
                 kept = self.counts * keep
                 p = kept / kept.sum()
                 per_bag = p if self.kind == "skipgram" else 2 * self.window * p
-                uses = np.concatenate([uses, np.zeros(self.bucket)]) + np.bincount(
-                    rows, weights=np.repeat(per_bag, np.diff(starts)),
-                    minlength=self.num_words + self.bucket)
+                n_in = self.syn0.shape[0]
+                uses = np.concatenate([uses, np.zeros(n_in - self.num_words)]) + np.bincount(
+                    rows, weights=np.repeat(per_bag, np.diff(starts)), minlength=n_in)
             periods = merge_periods(uses, R, P)
             hot_rows = np.flatnonzero(periods < P)
             hot_rows = hot_rows[np.argsort(periods[hot_rows], kind="stable")].astype(np.int32)
@@ -1131,9 +1175,10 @@ class Word2VecModel(Module):
         return self._merge_plan[1]
 
     def _ensure_workspace(self, n_shards, n_hot, max_period):
+        n_in = self.syn0.shape[0]
         cap_in, cap_out = _private_rows(self.kind, self.round_words * max_period, self.window,
-                                        self.negative, self.num_words, self._bag_sizes())
-        V, rows = self.num_words + self.bucket + self.num_words, cap_in + cap_out
+                                        self.negative, self.num_words, self._bag_sizes(), n_in)
+        V, rows = n_in + self.num_words, cap_in + cap_out
         row_bytes = self.dim * self.dtype.itemsize
         ws = self._workspace
         nbytes = rows * row_bytes
@@ -1339,12 +1384,13 @@ class Word2VecResult:
         """The trained model in fastText's terms.
 
         For :func:`fastembed.io.save_fasttext`: a
-        :class:`~fastembed.subwords.SubwordVectors` with no n-gram rows (``bucket=0``,
-        ``maxn=0``). The input matrix is ``syn0``, the output matrix ``syn1neg``, the counts
-        the vocabulary's; the header says skip-gram (2) or CBOW (1) with negative sampling,
+        :class:`~fastembed.subwords.SubwordVectors`, with the model's n-gram lengths and
+        buckets (none, ``bucket=0`` and ``maxn=0``, for the word model). The input matrix is
+        ``syn0`` (with subwords, the rows ``syn0_rows`` of it, every other row at its initial
+        value), the output matrix ``syn1neg``, the counts the vocabulary's; the header says skip-gram (2) or CBOW (1) with negative sampling,
         the window, the noise words, the epochs and the sample. fastText's ``load_model``
         reads the file :func:`~fastembed.io.save_fasttext` writes from it, with the same word
-        vectors; an unseen word has no vector in it.
+        vectors; without subwords, an unseen word has no vector in it.
 
         Returns
         -------
@@ -1370,7 +1416,7 @@ class Word2VecResult:
                     word_ngrams=1, loss=2, model=1 if m.kind == "cbow" else 2,
                     lr_update_rate=100, t=m.sample)
         return SubwordVectors(list(self.vocab.words), m.syn0, minn=self.minn, maxn=self.maxn,
-                              bucket=m.bucket,
+                              bucket=m.bucket, input_rows=m.syn0_rows, init_seed=m.init_seed,
                               output=m.syn1neg, counts=self.vocab.counts, args=args,
                               ntokens=self.n_words)
 
