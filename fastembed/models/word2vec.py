@@ -1387,9 +1387,9 @@ class Word2VecResult:
         :class:`~fastembed.subwords.SubwordVectors`, with the model's n-gram lengths and
         buckets (none, ``bucket=0`` and ``maxn=0``, for the word model). The input matrix is
         ``syn0`` (with subwords, the rows ``syn0_rows`` of it, every other row at its initial
-        value), the output matrix ``syn1neg``, the counts the vocabulary's; the header says skip-gram (2) or CBOW (1) with negative sampling,
-        the window, the noise words, the epochs and the sample. fastText's ``load_model``
-        reads the file :func:`~fastembed.io.save_fasttext` writes from it, with the same word
+        value), the output matrix ``syn1neg``, the counts the vocabulary's; the header says
+        skip-gram (2) or CBOW (1) with negative sampling, the window, the noise words, the
+        epochs and the sample. fastText's ``load_model`` reads the file :func:`~fastembed.io.save_fasttext` writes from it, with the same word
         vectors; without subwords, an unseen word has no vector in it.
 
         Returns
