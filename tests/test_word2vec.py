@@ -1715,6 +1715,8 @@ def test_subword_rows_start_uniform_and_seeded():
     plain = SkipGram([5, 3], dim=50, seed=3)
     assert_bitwise_equal(a.syn0[:2], plain.syn0)              # the word rows as without bags
     assert a.syn0_rows.tolist() == [0, 1, 2, 3] and plain.syn0_rows is None
+    own = SkipGram([5, 3], dim=50, bags=(np.array([0, 1, 1, 0]), np.array([0, 2, 4])), seed=3)
+    assert own.syn0_rows is None and own.syn0.shape == (2, 50)   # no n-gram row
     start = np.empty((2, 50), np.float32)                     # the n-gram rows: as the matrix's
     sgns.uniform_rows(start, a.syn0_rows[2:], a.init_seed, 1 / 50, 1)
     assert_bitwise_equal(a.syn0[2:], start)

@@ -777,7 +777,7 @@ class Word2VecModel(Module):
         cache and the TLB at random.
     syn0_rows : ndarray of int64 (V + U,), or None
         Subwords: the row of the input matrix each row of ``syn0`` is (``arange(V)``, then
-        the n-gram rows); None without subwords. Every other row keeps its initial value,
+        the n-gram rows); None without n-gram rows (``bucket=0``). Every other row keeps its initial value,
         uniform in ``[-1, 1) / dim`` from ``init_seed``
         (:meth:`Word2VecResult.fasttext_model` holds the whole matrix).
     init_seed : int, or None
@@ -849,13 +849,16 @@ class Word2VecModel(Module):
         self.bucket = check_int(bucket, "bucket", min=0)
         self._bags = self.syn0_rows = self.init_seed = None
         if bags is not None:
-            starts, rows, shift = _check_bags(bags, V, V + self.bucket)
-            rows, self.syn0_rows = _rows_in_use(rows, V)
-            self._bags = (starts, rows, shift)
+            self._bags = _check_bags(bags, V, V + self.bucket)
+            if self.bucket:
+                starts, rows, shift = self._bags
+                rows, self.syn0_rows = _rows_in_use(rows, V)
+                self._bags = (starts, rows, shift)
         if bags is None and self.bucket:
             raise ValueError("bucket needs bags: the rows of each word's n-grams")
         rng = as_rng(seed)
-        syn0 = aligned_zeros((V if bags is None else self.syn0_rows.size, self.dim), dtype)
+        syn0 = aligned_zeros((V if self.syn0_rows is None else self.syn0_rows.size, self.dim),
+                             dtype)
         syn0[:V] = (rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim
         if self.bucket:   # the n-gram rows, as the input matrix's rows start
             self.init_seed = int(rng.integers(0, 2**63))
