@@ -25,7 +25,7 @@ from libc.string cimport memcpy, memset
 
 from .rowops cimport add_row as _add_row, add_scaled_row as _add_scaled_row
 from .rowops cimport chunk_start as _chunk_start
-from .rowops cimport fe_prefetch_row, fe_prefetch_row_w
+from .rowops cimport PREFETCH_AHEAD, fe_prefetch_row, fe_prefetch_row_w
 from .typedefs cimport floating, index_t
 
 cdef extern from "gatherrows.h" nogil:
@@ -72,9 +72,6 @@ def force_gather_path(int path):
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
 cdef enum:
     MAX_DIGIT_BITS = 11
-    # Rows are prefetched this many positions ahead: random rows of a large table are
-    # latency-bound, and a few misses in flight per thread hide most of the latency.
-    PREFETCH_AHEAD = 16
     # Rows per chunk of the parallel gather's dynamic schedule: at most GATHER_CHUNK, and
     # small enough that each thread gets about GATHER_CHUNKS_PER_THREAD of them (a lookup of
     # two chunks ran on one thread whenever the second thread woke late), but at least

@@ -5,6 +5,11 @@ cdef extern from "rowops.h" nogil:
     void fe_prefetch_row(const void* row, size_t nbytes)
     void fe_prefetch_row_w(const void* row, size_t nbytes)
 
+cdef enum:
+    # Rows are prefetched this many positions ahead: random rows of a large table are
+    # latency-bound, and a few misses in flight per thread hide most of the latency.
+    PREFETCH_AHEAD = 16
+
 
 cdef inline void add_row(floating* dst, const floating* src, Py_ssize_t d) noexcept nogil:
     """dst[:] += src[:] (a loop the compiler vectorises)."""

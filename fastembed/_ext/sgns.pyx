@@ -50,7 +50,7 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 from .omp cimport fe_barrier_t, fe_barrier_claim, fe_barrier_wait, omp_get_num_threads
-from .rowops cimport fe_prefetch_row
+from .rowops cimport PREFETCH_AHEAD, fe_prefetch_row
 from .typedefs cimport floating
 
 cdef extern from "sgns.h" nogil:
@@ -445,14 +445,31 @@ cdef void _copy_shared(floating* syn0, floating* syn1neg, const Config* cfg,
     """Private mode, at the start of a long round, once every shard has planned it: copy the
     rows that other shards touch too into the shard's slots, and mark the rows only it
     touches as trained in place."""
-    cdef int64_t i, r
-    for i in range(sh.n_in):
+    cdef int64_t i, r, end
+    # the rows to copy lie anywhere in the tables: each one's count is fetched 2 PREFETCH_AHEAD
+    # positions ahead, and the row, when it is to be copied, PREFETCH_AHEAD ahead
+    # (the prefetches are written out, not in a helper: see _resolve)
+    end = sh.n_in
+    for i in range(end):
+        if i + 2 * PREFETCH_AHEAD < end:
+            fe_prefetch_row(&cfg.count[sh.touched[i + 2 * PREFETCH_AHEAD]], 4)
+        if i + PREFETCH_AHEAD < end:
+            r = sh.touched[i + PREFETCH_AHEAD]
+            if cfg.count[r] > 1:
+                fe_prefetch_row(<char*>syn0 + r * cfg.row_bytes, cfg.row_bytes)
         r = sh.touched[i]
         if cfg.count[r] > 1:
             memcpy(sh.buf + i * cfg.row_bytes, <char*>syn0 + r * cfg.row_bytes, cfg.row_bytes)
         else:
             sh.slot_in[r] = -2
-    for i in range(sh.cap_in, sh.cap_in + sh.n_out):
+    end = sh.cap_in + sh.n_out
+    for i in range(sh.cap_in, end):
+        if i + 2 * PREFETCH_AHEAD < end:
+            fe_prefetch_row(&cfg.count[cfg.V_in + sh.touched[i + 2 * PREFETCH_AHEAD]], 4)
+        if i + PREFETCH_AHEAD < end:
+            r = sh.touched[i + PREFETCH_AHEAD]
+            if cfg.count[cfg.V_in + r] > 1:
+                fe_prefetch_row(<char*>syn1neg + r * cfg.row_bytes, cfg.row_bytes)
         r = sh.touched[i]
         if cfg.count[cfg.V_in + r] > 1:
             memcpy(sh.buf + i * cfg.row_bytes, <char*>syn1neg + r * cfg.row_bytes,
@@ -546,7 +563,7 @@ cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t 
     are zero / -1 again for every touched row when this returns.
     """
     cdef Py_ssize_t t, u, i, c, first, end
-    cdef int64_t r
+    cdef int64_t r, ahead
     cdef int32_t s
     cdef Shard* sh
     cdef int32_t* slot
@@ -558,6 +575,25 @@ cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t 
         end = first + (sh.n_out if is_out else sh.n_in)
         slot = sh.slot_out if is_out else sh.slot_in
         for i in range(first, end):
+            # the copies lie anywhere in the shards' buffers, the rows anywhere in the table:
+            # the row's count and the shards' slots of it are fetched 2 PREFETCH_AHEAD
+            # positions ahead, the row and its copies PREFETCH_AHEAD ahead (hints only: a
+            # row that an earlier position merges reads as not shared)
+            if i + 2 * PREFETCH_AHEAD < end:
+                ahead = sh.touched[i + 2 * PREFETCH_AHEAD]
+                if ahead % n_blocks == blk:
+                    fe_prefetch_row(&count[ahead], 4)
+                    for u in range(t + 1, n_shards):
+                        fe_prefetch_row((shards[u].slot_out if is_out
+                                         else shards[u].slot_in) + ahead, 4)
+            if i + PREFETCH_AHEAD < end:
+                ahead = sh.touched[i + PREFETCH_AHEAD]
+                if ahead % n_blocks == blk and count[ahead] > 1:
+                    fe_prefetch_row(<char*>table + ahead * row_bytes, row_bytes)
+                    for u in range(t, n_shards):
+                        s = (shards[u].slot_out if is_out else shards[u].slot_in)[ahead]
+                        if s >= 0:
+                            fe_prefetch_row(shards[u].buf + s * row_bytes, row_bytes)
             r = sh.touched[i]
             if r % n_blocks != blk:
                 continue  # another block's row

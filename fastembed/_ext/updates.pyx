@@ -13,13 +13,12 @@ from cython.parallel cimport prange
 from libc.math cimport sqrt, sqrtf
 from libc.stdint cimport int64_t
 
-from .rowops cimport chunk_start, fe_prefetch_row_w
+from .rowops cimport PREFETCH_AHEAD, chunk_start, fe_prefetch_row_w
 from .typedefs cimport floating
 
 import numpy as np
 
 cdef enum:
-    PREFETCH_AHEAD = 16
     KIND_SGD = 0
     KIND_ADAGRAD = 1
     KIND_ROWWISE_ADAGRAD = 2
