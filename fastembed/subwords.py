@@ -340,10 +340,9 @@ class SubwordVectors(Vectors):
         --------
         >>> import numpy as np
         >>> from fastembed.subwords import SubwordVectors
-        >>> v = SubwordVectors(["ab"], np.ones((2, 3), np.float32), minn=3, maxn=3,
-        ...                    bucket=10, input_rows=[0, 7], init_seed=1)
-        >>> v.input_block(6, 9)[1].tolist(), bool(np.array_equal(v.input_block(0, 11), v.input))
-        ([1.0, 1.0, 1.0], True)
+        >>> table = np.arange(11 * 2, dtype=np.float32).reshape(11, 2)
+        >>> SubwordVectors(["ab"], table, bucket=10).input_block(6, 8).tolist()
+        [[12.0, 13.0], [14.0, 15.0]]
         """
         n_rows = len(self.words) + self.bucket
         start = check_int(start, "start", min=0, max=n_rows)
@@ -355,6 +354,8 @@ class SubwordVectors(Vectors):
     def _gather(self, rows):
         """A new array of the input matrix's rows ``rows`` (with ``input_rows``): each row's
         initial value, then the rows held over theirs."""
+        if self._sorted_rows is None or self.init_seed is None:   # the whole matrix is held
+            return self._held[rows]
         ranked, order = self._sorted_rows
         out = aligned_empty((rows.size, self._held.shape[1]), self._held.dtype)
         sgns.uniform_rows(out, rows, self.init_seed, 1.0 / out.shape[1],
@@ -368,8 +369,8 @@ class SubwordVectors(Vectors):
     def _rows_of(self, rows):
         """``(table, ids)``: ``table[ids]`` are the input matrix's rows ``rows``, without
         building the matrix."""
-        if self._whole is not None:
-            return self._whole, rows
+        if self._whole is not None or self._sorted_rows is None:
+            return self.input, rows
         ranked, order = self._sorted_rows
         pos = np.minimum(np.searchsorted(ranked, rows), max(0, ranked.size - 1))
         if ranked.size and np.array_equal(ranked[pos], rows):

@@ -860,7 +860,7 @@ class Word2VecModel(Module):
         syn0 = aligned_zeros((V if self.syn0_rows is None else self.syn0_rows.size, self.dim),
                              dtype)
         syn0[:V] = (rng.random((V, self.dim)) * 2.0 - 1.0) / self.dim
-        if self.bucket:   # the n-gram rows, as the input matrix's rows start
+        if self.syn0_rows is not None:   # the n-gram rows, as the input matrix's rows start
             self.init_seed = int(rng.integers(0, 2**63))
             sgns.uniform_rows(syn0[V:], self.syn0_rows[V:], self.init_seed, 1.0 / self.dim,
                               resolve_n_threads(n_threads))
