@@ -36,7 +36,7 @@ from ._ext import sgns
 from ._ext import subwords as _kernel
 from ._ext.threads import resolve_n_threads
 from ._memory import aligned_empty
-from ._validation import check_int, check_seed
+from ._validation import check_int
 from ._words import utf8_joined
 from .functional import embedding_bag
 from .vectors import Vectors
@@ -212,7 +212,8 @@ class SubwordVectors(Vectors):
         (``fastembed._ext.sgns.uniform_rows``). The matrix is built whole only when
         :attr:`input` is read.
     init_seed : int, optional
-        With ``input_rows``: the seed of the other rows.
+        With ``input_rows`` (and only with it): the seed of the other rows, in
+        ``[0, 2**64)``.
 
     Attributes
     ----------
@@ -221,7 +222,7 @@ class SubwordVectors(Vectors):
         Each vocabulary word's vector: the mean of its own row and its n-grams' rows
         (fastText's ``get_word_vector``), computed once.
     input : ndarray (len(words) + bucket, dim)
-        fastText's input matrix (built at the first read, with ``input_rows``).
+        fastText's input matrix (with ``input_rows``: built at the first read, a snapshot).
     output, minn, maxn, bucket, counts, args, labels, label_counts, ntokens, init_seed
         As given.
 
@@ -274,8 +275,10 @@ class SubwordVectors(Vectors):
                 raise ValueError(f"input_rows must be distinct rows in [0, {n_rows})")
             if init_seed is None:
                 raise ValueError("input_rows needs init_seed: the other rows' seed")
-            check_seed(init_seed, "init_seed")
+            check_int(init_seed, "init_seed", min=0, max=2**64 - 1)
             self._sorted_rows = (ranked, order)
+        if input_rows is None and init_seed is not None:
+            raise ValueError("init_seed goes with input_rows: it seeds the rows not held")
         if not np.issubdtype(input.dtype, np.floating):
             raise TypeError(f"input must be floating point, got {input.dtype}")
         counts = np.zeros(len(words), dtype=np.int64) if counts is None else \
@@ -306,7 +309,8 @@ class SubwordVectors(Vectors):
         """fastText's input matrix, ``(len(words) + bucket, dim)``.
 
         With ``input_rows``, built at the first read (the rows held, every other row at its
-        initial value) and kept.
+        initial value) and kept: a snapshot, which later changes to the rows held (a model
+        trained on) do not reach. Queries and :meth:`input_block` read the rows held.
 
         Examples
         --------
@@ -324,8 +328,8 @@ class SubwordVectors(Vectors):
     def input_block(self, start, stop):
         """Rows ``start:stop`` of the input matrix.
 
-        A view of :attr:`input` once it is built, else a new array: how a large matrix is
-        written piece by piece (:func:`fastembed.io.save_fasttext`).
+        A view of the matrix when it is held whole, else a new array from the rows held: how
+        a large matrix is written piece by piece (:func:`fastembed.io.save_fasttext`).
 
         Parameters
         ----------
@@ -347,35 +351,47 @@ class SubwordVectors(Vectors):
         n_rows = len(self.words) + self.bucket
         start = check_int(start, "start", min=0, max=n_rows)
         stop = check_int(stop, "stop", min=start, max=n_rows)
-        if self._whole is not None:
-            return self._whole[start:stop]
+        if self._sorted_rows is None:   # the whole matrix is held
+            return self._held[start:stop]
         return self._gather(np.arange(start, stop, dtype=np.int64))
+
+    def _where_held(self, rows):
+        """``(at, held)``: whether each of the input matrix's rows ``rows`` is held, and where
+        in the rows held (``at`` is meaningful where ``held``)."""
+        if self._sorted_rows is None:   # the whole matrix is held
+            return rows, np.ones(rows.size, dtype=bool)
+        ranked, order = self._sorted_rows
+        if not ranked.size:
+            return np.zeros(rows.size, dtype=np.int64), np.zeros(rows.size, dtype=bool)
+        pos = np.minimum(np.searchsorted(ranked, rows), ranked.size - 1)
+        return order[pos], ranked[pos] == rows
 
     def _gather(self, rows):
         """A new array of the input matrix's rows ``rows`` (with ``input_rows``): each row's
         initial value, then the rows held over theirs."""
-        if self._sorted_rows is None or self.init_seed is None:   # the whole matrix is held
+        if self.init_seed is None:   # the whole matrix is held
             return self._held[rows]
-        ranked, order = self._sorted_rows
         out = aligned_empty((rows.size, self._held.shape[1]), self._held.dtype)
         sgns.uniform_rows(out, rows, self.init_seed, 1.0 / out.shape[1],
                           resolve_n_threads(None))
-        if ranked.size:
-            pos = np.minimum(np.searchsorted(ranked, rows), ranked.size - 1)
-            held = ranked[pos] == rows
-            out[held] = self._held[order[pos[held]]]
+        at, held = self._where_held(rows)
+        out[held] = self._held[at[held]]
         return out
 
     def _rows_of(self, rows):
-        """``(table, ids)``: ``table[ids]`` are the input matrix's rows ``rows``, without
-        building the matrix."""
-        if self._whole is not None or self._sorted_rows is None:
-            return self.input, rows
-        ranked, order = self._sorted_rows
-        pos = np.minimum(np.searchsorted(ranked, rows), max(0, ranked.size - 1))
-        if ranked.size and np.array_equal(ranked[pos], rows):
-            return self._held, order[pos]
+        """``(table, ids)``: ``table[ids]`` are the input matrix's rows ``rows``, read from the
+        rows held (never from the matrix :attr:`input` built)."""
+        at, held = self._where_held(rows)
+        if held.all():
+            return self._held, at
         return self._gather(rows), np.arange(rows.size, dtype=np.int64)
+
+    def __setstate__(self, state):
+        if "input" in state:   # pickled when the whole matrix was an attribute
+            state = dict(state)
+            state["_held"] = state["_whole"] = state.pop("input")
+            state.update(input_rows=None, init_seed=None, _sorted_rows=None)
+        self.__dict__.update(state)
 
     def __repr__(self):
         grams = (f"n-grams {self.minn}-{self.maxn} in {self.bucket:,} buckets"

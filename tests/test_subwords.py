@@ -8,6 +8,7 @@ models trained in the tests by the ``fasttext`` package (``fasttext-numpy2``). E
 tests skip cleanly where it is missing.
 """
 import os
+import pickle
 import struct
 
 import numpy as np
@@ -142,9 +143,17 @@ def test_a_model_held_in_part_answers_as_the_whole_matrix(small, rng):
         assert_bitwise_equal(part.input_block(start, stop), whole.input[start:stop])
     assert part._whole is None                         # nothing built so far
     assert_bitwise_equal(part.input, whole.input)      # built at the first read, and kept
-    assert part.input is part.input and np.shares_memory(part.input_block(5, 9), part.input)
+    assert part.input is part.input
     with pytest.raises(ValueError, match="stop"):
         part.input_block(3, 103)
+    # .input is a snapshot; the queries and the blocks read the rows held
+    held = part.input_rows[len(part.words):]
+    part._held[len(part.words):] += 1
+    assert_bitwise_equal(part.input, whole.input)
+    assert_bitwise_equal(part.input_block(0, 102)[held], whole.input[held] + 1)
+    probe = "walkzz"
+    moved = np.isin(part.subword_rows(probe), held).any()
+    assert moved and not np.array_equal(part[probe], whole[probe])
 
 
 @pytest.mark.parametrize("rows,seed,exc,match", [
@@ -155,11 +164,25 @@ def test_a_model_held_in_part_answers_as_the_whole_matrix(small, rng):
     ([0.0, 1, 2, 3], 1, TypeError, "integers"),
     ([0, 1, 2, 3], None, ValueError, "init_seed"),
     ([0, 1, 2, 3], -2, ValueError, "init_seed"),
+    ([0, 1, 2, 3], 2**64, ValueError, "init_seed"),
+    (None, 5, ValueError, "init_seed goes with input_rows"),
 ])
 def test_bad_input_rows(rows, seed, exc, match):
+    table = np.zeros((4 if rows is not None else 12, 3), np.float32)
     with pytest.raises(exc, match=match):
-        SubwordVectors(["a", "b"], np.zeros((4, 3), np.float32), bucket=10, input_rows=rows,
-                       init_seed=seed)
+        SubwordVectors(["a", "b"], table, bucket=10, input_rows=rows, init_seed=seed)
+
+
+def test_pickles_of_the_whole_matrix_still_load(small):
+    """A SubwordVectors pickled when ``input`` was a plain attribute."""
+    state = {k: v for k, v in small.__dict__.items()
+             if k not in ("_held", "_whole", "input_rows", "init_seed", "_sorted_rows")}
+    state["input"] = small.input
+    old = SubwordVectors.__new__(SubwordVectors)
+    old.__setstate__(state)
+    assert old.input is small.input and old.input_rows is None
+    assert_bitwise_equal(old["walks"], small["walks"])
+    assert_bitwise_equal(pickle.loads(pickle.dumps(small))["walks"], small["walks"])
 
 
 # -- .bin files ---------------------------------------------------------------------------------

@@ -28,8 +28,9 @@ from reference import ref_word2vec_plan, ref_word2vec_step
 
 import fastembed
 from fastembed._ext import sgns
+from fastembed.nn import Parameter
 from fastembed.models.word2vec import (CBOW, Corpus, CorpusDataset, SkipGram, _alias_probabilities,
-                                alias_table, corpus_sentences, default_max_period,
+                                _check_bags, alias_table, corpus_sentences, default_max_period,
                                 default_round_words, merge_periods, row_uses,
                                 subsample_keep_probability, train_word2vec)
 
@@ -1594,32 +1595,80 @@ def test_subword_thread_count_does_not_change_the_bits(det_data, kind, dtype):
         assert_bitwise_equal(m.syn1neg, models[0].syn1neg)
 
 
+def whole_matrix_twin(model, bags, bucket):
+    """``model`` as it was held before it kept only the rows in use: the whole input matrix
+    (every row at its initial value, the rows in use at theirs) and the bags as given."""
+    V = model.num_words
+    twin = type(model)(model.counts, model.dim, window=model.window, negative=model.negative,
+                       sample=model.sample, dtype=model.dtype, seed=0,
+                       n_threads=model.n_threads, hogwild=model.hogwild,
+                       shards=model.shards, round_words=model.round_words,
+                       max_period=model.max_period)
+    whole = np.empty((V + bucket, model.dim), model.dtype)
+    sgns.uniform_rows(whole, np.arange(V + bucket), model.init_seed, 1 / model.dim, 1)
+    whole[model.syn0_rows] = model.syn0
+    twin.bucket = bucket
+    twin._bags = _check_bags(bags, V, V + bucket)
+    twin.register_parameter("syn0", Parameter(whole, name="syn0", sparse=True))
+    twin.syn1neg[...] = model.syn1neg
+    return twin
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_subword_rows_in_use_train_whatever_their_numbers(det_data, kind):
-    """The model holds the n-gram rows its bags use, in the order they first appear; moving
-    the bags' rows to other buckets of a larger matrix changes nothing it computes."""
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bucket,n_threads,hogwild", [(300, 2, False), (5000, 1, False),
+                                                      (5000, 2, False), (300, 1, True)])
+def test_subword_rows_in_use_train_as_the_whole_matrix(det_data, kind, dtype, bucket,
+                                                        n_threads, hogwild):
+    """The model holds the n-gram rows its bags use, in the order they first appear; training
+    them gives bitwise what training the whole input matrix gave, and no other row moves."""
     counts, batches = det_data
     V = counts.size
-    rows, starts = random_bags(np.random.default_rng(6), V, 300)[1]
-    grams = rows >= V
-    first = list(dict.fromkeys(rows[grams].tolist()))
-    moved = rows.copy()
-    table = np.random.default_rng(7).permutation(5000)[:300]
-    moved[grams] = V + table[rows[grams] - V]
-    models = [MODELS[kind](counts, 8, window=3, negative=4, sample=1e-2, seed=4, n_threads=2,
-                           round_words=23, bags=(r, starts), bucket=b)
-              for r, b in ((rows, 300), (moved, 5000))]
-    a, b = models
-    assert a.syn0_rows.tolist() == list(range(V)) + first
-    assert_bitwise_equal(b.syn0_rows[V:], V + table[a.syn0_rows[V:] - V])
-    assert_bitwise_equal(a._bags[1], b._bags[1])
-    assert_bitwise_equal(a.merge_periods, b.merge_periods)
-    b.load_state_dict(a.state_dict())       # the same start (the initial rows differ)
+    rows, starts = random_bags(np.random.default_rng(6), V, bucket)[1]
+    model = MODELS[kind](counts, 8, window=3, negative=4, sample=1e-2, seed=4, dtype=dtype,
+                         n_threads=n_threads, hogwild=hogwild, round_words=23,
+                         bags=(rows, starts), bucket=bucket)
+    grams = rows[rows >= V].tolist()
+    assert model.syn0_rows.tolist() == list(range(V)) + list(dict.fromkeys(grams))
+    start = np.empty((model.syn0.shape[0] - V, 8), dtype)     # the rows' initial values
+    sgns.uniform_rows(start, model.syn0_rows[V:], model.init_seed, 1 / 8, 1)
+    assert_bitwise_equal(model.syn0[V:], start)
+    twin = whole_matrix_twin(model, (rows, starts), bucket)
+    assert twin.max_period == model.max_period
+    assert_bitwise_equal(twin.merge_periods[model.syn0_rows], model.merge_periods)
     for k, batch in enumerate(batches):
-        for m in models:
+        for m in (model, twin):
             step(m, batch, lr=0.05, lr_end=0.045, seed=1000 + k)
-    assert_bitwise_equal(a.syn0, b.syn0)
-    assert_bitwise_equal(a.syn1neg, b.syn1neg)
+    assert_bitwise_equal(twin.syn0[model.syn0_rows], model.syn0)
+    assert_bitwise_equal(twin.syn1neg, model.syn1neg)
+    others = np.setdiff1d(np.arange(V + bucket), model.syn0_rows)
+    start = np.empty((others.size, 8), dtype)
+    sgns.uniform_rows(start, others, model.init_seed, 1 / 8, 1)
+    assert_bitwise_equal(twin.syn0[others], start)
+
+
+def test_subword_state_names_its_rows():
+    bags = (np.array([0, 5, 1, 9, 5]), np.array([0, 2, 5]))
+    a = SkipGram([5, 3], dim=4, bags=bags, bucket=10, seed=1)
+    state = a.state_dict()
+    assert state["syn0_rows"].tolist() == [0, 1, 5, 9]
+    b = SkipGram([5, 3], dim=4, bags=bags, bucket=10, seed=2)
+    b.load_state_dict(state)
+    assert_bitwise_equal(b.syn0, a.syn0)
+    # the same number of rows, other n-grams: refused, nothing changed
+    other = SkipGram([5, 3], dim=4, bags=(np.array([0, 6, 1, 9, 6]), bags[1]), bucket=10)
+    before = other.syn0.copy()
+    with pytest.raises(ValueError, match="other rows of the input matrix"):
+        other.load_state_dict(state)
+    assert_bitwise_equal(other.syn0, before)
+    with pytest.raises(ValueError, match="this model has none"):
+        SkipGram([5, 3], dim=4).load_state_dict(state)
+    # a checkpoint of the whole input matrix (written before): its rows in use are kept
+    whole = np.arange(12 * 4, dtype=np.float32).reshape(12, 4)
+    old = dict(state, syn0=whole)
+    del old["syn0_rows"]
+    b.load_state_dict(old)
+    assert_bitwise_equal(b.syn0, whole[[0, 1, 5, 9]])
 
 
 @pytest.mark.parametrize("bags,bucket,exc,match", [
@@ -1655,7 +1704,7 @@ def test_train_word2vec_with_subwords(kind):
     rows = result.model.syn0_rows        # the words' rows, then the n-gram rows in use
     assert result.model.syn0.shape == (rows.size, 16) and result.model.bucket == 5000
     assert V < rows.size < V + 5000 and np.array_equal(rows[:V], np.arange(V))
-    assert (np.unique(rows) == np.sort(rows)).all() and rows.max() < V + 5000
+    assert np.unique(rows).size == rows.size and rows.max() < V + 5000
     assert (result.minn, result.maxn) == (3, 6)
     assert result.history[0]["lr"] == pytest.approx(0.05, rel=0.05)   # fastText's rate
     v = result.vectors

@@ -152,7 +152,7 @@ cdef struct Config:
     Py_ssize_t d
     Py_ssize_t row_bytes
     Py_ssize_t V           # words: rows of syn1neg
-    Py_ssize_t V_in        # rows of syn0: the words', then (subwords) the n-gram buckets'
+    Py_ssize_t V_in        # rows of syn0: the words', then (subwords) the n-gram rows in use
     bint subwords          # each word's input is its bag of syn0 rows, bag_rows[bag_ptr[w]:]
     const int64_t* bag_ptr     # (V + 1)
     const int32_t* bag_rows
@@ -654,7 +654,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     range, shapes, capacities, tiers); this kernel trusts it.
 
     Subwords (``bag_ptr`` given): syn0 has ``V_in >= V`` rows (the words', then the n-gram
-    buckets'), syn1neg ``V``; each word's input is the bag of syn0 rows ``bag_rows[bag_ptr[w]:
+    rows in use), syn1neg ``V``; each word's input is the bag of syn0 rows ``bag_rows[bag_ptr[w]:
     bag_ptr[w + 1]]`` (non-empty). ``slots`` then has ``V_in + V`` columns and ``count``
     ``V_in + V`` entries; ``hot_rows`` are syn0 row ids.
     """

@@ -758,11 +758,11 @@ class Word2VecModel(Module):
         64 MiB per shard). ``max_period=1`` merges every shared row after every round.
     bags : (rows, starts), optional
         Subwords, as fastText: word ``w``'s input is the bag of rows
-        ``rows[starts[w]:starts[w + 1]]`` of ``syn0`` (its own row and its character n-grams'
-        buckets, :func:`fastembed.subwords.word_bags`), whose mean stands for the word where
-        its single row would. Skip-gram then takes fastText's order: the centre's bag predicts
-        each context word. Every bag is non-empty; the rows lie in ``[0, V + bucket)``, the
-        rows of fastText's input matrix.
+        ``rows[starts[w]:starts[w + 1]]`` of the input matrix (its own row and its character
+        n-grams' buckets, :func:`fastembed.subwords.word_bags`), whose mean stands for the
+        word where its single row would. Skip-gram then takes fastText's order: the centre's
+        bag predicts each context word. Every bag is non-empty; the rows lie in
+        ``[0, V + bucket)``; ``syn0`` holds them renumbered (``syn0_rows``).
     bucket : int, default 0
         The n-gram rows of the input matrix beyond the words'; only with ``bags``.
 
@@ -777,8 +777,9 @@ class Word2VecModel(Module):
         cache and the TLB at random.
     syn0_rows : ndarray of int64 (V + U,), or None
         Subwords: the row of the input matrix each row of ``syn0`` is (``arange(V)``, then
-        the n-gram rows); None without n-gram rows (``bucket=0``). Every other row keeps its
-        initial value, uniform in ``[-1, 1) / dim`` from ``init_seed``
+        the n-gram rows); None without n-gram rows (``bucket=0``), and for models pickled
+        before models held only these rows (``syn0`` is then the whole matrix). Every other
+        row keeps its initial value, uniform in ``[-1, 1) / dim`` from ``init_seed``
         (:meth:`Word2VecResult.fasttext_model` holds the whole matrix).
     init_seed : int, or None
         Subwords: the seed of the n-gram rows' initial values
@@ -1026,6 +1027,8 @@ class Word2VecModel(Module):
     def state_dict(self):
         """Copies of ``syn0``, ``syn1neg`` and ``counts``: what a checkpoint needs.
 
+        With n-gram rows, ``syn0_rows`` too: which rows of the input matrix ``syn0`` holds.
+
         Returns
         -------
         dict of str to ndarray
@@ -1039,6 +1042,8 @@ class Word2VecModel(Module):
         """
         state = super().state_dict()  # syn0, syn1neg
         state["counts"] = self.counts.copy()
+        if self.syn0_rows is not None:
+            state["syn0_rows"] = self.syn0_rows.copy()
         return state
 
     def load_state_dict(self, state):
@@ -1048,12 +1053,14 @@ class Word2VecModel(Module):
         ----------
         state : dict
             ``syn0`` and ``syn1neg`` of the model's shape and dtype; ``counts``, when
-            present, must equal the model's.
+            present, must equal the model's, and so must ``syn0_rows``. A subword model also
+            takes a ``syn0`` of the whole input matrix (a checkpoint written before models
+            held only the rows in use), of which it keeps its rows.
 
         Raises
         ------
         ValueError
-            Other keys, shapes, dtypes or counts; nothing is changed.
+            Other keys, shapes, dtypes, counts or rows; nothing is changed.
 
         Examples
         --------
@@ -1068,6 +1075,17 @@ class Word2VecModel(Module):
         counts = state.pop("counts", None)
         if counts is not None and not np.array_equal(counts, self.counts):
             raise ValueError("the state was trained with other word counts (another vocabulary)")
+        rows = state.pop("syn0_rows", None)
+        if self.syn0_rows is not None:
+            syn0 = state.get("syn0")
+            whole = self.num_words + self.bucket
+            if rows is None and getattr(syn0, "shape", (0,))[0] == whole != self.syn0.shape[0]:
+                state["syn0"] = np.asarray(syn0)[self.syn0_rows]   # the whole input matrix
+            elif rows is not None and not np.array_equal(rows, self.syn0_rows):
+                raise ValueError("the state holds other rows of the input matrix (other "
+                                 "n-grams: another vocabulary, minn, maxn or bucket)")
+        elif rows is not None:
+            raise ValueError("the state holds n-gram rows; this model has none")
         super().load_state_dict(state)  # syn0 and syn1neg, all checked before any copy
 
     # -- internals -----------------------------------------------------------------------------
@@ -1399,7 +1417,8 @@ class Word2VecResult:
         Returns
         -------
         SubwordVectors
-            Its tables are the model's, not copies.
+            Its tables are the model's, not copies (with subwords, the rows held: its
+            ``input``, the whole matrix, is built at the first read, a snapshot).
 
         Examples
         --------
