@@ -715,8 +715,9 @@ def _np_take(p, n, torch):
 
 
 # fastembed.gather measures its prefetch and streaming stores on its first large lookups of
-# each size and thread count (two decisions of at least 7 lookups each when one setting is clearly faster) and
-# keeps the faster: these untimed calls let it decide before the timing, as any loop would.
+# each size and thread count (two decisions of at least 7 lookups each when one setting is
+# clearly faster) and keeps the faster: these untimed calls let it decide before the timing,
+# as any loop would.
 FE_GATHER_SETTLE_CALLS = 16
 
 

@@ -94,9 +94,10 @@ def gather(weight, ids, *, out=None, n_threads=None, bounds_check="raise"):
     -----
     The first large lookups (4096 ids or more) of each size of table and output, and each
     thread count, are timed two ways and the faster is kept for the process: with and
-    without prefetching rows ahead, and, for outputs of at least a quarter of the CPU's last-level cache, with
-    ordinary or streaming stores, which write the output to memory past the caches. Each
-    such trial costs a little; the results are bitwise the same whatever is chosen.
+    without prefetching rows ahead, and, for outputs of at least a quarter of the CPU's
+    last-level cache, with ordinary or streaming stores, which write the output to memory
+    past the caches. Each such trial costs a little; the results are bitwise the same
+    whatever is chosen.
 
     Examples
     --------

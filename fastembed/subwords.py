@@ -258,7 +258,7 @@ class SubwordVectors(Vectors):
             if input.ndim != 2 or input.shape[0] != n_rows:
                 raise ValueError(f"input must have shape (len(words) + bucket = {n_rows}, "
                                  f"dim), got {input.shape}")
-            self._sorted_rows = None
+            part = None
         else:
             input_rows = np.asarray(input_rows)
             if input.ndim != 2 or input_rows.shape != input.shape[:1]:
@@ -275,8 +275,8 @@ class SubwordVectors(Vectors):
                 raise ValueError(f"input_rows must be distinct rows in [0, {n_rows})")
             if init_seed is None:
                 raise ValueError("input_rows needs init_seed: the other rows' seed")
-            check_int(init_seed, "init_seed", min=0, max=2**64 - 1)
-            self._sorted_rows = (ranked, order)
+            init_seed = check_int(init_seed, "init_seed", min=0, max=2**64 - 1)
+            part = (ranked, order, init_seed)
         if input_rows is None and init_seed is not None:
             raise ValueError("init_seed goes with input_rows: it seeds the rows not held")
         if not np.issubdtype(input.dtype, np.floating):
@@ -286,10 +286,13 @@ class SubwordVectors(Vectors):
         if counts.shape != (len(words),):
             raise ValueError(f"counts must have one entry per word ({len(words)}), got "
                              f"shape {counts.shape}")
+        # the rows given; with input_rows, (the rows sorted, where each is, the seed of the
+        # others), and the whole matrix once built
         self._held = input
-        self._whole = input if input_rows is None else None
+        self._part = part
+        self._whole = None
         self.input_rows = input_rows
-        self.init_seed = None if input_rows is None else int(init_seed)
+        self.init_seed = init_seed
         self.output = output
         self.counts = counts
         self.args = dict(args or {})
@@ -321,6 +324,8 @@ class SubwordVectors(Vectors):
         >>> v.input.shape, v.input[7].tolist(), bool(np.abs(v.input[1]).max() < 1 / 3)
         ((11, 3), [1.0, 1.0, 1.0], True)
         """
+        if self._part is None:
+            return self._held
         if self._whole is None:
             self._whole = self.input_block(0, len(self.words) + self.bucket)
         return self._whole
@@ -351,16 +356,16 @@ class SubwordVectors(Vectors):
         n_rows = len(self.words) + self.bucket
         start = check_int(start, "start", min=0, max=n_rows)
         stop = check_int(stop, "stop", min=start, max=n_rows)
-        if self._sorted_rows is None:   # the whole matrix is held
+        if self._part is None:   # the whole matrix is held
             return self._held[start:stop]
         return self._gather(np.arange(start, stop, dtype=np.int64))
 
     def _where_held(self, rows):
         """``(at, held)``: whether each of the input matrix's rows ``rows`` is held, and where
         in the rows held (``at`` is meaningful where ``held``)."""
-        if self._sorted_rows is None:   # the whole matrix is held
+        if self._part is None:   # the whole matrix is held
             return rows, np.ones(rows.size, dtype=bool)
-        ranked, order = self._sorted_rows
+        ranked, order, _ = self._part
         if not ranked.size:
             return np.zeros(rows.size, dtype=np.int64), np.zeros(rows.size, dtype=bool)
         pos = np.minimum(np.searchsorted(ranked, rows), ranked.size - 1)
@@ -369,10 +374,10 @@ class SubwordVectors(Vectors):
     def _gather(self, rows):
         """A new array of the input matrix's rows ``rows`` (with ``input_rows``): each row's
         initial value, then the rows held over theirs."""
-        if self.init_seed is None:   # the whole matrix is held
+        if self._part is None:   # the whole matrix is held
             return self._held[rows]
         out = aligned_empty((rows.size, self._held.shape[1]), self._held.dtype)
-        sgns.uniform_rows(out, rows, self.init_seed, 1.0 / out.shape[1],
+        sgns.uniform_rows(out, rows, self._part[2], 1.0 / out.shape[1],
                           resolve_n_threads(None))
         at, held = self._where_held(rows)
         out[held] = self._held[at[held]]
@@ -389,8 +394,8 @@ class SubwordVectors(Vectors):
     def __setstate__(self, state):
         if "input" in state:   # pickled when the whole matrix was an attribute
             state = dict(state)
-            state["_held"] = state["_whole"] = state.pop("input")
-            state.update(input_rows=None, init_seed=None, _sorted_rows=None)
+            state["_held"] = state.pop("input")
+            state.update(input_rows=None, init_seed=None, _part=None, _whole=None)
         self.__dict__.update(state)
 
     def __repr__(self):

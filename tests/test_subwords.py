@@ -176,7 +176,7 @@ def test_bad_input_rows(rows, seed, exc, match):
 def test_pickles_of_the_whole_matrix_still_load(small):
     """A SubwordVectors pickled when ``input`` was a plain attribute."""
     state = {k: v for k, v in small.__dict__.items()
-             if k not in ("_held", "_whole", "input_rows", "init_seed", "_sorted_rows")}
+             if k not in ("_held", "_whole", "input_rows", "init_seed", "_part")}
     state["input"] = small.input
     old = SubwordVectors.__new__(SubwordVectors)
     old.__setstate__(state)

@@ -278,8 +278,6 @@ def decode_words(const unsigned char[::1] buf, const int64_t[::1] word_off,
     return -1
 
 
-# -- binary ---------------------------------------------------------------------------------
-
 # -- writing text --------------------------------------------------------------------------
 
 cdef extern from "textformat.h" nogil:
@@ -354,6 +352,8 @@ def format_rows(const float[:, ::1] table,        # IN (V, D)
         free(scratch)
         free(lens)
 
+
+# -- binary ---------------------------------------------------------------------------------
 
 cdef extern from "binread.h" nogil:
     int64_t fe_read_full(int fd, char* p, int64_t n, int* err)
