@@ -16,6 +16,7 @@ learning test and the built-in corpus.
 from __future__ import annotations
 
 import math
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -1113,6 +1114,37 @@ def test_state_dict_round_trip(rng, kind):
     for m in (a, b):
         assert_bitwise_equal(m.syn0, state["syn0"])
         assert_bitwise_equal(m.syn1neg, state["syn1neg"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pickle_holds_the_model_not_its_workspaces(rng, kind):
+    """The kernel's workspaces (private copies, plans) stay out of a pickle, and the model
+    read back trains on exactly as the one that was pickled."""
+    counts = zipf_counts(40)
+    batch = (rng.integers(0, 40, 400).astype(np.int32), np.arange(0, 401, 20))
+    a = make_model(kind, counts, 4, rng=rng, shards=2, n_threads=2)
+    step(a, batch, lr=0.05, seed=1)
+    assert a._workspace is not None and a._scratch is not None
+    b = pickle.loads(pickle.dumps(a))
+    assert b._workspace is None and b._scratch is None
+    assert a._workspace is not None   # pickling left the original as it was
+    for m in (a, b):
+        step(m, batch, lr=0.05, seed=2)
+    assert_bitwise_equal(b.syn0, a.syn0)
+    assert_bitwise_equal(b.syn1neg, a.syn1neg)
+
+
+def test_w2v_step_refuses_a_scratch_too_small(rng, monkeypatch):
+    """The kernel checks the scratch it carves its arrays from, before any row changes."""
+    m = make_model("skipgram", zipf_counts(40), 4, rng=rng, shards=2, n_threads=2)
+    batch = (rng.integers(0, 40, 400).astype(np.int32), np.arange(0, 401, 20))
+    step(m, batch, lr=0.05, seed=1)
+    need = sgns.w2v_scratch_bytes(400, 2, m.round_words, m._plan_merges()[3], m.window,
+                                  m.negative, False)
+    assert m._scratch.size >= need
+    small = np.empty(need - 1, dtype=np.uint8)
+    monkeypatch.setattr(m, "_ensure_scratch", lambda *args: small)  # the kernel's own check
+    _unchanged(m, lambda: step(m, batch, lr=0.05, seed=1), ValueError, "scratch is smaller")
 
 
 @pytest.mark.parametrize("change", ["syn0_shape", "syn1_shape", "syn0_dtype", "syn1_dtype",

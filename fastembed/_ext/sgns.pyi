@@ -13,6 +13,15 @@ def uniform_rows(
     scale: float,
     n_threads: int,
 ) -> None: ...
+def w2v_scratch_bytes(
+    n_words: int,
+    n_shards: int,
+    round_words: int,
+    max_period: int,
+    window: int,
+    negative: int,
+    cbow: bool,
+) -> int: ...
 def w2v_step(
     syn0: npt.NDArray[np.floating],
     syn1neg: npt.NDArray[np.floating],
@@ -49,4 +58,5 @@ def w2v_step(
     bag_ptr: Optional[npt.NDArray[np.int64]] = ...,
     bag_rows: Optional[npt.NDArray[np.int32]] = ...,
     bag_shift: Optional[npt.NDArray[np.float64]] = ...,
+    scratch: Optional[npt.NDArray[np.uint8]] = ...,
 ) -> int: ...

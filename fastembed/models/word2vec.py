@@ -880,6 +880,7 @@ class Word2VecModel(Module):
         else:
             self.round_words = self._round_words
         self._workspace = None
+        self._scratch = None
         self._merge_plan = None
         self._bag_top = None
 
@@ -922,6 +923,10 @@ class Word2VecModel(Module):
     def syn1neg(self, value):
         self.get_parameter("syn1neg").weight = value
 
+    def __getstate__(self):
+        # the workspaces are rebuilt at the next step: a pickle holds the model only
+        return {**self.__dict__, "_workspace": None, "_scratch": None}
+
     def __setstate__(self, state):
         tables = {}
         if "syn0" in state:  # pickled when the model held plain tables
@@ -935,6 +940,7 @@ class Word2VecModel(Module):
         state.setdefault("syn0_rows", None)    # (the whole input matrix then)
         state.setdefault("init_seed", None)
         state.setdefault("_bag_top", None)
+        state.setdefault("_scratch", None)
         super().__setstate__(state)
         for name, table in tables.items():
             self.register_parameter(name, Parameter(table, name=name, sparse=True))
@@ -1220,6 +1226,15 @@ class Word2VecModel(Module):
             self._workspace = ws
         return ws
 
+    def _ensure_scratch(self, n_words, n_shards, max_period):
+        # the kernel's per-call arrays (kept words, plans), kept between calls so that no
+        # call faults fresh pages in; a quarter more than asked, as batches differ in length
+        need = sgns.w2v_scratch_bytes(n_words, n_shards, self.round_words, max_period,
+                                      self.window, self.negative, self.kind == "cbow")
+        if self._scratch is None or self._scratch.size < need:
+            self._scratch = np.empty(need + need // 4, dtype=np.uint8)
+        return self._scratch
+
     def _step(self, batch, *, lr, lr_end, seed, record):
         check_float(lr, "lr", min=0)
         check_float(lr_end, "lr_end", min=0)
@@ -1250,14 +1265,15 @@ class Word2VecModel(Module):
         if record:
             rec_reduced = np.full(words.size, -1, dtype=np.int32)
             rec_neg = np.full((words.size, 2 * self.window, self.negative), -1, dtype=np.int32)
+        bags = self._bags if self._bags is not None else (None, None, None)
         kept = sgns.w2v_step(self.syn0, self.syn1neg, words, starts, self._keep,
-                                  self.sample > 0, self._accept, self._alias, self.window,
-                                  self.negative, self.kind == "cbow", float(lr), float(lr_end),
-                                  seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
-                                  slots, count, buf, touched, cap_in, hot_rows, tier_end,
-                                  hot_buf, max_period, loss, pairs, n_threads,
-                                  record, rec_reduced, rec_neg,
-                                  *(self._bags if self._bags is not None else ()))
+                             self.sample > 0, self._accept, self._alias, self.window,
+                             self.negative, self.kind == "cbow", float(lr), float(lr_end),
+                             seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
+                             slots, count, buf, touched, cap_in, hot_rows, tier_end,
+                             hot_buf, max_period, loss, pairs, n_threads,
+                             record, rec_reduced, rec_neg, *bags,
+                             scratch=self._ensure_scratch(words.size, n_shards, max_period))
         n_pairs = int(pairs.sum())
         total_loss = float(np.sum(loss))  # shard order: deterministic
         result: dict = {"loss": total_loss / n_pairs if n_pairs else 0.0,
