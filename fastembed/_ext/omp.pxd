@@ -11,6 +11,9 @@ cdef extern from "omp_shim.h" nogil:
     ctypedef struct fe_barrier_t:
         int count
         int sense
-        int claims
     void fe_barrier_wait(fe_barrier_t* state, int* sense, int n_threads)
-    int fe_barrier_claim(fe_barrier_t* state)
+    ctypedef struct fe_claims_t:
+        pass
+    void fe_claims_join(fe_claims_t* c, int* taken, int me, int nt)
+    int fe_claim_first(fe_claims_t* c, int n)
+    int fe_claim_next(fe_claims_t* c, int n)

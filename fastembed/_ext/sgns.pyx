@@ -49,7 +49,8 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
-from .omp cimport fe_barrier_t, fe_barrier_claim, fe_barrier_wait, omp_get_num_threads
+from .omp cimport (fe_barrier_t, fe_barrier_wait, fe_claim_first, fe_claim_next, fe_claims_join,
+                   fe_claims_t, omp_get_num_threads, omp_get_thread_num)
 from .rowops cimport PREFETCH_AHEAD, fe_prefetch_row
 from .typedefs cimport floating
 
@@ -716,9 +717,11 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef Py_ssize_t n_hot = hot_rows.shape[0]
     cdef fe_barrier_t barrier          # the rounds' barrier (omp_shim.h)
     cdef int sense = 0
+    cdef fe_claims_t* claims = NULL    # each thread's claims (omp_shim.h) ...
+    cdef fe_claims_t* cl
+    cdef int* taken = NULL             # ... of the shards and blocks
     barrier.count = 0
     barrier.sense = 0
-    barrier.claims = 0
     cdef Py_ssize_t stride_neg = negative if cbow else 2 * window * negative
     if n_shards < 1 or round_words < 1:
         raise ValueError("need at least one shard and one word per round")
@@ -748,8 +751,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     at += _aligned((n + 1) * 8)
     shards = <Shard*>calloc(n_shards, sizeof(Shard))
     merge_scratch = <char*>malloc(n_blocks * (d + 8) * sizeof(floating))
+    claims = <fe_claims_t*>calloc(n_blocks, sizeof(fe_claims_t))
+    taken = <int*>calloc(max(n_shards, n_blocks), sizeof(int))
     try:
-        if shards == NULL or merge_scratch == NULL:
+        if shards == NULL or merge_scratch == NULL or claims == NULL or taken == NULL:
             raise MemoryError("w2v_step: out of memory")
         for t in range(n_shards):
             # the rows of the plan in training and of the next one (see _resolve)
@@ -847,17 +852,19 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             else:
                 with parallel(num_threads=n_threads):
                     sense = 0
+                    cl = &claims[omp_get_thread_num()]
+                    fe_claims_join(cl, taken, omp_get_thread_num(), omp_get_num_threads())
                     # 0. every shard's copies of the hot rows
-                    t = fe_barrier_claim(&barrier)
+                    t = fe_claim_first(cl, n_shards)
                     while t < n_shards:
                         _copy_hot(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
-                        t = fe_barrier_claim(&barrier)
+                        t = fe_claim_next(cl, n_shards)
                     fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                     for lrnd in range(n_long):
                         # a. each shard draws its next long round of centres and notes the
                         #    rows they touch (but the hot ones), counting for each row the
                         #    shards that touch it; the rows that several touch are copied
-                        t = fe_barrier_claim(&barrier)
+                        t = fe_claim_first(cl, n_shards)
                         while t < n_shards:
                             p_lo = (t * K) // n_shards
                             p_hi = ((t + 1) * K) // n_shards
@@ -868,12 +875,12 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                             if c_lo > c_hi:
                                 c_lo = c_hi
                             _plan_round(&cfg, &shards[t], c_lo, c_hi, rr, rn)
-                            t = fe_barrier_claim(&barrier)
+                            t = fe_claim_next(cl, n_shards)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
-                        t = fe_barrier_claim(&barrier)
+                        t = fe_claim_first(cl, n_shards)
                         while t < n_shards:
                             _copy_shared(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t])
-                            t = fe_barrier_claim(&barrier)
+                            t = fe_claim_next(cl, n_shards)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # b. the rounds of the long round: each shard trains its next
                         #    round_words centres; then the hot rows whose merge period ends
@@ -883,11 +890,11 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                         if lrnd == n_long - 1:
                             n_sub = (K // n_shards + 1 - lrnd * RL + R - 1) // R
                         for sub in range(n_sub):
-                            t = fe_barrier_claim(&barrier)
+                            t = fe_claim_first(cl, n_shards)
                             while t < n_shards:
                                 _train_round(&syn0[0, 0], &syn1neg[0, 0], &cfg, &shards[t],
                                              sub * R, (sub + 1) * R)
-                                t = fe_barrier_claim(&barrier)
+                                t = fe_claim_next(cl, n_shards)
                             fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                             if sub == n_sub - 1:
                                 k_hi = n_hot     # the long round ends: every hot row
@@ -897,7 +904,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                     k = k + 1
                                 k_hi = tier_end[k] if n_tiers else 0
                             if k_hi > 0:
-                                blk = fe_barrier_claim(&barrier)
+                                blk = fe_claim_first(cl, n_blocks)
                                 while blk < n_blocks:
                                     k_lo = (blk * k_hi) // n_blocks
                                     _merge_hot(shards, n_shards, &cfg, &syn0[0, 0], False,
@@ -906,13 +913,13 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                     _merge_hot(shards, n_shards, &cfg, &syn1neg[0, 0], True,
                                                k_lo, ((blk + 1) * k_hi) // n_blocks,
                                                <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
-                                    blk = fe_barrier_claim(&barrier)
+                                    blk = fe_claim_next(cl, n_blocks)
                                 fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # c. every row that several shards shared in the long round moves by
                         #    the sum of their changes. Each thread owns a block of rows and
                         #    adds, for each of its rows, the change of shard 0, then shard 1,
                         #    ...: the same sums in the same order for any number of threads.
-                        blk = fe_barrier_claim(&barrier)
+                        blk = fe_claim_first(cl, n_blocks)
                         while blk < n_blocks:
                             _merge_table(shards, n_shards, blk, n_blocks, &syn0[0, 0], False,
                                          &count[0], d, cfg.row_bytes,
@@ -920,12 +927,12 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                             _merge_table(shards, n_shards, blk, n_blocks, &syn1neg[0, 0], True,
                                          &count[V_in], d, cfg.row_bytes,
                                          <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
-                            blk = fe_barrier_claim(&barrier)
+                            blk = fe_claim_next(cl, n_blocks)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
-                    t = fe_barrier_claim(&barrier)
+                    t = fe_claim_first(cl, n_shards)
                     while t < n_shards:
                         _release_hot(&cfg, &shards[t])
-                        t = fe_barrier_claim(&barrier)
+                        t = fe_claim_next(cl, n_shards)
         for t in range(n_shards):
             loss[t] = shards[t].loss
             pairs[t] = shards[t].pairs
@@ -941,3 +948,5 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 free(shards[t].xs)
         free(shards)
         free(merge_scratch)
+        free(claims)
+        free(taken)
