@@ -81,7 +81,8 @@ of a shared machine falls on all of them.
 Output
 ------
 A markdown table, one row per (corpus, setting, model, contender): the means over seeds of
-each score, the difference to gensim's mean, the mean wall time and its ratio to gensim's, and
+each score, the difference to gensim's mean, the median wall time (the machine has slow
+spells: one slow run moves a mean, not a median) and its ratio to gensim's, and
 a verdict for each fastembed mode: PASS when every score is at least gensim's mean - 0.01 (the
 analogy accuracy as a fraction: one percentage point) and the time ratio at most 0.5, else
 the targets missed. A run that fails (an exception in the worker, a crash, a timeout) is
@@ -106,6 +107,7 @@ import math
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -901,6 +903,11 @@ def _mean(values):
     return sum(values) / len(values) if values else float("nan")
 
 
+def _median(values):
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
 def _run_score(run, key):
     """A run's score ``key`` (a fraction for the analogies), NaN when absent."""
     value = run.get(key) or {}
@@ -966,7 +973,8 @@ def summarise(runs):
         In the order the groups and contenders first appear (gensim first in each group):
         ``corpus``, ``setting`` (a label), ``model``, ``threads``, ``contender``, ``runs``,
         ``ok``, ``errors``, the means ``ws353``, ``simlex``, ``analogy``, ``mean_cosine``,
-        ``seconds``, and, against gensim's row, ``d_ws353``, ``d_simlex``, ``d_analogy``,
+        the median ``seconds``, and, against gensim's row, ``d_ws353``, ``d_simlex``,
+        ``d_analogy``,
         ``ratio`` and ``verdict``.
     """
     groups = {}
@@ -986,7 +994,7 @@ def summarise(runs):
                        runs=len(contenders[name]), ok=len(ok),
                        errors=[r["error"] for r in contenders[name] if "error" in r],
                        mean_cosine=_mean(r["mean_cosine"] for r in ok),
-                       seconds=_mean(r["seconds"] for r in ok))
+                       seconds=_median(r["seconds"] for r in ok))
             row.update({key: _mean(_run_score(r, key) for r in ok) for key, _ in SCORES})
             group_rows.append(row)
         reference = group_rows[0] if group_rows[0]["contender"] in TIME_TARGETS else None
@@ -1063,8 +1071,8 @@ def render_header(document):
     lines += [f"- benchmarks from {env.get('benchmarks_from', 'the gensim wheel')}: WS353 "
               f"and SimLex = Spearman; analogy = Google analogies, 3CosAdd over the "
               f"{ANALOGY_VOCAB:,} most frequent words; mean cos = mean cosine of "
-              f"{COSINE_PAIRS:,} random word pairs; wall s = read + train + write, mean over "
-              f"the runs; Δ = row - the reference (gensim; fastText for the subword settings)",
+              f"{COSINE_PAIRS:,} random word pairs; wall s = read + train + write, median "
+              f"of the runs; Δ = row - the reference (gensim; fastText for the subword settings)",
               f"- verdict: PASS when every score >= the reference's - {SCORE_TOLERANCE:g} "
               f"(analogy: {SCORE_TOLERANCE * 100:g} point) and wall <= "
               f"{TIME_TARGETS['gensim']:g}x gensim's, {TIME_TARGETS['fasttext']:g}x "

@@ -315,6 +315,18 @@ def synthetic_runs():
     ]
 
 
+def test_summarise_takes_the_median_time_and_the_mean_scores():
+    # one run in a slow spell moves a mean time, not the median
+    runs = [fake_run("gensim", None, s, ws, 0.2, 0.1, t)
+            for s, ws, t in [(1, 0.30, 10.0), (2, 0.33, 30.0), (3, 0.36, 12.0)]]
+    runs += [fake_run("fastembed", "default", s, 0.33, 0.2, 0.1, t)
+             for s, t in [(1, 5.0), (2, 6.0), (3, 20.0)]]
+    g, d = ev.summarise(runs)
+    assert (g["seconds"], g["ws353"]) == (12.0, pytest.approx(0.33))
+    assert (d["seconds"], d["ratio"]) == (6.0, pytest.approx(0.5))
+    assert d["verdict"] == "PASS"
+
+
 def test_summarise_means_deltas_and_verdicts():
     rows = {(r["model"], r["contender"]): r for r in ev.summarise(synthetic_runs())}
     g = rows["skipgram", "gensim"]
