@@ -31,7 +31,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 # The compiled kernels, all in the private package fastembed._ext (see ARCHITECTURE.md).
-EXTENSIONS = ["threads", "indexing", "pooling", "updates", "sgns", "textio", "subwords"]
+EXTENSIONS = ["threads", "indexing", "pooling", "updates", "sgns", "tokens", "textio", "subwords"]
 
 
 def _env_flag(name):

@@ -1,8 +1,8 @@
 """Text utilities: a word tokenizer, a sentence splitter, a vocabulary and Keras's padding.
 
-Everything here is plain Python and NumPy, built to keep up with a corpus of a few million
-words: one compiled regular expression does the tokenizing, ``collections.Counter`` does the
-counting and ``pad_sequences`` fills its output with one masked assignment.
+Everything here is Python and NumPy, built to keep up with a corpus of a few million words:
+one compiled regular expression does the tokenizing, a compiled pass (``_ext/tokens.pyx``)
+the counting, and ``pad_sequences`` fills its output with one masked assignment.
 
 ``TOKEN_PATTERN`` is the compiled word regex, ``[^\\W_]+(?:'[^\\W_]+)*``: a run of Unicode
 letters and digits (the characters for which ``str.isalnum()`` is true; the underscore is not
@@ -27,13 +27,13 @@ from __future__ import annotations
 import operator
 import os
 import re
-from collections import Counter
 from functools import partial
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 
 import numpy as np
 
 from ._atomic import atomic_write
+from ._ext.tokens import count_tokens
 from ._validation import check_int
 from ._words import WordTable, word_index
 
@@ -161,6 +161,7 @@ _HEADER_MAGIC = "# fastembed-vocab"
 _FORMAT_VERSION = 1
 _HEADER_RE = re.compile(r"# fastembed-vocab (\d+) size=(\d+) pad=(\d+|none) unk=(\d+|none)")
 _OOV_MODES = ("unk", "skip", "error")
+_BUILD_CHUNK = 4096  # token streams that Vocab.build counts at once
 _not_none = partial(operator.is_not, None)
 
 
@@ -344,15 +345,24 @@ class Vocab(WordTable):
         if isinstance(token_streams, (str, bytes)):
             raise TypeError("token_streams must be an iterable of token sequences, not a "
                             "string; pass [tokenize(text)] or split_sentences(text)")
-        counter: Counter = Counter()
-        update = counter.update
-        for i, tokens in enumerate(token_streams):
-            if isinstance(tokens, (str, bytes)):
-                raise TypeError(f"token_streams[{i}] is a {type(tokens).__name__}, not a "
-                                "sequence of tokens; pass [tokenize(text)] or "
+        slots: dict = {}                       # token -> slot, in order of first occurrence
+        counts = np.zeros(1024, dtype=np.int64)   # slot -> count
+        streams, done = iter(token_streams), 0
+        # a chunk of streams at a time, counted in one C call (a generator of streams is
+        # never held whole)
+        while chunk := list(islice(streams, _BUILD_CHUNK)):
+            if any(map(isinstance, chunk, repeat((str, bytes)))):
+                i, tokens = next((i, t) for i, t in enumerate(chunk)
+                                 if isinstance(t, (str, bytes)))
+                raise TypeError(f"token_streams[{done + i}] is a {type(tokens).__name__}, not "
+                                "a sequence of tokens; pass [tokenize(text)] or "
                                 "split_sentences(text) rather than a list of texts")
-            update(tokens)
-        return cls._ranked(counter, min_count, max_size, pad_token, unk_token)
+            if not set(map(type, chunk)) <= {list, tuple}:   # what the counter takes
+                chunk = [t if type(t) in (list, tuple) else list(t) for t in chunk]
+            counts = count_tokens(chunk, slots, counts)
+            done += len(chunk)
+        return cls._ranked(dict(zip(slots, counts[:len(slots)].tolist())), min_count, max_size,
+                           pad_token, unk_token)
 
     @classmethod
     def from_counts(cls, counts, *, min_count=1, max_size=None, pad_token=None,

@@ -722,6 +722,27 @@ def ref_tokenize(text, lower=True):
     return tokens
 
 
+def ref_count_tokens(sentences):
+    """Token -> count, in order of first occurrence, one token at a time."""
+    counts = {}
+    for sentence in sentences:
+        for token in sentence:
+            counts[token] = counts.get(token, 0) + 1
+    return list(counts), np.array(list(counts.values()), dtype=np.int64)
+
+
+def ref_encode_sentences(sentences, index, max_sentence_length):
+    """Each sentence's tokens found in ``index`` as ids, cut into pieces of at most
+    ``max_sentence_length``; sentences with none kept give no piece."""
+    words, starts = [], [0]
+    for sentence in sentences:
+        ids = [index[t] for t in sentence if t in index]
+        for i in range(0, len(ids), max_sentence_length):
+            words += ids[i:i + max_sentence_length]
+            starts.append(len(words))
+    return np.array(words, dtype=np.int32), np.array(starts, dtype=np.int64)
+
+
 SENTENCE_ENDS = ".!?\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 
 

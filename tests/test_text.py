@@ -11,8 +11,11 @@ from hypothesis import strategies as st
 
 import fastembed._atomic
 import fastembed.text
+from fastembed._ext.tokens import count_tokens
 from fastembed.text import TOKEN_PATTERN, Vocab, pad_sequences, split_sentences, tokenize
-from reference import SENTENCE_ENDS, ref_pad_sequences, ref_split_sentences, ref_tokenize
+from conftest import assert_bitwise_equal
+from reference import (SENTENCE_ENDS, ref_count_tokens, ref_pad_sequences, ref_split_sentences,
+                       ref_tokenize)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +145,38 @@ def test_build_accepts_generators_tuples_and_arrays():
     assert v == Vocab.build(STREAM)
     v = Vocab.build([np.array(s, dtype=object) for s in STREAM if s])
     assert v.words == ["y", "z", "x", "w", "v"]
+
+
+@pytest.mark.parametrize("n_types", [1, 50, 5000])
+def test_count_tokens_matches_the_reference(rng, n_types):
+    """The compiled counter against a plain dict, over Zipf tokens in lists and tuples (fresh
+    str objects, equal but not identical, as a reader makes them), in several chunks, past
+    its first 1024 slots."""
+    p = 1.0 / np.arange(1, n_types + 1)
+    sentences = [[str(f"t{k}") for k in rng.choice(n_types, size=rng.integers(0, 30),
+                                                     p=p / p.sum())] for _ in range(800)]
+    sentences = [tuple(s) if i % 2 else s for i, s in enumerate(sentences)]
+    slots, counts = {}, np.zeros(3, dtype=np.int64)
+    for lo in range(0, 800, 300):
+        counts = count_tokens(sentences[lo:lo + 300], slots, counts)
+    want_tokens, want_counts = ref_count_tokens(sentences)
+    assert list(slots) == want_tokens and list(slots.values()) == list(range(len(slots)))
+    assert_bitwise_equal(counts[:len(slots)], want_counts)
+    assert not counts[len(slots):].any()
+    v = Vocab.build(iter(sentences), min_count=2)
+    order = sorted(range(len(want_tokens)), key=lambda i: -want_counts[i])
+    assert v.words == [want_tokens[i] for i in order if want_counts[i] >= 2]
+
+
+def test_count_tokens_errors_count_nothing():
+    slots, counts = {}, np.zeros(4, dtype=np.int64)
+    assert count_tokens([["a", "b"], ("a",)], slots, counts) is counts
+    with pytest.raises(TypeError, match=r"sentences\[1\] is a str"):
+        count_tokens([["a"], "ab"], slots, counts)
+    with pytest.raises(TypeError, match="unhashable"):
+        Vocab.build([["a", ["b"]]])
+    assert slots == {"a": 0, "b": 1} and counts.tolist() == [2, 1, 0, 0]
+    assert count_tokens([], {}, counts) is counts
 
 
 def test_from_counts_ties_follow_mapping_order():

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_bitwise_equal
-from reference import ref_word2vec_plan, ref_word2vec_step
+from reference import ref_encode_sentences, ref_word2vec_plan, ref_word2vec_step
 
 import fastembed
 from fastembed._ext import sgns
+from fastembed._ext.tokens import encode_sentences
 from fastembed.nn import Parameter
 from fastembed.models.word2vec import (CBOW, Corpus, CorpusDataset, SkipGram, _alias_probabilities,
                                 _check_bags, alias_table, corpus_sentences, default_max_period,
@@ -1226,6 +1227,68 @@ def test_corpus_from_sentences():
             Corpus.from_sentences(sentences, vocab, max_sentence_length=bad)
     with pytest.raises(TypeError, match="max_sentence_length"):
         Corpus.from_sentences(sentences, vocab, max_sentence_length=2.5)
+
+
+def _zipf_sentences(rng, n_sentences, n_types, max_len):
+    """Sentences of Zipf-distributed tokens, of 0 .. max_len tokens, lists and tuples."""
+    types = [f"w{i}" for i in range(n_types)]
+    p = 1.0 / np.arange(1, n_types + 1)
+    sentences = []
+    for i in range(n_sentences):
+        ids = rng.choice(n_types, size=rng.integers(0, max_len + 1), p=p / p.sum())
+        tokens = [str(types[k]) for k in ids]   # fresh str objects, as a reader makes them
+        sentences.append(tuple(tokens) if i % 3 == 0 else tokens)
+    return sentences
+
+
+@pytest.mark.parametrize("max_len,cut", [(5, 1), (12, 4), (40, 10_000)])
+def test_encode_sentences_matches_the_reference(rng, max_len, cut):
+    sentences = _zipf_sentences(rng, 300, 60, max_len)
+    index = {f"w{i}": int(k) for i, k in enumerate(rng.permutation(60)) if i % 4}
+    words, starts = encode_sentences(sentences, index, cut)
+    want_words, want_starts = ref_encode_sentences(sentences, index, cut)
+    assert words.dtype == np.int32 and starts.dtype == np.int64
+    assert_bitwise_equal(words, want_words)
+    assert_bitwise_equal(starts, want_starts)
+    corpus = Corpus.from_sentences(iter(sentences), index, max_sentence_length=cut)
+    assert_bitwise_equal(corpus.words, want_words)
+    assert_bitwise_equal(corpus.starts, want_starts)
+
+
+def test_encode_sentences_edges_and_errors():
+    assert [a.tolist() for a in encode_sentences([], {"a": 0}, 3)] == [[], [0]]
+    assert [a.tolist() for a in encode_sentences([[], ()], {}, 3)] == [[], [0]]
+    words, starts = encode_sentences([["a"] * 7, ("b", "a")], {"a": 2**31 - 1, "b": 0}, 3)
+    assert words.tolist() == [2**31 - 1] * 7 + [0, 2**31 - 1]
+    assert starts.tolist() == [0, 3, 6, 7, 9]
+    with pytest.raises(TypeError, match=r"sentences\[1\] is a str"):
+        encode_sentences([["a"], "a"], {"a": 0}, 3)
+    with pytest.raises(TypeError, match="unhashable"):
+        encode_sentences([["a", ["b"]]], {"a": 0}, 3)
+    for bad in (-1, 2**31):
+        with pytest.raises(ValueError, match=r"the id of 'a' is"):
+            encode_sentences([["a"]], {"a": bad}, 3)
+    with pytest.raises(ValueError, match="max_sentence_length"):
+        encode_sentences([["a"]], {"a": 0}, 0)
+    # other iterables are converted by Corpus.from_sentences: a str iterates its characters
+    corpus = Corpus.from_sentences([iter(["a", "b"]), "ab", np.array(["b"])], {"a": 0, "b": 1})
+    assert corpus.words.tolist() == [0, 1, 0, 1, 1] and corpus.starts.tolist() == [0, 2, 4, 5]
+
+
+def test_encode_sentences_survives_tokens_that_change_the_sentences():
+    """A token whose __eq__ empties the sentences: an exception, never a read past the end."""
+    sentences = []
+
+    class Evil(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            sentences.clear()
+            return str.__eq__(self, other)
+
+    sentences += [["a", Evil("b"), "a"], ["a"]]
+    with pytest.raises(RuntimeError, match="changed"):
+        encode_sentences(sentences, {"a": 0, "b": 1}, 3)
 
 
 def test_corpus_with_text_vocab():

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._ext import sgns
+from .._ext.tokens import encode_sentences
 from .._ext.threads import resolve_n_threads
 from .._memory import aligned_like, aligned_zeros
 from .._validation import (
@@ -167,20 +168,11 @@ class Corpus:
         """
         max_sentence_length = check_positive_int(max_sentence_length, "max_sentence_length")
         index = getattr(vocab, "index", vocab)
-        get = index.get
-        ids = []
-        lengths = []
-        for sentence in sentences:
-            encoded = [i for i in map(get, sentence) if i is not None]
-            n = len(encoded)
-            while n:
-                piece = min(n, max_sentence_length)
-                lengths.append(piece)
-                n -= piece
-            ids.extend(encoded)
-        starts = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=starts[1:])
-        return cls(np.array(ids, dtype=np.int32), starts)
+        index = index if isinstance(index, dict) else dict(index)
+        sentences = sentences if isinstance(sentences, list) else list(sentences)
+        if not set(map(type, sentences)) <= {list, tuple}:   # the encoder takes these only
+            sentences = [s if type(s) in (list, tuple) else list(s) for s in sentences]
+        return cls(*encode_sentences(sentences, index, max_sentence_length))
 
     @property
     def n_words(self):
@@ -1265,14 +1257,14 @@ class Word2VecModel(Module):
         if record:
             rec_reduced = np.full(words.size, -1, dtype=np.int32)
             rec_neg = np.full((words.size, 2 * self.window, self.negative), -1, dtype=np.int32)
-        bags = self._bags if self._bags is not None else (None, None, None)
+        bag_ptr, bag_rows, bag_shift = self._bags if self._bags is not None else (None,) * 3
         kept = sgns.w2v_step(self.syn0, self.syn1neg, words, starts, self._keep,
                              self.sample > 0, self._accept, self._alias, self.window,
                              self.negative, self.kind == "cbow", float(lr), float(lr_end),
                              seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
                              slots, count, buf, touched, cap_in, hot_rows, tier_end,
                              hot_buf, max_period, loss, pairs, n_threads,
-                             record, rec_reduced, rec_neg, *bags,
+                             record, rec_reduced, rec_neg, bag_ptr, bag_rows, bag_shift,
                              scratch=self._ensure_scratch(words.size, n_shards, max_period))
         n_pairs = int(pairs.sum())
         total_loss = float(np.sum(loss))  # shard order: deterministic
