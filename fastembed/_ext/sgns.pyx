@@ -779,6 +779,8 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             at += _aligned(RL * 2 * window * 4)
             shards[t].p_neg = <int32_t*>at
             at += _aligned((RL * stride_neg + 1) * 4)
+            if at - &scratch[0] > scratch.shape[0]:   # w2v_scratch_bytes and this must agree
+                raise AssertionError("w2v_step: the scratch layout outgrew its size")
             shards[t].cap_in = cap_in
             if private:
                 shards[t].slot_in = &slots[t, 0]
