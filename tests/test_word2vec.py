@@ -216,12 +216,17 @@ def test_default_max_period_bounds_memory_and_updates():
     # the private copies: 64 MiB per shard
     assert default_max_period(186, 8, 10, 10**6, 300, 4) == 1
     assert default_max_period(186, 8, 10, 10**6, 300, 8) == 1
-    # subwords: the input rows of a long round are its words' bags; the budget at least an
-    # eighth of the input table
+    # subwords: the input rows of a long round are its words' bags; CBOW's budget at least an
+    # eighth of the input table, skip-gram's all the rows held (and at most those copied)
     bags = np.full(12_000, 25)
     assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags) == 32
-    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags, bucket=2 * 10**6) == 64
-    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags, bucket=4 * 10**6) == 256
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, "cbow", bags, bucket=2 * 10**6) == 64
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, "cbow", bags, bucket=4 * 10**6) == 256
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags, num_inputs=80_000) == 256
+    assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=bags,
+                              num_inputs=300_000) == 256     # a budget of all the rows held
+    assert default_max_period(546, 5, 5, 12_000, 100, 4, bag_sizes=bags,
+                              num_inputs=300_000) == 64      # the plans still bound it
     assert default_max_period(99, 5, 5, 12_000, 100, 4, bag_sizes=np.ones(12_000)) == 256
 
 
