@@ -357,8 +357,6 @@ class Vocab(WordTable):
                 raise TypeError(f"token_streams[{done + i}] is a {type(tokens).__name__}, not "
                                 "a sequence of tokens; pass [tokenize(text)] or "
                                 "split_sentences(text) rather than a list of texts")
-            if not set(map(type, chunk)) <= {list, tuple}:   # what the counter takes
-                chunk = [t if type(t) in (list, tuple) else list(t) for t in chunk]
             counts = count_tokens(chunk, slots, counts)
             done += len(chunk)
         return cls._ranked(dict(zip(slots, counts[:len(slots)].tolist())), min_count, max_size,

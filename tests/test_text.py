@@ -168,14 +168,14 @@ def test_count_tokens_matches_the_reference(rng, n_types):
     assert v.words == [want_tokens[i] for i in order if want_counts[i] >= 2]
 
 
-def test_count_tokens_errors_count_nothing():
+def test_count_tokens_iterables_and_errors():
     slots, counts = {}, np.zeros(4, dtype=np.int64)
     assert count_tokens([["a", "b"], ("a",)], slots, counts) is counts
-    with pytest.raises(TypeError, match=r"sentences\[1\] is a str"):
-        count_tokens([["a"], "ab"], slots, counts)
     with pytest.raises(TypeError, match="unhashable"):
         Vocab.build([["a", ["b"]]])
     assert slots == {"a": 0, "b": 1} and counts.tolist() == [2, 1, 0, 0]
+    count_tokens([iter(["b", "c"]), "ab"], slots, counts)   # iterables, a str its characters
+    assert slots == {"a": 0, "b": 1, "c": 2} and counts.tolist() == [3, 3, 1, 0]
     assert count_tokens([], {}, counts) is counts
 
 

@@ -1266,8 +1266,9 @@ def test_encode_sentences_edges_and_errors():
     words, starts = encode_sentences([["a"] * 7, ("b", "a")], {"a": 2**31 - 1, "b": 0}, 3)
     assert words.tolist() == [2**31 - 1] * 7 + [0, 2**31 - 1]
     assert starts.tolist() == [0, 3, 6, 7, 9]
-    with pytest.raises(TypeError, match=r"sentences\[1\] is a str"):
-        encode_sentences([["a"], "a"], {"a": 0}, 3)
+    words, starts = encode_sentences([["a"], "ab", iter(["b"]), np.array(["a"])],
+                                     {"a": 0, "b": 1}, 3)   # iterables, a str its characters
+    assert words.tolist() == [0, 0, 1, 1, 0] and starts.tolist() == [0, 1, 3, 4, 5]
     with pytest.raises(TypeError, match="unhashable"):
         encode_sentences([["a", ["b"]]], {"a": 0}, 3)
     for bad in (-1, 2**31):
@@ -1281,19 +1282,33 @@ def test_encode_sentences_edges_and_errors():
 
 
 def test_encode_sentences_survives_tokens_that_change_the_sentences():
-    """A token whose __eq__ empties the sentences: an exception, never a read past the end."""
-    sentences = []
+    """A token whose __eq__ changes the sentences: never a read past the end."""
+    first = ["a", None, "a"]
+    sentences = [first, ["a"]]
 
     class Evil(str):
         __hash__ = str.__hash__
 
         def __eq__(self, other):
-            sentences.clear()
+            sentences.clear()       # the encoder reads its own copy of the list
+            first.clear()           # ... but the sentences themselves
             return str.__eq__(self, other)
 
-    sentences += [["a", Evil("b"), "a"], ["a"]]
+    first[1] = Evil("b")
+    words, starts = encode_sentences(sentences, {"a": 0, "b": 1}, 3)
+    assert words.tolist() == [0, 1, 0] and starts.tolist() == [0, 2, 3]
+    grow = ["b", "b", None]
+
+    class Grow(str):
+        __hash__ = str.__hash__
+
+        def __eq__(self, other):
+            grow.extend(["b"] * 10)  # more tokens than were counted: refused
+            return str.__eq__(self, other)
+
+    grow[2] = Grow("b")
     with pytest.raises(RuntimeError, match="changed"):
-        encode_sentences(sentences, {"a": 0, "b": 1}, 3)
+        encode_sentences([grow], {"a": 0, "b": 1}, 3)
 
 
 def test_corpus_with_text_vocab():

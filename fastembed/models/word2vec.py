@@ -170,8 +170,6 @@ class Corpus:
         index = getattr(vocab, "index", vocab)
         index = index if isinstance(index, dict) else dict(index)
         sentences = sentences if isinstance(sentences, list) else list(sentences)
-        if not set(map(type, sentences)) <= {list, tuple}:   # the encoder takes these only
-            sentences = [s if type(s) in (list, tuple) else list(s) for s in sentences]
         return cls(*encode_sentences(sentences, index, max_sentence_length))
 
     @property
