@@ -24,6 +24,7 @@ import fastembed
 from fastembed import (SparseGrad, coalesce, gather, get_num_threads, openmp_enabled,
                        scatter_add, set_num_threads)
 from fastembed import functional
+from fastembed._rows import partition_rows
 from fastembed._ext import indexing
 from fastembed._ext.threads import PARALLEL_MIN_WORK, n_threads_for
 
@@ -1340,29 +1341,29 @@ def test_gather_direct_parallel_path_matches_reference(shape, id_dtype, dtype, d
 
 
 @pytest.fixture
-def every_gather_path():
-    """The gather's row-copy paths this build and CPU can run (gatherrows.h), the best one
-    restored afterwards."""
-    paths = [p for p in (0, 1, 2) if indexing.force_gather_path(p)]
+def every_vector_path():
+    """The vector paths of the gather's row copy and the scatter-add's row sums that this
+    build and CPU can run (gatherrows.h, scatterrows.h), the best one restored afterwards."""
+    paths = [p for p in (0, 1, 2) if indexing.force_vector_path(p)]
     yield paths
     for p in (2, 1, 0):
-        if indexing.force_gather_path(p):
+        if indexing.force_vector_path(p):
             break
 
 
 @pytest.mark.parametrize("dim", [1, 3, 4, 8, 15, 16, 33, 64, 75, 100, 300])
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
-def test_gather_row_copy_paths_agree(dim, dtype, every_gather_path, rng):
+def test_gather_row_copy_paths_agree(dim, dtype, every_vector_path, rng):
     # row sizes that are and are not multiples of 16, 32 and 64 bytes, every vector path,
     # with and without the prefetch and the streaming stores, into outputs that start on a
     # cache line, 16 bytes past one (rows streamed, the first ones by 16-byte stores) and 4
     # bytes past one (streaming impossible: stored as usual)
-    assert 0 in every_gather_path
+    assert 0 in every_vector_path
     E = make_table((300, dim), dtype, rng)
     X = make_ids("zipf", (5000,), 300, np.int64, rng)
     ref = ref_gather(E, X)
-    for path in every_gather_path:
-        assert indexing.force_gather_path(path)
+    for path in every_vector_path:
+        assert indexing.force_vector_path(path)
         for n_threads in (1, 2):
             for mode in GATHER_MODES:
                 for offset in (0, 16, 4):
@@ -1373,7 +1374,31 @@ def test_gather_row_copy_paths_agree(dim, dtype, every_gather_path, rng):
                 got = indexing.gather_direct(E, X.astype(np.int32), None, n_threads, 0,
                                              lambda weight, n, mode=mode: mode)
                 assert_bitwise_equal(got, ref)
-    assert not indexing.force_gather_path(3)
+    assert not indexing.force_vector_path(3)
+
+
+@pytest.mark.parametrize("dim", [1, 3, 4, 7, 8, 15, 16, 17, 33, 64, 75, 100, 300])
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("id_dtype", INTS, ids=["i32", "i64"])
+def test_scatter_row_sum_paths_agree(dim, dtype, id_dtype, every_vector_path, rng):
+    # row sizes below, at and past every vector width (the tails go through narrower vectors,
+    # then single elements), on every path, by both kernels: the small calls' serial loop and
+    # the owners' loop, on 1 and 2 owners (with prefetching), and rows that start anywhere
+    assert 0 in every_vector_path
+    table = make_table((301, dim), dtype, rng)[1:]   # rows not on a vector boundary
+    X = make_ids("zipf", (4000,), 300, id_dtype, rng)
+    G = make_table((4001, dim), dtype, rng)[1:]
+    expected = ref_scatter_add(table, X, G)
+    for path in every_vector_path:
+        assert indexing.force_vector_path(path)
+        out = table.copy()
+        assert indexing.scatter_add_small(out, X, G, None, 1 << 40) is out
+        assert_bitwise_equal(out, expected)
+        for n_threads in (1, 2):
+            out = table.copy()
+            pos, starts, _ = partition_rows(X, 300, n_threads)
+            indexing.scatter_add_owned(out, X, G, pos, starts, n_threads)
+            assert_bitwise_equal(out, expected)
 
 
 _SLACK = 0xA5   # the bytes around an output from _out_at_offset, which no kernel may touch

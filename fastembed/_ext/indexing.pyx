@@ -47,6 +47,16 @@ cdef extern from "gatherrows.h" nogil:
                            size_t row_bytes, int mode, Py_ssize_t ahead,
                            Py_ssize_t scan_chunk, Py_ssize_t copy_chunk)
 
+cdef extern from "scatterrows.h" nogil:
+    void fe_scatter_init()
+    int fe_scatter_force_path(int path)
+    void fe_scatter_rows_f(float* table, const float* grad, const void* ids, int id_bytes,
+                           const int64_t* pos, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d,
+                           Py_ssize_t ahead)
+    void fe_scatter_rows_d(double* table, const double* grad, const void* ids, int id_bytes,
+                           const int64_t* pos, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d,
+                           Py_ssize_t ahead)
+
 import numpy as np
 
 from .._memory import aligned_empty
@@ -55,6 +65,7 @@ _n_threads_for = None  # threads.n_threads_for, imported on first use (threads i
 
 cnp.import_array()
 fe_gather_init()
+fe_scatter_init()
 
 # The mode bits of a lookup (gatherrows.h): prefetch the rows ahead; write the output with
 # streaming stores, which this build has only on x86-64 (STREAM_STORES).
@@ -63,11 +74,13 @@ STREAM = FE_GATHER_STREAM
 STREAM_STORES = bool(FE_GATHER_STREAMS)
 
 
-def force_gather_path(int path):
-    """For the tests: run the gather's row copy on path 0 (baseline), 1 (AVX2) or 2
-    (AVX-512); returns False, changing nothing, where this build or CPU cannot (see
-    gatherrows.h)."""
-    return fe_gather_force_path(path) == 0
+def force_vector_path(int path):
+    """For the tests: run the gather's row copy and the scatter-add's row sums on path 0
+    (baseline), 1 (AVX2) or 2 (AVX-512); returns False, changing nothing, where this build
+    or CPU cannot (see gatherrows.h and scatterrows.h)."""
+    if fe_gather_force_path(path) != 0:   # the two headers run the same paths
+        return False
+    return fe_scatter_force_path(path) == 0
 
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
 cdef enum:
@@ -339,35 +352,20 @@ def scatter_add_small(out, ids, grad, n_threads, Py_ssize_t max_work):
     cdef Py_ssize_t t_bytes = n_rows * d * item
     if (_overlap(t, t_bytes, g, n * d * item) or _overlap(t, t_bytes, x, n * x_size)):
         return None
-    cdef const int32_t* x32 = <const int32_t*>cnp.PyArray_DATA(x)
-    cdef const int64_t* x64 = <const int64_t*>cnp.PyArray_DATA(x)
-    if not _ids_valid(cnp.PyArray_DATA(x), x_size, n, n_rows):  # before writing a byte
+    cdef const void* xp = cnp.PyArray_DATA(x)
+    if not _ids_valid(xp, x_size, n, n_rows):  # before writing a byte
         return None
     if n == 0 or d == 0:
         return out
-    cdef float* t32 = <float*>cnp.PyArray_DATA(t)
-    cdef double* t64 = <double*>cnp.PyArray_DATA(t)
-    cdef const float* g32 = <const float*>cnp.PyArray_DATA(g)
-    cdef const double* g64 = <const double*>cnp.PyArray_DATA(g)
+    cdef void* tp = cnp.PyArray_DATA(t)
+    cdef const void* gp = cnp.PyArray_DATA(g)
     cdef bint single = t_type == cnp.NPY_FLOAT32
     with nogil:  # large calls on small tables come here too: let other threads run
         if single:
-            _scatter_rows(t32, g32, x32, x64, x_size, n, d)
+            fe_scatter_rows_f(<float*>tp, <const float*>gp, xp, x_size, NULL, 0, n, d, 0)
         else:
-            _scatter_rows(t64, g64, x32, x64, x_size, n, d)
+            fe_scatter_rows_d(<double*>tp, <const double*>gp, xp, x_size, NULL, 0, n, d, 0)
     return out
-
-
-cdef inline void _scatter_rows(floating* table, const floating* grad, const int32_t* x32,
-                               const int64_t* x64, int x_size, Py_ssize_t n,
-                               Py_ssize_t d) noexcept nogil:
-    cdef Py_ssize_t i
-    if x_size == 4:
-        for i in range(n):
-            _add_row(table + x32[i] * d, grad + i * d, d)
-    else:
-        for i in range(n):
-            _add_row(table + x64[i] * d, grad + i * d, d)
 
 
 cdef void _radix_pass(const int64_t* src_keys, const int64_t* src_perm,
@@ -692,8 +690,7 @@ def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
     """
     cdef Py_ssize_t n_owners = starts.shape[0] - 1
     cdef Py_ssize_t d = grad.shape[1]
-    cdef size_t row_bytes = d * sizeof(floating)
-    cdef Py_ssize_t t, j, i, ahead, end
+    cdef Py_ssize_t t
     cdef const int64_t* p = NULL
     cdef floating* tab
     cdef const floating* g
@@ -702,25 +699,19 @@ def scatter_add_owned(floating[:, ::1] table,      # IN/OUT (V, D)
         p = &pos[0]
     if d == 0 or starts[n_owners] == 0:
         return
-    # Raw pointers for the hot loop: the stores into the table cannot then be taken to alias
-    # the memoryviews' own fields, which the compiler would otherwise reload every row.
+    # Each owner's rows by the loop of scatterrows.h, its table rows (and its grad rows, not
+    # contiguous with two owners) prefetched a few positions ahead.
     tab = &table[0, 0]
     g = &grad[0, 0]
     idp = &ids[0]
     with nogil:
         for t in prange(n_owners, schedule="static", chunksize=1, num_threads=n_threads):
-            end = starts[t + 1]
-            for j in range(starts[t], end):
-                ahead = j + PREFETCH_AHEAD
-                if ahead < end:
-                    i = _position(p, ahead)
-                    fe_prefetch_row_w(tab + idp[i] * d, row_bytes)
-                    if p != NULL:
-                        # An owner's grad rows are irregularly spaced: a stream the hardware
-                        # prefetcher cannot follow, so fetch them ahead too.
-                        fe_prefetch_row(g + i * d, row_bytes)
-                i = _position(p, j)
-                _add_row(tab + idp[i] * d, g + i * d, d)
+            if floating is float:
+                fe_scatter_rows_f(tab, g, idp, sizeof(index_t), p, starts[t], starts[t + 1],
+                                  d, PREFETCH_AHEAD)
+            else:
+                fe_scatter_rows_d(tab, g, idp, sizeof(index_t), p, starts[t], starts[t + 1],
+                                  d, PREFETCH_AHEAD)
 
 
 def values_array(buffer, Py_ssize_t u, Py_ssize_t d, dtype):
