@@ -510,11 +510,21 @@ cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Sha
 
     Private mode: hot rows, and rows that other shards touch in this long round too, are
     trained on the shard's private copies; the rows only it touches it trains in place.
+    Two plans ahead, the shard's slots of the rows (the same rows as _resolve's, in the same
+    order) are prefetched, so that _resolve finds them in the cache: with subwords, the slots
+    of 10**5 and more n-gram rows per shard miss it. (Written out here, not in a helper: GCC
+    deletes a function whose only effect is a prefetch, see rowops.h.)
     """
-    cdef int64_t q
+    cdef int64_t q, e
     cdef void** cur = sh.in_rows
     cdef void** nxt = sh.out_rows
     cdef void** tmp
+    cdef int window = cfg.window, negative = cfg.negative, s, m, n_ctx
+    cdef bint bag_sg = cfg.subwords and not cfg.cbow
+    cdef const int32_t* ctx
+    cdef const int32_t* negs
+    cdef const int32_t* nneg
+    cdef int32_t w
     if q_hi > sh.n_plans:
         q_hi = sh.n_plans
     if q_lo < q_hi:
@@ -523,6 +533,28 @@ cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Sha
         tmp = cur
         cur = nxt
         nxt = tmp
+        n_ctx = sh.p_nctx[q + 2] if cfg.private and q + 2 < q_hi else 0
+        if n_ctx > 0:
+            ctx = sh.p_ctx + (q + 2) * 2 * window
+            negs = sh.p_neg + (q + 2) * cfg.stride_neg
+            nneg = sh.p_nneg + (q + 2) * 2 * window
+            for s in range(1 if bag_sg else n_ctx):   # the input rows: words, or their bags
+                if bag_sg:
+                    w = cfg.kw[sh.p_index[q + 2]]
+                elif not cfg.subwords:
+                    fe_prefetch_row(sh.slot_in + ctx[s], 4)
+                    continue
+                else:
+                    w = ctx[s]
+                for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
+                    fe_prefetch_row(sh.slot_in + cfg.bag_rows[e], 4)
+            if not bag_sg:
+                fe_prefetch_row(sh.slot_out + cfg.kw[sh.p_index[q + 2]], 4)
+            for s in range(1 if cfg.cbow else n_ctx):   # the output rows
+                if bag_sg:
+                    fe_prefetch_row(sh.slot_out + ctx[s], 4)
+                for m in range(nneg[s]):
+                    fe_prefetch_row(sh.slot_out + negs[s * negative + m], 4)
         if q + 1 < q_hi:   # the rows of the next plan, prefetched while this one trains
             _resolve(syn0, syn1neg, cfg, sh, q + 1, nxt)
         _execute(syn0, cfg, sh, q, cur)
