@@ -8,7 +8,7 @@
  * vector width, and builds without vector extensions, keep memcpy.
  *
  * Like bagrows.h, the loop is compiled twice: with 32-byte vectors for AVX2
- * (target("avx2")) and with 16-byte ones for the baseline, and fe_gather_init picks one at
+ * (target("avx2")) and with 16-byte ones for the baseline, and vectorpath.h picks one at
  * run time (__builtin_cpu_supports; no -march=native). A copy is a copy: both give the same
  * bytes. FASTEMBED_NO_CLONES leaves only the baseline, FASTEMBED_NO_SIMD only memcpy.
  *
@@ -30,6 +30,7 @@
 #endif
 
 #include "rowops.h"
+#include "vectorpath.h"
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTEMBED_NO_SIMD)
 #define FE_GATHER_VECTORS 1
@@ -39,12 +40,6 @@ typedef char fe_gather_v32 __attribute__((vector_size(32), aligned(1), may_alias
 typedef char fe_gather_v64 __attribute__((vector_size(64), aligned(1), may_alias));
 #else
 #define FE_GATHER_VECTORS 0
-#endif
-
-#if FE_GATHER_VECTORS && (defined(__x86_64__) || defined(__i386__)) && !defined(FASTEMBED_NO_CLONES)
-#define FE_GATHER_AVX2 1
-#else
-#define FE_GATHER_AVX2 0
 #endif
 
 /* The mode bits of a gather: prefetch rows ahead, write the output with streaming stores. */
@@ -61,23 +56,6 @@ typedef char fe_gather_v64 __attribute__((vector_size(64), aligned(1), may_alias
 #else
 #define FE_GATHER_STREAMS 0
 #endif
-
-/* The code path: 2 = AVX-512, 1 = AVX2, 0 = baseline. Set by fe_gather_init. */
-static int fe_gather_path = 0;
-
-static void fe_gather_init(void) {
-    fe_gather_path = !FE_GATHER_AVX2 ? 0 : fe_cpu_runs(2) ? 2 : fe_cpu_runs(1) ? 1 : 0;
-}
-
-/* For the tests: force path 0 (baseline), 1 (AVX2) or 2 (AVX-512); returns 0, or -1 when
- * this build or this CPU cannot run it (nothing changes then). Call it between kernels,
- * never during one. */
-static int fe_gather_force_path(int path) {
-    if (path != 0 && !(FE_GATHER_AVX2 && (path == 1 || path == 2) && fe_cpu_runs(path)))
-        return -1;
-    fe_gather_path = path;
-    return 0;
-}
 
 static inline int64_t fe_gather_id(const void *ids, int id_bytes, ptrdiff_t i) {
     return id_bytes == 4 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
@@ -151,7 +129,7 @@ static void fe_gather_rows_base(FE_GATHER_ARGS) {
 static void fe_gather_rows_base(FE_GATHER_ARGS) { FE_GATHER_BODY(char, (size_t)-1, ) }
 #endif
 
-#if FE_GATHER_AVX2
+#if FE_VECTOR_CLONES
 __attribute__((target("avx2"))) static void fe_gather_rows_avx2(FE_GATHER_ARGS) {
     FE_GATHER_BODY(fe_gather_v32, 32, FE_STREAM32)
 }
@@ -163,12 +141,12 @@ __attribute__((target("avx512f"))) static void fe_gather_rows_avx512(FE_GATHER_A
 /* Copy rows [lo, hi) of the lookup; rows ahead (< n) are prefetched when mode has
  * FE_GATHER_PREFETCH, and the output streamed when it has FE_GATHER_STREAM (see above). */
 static inline void fe_gather_rows(FE_GATHER_ARGS) {
-#if FE_GATHER_AVX2
-    if (fe_gather_path == 2 && row_bytes % 64 == 0) {
+#if FE_VECTOR_CLONES
+    if (fe_vector_path == 2 && row_bytes % 64 == 0) {
         fe_gather_rows_avx512(table, ids, id_bytes, out, lo, hi, n, row_bytes, mode, ahead);
         return;
     }
-    if (fe_gather_path >= 1) {
+    if (fe_vector_path >= 1) {
         fe_gather_rows_avx2(table, ids, id_bytes, out, lo, hi, n, row_bytes, mode, ahead);
         return;
     }

@@ -28,12 +28,14 @@ from .rowops cimport chunk_start as _chunk_start
 from .rowops cimport PREFETCH_AHEAD, fe_prefetch_row, fe_prefetch_row_w
 from .typedefs cimport floating, index_t
 
+cdef extern from "vectorpath.h" nogil:
+    void fe_vector_init()
+    int fe_vector_force_path(int path)
+
 cdef extern from "gatherrows.h" nogil:
     int FE_GATHER_PREFETCH
     int FE_GATHER_STREAM
     int FE_GATHER_STREAMS
-    void fe_gather_init()
-    int fe_gather_force_path(int path)
     void fe_gather_rows(const char* table, const void* ids, int id_bytes, char* out,
                         Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t n, size_t row_bytes,
                         int mode, Py_ssize_t ahead)
@@ -48,8 +50,6 @@ cdef extern from "gatherrows.h" nogil:
                            Py_ssize_t scan_chunk, Py_ssize_t copy_chunk)
 
 cdef extern from "scatterrows.h" nogil:
-    void fe_scatter_init()
-    int fe_scatter_force_path(int path)
     void fe_scatter_rows_f(float* table, const float* grad, const void* ids, int id_bytes,
                            const int64_t* pos, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t d,
                            Py_ssize_t ahead)
@@ -64,8 +64,7 @@ from .._memory import aligned_empty
 _n_threads_for = None  # threads.n_threads_for, imported on first use (threads imports us)
 
 cnp.import_array()
-fe_gather_init()
-fe_scatter_init()
+fe_vector_init()
 
 # The mode bits of a lookup (gatherrows.h): prefetch the rows ahead; write the output with
 # streaming stores, which this build has only on x86-64 (STREAM_STORES).
@@ -78,9 +77,7 @@ def force_vector_path(int path):
     """For the tests: run the gather's row copy and the scatter-add's row sums on path 0
     (baseline), 1 (AVX2) or 2 (AVX-512); returns False, changing nothing, where this build
     or CPU cannot (see gatherrows.h and scatterrows.h)."""
-    if fe_gather_force_path(path) != 0:   # the two headers run the same paths
-        return False
-    return fe_scatter_force_path(path) == 0
+    return fe_vector_force_path(path) == 0
 
 # A radix-sort digit has at most this many bits: 2**11 counters per chunk stay in L1.
 cdef enum:

@@ -9,8 +9,8 @@
  * compiled for AVX-512 too: 83 ms); 10**6 rows of 64 floats: 48, 44 and 40 ms.
  *
  * So the loop is compiled three times, for AVX-512F (64-byte vectors), AVX2 (32-byte) and
- * the baseline (16-byte), and fe_scatter_init picks one at run time (__builtin_cpu_supports,
- * no -march=native), as gatherrows.h does. Each element is one addition whatever the vector
+ * the baseline (16-byte), and vectorpath.h picks one at run time (__builtin_cpu_supports,
+ * no -march=native), as for the gather. Each element is one addition whatever the vector
  * width (the tail of a row goes through narrower vectors, then single elements; no FMA, no
  * reduction), so every path gives the same bits. FASTEMBED_NO_CLONES leaves the baseline,
  * FASTEMBED_NO_SIMD a plain loop.
@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "rowops.h"
+#include "vectorpath.h"
 
 #if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTEMBED_NO_SIMD)
 #define FE_SCATTER_VECTORS 1
@@ -35,29 +36,6 @@ typedef double fe_scatter_d64 __attribute__((vector_size(64), aligned(8), may_al
 #else
 #define FE_SCATTER_VECTORS 0
 #endif
-
-#if FE_SCATTER_VECTORS && (defined(__x86_64__) || defined(__i386__)) \
-    && !defined(FASTEMBED_NO_CLONES)
-#define FE_SCATTER_CLONES 1
-#else
-#define FE_SCATTER_CLONES 0
-#endif
-
-/* The code path: 2 = AVX-512F, 1 = AVX2, 0 = baseline. Set by fe_scatter_init. */
-static int fe_scatter_path = 0;
-
-static void fe_scatter_init(void) {
-    fe_scatter_path = !FE_SCATTER_CLONES ? 0 : fe_cpu_runs(2) ? 2 : fe_cpu_runs(1) ? 1 : 0;
-}
-
-/* For the tests: force path 0, 1 or 2; returns 0, or -1 when this build or this CPU cannot
- * run it (nothing changes then). Call it between kernels, never during one. */
-static int fe_scatter_force_path(int path) {
-    if (path != 0 && !(FE_SCATTER_CLONES && (path == 1 || path == 2) && fe_cpu_runs(path)))
-        return -1;
-    fe_scatter_path = path;
-    return 0;
-}
 
 /* dst[c] += src[c] for c < d, by vectors of VEC (LANES elements) while they fit, then by the
  * narrower ones, then element by element. */
@@ -113,7 +91,7 @@ static void fe_scatter_rows_d_base(FE_SCATTER_ARGS(double)) {
     FE_SCATTER_BODY(double, FE_SCATTER_ADD_BASE(fe_scatter_d))
 }
 
-#if FE_SCATTER_CLONES
+#if FE_VECTOR_CLONES
 __attribute__((target("avx2"))) static void fe_scatter_rows_f_avx2(FE_SCATTER_ARGS(float)) {
     FE_SCATTER_BODY(float, FE_SCATTER_ADD_AVX2(fe_scatter_f))
 }
@@ -130,34 +108,25 @@ __attribute__((target("avx512f"))) static void fe_scatter_rows_d_avx512(
 }
 #endif
 
-/* table[ids[i]] += grad[i] over positions [lo, hi) (see FE_SCATTER_BODY), on the path that
- * fe_scatter_path selects; fe_scatter_rows_d is the same for double. */
-static inline void fe_scatter_rows_f(FE_SCATTER_ARGS(float)) {
-#if FE_SCATTER_CLONES
-    if (fe_scatter_path == 2) {
-        fe_scatter_rows_f_avx512(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);
-        return;
+/* fe_scatter_rows_SUF: table[ids[i]] += grad[i] over positions [lo, hi) (see
+ * FE_SCATTER_BODY), on the path that fe_vector_path selects. */
+#if FE_VECTOR_CLONES
+#define FE_SCATTER_DISPATCH(T, SUF)                                                           \
+    static inline void fe_scatter_rows_##SUF(FE_SCATTER_ARGS(T)) {                            \
+        if (fe_vector_path == 2)                                                             \
+            fe_scatter_rows_##SUF##_avx512(table, grad, ids, id_bytes, pos, lo, hi, d, ahead); \
+        else if (fe_vector_path == 1)                                                        \
+            fe_scatter_rows_##SUF##_avx2(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);  \
+        else                                                                                  \
+            fe_scatter_rows_##SUF##_base(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);  \
     }
-    if (fe_scatter_path == 1) {
-        fe_scatter_rows_f_avx2(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);
-        return;
-    }
-#endif
-    fe_scatter_rows_f_base(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);
-}
-
-static inline void fe_scatter_rows_d(FE_SCATTER_ARGS(double)) {
-#if FE_SCATTER_CLONES
-    if (fe_scatter_path == 2) {
-        fe_scatter_rows_d_avx512(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);
-        return;
-    }
-    if (fe_scatter_path == 1) {
-        fe_scatter_rows_d_avx2(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);
-        return;
+#else
+#define FE_SCATTER_DISPATCH(T, SUF)                                                           \
+    static inline void fe_scatter_rows_##SUF(FE_SCATTER_ARGS(T)) {                            \
+        fe_scatter_rows_##SUF##_base(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);      \
     }
 #endif
-    fe_scatter_rows_d_base(table, grad, ids, id_bytes, pos, lo, hi, d, ahead);
-}
+FE_SCATTER_DISPATCH(float, f)
+FE_SCATTER_DISPATCH(double, d)
 
 #endif
