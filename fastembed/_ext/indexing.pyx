@@ -357,11 +357,14 @@ def scatter_add_small(out, ids, grad, n_threads, Py_ssize_t max_work):
     cdef void* tp = cnp.PyArray_DATA(t)
     cdef const void* gp = cnp.PyArray_DATA(g)
     cdef bint single = t_type == cnp.NPY_FLOAT32
+    # Table rows prefetched ahead: large tables come here too, on one thread (10**6 rows of
+    # 300 floats: 72 -> 51 ms; a 10**4-row table in the cache is no slower).
+    cdef Py_ssize_t ahead = PREFETCH_AHEAD
     with nogil:  # large calls on small tables come here too: let other threads run
         if single:
-            fe_scatter_rows_f(<float*>tp, <const float*>gp, xp, x_size, NULL, 0, n, d, 0)
+            fe_scatter_rows_f(<float*>tp, <const float*>gp, xp, x_size, NULL, 0, n, d, ahead)
         else:
-            fe_scatter_rows_d(<double*>tp, <const double*>gp, xp, x_size, NULL, 0, n, d, 0)
+            fe_scatter_rows_d(<double*>tp, <const double*>gp, xp, x_size, NULL, 0, n, d, ahead)
     return out
 
 
