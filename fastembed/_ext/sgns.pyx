@@ -538,21 +538,21 @@ cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Sha
             ctx = sh.p_ctx + (q + 2) * 2 * window
             negs = sh.p_neg + (q + 2) * cfg.stride_neg
             nneg = sh.p_nneg + (q + 2) * 2 * window
-            for s in range(1 if bag_sg else n_ctx):   # the input rows: words, or their bags
-                if bag_sg:
-                    w = cfg.kw[sh.p_index[q + 2]]
-                elif not cfg.subwords:
-                    fe_prefetch_row(sh.slot_in + ctx[s], 4)
-                    continue
-                else:
-                    w = ctx[s]
+            w = cfg.kw[sh.p_index[q + 2]]
+            if bag_sg:   # the centre's bag predicts each context
                 for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
                     fe_prefetch_row(sh.slot_in + cfg.bag_rows[e], 4)
-            if not bag_sg:
-                fe_prefetch_row(sh.slot_out + cfg.kw[sh.p_index[q + 2]], 4)
-            for s in range(1 if cfg.cbow else n_ctx):   # the output rows
-                if bag_sg:
+                for s in range(n_ctx):
                     fe_prefetch_row(sh.slot_out + ctx[s], 4)
+            else:        # the contexts (their bags, with subwords) predict the centre
+                for s in range(n_ctx):
+                    if not cfg.subwords:
+                        fe_prefetch_row(sh.slot_in + ctx[s], 4)
+                        continue
+                    for e in range(cfg.bag_ptr[ctx[s]], cfg.bag_ptr[ctx[s] + 1]):
+                        fe_prefetch_row(sh.slot_in + cfg.bag_rows[e], 4)
+                fe_prefetch_row(sh.slot_out + w, 4)
+            for s in range(1 if cfg.cbow else n_ctx):   # the noise words
                 for m in range(nneg[s]):
                     fe_prefetch_row(sh.slot_out + negs[s * negative + m], 4)
         if q + 1 < q_hi:   # the rows of the next plan, prefetched while this one trains
