@@ -33,8 +33,13 @@ INTS = (np.int32, np.int64)
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None)
+    # Without the active memory manager and work stealing: under load, each can take a
+    # table's replica off a worker (after its tasks there finished, or with them) and the
+    # scheduler then sends it again with later tasks; the tests count what fastembed sends.
+    with dask.config.set({"distributed.scheduler.active-memory-manager.start": False,
+                          "distributed.scheduler.work-stealing": False}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None)
     client = distributed.Client(cluster)
     try:
         yield client
