@@ -8,6 +8,7 @@ table and verdicts are checked on synthetic runs. None of these tests is a bench
 """
 from __future__ import annotations
 
+import gc
 import importlib.util
 import io
 import json
@@ -40,6 +41,22 @@ def test_write_tokenised_format_and_stats(tmp_path):
     assert ev.read_tokenised(path) == [["the", "cat", "sat"], ["the", "cat", "ran"],
                                        ["a", "dog"], ["don't", "panic"], ["the", "end"]]
     assert os.listdir(tmp_path) == ["corpus.txt"]  # no temporary file left
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_read_tokenised_restores_the_garbage_collector(tmp_path, enabled):
+    path = str(tmp_path / "corpus.txt")
+    ev.write_tokenised(path, [["a", "b"], ["c"]])
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert ev.read_tokenised(path) == [["a", "b"], ["c"]]
+        assert gc.isenabled() is enabled
+        with pytest.raises(FileNotFoundError):
+            ev.read_tokenised(str(tmp_path / "missing.txt"))
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_write_tokenised_is_atomic(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import doctest
+import gc
 import os
 
 import numpy as np
@@ -105,6 +106,34 @@ def test_split_sentences_regroups_tokenize(text, lower):
     assert all(sentences)  # no empty sentence
     assert [t for s in sentences for t in s] == tokenize(text, lower=lower)
     assert sentences == ref_split_sentences(text, lower=lower)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_split_sentences_pauses_the_garbage_collector(enabled, monkeypatch):
+    # paused while the lists are built, restored as it was on the way out, also on an error
+    class Pattern:
+        def __init__(self):
+            self.seen = []
+
+        def findall(self, piece):
+            self.seen.append(gc.isenabled())
+            if piece == "boom":
+                raise RuntimeError("boom")
+            return piece.split()
+
+    pattern = Pattern()
+    monkeypatch.setattr(fastembed.text, "TOKEN_PATTERN", pattern)
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert split_sentences("a b. c") == [["a", "b"], ["c"]]
+        assert pattern.seen == [False, False]   # "a b", " c"
+        assert gc.isenabled() is enabled
+        with pytest.raises(RuntimeError, match="boom"):
+            split_sentences("boom")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_sentence_ends_are_the_line_breaks_of_splitlines():
