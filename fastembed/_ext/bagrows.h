@@ -63,20 +63,17 @@
 #define FE_BAG_INLINE static inline
 #endif
 
-/* GCC/Clang vector extensions: portable vector code, lowered to whatever the target has. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTEMBED_NO_SIMD)
-#define FE_BAG_VECTORS 1
+/* The vector types (FE_VECTORS, rowops.h). */
+#if FE_VECTORS
 typedef float fe_bag_f16 __attribute__((vector_size(16)));
 typedef double fe_bag_d16 __attribute__((vector_size(16)));
 typedef float fe_bag_f32 __attribute__((vector_size(32)));
 typedef double fe_bag_d32 __attribute__((vector_size(32)));
-#else
-#define FE_BAG_VECTORS 0
 #endif
 
 /* The AVX2 twin, on x86 with GCC or Clang. FASTEMBED_NO_CLONES (also honoured by sgns.h)
  * leaves only the baseline. */
-#if FE_BAG_VECTORS && (defined(__x86_64__) || defined(__i386__)) && !defined(FASTEMBED_NO_CLONES)
+#if FE_CLONES
 #define FE_BAG_AVX2 1
 #define FE_BAG_TARGET_AVX2 __attribute__((target("avx2")))
 #else
@@ -159,7 +156,7 @@ FE_BAG_INLINE void fe_bag_tail_##SUF(const T *w, const void *ids, const int ids6
 FE_BAG_DEFINE_TAIL(float, f)
 FE_BAG_DEFINE_TAIL(double, d)
 
-#if FE_BAG_VECTORS
+#if FE_VECTORS
 /* The columns [c0, c0 + nv * VL) of rows ids[lo:hi], VL = the elements of a VT, added into
  * nv vector accumulators (nv a literal 1, 2, 4 or 8: the array is unrolled into registers),
  * which start at zero when `first`, else at o[c0:...], and are stored to o once. Unaligned
@@ -318,7 +315,7 @@ FE_BAG_INLINE void fe_bag_body_##SUF(const T *w, const void *ids, const int ids6
     ptrdiff_t b_lo, ptrdiff_t b_hi, ptrdiff_t n_ids, int64_t pad, ptrdiff_t d, int mean,      \
     T *out, T *denom
 
-#if FE_BAG_VECTORS
+#if FE_VECTORS
 FE_BAG_DEFINE_BODY(float, fe_bag_f16, f16, f)
 FE_BAG_DEFINE_BODY(double, fe_bag_d16, d16, d)
 static void fe_bag_pool_f_base(FE_BAG_ARGS(float)) { FE_BAG_SPECIALISE_WIDTHS(float, f16); }

@@ -32,21 +32,18 @@
 #include "rowops.h"
 #include "vectorpath.h"
 
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTEMBED_NO_SIMD)
-#define FE_GATHER_VECTORS 1
+#if FE_VECTORS
 /* Unaligned (aligned(1)) and may-alias byte vectors: the rows start anywhere. */
 typedef char fe_gather_v16 __attribute__((vector_size(16), aligned(1), may_alias));
 typedef char fe_gather_v32 __attribute__((vector_size(32), aligned(1), may_alias));
 typedef char fe_gather_v64 __attribute__((vector_size(64), aligned(1), may_alias));
-#else
-#define FE_GATHER_VECTORS 0
 #endif
 
 /* The mode bits of a gather: prefetch rows ahead, write the output with streaming stores. */
 #define FE_GATHER_PREFETCH 1
 #define FE_GATHER_STREAM 2
 
-#if FE_GATHER_VECTORS && defined(__x86_64__)
+#if FE_VECTORS && defined(__x86_64__)
 #define FE_GATHER_STREAMS 1
 #include <immintrin.h>
 /* Streaming stores of 16, 32 and 64 bytes at an address aligned to their size. */
@@ -121,7 +118,7 @@ FE_ROW_INLINE const char *fe_gather_src(const char *table, const void *ids, int 
 #define FE_GATHER_STREAM_BODY(VEC, WIDTH, STREAM)
 #endif
 
-#if FE_GATHER_VECTORS
+#if FE_VECTORS
 static void fe_gather_rows_base(FE_GATHER_ARGS) {
     FE_GATHER_BODY(fe_gather_v16, 16, FE_STREAM16)
 }
@@ -129,7 +126,7 @@ static void fe_gather_rows_base(FE_GATHER_ARGS) {
 static void fe_gather_rows_base(FE_GATHER_ARGS) { FE_GATHER_BODY(char, (size_t)-1, ) }
 #endif
 
-#if FE_VECTOR_CLONES
+#if FE_CLONES
 __attribute__((target("avx2"))) static void fe_gather_rows_avx2(FE_GATHER_ARGS) {
     FE_GATHER_BODY(fe_gather_v32, 32, FE_STREAM32)
 }
@@ -141,7 +138,7 @@ __attribute__((target("avx512f"))) static void fe_gather_rows_avx512(FE_GATHER_A
 /* Copy rows [lo, hi) of the lookup; rows ahead (< n) are prefetched when mode has
  * FE_GATHER_PREFETCH, and the output streamed when it has FE_GATHER_STREAM (see above). */
 static inline void fe_gather_rows(FE_GATHER_ARGS) {
-#if FE_VECTOR_CLONES
+#if FE_CLONES
     if (fe_vector_path == 2 && row_bytes % 64 == 0) {
         fe_gather_rows_avx512(table, ids, id_bytes, out, lo, hi, n, row_bytes, mode, ahead);
         return;

@@ -13,6 +13,22 @@
 #include <stdint.h>
 #include <string.h>
 
+/* FE_VECTORS: GCC's and Clang's vector extensions (portable vector types, lowered to
+ * whatever the target has), which the row loops of gatherrows.h, scatterrows.h and bagrows.h
+ * use; FASTEMBED_NO_SIMD turns them off (plain loops). FE_CLONES: on x86, those loops are
+ * also compiled for wider vectors (target attributes) and picked at run time
+ * (vectorpath.h, bagrows.h); FASTEMBED_NO_CLONES leaves the baseline only. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTEMBED_NO_SIMD)
+#define FE_VECTORS 1
+#else
+#define FE_VECTORS 0
+#endif
+#if FE_VECTORS && (defined(__x86_64__) || defined(__i386__)) && !defined(FASTEMBED_NO_CLONES)
+#define FE_CLONES 1
+#else
+#define FE_CLONES 0
+#endif
+
 #if defined(__GNUC__) || defined(__clang__)
 #define FE_PREFETCH_R(p) __builtin_prefetch((const void *)(p), 0, 2)
 #define FE_PREFETCH_W(p) __builtin_prefetch((const void *)(p), 1, 3)

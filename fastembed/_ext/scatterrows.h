@@ -24,8 +24,7 @@
 #include "rowops.h"
 #include "vectorpath.h"
 
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTEMBED_NO_SIMD)
-#define FE_SCATTER_VECTORS 1
+#if FE_VECTORS
 /* Unaligned (aligned to one element) vectors of 16, 32 and 64 bytes: rows start anywhere. */
 typedef float fe_scatter_f16 __attribute__((vector_size(16), aligned(4), may_alias));
 typedef float fe_scatter_f32 __attribute__((vector_size(32), aligned(4), may_alias));
@@ -33,8 +32,6 @@ typedef float fe_scatter_f64 __attribute__((vector_size(64), aligned(4), may_ali
 typedef double fe_scatter_d16 __attribute__((vector_size(16), aligned(8), may_alias));
 typedef double fe_scatter_d32 __attribute__((vector_size(32), aligned(8), may_alias));
 typedef double fe_scatter_d64 __attribute__((vector_size(64), aligned(8), may_alias));
-#else
-#define FE_SCATTER_VECTORS 0
 #endif
 
 /* dst[c] += src[c] for c < d, by vectors of VEC (LANES elements) while they fit, then by the
@@ -74,7 +71,7 @@ static inline int64_t fe_scatter_id(const void *ids, int id_bytes, ptrdiff_t i) 
     return id_bytes == 4 ? (int64_t)((const int32_t *)ids)[i] : ((const int64_t *)ids)[i];
 }
 
-#if FE_SCATTER_VECTORS
+#if FE_VECTORS
 #define FE_SCATTER_ADD_BASE(V) FE_SCATTER_STEP(V##16, 16 / sizeof(*dst)) FE_SCATTER_TAIL
 #define FE_SCATTER_ADD_AVX2(V)                                                                \
     FE_SCATTER_STEP(V##32, 32 / sizeof(*dst)) FE_SCATTER_ADD_BASE(V)
@@ -91,7 +88,7 @@ static void fe_scatter_rows_d_base(FE_SCATTER_ARGS(double)) {
     FE_SCATTER_BODY(double, FE_SCATTER_ADD_BASE(fe_scatter_d))
 }
 
-#if FE_VECTOR_CLONES
+#if FE_CLONES
 __attribute__((target("avx2"))) static void fe_scatter_rows_f_avx2(FE_SCATTER_ARGS(float)) {
     FE_SCATTER_BODY(float, FE_SCATTER_ADD_AVX2(fe_scatter_f))
 }
@@ -110,7 +107,7 @@ __attribute__((target("avx512f"))) static void fe_scatter_rows_d_avx512(
 
 /* fe_scatter_rows_SUF: table[ids[i]] += grad[i] over positions [lo, hi) (see
  * FE_SCATTER_BODY), on the path that fe_vector_path selects. */
-#if FE_VECTOR_CLONES
+#if FE_CLONES
 #define FE_SCATTER_DISPATCH(T, SUF)                                                           \
     static inline void fe_scatter_rows_##SUF(FE_SCATTER_ARGS(T)) {                            \
         if (fe_vector_path == 2)                                                             \

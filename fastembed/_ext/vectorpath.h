@@ -12,24 +12,17 @@
 
 #include "rowops.h"
 
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(FASTEMBED_NO_SIMD) \
-    && (defined(__x86_64__) || defined(__i386__)) && !defined(FASTEMBED_NO_CLONES)
-#define FE_VECTOR_CLONES 1
-#else
-#define FE_VECTOR_CLONES 0
-#endif
-
 /* The path: 2 = AVX-512F, 1 = AVX2, 0 = baseline. Set by fe_vector_init. */
 static int fe_vector_path = 0;
 
 static void fe_vector_init(void) {
-    fe_vector_path = !FE_VECTOR_CLONES ? 0 : fe_cpu_runs(2) ? 2 : fe_cpu_runs(1) ? 1 : 0;
+    fe_vector_path = !FE_CLONES ? 0 : fe_cpu_runs(2) ? 2 : fe_cpu_runs(1) ? 1 : 0;
 }
 
 /* For the tests: force path 0, 1 or 2; returns 0, or -1 when this build or this CPU cannot
  * run it (nothing changes then). Call it between kernels, never during one. */
 static int fe_vector_force_path(int path) {
-    if (path != 0 && !(FE_VECTOR_CLONES && (path == 1 || path == 2) && fe_cpu_runs(path)))
+    if (path != 0 && !(FE_CLONES && (path == 1 || path == 2) && fe_cpu_runs(path)))
         return -1;
     fe_vector_path = path;
     return 0;
