@@ -164,7 +164,9 @@ def _collector_paused():
     Every few hundred new lists the collector runs, and its passes scan the lists built so
     far: for 590,000 sentences of a 17 MB file they took half the time of
     :func:`split_sentences`, 1.3 of 2.6 s. Lists of strings cannot form reference cycles, so
-    there is nothing for it to find. The collector's state is restored on the way out.
+    there is nothing for it to find. The collector's state is restored on the way out. (Its
+    next passes still scan the new lists once: 300,000 lists made right after took 0.4 s
+    longer, so a read and those took 2.9 s in all instead of 3.6.)
     """
     enabled = gc.isenabled()
     gc.disable()
