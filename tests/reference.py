@@ -592,19 +592,20 @@ class Word2VecReplay:
 
 
 def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, shards,
-                      round_words, periods=None, max_period=1, bags=None):
+                      round_words, periods=None, out_periods=None, max_period=1, bags=None):
     """Replay one kernel call in float64 NumPy from the recorded draws (semantics 1-5).
 
     ``batch``: (words, starts); ``rec``: what the call returned with ``record=True``. The
     rate of the centre at batch position p is ``lr + (lr_end - lr) * p / n``.
     ``shards == 1``: the centres in order, straight into the tables. ``shards = S > 1``: the
     K kept words cut into S pieces [t K // S, (t + 1) K // S); in round j shard t trains its
-    next ``round_words`` centres on its own view of the tables. Row r is merged after the
-    rounds j with (j + 1) % periods[r] == 0 (``periods``: powers of two up to ``max_period``;
-    None: all ``max_period``) and after the last round:
+    next ``round_words`` centres on its own view of the tables. Row r of syn0 is merged after
+    the rounds j with (j + 1) % periods[r] == 0 (``periods``: powers of two up to
+    ``max_period``; None: all ``max_period``), row r of syn1neg after those with
+    (j + 1) % out_periods[r] == 0 (None: ``periods``), and both after the last round:
 
-    - a hot row (period < max_period), o in the table, becomes o + (v_0 - o) + (v_1 - o) +
-      ... over every shard's view v_t, in shard order;
+    - a hot row (``periods[r] < max_period``, in both tables), o in the table, becomes
+      o + (v_0 - o) + (v_1 - o) + ... over every shard's view v_t, in shard order;
     - any other row (merged once per ``max_period`` rounds, a long round) takes the value of
       the one shard that touched it since its last merge, or, if several did,
       o + (v_t - o) + ... over those shards, in shard order;
@@ -635,6 +636,7 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
         return Word2VecReplay(t0, t1, loss, pairs, K, 1, 0, skipped)
     V = t0.shape[0]
     periods = np.full(V, max_period) if periods is None else np.asarray(periods)
+    due_periods = [periods, periods if out_periods is None else np.asarray(out_periods)]
     bounds = [t * K // shards for t in range(shards + 1)]
     n_rounds = max(math.ceil((bounds[t + 1] - bounds[t]) / round_words)
                    for t in range(shards))
@@ -658,7 +660,7 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
         for k, orig in enumerate(tables):
             Vk = orig.shape[0]
             hot = periods[:Vk] < max_period
-            due = np.ones(Vk, bool) if last else (r + 1) % periods[:Vk] == 0
+            due = np.ones(Vk, bool) if last else (r + 1) % due_periods[k][:Vk] == 0
             count = sum(m.astype(np.int64) for m in masks[k])
             new = orig.copy()
             for t in range(shards):          # in shard order

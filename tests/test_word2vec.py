@@ -31,8 +31,8 @@ import fastembed
 from fastembed._ext import sgns
 from fastembed._ext.tokens import encode_sentences
 from fastembed.nn import Parameter
-from fastembed.models.word2vec import (CBOW, Corpus, CorpusDataset, SkipGram, _alias_probabilities,
-                                _check_bags, alias_table, corpus_sentences, default_max_period,
+from fastembed.models.word2vec import (CBOW, CBOW_OUTPUT_PERIOD_FACTOR, Corpus, CorpusDataset,
+                                SkipGram, _alias_probabilities, _check_bags, alias_table, corpus_sentences, default_max_period,
                                 default_round_words, merge_periods, row_uses,
                                 subsample_keep_probability, train_word2vec)
 
@@ -103,6 +103,12 @@ def check_record(model, batch, rec):
 LENGTHS = [1, 2, 5, 8, 0, 3, 12, 1, 7, 20, 2, 4, 9, 1, 6, 2, 15, 45]
 
 
+def _merge_scheme(model):
+    """The model's merge periods, as :func:`ref_word2vec_step` takes them."""
+    return dict(periods=model.merge_periods, out_periods=model.output_merge_periods,
+                max_period=model.max_period)
+
+
 # -- 1. the NumPy reference replay -------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -128,8 +134,8 @@ def test_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words, 
 
         out = step(model, batch, lr=lr, lr_end=lr_end, seed=seed)
         ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
-                                window=window, cbow=cbow, shards=shards, round_words=round_words, periods=model.merge_periods,
-                                max_period=model.max_period)
+                                window=window, cbow=cbow, shards=shards,
+                                round_words=round_words, **_merge_scheme(model))
         assert out["count"] == batch[0].size
         assert out["kept"] == ref.kept == rec["kept"]
         assert out["pairs"] == ref.pairs > 0
@@ -146,8 +152,7 @@ def test_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words, 
         # ... and so does a constant rate
         const = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr,
                                   window=window, cbow=cbow, shards=shards,
-                                  round_words=round_words, periods=model.merge_periods,
-                                max_period=model.max_period)
+                                  round_words=round_words, **_merge_scheme(model))
         assert not np.allclose(const.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
 
 
@@ -174,8 +179,8 @@ def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
     rec = step(model, batch, lr=0.2, lr_end=0.1, seed=seed, record=True)
     out = step(model, batch, lr=0.2, lr_end=0.1, seed=seed)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
-                            cbow=kind == "cbow", shards=3, round_words=2, periods=periods,
-                            max_period=max_period)
+                            cbow=kind == "cbow", shards=3, round_words=2,
+                            **_merge_scheme(model))
     assert ref.rounds > 2 and ref.shared > 0
     np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(model.syn1neg, ref.syn1neg, rtol=1e-12, atol=1e-13)
@@ -185,6 +190,16 @@ def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
                               cbow=kind == "cbow", shards=3, round_words=2)
     if max_period > 1:
         assert not np.allclose(every.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
+    # CBOW's output rows are merged CBOW_OUTPUT_PERIOD_FACTOR times less often than its input
+    # rows (up to max_period); skip-gram's as often
+    out_periods = model.output_merge_periods
+    factor = CBOW_OUTPUT_PERIOD_FACTOR if kind == "cbow" else 1
+    assert out_periods.tolist() == np.minimum(periods * factor, max_period).tolist()
+    if kind == "cbow" and max_period >= 8:
+        same = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1,
+                                 window=window, cbow=True, shards=3, round_words=2,
+                                 periods=periods, max_period=max_period)
+        assert not np.allclose(same.syn1neg, ref.syn1neg, rtol=1e-9, atol=1e-12)
 
 
 def test_merge_periods_follow_the_row_uses():
@@ -249,8 +264,8 @@ def test_float32_kernel_close_to_float64_reference(rng, kind, shards, round_word
     rec = step(model, batch, lr=lr, lr_end=lr / 2, seed=11, record=True)
     out = step(model, batch, lr=lr, lr_end=lr / 2, seed=11)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr / 2, window=window,
-                            cbow=kind == "cbow", shards=shards, round_words=round_words, periods=model.merge_periods,
-                                max_period=model.max_period)
+                            cbow=kind == "cbow", shards=shards, round_words=round_words,
+                            **_merge_scheme(model))
     assert model.syn0.dtype == np.float32 and model.syn1neg.dtype == np.float32
     assert out["pairs"] == ref.pairs and out["kept"] == ref.kept
     scale = max(np.abs(ref.syn0).max(), np.abs(ref.syn1neg).max())
@@ -274,8 +289,8 @@ def test_saturated_logits_match_the_reference(rng, kind, shards, round_words):
     rec = step(model, batch, lr=0.2, lr_end=0.1, seed=21, record=True)
     out = step(model, batch, lr=0.2, lr_end=0.1, seed=21)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=window,
-                            cbow=kind == "cbow", shards=shards, round_words=round_words, periods=model.merge_periods,
-                                max_period=model.max_period)
+                            cbow=kind == "cbow", shards=shards, round_words=round_words,
+                            **_merge_scheme(model))
     assert ref.skipped >= 10
     assert out["pairs"] == ref.pairs
     np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-12)
@@ -1145,7 +1160,7 @@ def test_w2v_step_refuses_a_scratch_too_small(rng, monkeypatch):
     m = make_model("skipgram", zipf_counts(40), 4, rng=rng, shards=2, n_threads=2)
     batch = (rng.integers(0, 40, 400).astype(np.int32), np.arange(0, 401, 20))
     step(m, batch, lr=0.05, seed=1)
-    need = sgns.w2v_scratch_bytes(400, 2, m.round_words, m._plan_merges()[3], m.window,
+    need = sgns.w2v_scratch_bytes(400, 2, m.round_words, m._plan_merges()[4], m.window,
                                   m.negative, False)
     assert m._scratch.size >= need
     small = np.empty(need - 1, dtype=np.uint8)
@@ -1585,8 +1600,7 @@ def test_subword_kernel_matches_numpy_reference(rng, kind, sample, shards, round
         out = step(model, batch, lr=lr, lr_end=lr_end, seed=seed)
         ref = ref_word2vec_step(before0, before1, batch, rec, lr=lr, lr_end=lr_end,
                                 window=window, cbow=cbow, shards=shards,
-                                round_words=round_words, periods=model.merge_periods,
-                                max_period=model.max_period, bags=bags)
+                                round_words=round_words, **_merge_scheme(model), bags=bags)
         assert out["pairs"] == ref.pairs > 0 and out["kept"] == ref.kept
         np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-13)
         np.testing.assert_allclose(model.syn1neg, ref.syn1neg, rtol=1e-12, atol=1e-13)
@@ -1614,8 +1628,8 @@ def test_subword_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_per
     rec = step(model, batch, lr=0.2, lr_end=0.1, seed=5, record=True)
     out = step(model, batch, lr=0.2, lr_end=0.1, seed=5)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=3,
-                            cbow=kind == "cbow", shards=3, round_words=2, periods=periods,
-                            max_period=max_period, bags=bags)
+                            cbow=kind == "cbow", shards=3, round_words=2,
+                            **_merge_scheme(model), bags=bags)
     assert ref.rounds > 2 and ref.shared > 0
     np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(model.syn1neg, ref.syn1neg, rtol=1e-12, atol=1e-13)
@@ -1633,7 +1647,7 @@ def test_subword_float32_kernel_close_to_float64_reference(rng, kind, shards):
     out = step(model, batch, lr=0.2, lr_end=0.1, seed=11)
     ref = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1, window=3,
                             cbow=kind == "cbow", shards=shards, round_words=5,
-                            periods=model.merge_periods, max_period=model.max_period,
+                            **_merge_scheme(model),
                             bags=bags)
     scale = max(np.abs(ref.syn0).max(), np.abs(ref.syn1neg).max())
     np.testing.assert_allclose(model.syn0, ref.syn0, rtol=1e-4, atol=1e-5 * scale)

@@ -46,7 +46,7 @@ def w2v_step(
     touched: npt.NDArray[np.int64],
     cap_in: int,
     hot_rows: npt.NDArray[np.int32],
-    tier_end: npt.NDArray[np.int64],
+    tier_end: npt.NDArray[np.int64],   # (2, n_tiers)
     hot_buf: npt.NDArray[np.uint8],
     max_period: int,
     loss: npt.NDArray[np.float64],

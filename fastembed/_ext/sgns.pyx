@@ -28,15 +28,16 @@ on the word. How the work is split:
 * ``n_shards > 1`` (deterministic, the default): the kept words are cut into ``n_shards``
   contiguous pieces, far apart in the batch, as gensim's workers take different jobs. The
   shards advance in rounds of ``round_words`` centres each, ``max_period`` rounds to a long
-  round. Each row has a merge period (a power of two up to ``max_period``, from its expected
-  use: see ``fastembed.models.word2vec.merge_periods``). The hot rows (period below
-  ``max_period``) are trained on every shard's own copy, and after each round the hot rows
-  whose period ends move by the sum of the shards' changes, in shard order, every copy taking
-  the result. The other rows are planned per long round: the rows only one shard touches in
-  it are trained in place, those several shards touch on private copies, merged the same way
-  at the end of the long round. This is what lock-free threads do, with the staleness bounded
-  and the order of the sums fixed, so the result depends on the seed, ``n_shards``,
-  ``round_words`` and ``max_period``, never on the number of threads.
+  round. Each row of each table has a merge period (a power of two up to ``max_period``, from
+  its expected use: see ``fastembed.models.word2vec.merge_periods``). The hot rows (syn0's
+  period below ``max_period``) are trained on every shard's own copy of both tables' rows, and
+  after each round the hot rows of a table whose period there ends move by the sum of the
+  shards' changes, in shard order, every copy taking the result. The other rows are planned
+  per long round: the rows only one shard touches in it are trained in place, those several
+  shards touch on private copies, merged the same way at the end of the long round. This is
+  what lock-free threads do, with the staleness bounded and the order of the sums fixed, so
+  the result depends on the seed, ``n_shards``, ``round_words`` and ``max_period``, never on
+  the number of threads.
 * ``hogwild``: the kept words are cut into pieces that the threads take as they free up,
   writing straight into the shared tables as gensim and word2vec.c do: not reproducible with
   more than one thread.
@@ -688,8 +689,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
              char[:, ::1] buf,                    # WORK (n_shards, (cap_in + cap_out) d itemsize)
              int64_t[:, ::1] touched,             # WORK (n_shards, cap_in + cap_out)
              int64_t cap_in,
-             const int32_t[::1] hot_rows,         # IN (n_hot,) the hot rows, shortest merge period first
-             const int64_t[::1] tier_end,         # IN tier_end[k]: hot rows of period <= 2**k
+             const int32_t[::1] hot_rows,         # IN (n_hot,) the hot rows, shortest period
+                                                  #   first (in both tables)
+             const int64_t[:, ::1] tier_end,      # IN (2, n_tiers) [0, k], [1, k]: hot rows
+                                                  #   whose syn0, syn1neg period is <= 2**k
              char[:, ::1] hot_buf,                # WORK (n_shards, 2 n_hot d itemsize)
              Py_ssize_t max_period,               # rounds per long round (a power of 2)
              double[::1] loss,                    # OUT per shard
@@ -745,7 +748,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef int32_t* rn = NULL
     cdef Py_ssize_t R = round_words
     cdef Py_ssize_t RL = round_words * max_period      # centres per shard and long round
-    cdef Py_ssize_t n_long, lrnd, sub, n_sub, k_hi, k_lo, n_tiers = tier_end.shape[0]
+    cdef Py_ssize_t n_long, lrnd, sub, n_sub, k_hi, k_out, n_tiers = tier_end.shape[1]
     cdef Py_ssize_t n_hot = hot_rows.shape[0]
     cdef fe_barrier_t barrier          # the rounds' barrier (omp_shim.h)
     cdef int sense = 0
@@ -932,20 +935,23 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                             fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                             if sub == n_sub - 1:
                                 k_hi = n_hot     # the long round ends: every hot row
+                                k_out = n_hot
                             else:
                                 k = 0            # periods 1, 2, 4, ... 2**k end here
                                 while k + 1 < n_tiers and (sub + 1) % (2 << k) == 0:
                                     k = k + 1
-                                k_hi = tier_end[k] if n_tiers else 0
-                            if k_hi > 0:
+                                k_hi = tier_end[0, k] if n_tiers else 0
+                                k_out = tier_end[1, k] if n_tiers else 0
+                            if k_hi > 0 or k_out > 0:
                                 blk = fe_claim_first(cl, n_blocks)
                                 while blk < n_blocks:
-                                    k_lo = (blk * k_hi) // n_blocks
                                     _merge_hot(shards, n_shards, &cfg, &syn0[0, 0], False,
-                                               k_lo, ((blk + 1) * k_hi) // n_blocks,
+                                               (blk * k_hi) // n_blocks,
+                                               ((blk + 1) * k_hi) // n_blocks,
                                                <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                                     _merge_hot(shards, n_shards, &cfg, &syn1neg[0, 0], True,
-                                               k_lo, ((blk + 1) * k_hi) // n_blocks,
+                                               (blk * k_out) // n_blocks,
+                                               ((blk + 1) * k_out) // n_blocks,
                                                <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
                                     blk = fe_claim_next(cl, n_blocks)
                                 fe_barrier_wait(&barrier, &sense, omp_get_num_threads())

@@ -84,6 +84,12 @@ ROUND_ROW_USES = 128
 # row is merged once about PERIOD_ROW_USES stale updates of it piled up in a shard
 MAX_PERIOD = 256
 PERIOD_ROW_USES = 16
+# CBOW's output rows (syn1neg) move once per centre, not once per context as the bound of
+# row_uses counts them: they are merged this many times less often than the input rows (up
+# to max_period). On the five corpora together (CBOW, base setting, three seeds paired with
+# a factor of 1) 4 took a third off the run at SimLex-999 -0.002 and WordSim-353 +0.009;
+# 8 (about 2 window) cost 0.008 of SimLex (bench/README.md, "word2vec against gensim").
+CBOW_OUTPUT_PERIOD_FACTOR = 4
 LONG_ROUND_UPDATES = 2**21
 LONG_ROUND_BYTES = 2**26
 # train_step's divergence test: a loss per prediction above this many times that of untrained
@@ -437,7 +443,8 @@ def row_uses(counts, keep, noise, window, negative, expected=False):
     ``negative`` noise words: row ``r`` is used about ``(window + 1) (p(r) + negative q(r))``
     times (``expected=True``). The bound ``2 window (p(r) + negative q(r))`` holds for CBOW too
     (whose output rows are used once per centre, not per context); it sets the round length
-    (:func:`default_round_words`), and CBOW's merge periods. CBOW's own expected count,
+    (:func:`default_round_words`), and CBOW's merge periods (those of its output rows, used
+    once per centre, ``CBOW_OUTPUT_PERIOD_FACTOR`` times longer). CBOW's own expected count,
     ``max((window + 1) p, p + negative q)`` (its input and its output uses), gives periods up
     to ``2 window`` times longer and trains 1.3-2x faster, but SimLex-999 fell by 0.006 on the
     five corpora together (four seeds each, paired: -0.004 to -0.009 per seed; merging twice
@@ -754,8 +761,10 @@ class Word2VecModel(Module):
     max_period : int, optional
         Rounds per long round, a power of two: the longest merge period. Each row is merged
         every :func:`merge_periods` rounds: the longest power of two up to ``max_period`` over
-        which a shard uses it at most 16 times in expectation (at least one round). Rows merged more often (the hot rows) live in every shard's own copy; the
-        others that one shard alone touches in a long round are trained in place. By default
+        which a shard uses it at most 16 times in expectation (at least one round; CBOW's
+        output rows 4 times less often: :attr:`output_merge_periods`). Rows merged more often
+        (the hot rows) live in every shard's own copy; the others that one shard alone
+        touches in a long round are trained in place. By default
         :func:`default_max_period` (256, less when the copies of a long round would pass
         64 MiB per shard). ``max_period=1`` merges every shared row after every round.
     bags : (rows, starts), optional
@@ -1174,8 +1183,30 @@ class Word2VecModel(Module):
         """
         return self._plan_merges()[0]
 
+    @property
+    def output_merge_periods(self):
+        """How often each row of ``syn1neg`` is merged, in rounds.
+
+        Skip-gram: those of :attr:`merge_periods`. CBOW, whose output rows move once per
+        centre, not per context: ``CBOW_OUTPUT_PERIOD_FACTOR`` (4) times longer, up to
+        ``max_period``. A row is hot (trained on every shard's copy) by its input period.
+
+        Returns
+        -------
+        ndarray of int64 (``num_words``,)
+
+        Examples
+        --------
+        >>> from fastembed.models.word2vec import CBOW
+        >>> cbow = CBOW([1000, 30, 1], dim=4, window=2, negative=1, round_words=20)
+        >>> cbow.merge_periods, cbow.output_merge_periods
+        (array([1, 1, 4]), array([ 4,  4, 16]))
+        """
+        return self._plan_merges()[1]
+
     def _plan_merges(self):
-        """(periods, hot_rows, tier_end, max_period), cached for the current scheme."""
+        """(periods, output periods, hot_rows, tier_end (2, n_tiers), max_period), cached
+        for the current scheme."""
         key = (self.round_words, self.max_period, self.window, self.negative)
         if self._merge_plan is None or self._merge_plan[0] != key:
             R, P = key[0], key[1]
@@ -1196,12 +1227,16 @@ class Word2VecModel(Module):
                 uses = np.concatenate([uses, np.zeros(n_in - self.num_words)]) + np.bincount(
                     rows, weights=np.repeat(per_bag, np.diff(starts)), minlength=n_in)
             periods = merge_periods(uses, R, P)
+            factor = CBOW_OUTPUT_PERIOD_FACTOR if self.kind == "cbow" else 1
+            in_out = np.stack([periods, np.minimum(periods * factor, P)])
             hot_rows = np.flatnonzero(periods < P)
             hot_rows = hot_rows[np.argsort(periods[hot_rows], kind="stable")].astype(np.int32)
             n_tiers = P.bit_length() - 1   # periods 1, 2, ..., P / 2
-            tier_end = np.searchsorted(periods[hot_rows], 2 ** np.arange(n_tiers),
-                                       side="right").astype(np.int64)
-            self._merge_plan = (key, (periods, hot_rows, tier_end, P))
+            # (the output periods grow with the input ones: each table's due rows a prefix)
+            tier_end = np.stack([np.searchsorted(t[hot_rows], 2 ** np.arange(n_tiers),
+                                                 side="right") for t in in_out])
+            self._merge_plan = (key, (periods, in_out[1, :self.num_words], hot_rows,
+                                      tier_end.astype(np.int64), P))
         return self._merge_plan[1]
 
     def _ensure_workspace(self, n_shards, n_hot, max_period):
@@ -1249,7 +1284,7 @@ class Word2VecModel(Module):
             n_shards = self.shards
         private = n_shards > 1 and not self.hogwild and not record
         if private:
-            _, hot_rows, tier_end, max_period = self._plan_merges()
+            _, _, hot_rows, tier_end, max_period = self._plan_merges()
             ws = self._ensure_workspace(n_shards, hot_rows.size, max_period)
             slots, count, buf, touched = ws["slots"], ws["count"], ws["buf"], ws["touched"]
             cap_in, hot_buf = ws["cap_in"], ws["hot_buf"]
@@ -1260,7 +1295,7 @@ class Word2VecModel(Module):
             buf = np.empty((1, 1), dtype=np.uint8)
             touched = np.empty((1, 1), dtype=np.int64)
             hot_rows = np.empty(0, dtype=np.int32)
-            tier_end = np.empty(0, dtype=np.int64)
+            tier_end = np.empty((2, 0), dtype=np.int64)
             hot_buf = np.empty((1, 1), dtype=np.uint8)
         loss = np.zeros(n_shards)
         pairs = np.zeros(n_shards, dtype=np.int64)
