@@ -132,6 +132,7 @@ MODES = {
     "default": {},
     "hogwild": {"hogwild": True},
     "shards1": {"shards": 1},   # deterministic plain online SGD on one thread
+    "shards2": {"shards": 2},
 }
 #: Hyper-parameters shared by both libraries; the subword settings are fastText's model
 #: (``minn``, ``maxn``, ``bucket`` and its learning rate), against fastText
