@@ -32,9 +32,10 @@ from fastembed._ext import sgns
 from fastembed._ext.tokens import encode_sentences
 from fastembed.nn import Parameter
 from fastembed.models.word2vec import (CBOW, CBOW_OUTPUT_PERIOD_FACTOR, Corpus, CorpusDataset,
-                                SkipGram, _alias_probabilities, _check_bags, alias_table, corpus_sentences, default_max_period,
-                                default_round_words, merge_periods, row_uses,
-                                subsample_keep_probability, train_word2vec)
+                                SkipGram, _alias_probabilities, _check_bags, alias_table,
+                                corpus_sentences, default_max_period, default_round_words,
+                                merge_periods, row_uses, subsample_keep_probability,
+                                train_word2vec)
 
 MODELS = {"skipgram": SkipGram, "cbow": CBOW}
 KINDS = list(MODELS)
