@@ -604,8 +604,9 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
     ``max_period``; None: all ``max_period``), row r of syn1neg after those with
     (j + 1) % out_periods[r] == 0 (None: ``periods``), and both after the last round:
 
-    - a hot row (``periods[r] < max_period``, in both tables), o in the table, becomes
-      o + (v_0 - o) + (v_1 - o) + ... over every shard's view v_t, in shard order;
+    - a hot row (``periods[r] < max_period`` or ``out_periods[r] < max_period``; in both
+      tables), o in the table, becomes o + (v_0 - o) + (v_1 - o) + ... over every shard's
+      view v_t, in shard order;
     - any other row (merged once per ``max_period`` rounds, a long round) takes the value of
       the one shard that touched it since its last merge, or, if several did,
       o + (v_t - o) + ... over those shards, in shard order;
@@ -637,6 +638,8 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
     V = t0.shape[0]
     periods = np.full(V, max_period) if periods is None else np.asarray(periods)
     due_periods = [periods, periods if out_periods is None else np.asarray(out_periods)]
+    is_hot = periods < max_period
+    is_hot[:len(t1)] |= due_periods[1][:len(t1)] < max_period
     bounds = [t * K // shards for t in range(shards + 1)]
     n_rounds = max(math.ceil((bounds[t + 1] - bounds[t]) / round_words)
                    for t in range(shards))
@@ -659,7 +662,7 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
         last = r == n_rounds - 1 or (r + 1) % max_period == 0
         for k, orig in enumerate(tables):
             Vk = orig.shape[0]
-            hot = periods[:Vk] < max_period
+            hot = is_hot[:Vk]
             due = np.ones(Vk, bool) if last else (r + 1) % due_periods[k][:Vk] == 0
             count = sum(m.astype(np.int64) for m in masks[k])
             new = orig.copy()

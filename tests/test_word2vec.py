@@ -161,8 +161,10 @@ def test_kernel_matches_numpy_reference(rng, kind, sample, shards, round_words, 
 @pytest.mark.parametrize("max_period", [1, 2, 8, 64])
 def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
     # several long rounds (max_period 1, 2, 8) or one (64); hot rows merged every 1, 2, 4, ...
-    # rounds, the others once per long round
-    V, dim, window, negative = 40, 6, 3, 3
+    # rounds, the others once per long round (CBOW's input rows, used by the contexts alone,
+    # reach several tiers with a wider window)
+    V, dim, negative = 40, 6, 3
+    window = 3 if kind == "skipgram" else 6
     counts = zipf_counts(V)
     model = make_model(kind, counts, dim, window=window, negative=negative, sample=0.0,
                        shards=3, round_words=2, max_period=max_period, n_threads=2, rng=rng)
@@ -191,12 +193,13 @@ def test_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_period):
                               cbow=kind == "cbow", shards=3, round_words=2)
     if max_period > 1:
         assert not np.allclose(every.syn0, ref.syn0, rtol=1e-9, atol=1e-12)
-    # CBOW's output rows are merged CBOW_OUTPUT_PERIOD_FACTOR times less often than its input
-    # rows (up to max_period); skip-gram's as often
+    # skip-gram's output rows are merged as often as its input rows; CBOW's by their own
+    # uses (see test_merge_periods_come_from_the_row_uses_of_each_model)
     out_periods = model.output_merge_periods
-    factor = CBOW_OUTPUT_PERIOD_FACTOR if kind == "cbow" else 1
-    assert out_periods.tolist() == np.minimum(periods * factor, max_period).tolist()
+    if kind == "skipgram":
+        assert out_periods.tolist() == periods.tolist()
     if kind == "cbow" and max_period >= 8:
+        assert (out_periods != periods).any()
         same = ref_word2vec_step(before0, before1, batch, rec, lr=0.2, lr_end=0.1,
                                  window=window, cbow=True, shards=3, round_words=2,
                                  periods=periods, max_period=max_period)
@@ -215,14 +218,24 @@ def test_merge_periods_follow_the_row_uses():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_merge_periods_come_from_the_row_uses_of_each_model(kind):
-    # skip-gram: its expected uses; CBOW: the bound (its own expected uses train faster but
-    # cost SimLex-999 0.006 on the five corpora together, see row_uses)
+    # skip-gram: its expected uses, for both tables. CBOW: its input rows by their own bound,
+    # 2 window p (the noise words are output rows); its output rows by the bound of both
+    # (their own expected uses cost SimLex-999, see row_uses), CBOW_OUTPUT_PERIOD_FACTOR
+    # times less often
     counts = zipf_counts(40)
     model = make_model(kind, counts, 6, window=3, negative=3, sample=1e-2, shards=3,
                        round_words=12, max_period=64)
     keep = subsample_keep_probability(counts, 1e-2)
     uses = row_uses(counts, keep, counts ** 0.75, 3, 3, expected=kind == "skipgram")
-    assert model.merge_periods.tolist() == merge_periods(uses, 12, 64).tolist()
+    if kind == "skipgram":
+        assert model.merge_periods.tolist() == merge_periods(uses, 12, 64).tolist()
+        assert model.output_merge_periods.tolist() == model.merge_periods.tolist()
+        return
+    p = counts * keep / np.sum(counts * keep)
+    assert model.merge_periods.tolist() == merge_periods(2 * 3 * p, 12, 64).tolist()
+    out = np.minimum(merge_periods(uses, 12, 64) * CBOW_OUTPUT_PERIOD_FACTOR, 64)
+    assert model.output_merge_periods.tolist() == out.tolist()
+    assert (model.merge_periods > merge_periods(uses, 12, 64)).any()   # longer than the bound
 
 
 def test_default_max_period_bounds_memory_and_updates():

@@ -1216,26 +1216,47 @@ class Word2VecModel(Module):
                             noise if noise.sum() > 0 else np.ones(self.num_words),
                             self.window, self.negative,
                             expected=self.kind == "skipgram")
-            if self._bags is not None:
-                # a bag's rows move once per centre (skip-gram: the centre's bag) or per
-                # context (CBOW: at most 2 window per centre), all of them together
-                starts, rows, _ = self._bags
-                kept = self.counts * keep
-                p = kept / kept.sum()
-                per_bag = p if self.kind == "skipgram" else 2 * self.window * p
-                n_in = self.syn0.shape[0]
-                uses = np.concatenate([uses, np.zeros(n_in - self.num_words)]) + np.bincount(
-                    rows, weights=np.repeat(per_bag, np.diff(starts)), minlength=n_in)
-            periods = merge_periods(uses, R, P)
-            factor = CBOW_OUTPUT_PERIOD_FACTOR if self.kind == "cbow" else 1
-            in_out = np.stack([periods, np.minimum(periods * factor, P)])
-            hot_rows = np.flatnonzero(periods < P)
-            hot_rows = hot_rows[np.argsort(periods[hot_rows], kind="stable")].astype(np.int32)
+            V, n_in = self.num_words, self.syn0.shape[0]
+            kept = self.counts * keep
+            p = kept / kept.sum() if kept.sum() > 0 else np.zeros(V)
+            if self.kind == "skipgram":
+                # one period a row for both tables: skip-gram's expected uses, and a bag's
+                # rows move once per centre (the centre's bag), all of them together
+                in_uses = np.concatenate([uses, np.zeros(n_in - V)])
+                if self._bags is not None:
+                    starts, rows, _ = self._bags
+                    in_uses += np.bincount(rows, weights=np.repeat(p, np.diff(starts)),
+                                           minlength=n_in)
+                in_periods = merge_periods(in_uses, R, P)
+                out_periods = in_periods[:V].copy()
+            else:
+                # CBOW's input rows are the contexts' (with subwords: their bags' rows), at
+                # most 2 window p uses per centre, never a noise word's; its output rows take
+                # the bound of row_uses, merged CBOW_OUTPUT_PERIOD_FACTOR times less often
+                in_uses = 2 * self.window * p
+                if self._bags is not None:
+                    starts, rows, _ = self._bags
+                    in_uses = np.bincount(rows, weights=np.repeat(in_uses, np.diff(starts)),
+                                          minlength=n_in)
+                in_periods = merge_periods(in_uses, R, P)
+                out_periods = np.minimum(merge_periods(uses, R, P) * CBOW_OUTPUT_PERIOD_FACTOR,
+                                         P)
+            # hot: merged more often than once per long round in either table; shortest
+            # input period first. Each table's due rows must be a prefix of that order, so an
+            # output period is at least those before it (CBOW's grow with the input periods
+            # anyway: both fall with a word's count); the n-gram rows have none.
+            hot = in_periods < P
+            hot[:V] |= out_periods < P
+            hot_rows = np.flatnonzero(hot)
+            hot_rows = hot_rows[np.argsort(in_periods[hot_rows], kind="stable")]
+            words = hot_rows < V
+            hot_out = np.maximum.accumulate(
+                np.where(words, out_periods[np.minimum(hot_rows, V - 1)], 0))
+            out_periods[hot_rows[words]] = hot_out[words]
             n_tiers = P.bit_length() - 1   # periods 1, 2, ..., P / 2
-            # (the output periods grow with the input ones: each table's due rows a prefix)
-            tier_end = np.stack([np.searchsorted(t[hot_rows], 2 ** np.arange(n_tiers),
-                                                 side="right") for t in in_out])
-            self._merge_plan = (key, (periods, in_out[1, :self.num_words], hot_rows,
+            tier_end = np.stack([np.searchsorted(t, 2 ** np.arange(n_tiers), side="right")
+                                 for t in (in_periods[hot_rows], hot_out)])
+            self._merge_plan = (key, (in_periods, out_periods, hot_rows.astype(np.int32),
                                       tier_end.astype(np.int64), P))
         return self._merge_plan[1]
 
