@@ -85,7 +85,7 @@ ROUND_ROW_USES = 128
 MAX_PERIOD = 256
 PERIOD_ROW_USES = 16
 # CBOW's output rows (syn1neg) move once per centre, not once per context as the bound of
-# row_uses counts them: they are merged this many times less often than the input rows (up
+# row_uses counts them: they are merged this many times less often than the bound says (up
 # to max_period). On the five corpora together (CBOW, base setting, three seeds paired with
 # a factor of 1) 4 took a third off the run at SimLex-999 -0.002 and WordSim-353 +0.009;
 # 8 (about 2 window) cost 0.008 of SimLex (bench/README.md, "word2vec against gensim").
@@ -443,13 +443,13 @@ def row_uses(counts, keep, noise, window, negative, expected=False):
     ``negative`` noise words: row ``r`` is used about ``(window + 1) (p(r) + negative q(r))``
     times (``expected=True``). The bound ``2 window (p(r) + negative q(r))`` holds for CBOW too
     (whose output rows are used once per centre, not per context); it sets the round length
-    (:func:`default_round_words`), and CBOW's merge periods (those of its output rows, used
-    once per centre, ``CBOW_OUTPUT_PERIOD_FACTOR`` times longer). CBOW's own expected count,
-    ``max((window + 1) p, p + negative q)`` (its input and its output uses), gives periods up
-    to ``2 window`` times longer and trains 1.3-2x faster, but SimLex-999 fell by 0.006 on the
-    five corpora together (four seeds each, paired: -0.004 to -0.009 per seed; merging twice
-    as often, -0.004; CBOW's own bound, ``max(2 window p, p + negative q)``, -0.0045), to
-    0.148 where gensim scores 0.163 and this bound 0.154, so CBOW keeps this bound.
+    (:func:`default_round_words`), and the merge periods of CBOW's output rows (used once per
+    centre: merged ``CBOW_OUTPUT_PERIOD_FACTOR`` times less often than the bound says). CBOW's
+    input rows take their own bound, ``2 window p`` (no noise word is an input). Giving both
+    tables of CBOW one period from its own expected count, ``max((window + 1) p, p + negative
+    q)``, cost 0.006 of SimLex-999 on the five corpora together (four seeds each, paired:
+    -0.004 to -0.009 per seed); the output rows' periods were then up to ``2 window`` times
+    longer, and merging them 8 times less often than the bound alone cost 0.008.
 
     Parameters
     ----------
@@ -761,9 +761,9 @@ class Word2VecModel(Module):
     max_period : int, optional
         Rounds per long round, a power of two: the longest merge period. Each row is merged
         every :func:`merge_periods` rounds: the longest power of two up to ``max_period`` over
-        which a shard uses it at most 16 times in expectation (at least one round; CBOW's
-        output rows 4 times less often: :attr:`output_merge_periods`). Rows merged more often
-        (the hot rows) live in every shard's own copy; the others that one shard alone
+        which a shard uses it at most 16 times in expectation (at least one round), or, for
+        CBOW's output rows, :attr:`output_merge_periods`. Rows merged more often in either
+        table (the hot rows) live in every shard's own copy; the others that one shard alone
         touches in a long round are trained in place. By default
         :func:`default_max_period` (256, less when the copies of a long round would pass
         64 MiB per shard). ``max_period=1`` merges every shared row after every round.
@@ -1187,9 +1187,11 @@ class Word2VecModel(Module):
     def output_merge_periods(self):
         """How often each row of ``syn1neg`` is merged, in rounds.
 
-        Skip-gram: those of :attr:`merge_periods`. CBOW, whose output rows move once per
-        centre, not per context: ``CBOW_OUTPUT_PERIOD_FACTOR`` (4) times longer, up to
-        ``max_period``. A row is hot (trained on every shard's copy) by its input period.
+        Skip-gram: those of :attr:`merge_periods`. CBOW: from the bound of :func:`row_uses`,
+        ``CBOW_OUTPUT_PERIOD_FACTOR`` (4) times longer (an output row moves once per centre,
+        not per context), up to ``max_period``; its input rows' periods come from their own
+        uses, ``2 window p``. A row is hot (trained on every shard's copy of both tables)
+        when either period is below ``max_period``.
 
         Returns
         -------
@@ -1200,7 +1202,7 @@ class Word2VecModel(Module):
         >>> from fastembed.models.word2vec import CBOW
         >>> cbow = CBOW([1000, 30, 1], dim=4, window=2, negative=1, round_words=20)
         >>> cbow.merge_periods, cbow.output_merge_periods
-        (array([1, 1, 4]), array([ 4,  4, 16]))
+        (array([1, 1, 8]), array([ 4,  4, 16]))
         """
         return self._plan_merges()[1]
 
