@@ -1221,14 +1221,19 @@ class Word2VecModel(Module):
             V, n_in = self.num_words, self.syn0.shape[0]
             kept = self.counts * keep
             p = kept / kept.sum() if kept.sum() > 0 else np.zeros(V)
+
+            def over_bags(per_word, bags=self._bags):
+                # each syn0 row's uses when every word's bag moves per_word times a centre
+                starts, rows, _ = bags
+                return np.bincount(rows, weights=np.repeat(per_word, np.diff(starts)),
+                                   minlength=n_in)
+
             if self.kind == "skipgram":
                 # one period a row for both tables: skip-gram's expected uses, and a bag's
                 # rows move once per centre (the centre's bag), all of them together
                 in_uses = np.concatenate([uses, np.zeros(n_in - V)])
                 if self._bags is not None:
-                    starts, rows, _ = self._bags
-                    in_uses += np.bincount(rows, weights=np.repeat(p, np.diff(starts)),
-                                           minlength=n_in)
+                    in_uses += over_bags(p)
                 in_periods = merge_periods(in_uses, R, P)
                 out_periods = in_periods[:V].copy()
             else:
@@ -1237,9 +1242,7 @@ class Word2VecModel(Module):
                 # the bound of row_uses, merged CBOW_OUTPUT_PERIOD_FACTOR times less often
                 in_uses = 2 * self.window * p
                 if self._bags is not None:
-                    starts, rows, _ = self._bags
-                    in_uses = np.bincount(rows, weights=np.repeat(in_uses, np.diff(starts)),
-                                          minlength=n_in)
+                    in_uses = over_bags(in_uses)
                 in_periods = merge_periods(in_uses, R, P)
                 out_periods = np.minimum(merge_periods(uses, R, P) * CBOW_OUTPUT_PERIOD_FACTOR,
                                          P)
