@@ -293,7 +293,57 @@ FE_SGNS_CLONES static double fe_bag_sg_##SUF(T *const *in_rows, int n_in, T shif
     return loss;                                                                              \
 }
 
+/* FE_SGNS_MERGE_DEFINE(T, SUF) defines fe_merge_copies_SUF(row, copies, n, d): the merge of n
+ * private copies of a row, as the sharded trainer does it: row, o before, becomes
+ *     o + (c_0 - o) + (c_1 - o) + ... + (c_{n-1} - o)
+ * added in that order, element by element. One pass over the row: each block of o and of
+ * the sum stays in registers while the copies are read, where adding one copy after the
+ * other reads and writes the row n times and needs o saved apart (on Zen 4, four copies of
+ * 200 floats in the cache: 50 ns a row against 150). The blocks are GCC's vector types of
+ * 32 bytes (two registers of the baseline clone, one of AVX2): elementwise operations, the
+ * same bits in both clones and in the scalar loop that other compilers get. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FE_SGNS_MERGE_BLOCKS(T, SUF)                                                          \
+    typedef T fe_vec_##SUF __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));   \
+    const ptrdiff_t L = (ptrdiff_t)(32 / sizeof(T));                                          \
+    for (; c + 2 * L <= d; c += 2 * L) {                                                      \
+        const fe_vec_##SUF o0 = *(const fe_vec_##SUF *)(row + c);                             \
+        const fe_vec_##SUF o1 = *(const fe_vec_##SUF *)(row + c + L);                         \
+        fe_vec_##SUF v0 = o0, v1 = o1;                                                        \
+        for (t = 0; t < n; t++) {                                                             \
+            v0 = v0 + (*(const fe_vec_##SUF *)(copies[t] + c) - o0);                          \
+            v1 = v1 + (*(const fe_vec_##SUF *)(copies[t] + c + L) - o1);                      \
+        }                                                                                     \
+        *(fe_vec_##SUF *)(row + c) = v0;                                                      \
+        *(fe_vec_##SUF *)(row + c + L) = v1;                                                  \
+    }                                                                                         \
+    if (c + L <= d) {                                                                         \
+        const fe_vec_##SUF o0 = *(const fe_vec_##SUF *)(row + c);                             \
+        fe_vec_##SUF v0 = o0;                                                                 \
+        for (t = 0; t < n; t++) v0 = v0 + (*(const fe_vec_##SUF *)(copies[t] + c) - o0);      \
+        *(fe_vec_##SUF *)(row + c) = v0;                                                      \
+        c += L;                                                                               \
+    }
+#else
+#define FE_SGNS_MERGE_BLOCKS(T, SUF)
+#endif
+#define FE_SGNS_MERGE_DEFINE(T, SUF)                                                          \
+FE_SGNS_CLONES static void fe_merge_copies_##SUF(T *restrict row, T *const *copies, int n,     \
+                                                 ptrdiff_t d) {                               \
+    ptrdiff_t c = 0;                                                                          \
+    int t;                                                                                    \
+    FE_SGNS_MERGE_BLOCKS(T, SUF)                                                              \
+    for (; c < d; c++) {                                                                      \
+        const T o = row[c];                                                                   \
+        T v = o;                                                                              \
+        for (t = 0; t < n; t++) v = v + (copies[t][c] - o);                                   \
+        row[c] = v;                                                                           \
+    }                                                                                         \
+}
+
 FE_SGNS_DEFINE(float, f, fe_sgns_sig_sp_f)
 FE_SGNS_DEFINE(double, d, fe_sgns_sig_sp)
+FE_SGNS_MERGE_DEFINE(float, f)
+FE_SGNS_MERGE_DEFINE(double, d)
 
 #endif

@@ -59,6 +59,8 @@ cdef extern from "sgns.h" nogil:
     void fe_sgns_init_tables()
     double fe_sgns_sigmoid(double x)
     double fe_sgns_softplus(double x)
+    void fe_merge_copies_f(float *row, float **copies, int n, Py_ssize_t d)
+    void fe_merge_copies_d(double *row, double **copies, int n, Py_ssize_t d)
     double fe_sgns_pair_f(float *inp, float **out_rows, int n_out, Py_ssize_t d,
                           float alpha, float *work, float *xs)
     double fe_sgns_pair_d(double *inp, double **out_rows, int n_out, Py_ssize_t d,
@@ -561,32 +563,39 @@ cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Sha
         _execute(syn0, cfg, sh, q, cur)
 
 
+cdef inline void _merge_copies(floating* row, floating** copies, int n,
+                               Py_ssize_t d) noexcept nogil:
+    """fe_merge_copies (sgns.h) of the element type."""
+    if floating is float:
+        fe_merge_copies_f(row, copies, n, d)
+    else:
+        fe_merge_copies_d(row, copies, n, d)
+
+
 cdef void _merge_hot(Shard* shards, Py_ssize_t n_shards, const Config* cfg, floating* table,
                      bint is_out, Py_ssize_t k_lo, Py_ssize_t k_hi,
-                     floating* orig) noexcept nogil:
+                     floating** copies) noexcept nogil:
     """Merge the hot rows k_lo .. k_hi - 1 of one table: hot row r, o in the table, becomes
     o + (c_0 - o) + (c_1 - o) + ... over every shard's copy c_t, in shard order, and every
-    copy takes the new value. (syn1neg has no rows from V on: the n-gram buckets.)"""
-    cdef Py_ssize_t k, t, c, d = cfg.d
+    copy takes the new value. (syn1neg has no rows from V on: the n-gram buckets.)
+    ``copies`` is scratch for n_shards pointers."""
+    cdef Py_ssize_t k, t
     cdef Py_ssize_t base = cfg.n_hot if is_out else 0
     cdef floating* row
-    cdef floating* copy
     for k in range(k_lo, k_hi):
         if is_out and cfg.hot_rows[k] >= cfg.V:
             continue
+        for t in range(n_shards):
+            copies[t] = <floating*>(shards[t].hot_buf + (base + k) * cfg.row_bytes)
         row = <floating*>(<char*>table + <int64_t>cfg.hot_rows[k] * cfg.row_bytes)
-        memcpy(orig, row, cfg.row_bytes)
+        _merge_copies(row, copies, <int>n_shards, cfg.d)
         for t in range(n_shards):
-            copy = <floating*>(shards[t].hot_buf + (base + k) * cfg.row_bytes)
-            for c in range(d):
-                row[c] = row[c] + (copy[c] - orig[c])
-        for t in range(n_shards):
-            memcpy(shards[t].hot_buf + (base + k) * cfg.row_bytes, row, cfg.row_bytes)
+            memcpy(copies[t], row, cfg.row_bytes)
 
 
 cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t n_blocks,
                        floating* table, bint is_out, int32_t* count, Py_ssize_t d,
-                       Py_ssize_t row_bytes, floating* orig) noexcept nogil:
+                       Py_ssize_t row_bytes, floating** copies) noexcept nogil:
     """Merge the rows r = blk (mod n_blocks) of one table that several shards shared, and reset
     the round. (Rows are dealt to the blocks in turn, not in ranges: the low ids are the frequent
     words, which most rounds share.)
@@ -594,15 +603,15 @@ cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t 
     A shared row r, o before the round, becomes o + (c_0 - o) + (c_1 - o) + ... over the
     private copies c_t of the shards that touched it, in shard order. Rows that one shard
     touched were trained in place and are left as they are. ``count`` and the shards' slots
-    are zero / -1 again for every touched row when this returns.
+    are zero / -1 again for every touched row when this returns. ``copies`` is scratch for
+    n_shards pointers.
     """
-    cdef Py_ssize_t t, u, i, c, first, end
+    cdef Py_ssize_t t, u, i, first, end
     cdef int64_t r, ahead
     cdef int32_t s
+    cdef int n
     cdef Shard* sh
     cdef int32_t* slot
-    cdef floating* row
-    cdef const floating* copy
     for t in range(n_shards):
         sh = &shards[t]
         first = sh.cap_in if is_out else 0
@@ -633,14 +642,13 @@ cdef void _merge_table(Shard* shards, Py_ssize_t n_shards, int64_t blk, int64_t 
                 continue  # another block's row
             if count[r] > 1:
                 # the first shard that touched it: combine every shard's change, in shard order
-                row = <floating*>(<char*>table + r * row_bytes)
-                memcpy(orig, row, row_bytes)
+                n = 0
                 for u in range(t, n_shards):
                     s = (shards[u].slot_out if is_out else shards[u].slot_in)[r]
                     if s >= 0:
-                        copy = <const floating*>(shards[u].buf + s * row_bytes)
-                        for c in range(d):
-                            row[c] = row[c] + (copy[c] - orig[c])
+                        copies[n] = <floating*>(shards[u].buf + s * row_bytes)
+                        n += 1
+                _merge_copies(<floating*>(<char*>table + r * row_bytes), copies, n, d)
             count[r] = 0
             slot[r] = -1
 
@@ -785,7 +793,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     khi = <int64_t*>at
     at += _aligned((n + 1) * 8)
     shards = <Shard*>calloc(n_shards, sizeof(Shard))
-    merge_scratch = <char*>malloc(n_blocks * (d + 8) * sizeof(floating))
+    merge_scratch = <char*>malloc(n_blocks * n_shards * sizeof(void*))
     claims = <fe_claims_t*>calloc(n_blocks, sizeof(fe_claims_t))
     taken = <int*>calloc(max(n_shards, n_blocks), sizeof(int))
     try:
@@ -948,11 +956,11 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                     _merge_hot(shards, n_shards, &cfg, &syn0[0, 0], False,
                                                (blk * k_hi) // n_blocks,
                                                ((blk + 1) * k_hi) // n_blocks,
-                                               <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                                               <floating**>merge_scratch + blk * n_shards)
                                     _merge_hot(shards, n_shards, &cfg, &syn1neg[0, 0], True,
                                                (blk * k_out) // n_blocks,
                                                ((blk + 1) * k_out) // n_blocks,
-                                               <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                                               <floating**>merge_scratch + blk * n_shards)
                                     blk = fe_claim_next(cl, n_blocks)
                                 fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                         # c. every row that several shards shared in the long round moves by
@@ -963,10 +971,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                         while blk < n_blocks:
                             _merge_table(shards, n_shards, blk, n_blocks, &syn0[0, 0], False,
                                          &count[0], d, cfg.row_bytes,
-                                         <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                                         <floating**>merge_scratch + blk * n_shards)
                             _merge_table(shards, n_shards, blk, n_blocks, &syn1neg[0, 0], True,
                                          &count[V_in], d, cfg.row_bytes,
-                                         <floating*>(merge_scratch + blk * (d + 8) * sizeof(floating)))
+                                         <floating**>merge_scratch + blk * n_shards)
                             blk = fe_claim_next(cl, n_blocks)
                         fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                     t = fe_claim_first(cl, n_shards)
