@@ -29,10 +29,11 @@ on the word. How the work is split:
   contiguous pieces, far apart in the batch, as gensim's workers take different jobs. The
   shards advance in rounds of ``round_words`` centres each, ``max_period`` rounds to a long
   round. Each row of each table has a merge period (a power of two up to ``max_period``, from
-  its expected use: see ``fastembed.models.word2vec.merge_periods``). The hot rows (syn0's
-  period below ``max_period``) are trained on every shard's own copy of both tables' rows, and
-  after each round the hot rows of a table whose period there ends move by the sum of the
-  shards' changes, in shard order, every copy taking the result. The other rows are planned
+  its expected use: see ``fastembed.models.word2vec.merge_periods``). The hot rows (a period
+  below ``max_period`` in either table) are trained on every shard's own copy of both tables'
+  rows, and after each round the hot rows of a table whose period there ends move by the sum
+  of the shards' changes, in shard order (``fe_merge_copies`` in ``sgns.h``, one pass over
+  the row), every copy taking the result. The other rows are planned
   per long round: the rows only one shard touches in it are trained in place, those several
   shards touch on private copies, merged the same way at the end of the long round. This is
   what lock-free threads do, with the staleness bounded and the order of the sums fixed, so
