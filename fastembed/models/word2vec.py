@@ -1255,8 +1255,9 @@ class Word2VecModel(Module):
             hot_rows = np.flatnonzero(hot)
             hot_rows = hot_rows[np.argsort(in_periods[hot_rows], kind="stable")]
             words = hot_rows < V
-            hot_out = np.maximum.accumulate(
-                np.where(words, out_periods[np.minimum(hot_rows, V - 1)], 0))
+            hot_out = np.zeros(len(hot_rows), dtype=out_periods.dtype)
+            hot_out[words] = out_periods[hot_rows[words]]
+            hot_out = np.maximum.accumulate(hot_out)
             out_periods[hot_rows[words]] = hot_out[words]
             n_tiers = P.bit_length() - 1   # periods 1, 2, ..., P / 2
             tier_end = np.stack([np.searchsorted(t, 2 ** np.arange(n_tiers), side="right")
