@@ -841,3 +841,27 @@ def ref_fasttext_subwords(word, own, minn, maxn, bucket, nwords):
                 rows.append(nwords + ref_fasttext_hash(w[i:j]) % bucket)
             n += 1
     return rows
+
+
+FILE_SEPARATORS = " \t\v\f\r\0"   # fastText's, within a line; lines end at "\n"
+
+
+def ref_read_corpus(data, min_count=1, max_size=None, max_sentence_length=10_000):
+    """A tokenised file's bytes as (words, counts, corpus words, corpus starts): its lines'
+    tokens counted, ranked by count (ties by first occurrence), then encoded."""
+    lines = []
+    for line in data.split(b"\n"):
+        for sep in FILE_SEPARATORS[1:]:
+            line = line.replace(sep.encode(), b" ")
+        lines.append([t for t in line.split(b" ") if t])
+    first, counts = {}, {}
+    for line in lines:
+        for t in line:
+            first.setdefault(t, len(first))
+            counts[t] = counts.get(t, 0) + 1
+    ranked = sorted((t for t in first if counts[t] >= min_count),
+                    key=lambda t: (-counts[t], first[t]))[:max_size]
+    index = {t: i for i, t in enumerate(ranked)}
+    words, starts = ref_encode_sentences(lines, index, max_sentence_length)
+    return ([t.decode("utf-8") for t in ranked], np.array([counts[t] for t in ranked]), words,
+            starts)

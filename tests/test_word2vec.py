@@ -25,17 +25,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_bitwise_equal
-from reference import ref_encode_sentences, ref_word2vec_plan, ref_word2vec_step
+from reference import (ref_encode_sentences, ref_read_corpus, ref_word2vec_plan,
+                       ref_word2vec_step)
 
 import fastembed
 from fastembed._ext import sgns
-from fastembed._ext.tokens import encode_sentences
+from fastembed._ext.tokens import count_file, encode_sentences, encode_slots
 from fastembed.nn import Parameter
+from fastembed.text import Vocab
 from fastembed.models.word2vec import (CBOW, CBOW_OUTPUT_PERIOD_FACTOR, Corpus, CorpusDataset,
                                 SkipGram, _alias_probabilities, _check_bags, alias_table,
                                 corpus_sentences, default_max_period, default_round_words,
-                                merge_periods, row_uses, subsample_keep_probability,
-                                train_word2vec)
+                                merge_periods, read_corpus, row_uses,
+                                subsample_keep_probability, train_word2vec)
 
 MODELS = {"skipgram": SkipGram, "cbow": CBOW}
 KINDS = list(MODELS)
@@ -1338,6 +1340,125 @@ def test_encode_sentences_survives_tokens_that_change_the_sentences():
     grow[2] = Grow("b")
     with pytest.raises(RuntimeError, match="changed"):
         encode_sentences([grow], {"a": 0, "b": 1}, 3)
+
+
+def _random_corpus_bytes(rng, n_lines=200):
+    """Lines of tokens from a pool (ASCII, accents, CJK) with every separator, runs of them,
+    empty lines, a line longer than 25 tokens, \\r\\n ends and no final newline."""
+    pool = ["a", "b", "the", "caf\u00e9", "\u65e5\u672c", "x1", "naïve", "z"] + [
+        f"w{i}" for i in range(30)]
+    seps = [" ", "\t", "\v", "\f", "\r", "\0", "  ", " \t "]
+    lines = []
+    for k in range(n_lines):
+        n = 40 if k == 7 else int(rng.integers(0, 9))
+        tokens = [pool[min(int(rng.zipf(1.5)) - 1, len(pool) - 1)] for _ in range(n)]
+        line = "".join(t + str(rng.choice(seps)) for t in tokens)
+        lines.append(str(rng.choice(["", " ", "\t"])) + line)
+    ends = [str(rng.choice(["\n", "\r\n"])) for _ in lines]
+    return ("".join(line + end for line, end in zip(lines, ends))[:-1]).encode("utf-8")
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3, 64, 1 << 24])
+def test_count_file_against_reference(rng, chunk_bytes):
+    import io
+    data = _random_corpus_bytes(rng)
+    tokens, counts, slots, lengths = count_file(io.BytesIO(data), chunk_bytes)
+    words, ref_counts, ref_words, ref_starts = ref_read_corpus(data)
+    # every token, in order of first occurrence, and each line that has any
+    order = np.argsort(-counts, kind="stable")
+    assert [tokens[k].decode() for k in order] == words
+    np.testing.assert_array_equal(counts[order], ref_counts)
+    ids = np.empty(len(tokens), dtype=np.int32)
+    ids[order] = np.arange(len(tokens))
+    np.testing.assert_array_equal(ids[slots], ref_words)
+    np.testing.assert_array_equal(np.concatenate([[0], np.cumsum(lengths)]), ref_starts)
+    assert slots.dtype == np.int32 and lengths.dtype == np.int64 and (lengths > 0).all()
+
+
+@pytest.mark.parametrize("min_count, max_size, max_len", [(1, None, 10_000), (2, None, 5),
+                                                          (3, 4, 1), (100, None, 10)])
+def test_read_corpus_against_reference(rng, tmp_path, min_count, max_size, max_len):
+    data = _random_corpus_bytes(rng)
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(data)
+    vocab, corpus = read_corpus(path, min_count=min_count, max_vocab_size=max_size,
+                                max_sentence_length=max_len)
+    words, counts, ref_words, ref_starts = ref_read_corpus(data, min_count, max_size, max_len)
+    assert vocab.words == words
+    np.testing.assert_array_equal(vocab.counts, counts)
+    assert_bitwise_equal(corpus.words, ref_words)
+    assert_bitwise_equal(corpus.starts, ref_starts)
+    # the lists' path gives the same (str.split splits at these separators too, and at no
+    # other character of this corpus)
+    lines = [line.split() for line in data.decode().replace("\0", " ").split("\n")]
+    if max_size is None:
+        built = Vocab.build(lines, min_count=min_count)
+        assert built.words == vocab.words
+    listed = Corpus.from_sentences(lines, vocab, max_sentence_length=max_len)
+    assert_bitwise_equal(listed.words, corpus.words)
+    assert_bitwise_equal(listed.starts, corpus.starts)
+
+
+def test_read_corpus_with_a_vocabulary_and_edge_files(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(b"a \xff b\nzz a\n\n\xc3")   # two tokens that are not UTF-8
+    vocab, corpus = read_corpus(path, vocab=Vocab(["b", "a"]))
+    assert vocab.words == ["b", "a"]
+    np.testing.assert_array_equal(corpus.words, [1, 0, 1])
+    np.testing.assert_array_equal(corpus.starts, [0, 2, 3])
+    with pytest.raises(ValueError, match="corpus.txt: a word is not valid UTF-8"):
+        read_corpus(path, min_count=1)
+    vocab, corpus = read_corpus(path, min_count=2)        # the bad tokens are dropped
+    assert vocab.words == ["a"] and corpus.n_sentences == 2
+    for text in (b"", b"\n\n \t\n"):
+        path.write_bytes(text)
+        vocab, corpus = read_corpus(path, min_count=1)
+        assert len(vocab) == 0 and corpus.n_words == 0 and corpus.n_sentences == 0
+    with pytest.raises(FileNotFoundError):
+        read_corpus(tmp_path / "missing.txt")
+    for kwargs in (dict(min_count=0), dict(max_sentence_length=0), dict(max_vocab_size=-1)):
+        with pytest.raises(ValueError):
+            read_corpus(path, **kwargs)
+
+
+def test_count_file_and_encode_slots_errors():
+    import io
+    with pytest.raises(TypeError, match="binary mode"):
+        count_file(io.StringIO("a b"))
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        count_file(io.BytesIO(b"a"), 0)
+    slots = np.array([0, 1, 0], dtype=np.int32)
+    ids = np.array([0, -1], dtype=np.int32)
+    words, starts = encode_slots(slots, np.array([2, 1]), ids, 10)
+    assert words.tolist() == [0, 0] and starts.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="sum to 2"):
+        encode_slots(slots, np.array([1, 1]), ids, 10)
+    with pytest.raises(ValueError, match="non-negative"):
+        encode_slots(slots, np.array([4, -1]), ids, 10)
+    with pytest.raises(IndexError, match="slot 5 at position 1"):
+        encode_slots(np.array([0, 5], dtype=np.int32), np.array([2]), ids, 10)
+    with pytest.raises(ValueError, match="max_sentence_length"):
+        encode_slots(slots, np.array([3]), ids, 0)
+
+
+@pytest.mark.parametrize("kind, subwords", [("skipgram", False), ("cbow", False),
+                                            ("skipgram", True)])
+def test_train_word2vec_from_a_file_is_the_lists(rng, tmp_path, kind, subwords):
+    data = _random_corpus_bytes(rng, n_lines=400)
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(data)
+    lines = [line.split() for line in data.decode().replace("\0", " ").split("\n")]
+    kw = dict(model=kind, dim=8, min_count=2, epochs=2, seed=5, n_threads=2, progress=False,
+              subwords=subwords, bucket=500)
+    listed = train_word2vec(lines, **kw)
+    read = train_word2vec(corpus_file=str(path), **kw)
+    assert read.vocab.words == listed.vocab.words and read.n_words == listed.n_words
+    assert_bitwise_equal(read.model.syn0, listed.model.syn0)
+    assert_bitwise_equal(read.model.syn1neg, listed.model.syn1neg)
+    with pytest.raises(TypeError, match="not both"):
+        train_word2vec(lines, corpus_file=path, **kw)
+    with pytest.raises(TypeError, match="not neither"):
+        train_word2vec(**kw)
 
 
 def test_corpus_with_text_vocab():

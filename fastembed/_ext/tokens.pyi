@@ -15,3 +15,15 @@ def count_tokens(
     slots: dict[object, int],
     counts: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]: ...
+
+def count_file(
+    f: object,
+    chunk_bytes: int = ...,
+) -> tuple[list[bytes], npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
+
+def encode_slots(
+    slots: npt.NDArray[np.int32],
+    lengths: npt.NDArray[np.int64],
+    ids: npt.NDArray[np.int32],
+    max_sentence_length: int,
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...

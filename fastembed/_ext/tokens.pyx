@@ -134,3 +134,161 @@ def count_tokens(list sentences, dict slots, counts):
                 PyDict_SetItem(slots, token, slot)
             view[slot] += 1
     return counts
+
+
+cdef extern from "Python.h":
+    object PyBytes_FromStringAndSize(const char* v, Py_ssize_t n)
+
+
+cdef inline bint _is_space(unsigned char c) noexcept nogil:
+    """fastText's separators within a line: space, tab, vertical tab, form feed, carriage
+    return, NUL."""
+    return c == 32 or c == 9 or c == 11 or c == 12 or c == 13 or c == 0
+
+
+def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
+    """Read a file of one sentence per line, tokens separated by whitespace, in one pass.
+
+    Parameters
+    ----------
+    f : binary file object
+        Read with ``f.read(chunk_bytes)`` until it returns ``b""``.
+    chunk_bytes : int
+        Bytes per read (at least 1); a token or line may span reads.
+
+    Returns
+    -------
+    tokens : list of bytes
+        The distinct tokens, in order of first occurrence.
+    counts : ndarray of int64
+        Each one's count.
+    slots : ndarray of int32
+        Every token of the file, as its index in ``tokens``, in file order.
+    lengths : ndarray of int64
+        The number of tokens of each line that has any, in file order.
+
+    Lines end at ``\\n`` only; within a line the separators are fastText's (space, ``\\t``,
+    ``\\v``, ``\\f``, ``\\r`` and NUL), so that ``\\r\\n`` line ends work too.
+    """
+    cdef dict index = {}
+    cdef list tokens = []
+    cdef bytes chunk, carry = b""
+    cdef const unsigned char* p
+    cdef Py_ssize_t n, i, start, n_slots = 0, n_lines = 0, line_tokens = 0, slot
+    cdef PyObject* value
+    cdef object token
+    cdef bint at_end = False
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be at least 1, got {chunk_bytes}")
+    counts = np.zeros(1024, dtype=np.int64)
+    slots = np.empty(1 << 16, dtype=np.int32)
+    lengths = np.empty(1 << 12, dtype=np.int64)
+    cdef int64_t[::1] c_view = counts
+    cdef int32_t[::1] s_view = slots
+    cdef int64_t[::1] l_view = lengths
+    cdef object got
+    while not at_end:
+        got = f.read(chunk_bytes)
+        if not isinstance(got, bytes):
+            raise TypeError(f"the file must be opened in binary mode: read() gave "
+                            f"{type(got).__name__}")
+        chunk = got
+        if len(chunk) == 0:
+            at_end = True
+            chunk = carry + b"\n"   # the last line, ended
+        elif carry:
+            chunk = carry + chunk
+        p = <const unsigned char*>(<char*>chunk)
+        n = len(chunk)
+        # only whole tokens are taken: the bytes after the last separator wait for the
+        # next read
+        while n > 0 and not (_is_space(p[n - 1]) or p[n - 1] == 10):
+            n -= 1
+        carry = chunk[n:]
+        i = 0
+        while i < n:
+            if p[i] == 10:
+                if line_tokens:
+                    if n_lines == l_view.shape[0]:
+                        lengths = np.concatenate((lengths, np.empty_like(lengths)))
+                        l_view = lengths
+                    l_view[n_lines] = line_tokens
+                    n_lines += 1
+                    line_tokens = 0
+                i += 1
+                continue
+            if _is_space(p[i]):
+                i += 1
+                continue
+            start = i
+            while i < n and not (p[i] == 10 or _is_space(p[i])):
+                i += 1
+            token = PyBytes_FromStringAndSize(<const char*>p + start, i - start)
+            value = PyDict_GetItemWithError(index, token)   # borrowed
+            if value != NULL:
+                slot = PyLong_AsLong(<object>value)
+            else:
+                slot = len(tokens)
+                if slot == c_view.shape[0]:
+                    counts = np.concatenate((counts, np.zeros(slot, dtype=np.int64)))
+                    c_view = counts
+                PyDict_SetItem(index, token, slot)
+                tokens.append(token)
+            c_view[slot] += 1
+            if n_slots == s_view.shape[0]:
+                slots = np.concatenate((slots, np.empty_like(slots)))
+                s_view = slots
+            s_view[n_slots] = <int32_t>slot
+            n_slots += 1
+            line_tokens += 1
+    return (tokens, counts[:len(tokens)].copy(), slots[:n_slots].copy(),
+            lengths[:n_lines].copy())
+
+
+def encode_slots(const int32_t[::1] slots, const int64_t[::1] lengths,
+                 const int32_t[::1] ids, Py_ssize_t max_sentence_length):
+    """``encode_sentences`` for a file read by ``count_file``: token ``k`` is
+    ``ids[slots[k]]``, dropped when negative; the lines are ``lengths`` tokens each.
+
+    Returns ``(words, starts)`` as ``encode_sentences`` does: a line's kept tokens are cut
+    into pieces of ``max_sentence_length``, and a line with none kept has no piece.
+    """
+    cdef Py_ssize_t total = slots.shape[0], line, j, k = 0, p = 0, n_kept, pos = 0
+    cdef int32_t word_id
+    if max_sentence_length < 1:
+        raise ValueError("max_sentence_length must be at least 1")
+    for line in range(lengths.shape[0]):
+        if lengths[line] < 0:
+            raise ValueError("lengths must be non-negative")
+        pos += lengths[line]
+    if pos != total:
+        raise ValueError(f"lengths sum to {pos}, not to the {total} slots")
+    words_arr = np.empty(total, dtype=np.int32)
+    starts_arr = np.empty(lengths.shape[0] + total // max_sentence_length + 2, dtype=np.int64)
+    cdef int32_t[::1] words = words_arr
+    cdef int64_t[::1] starts = starts_arr
+    starts[0] = 0
+    pos = 0
+    with nogil:
+        for line in range(lengths.shape[0]):
+            n_kept = 0
+            for j in range(pos, pos + lengths[line]):
+                if slots[j] < 0 or slots[j] >= ids.shape[0]:
+                    with gil:
+                        raise IndexError(f"slot {slots[j]} at position {j} is not in "
+                                         f"[0, {ids.shape[0]})")
+                word_id = ids[slots[j]]
+                if word_id < 0:
+                    continue
+                words[k] = word_id
+                k += 1
+                n_kept += 1
+                if n_kept == max_sentence_length:
+                    p += 1
+                    starts[p] = k
+                    n_kept = 0
+            if n_kept:
+                p += 1
+                starts[p] = k
+            pos += lengths[line]
+    return words_arr[:k].copy(), starts_arr[:p + 1].copy()
