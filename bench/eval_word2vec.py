@@ -65,7 +65,9 @@ by the same code for both libraries:
 Subwords: the settings ``subwords`` and ``subwords-wide`` (each with fastText's ``lr=0.05,
 minn=3, maxn=6, bucket=2000000``) compare ``train_word2vec(subwords=True)`` with fastText
 0.10 (the ``fasttext`` package, ``fasttext.train_unsupervised`` on the same tokenised file,
-which it reads itself: its reading is in its training time) in place of gensim. fastText's
+which it reads itself: its reading is in its training time) in place of gensim; fastembed then
+reads the file itself too (``train_word2vec(corpus_file=...)``), where against gensim both
+take the same Python lists, gensim's default input. fastText's
 vectors are its ``get_word_vector`` of every word of its vocabulary but ``</s>``, written as
 its ``.vec`` files are; fastembed's are its :class:`~fastembed.subwords.SubwordVectors`. The
 time target against fastText is 0.25x.
@@ -711,18 +713,39 @@ def reference_library(params):
     return "fasttext" if "minn" in params else "gensim"
 
 
+def fasttext_train_unsupervised(path, seed, **params):
+    """fastText's ``train_unsupervised(path, **params)`` with the random seed ``seed``.
+
+    fastText 0.10's C++ arguments hold a seed (of its initial vectors and of its threads'
+    random draws), but its Python ``train_unsupervised`` accepts no ``seed`` keyword and
+    always trains with 0: three runs of it are one seed, apart from its threads' timing. This
+    is that function's body with the seed set to ``1000 * seed``: fastText seeds its
+    ``std::minstd_rand`` engines with the seed plus a thread or block number, and such an
+    engine starts the same from 0 and from 1, so nearby seeds would share streams.
+    """
+    from fasttext import FastText
+
+    names = ["input", *FastText.unsupervised_default]
+    args, manual = FastText.read_args((), dict(params, input=path), names,
+                                      dict(FastText.unsupervised_default, seed=1000 * seed))
+    manual.add("seed")
+    built = FastText._build_args(args, manual)
+    model = FastText._FastText(args=built)
+    FastText.fasttext.train(model.f, built)
+    model.set_args(model.f.getArgs())
+    return model
+
+
 def train_fasttext(sentences, spec):
     """fastText's ``train_unsupervised`` on the tokenised file (it reads it itself)."""
-    import fasttext
     p = spec["params"]
     for attempt in range(3):
         try:
-            return fasttext.train_unsupervised(
-                spec["corpus_path"], model=spec["model"], dim=p["dim"], ws=p["window"],
-                neg=p["negative"], t=p["sample"], minCount=p["min_count"], epoch=p["epochs"],
-                lr=p["lr"], minn=p["minn"], maxn=p["maxn"], bucket=p["bucket"],
-                thread=spec["threads"], verbose=0)   # (0.10 takes no seed: runs differ by
-                                                     # its threads' timing)
+            return fasttext_train_unsupervised(
+                spec["corpus_path"], spec["seed"], model=spec["model"], dim=p["dim"],
+                ws=p["window"], neg=p["negative"], t=p["sample"], minCount=p["min_count"],
+                epoch=p["epochs"], lr=p["lr"], minn=p["minn"], maxn=p["maxn"],
+                bucket=p["bucket"], thread=spec["threads"], verbose=0)
         except RuntimeError as exc:   # fastText 0.10's spurious "Encountered NaN."
             if "NaN" not in str(exc) or attempt == 2:
                 raise
@@ -743,8 +766,16 @@ def save_fasttext_vec(model, path):
     save_word2vec(path, fasttext_vectors(model))
 
 
+def reads_file(spec):
+    """Whether the contender of ``spec`` reads the tokenised file itself: fastText, and
+    fastembed against it (the subword settings). Against gensim, every contender gets the
+    lists of :func:`read_tokenised`."""
+    return reference_library(spec["params"]) == "fasttext" and spec["library"] != "gensim"
+
+
 def train_fastembed(sentences, spec):
-    """fastembed's train_word2vec with the spec's setting, model, mode, seed and threads."""
+    """fastembed's train_word2vec with the spec's setting, model, mode, seed and threads, on
+    ``sentences``, or on the file itself when they are None."""
     from fastembed.models.word2vec import train_word2vec
     p = dict(spec["params"])
     extra = dict(spec["mode_kwargs"])
@@ -753,6 +784,8 @@ def train_fastembed(sentences, spec):
     if "minn" in p:
         extra.update(subwords=True, lr=p["lr"], minn=p["minn"], maxn=p["maxn"],
                      bucket=p["bucket"])
+    if sentences is None:
+        extra["corpus_file"] = spec["corpus_path"]
     return train_word2vec(sentences, dim=p["dim"], window=p["window"], negative=p["negative"],
                           sample=p["sample"], min_count=p["min_count"], epochs=p["epochs"],
                           seed=spec["seed"], n_threads=spec["threads"], progress=False,
@@ -810,9 +843,9 @@ def measure(spec):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "vectors.txt")
         t0 = time.perf_counter()
-        # (fastText reads the file itself, in its training time)
-        sentences = (read_tokenised(spec["corpus_path"]) if spec["library"] != "fasttext"
-                     else None)
+        # (against fastText, which reads the file itself in its training time, fastembed
+        # does too)
+        sentences = None if reads_file(spec) else read_tokenised(spec["corpus_path"])
         t1 = time.perf_counter()
         trained = train(sentences, spec)
         t2 = time.perf_counter()
