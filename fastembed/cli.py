@@ -129,6 +129,11 @@ def _add_word2vec_arguments(parser):
     parser.add_argument("corpus", nargs="?", default=None,
                         help="a plain-text file or a directory of them (default: the built-in "
                              "State of the Union corpus, 1790-2021, about 1.8 M words)")
+    parser.add_argument("--tokenised", action="store_true",
+                        help="the corpus file is tokenised already: one sentence per line, "
+                             "tokens separated by whitespace, taken as they are (no "
+                             "lower-casing, no sentence splitting), as fastText reads its "
+                             "input; read in one pass, with no Python list per line")
     parser.add_argument("--out", default=None,
                         help="write the vectors here, in word2vec text format")
     parser.add_argument("--model", choices=WORD2VEC_MODELS, default="skipgram",
@@ -214,20 +219,27 @@ def _run_word2vec(args, file=None):
     if grams["maxn"] and not 1 <= grams["minn"] <= grams["maxn"]:
         raise UserError(f"--minn must lie in [1, --maxn], got --minn {grams['minn']} and "
                         f"--maxn {grams['maxn']}")
+    if args.tokenised and (args.corpus is None or not os.path.isfile(args.corpus)):
+        raise UserError("--tokenised needs a corpus file" + (
+            f": {args.corpus} is not a file" if args.corpus is not None else ""))
     _check_out(args.out)
     _check_out(args.save_model, "--save-model")
     t0 = time.perf_counter()
     source = args.corpus if args.corpus is not None else "the built-in State of the Union corpus"
-    print(f"reading {source} ...", file=file, flush=True)
-    sentences = corpus_sentences(args.corpus)
-    n_tokens = sum(map(len, sentences))
-    t_read = time.perf_counter() - t0
-    print(f"{len(sentences):,} sentences, {n_tokens:,} words, read and tokenised in "
-          f"{t_read:.1f} s", file=file, flush=True)
+    if args.tokenised:   # read by train_word2vec, in its time
+        print(f"training on the tokenised file {source} ...", file=file, flush=True)
+        sentences, corpus_file = None, args.corpus
+    else:
+        print(f"reading {source} ...", file=file, flush=True)
+        sentences, corpus_file = corpus_sentences(args.corpus), None
+        n_tokens = sum(map(len, sentences))
+        t_read = time.perf_counter() - t0
+        print(f"{len(sentences):,} sentences, {n_tokens:,} words, read and tokenised in "
+              f"{t_read:.1f} s", file=file, flush=True)
     n_threads = resolve_n_threads(args.threads)
     try:
         result = train_word2vec(
-            sentences, model=args.model, dim=args.dim, window=args.window,
+            sentences, corpus_file=corpus_file, model=args.model, dim=args.dim, window=args.window,
             negative=args.negative, min_count=args.min_count, sample=args.sample,
             epochs=args.epochs, lr=args.lr, seed=args.seed, n_threads=n_threads,
             subwords=args.subwords, **grams,
@@ -254,7 +266,8 @@ def _run_word2vec(args, file=None):
         save_fasttext(args.save_model, result.fasttext_model())
         print(f"wrote the model (fastText .bin) to {args.save_model}", file=file)
     if args.show is not None:
-        probes = [w.strip().lower() for w in args.show.split(",") if w.strip()]
+        probes = [w.strip() if args.tokenised else w.strip().lower()
+                  for w in args.show.split(",") if w.strip()]
     else:
         probes = list(DEFAULT_PROBES) if args.corpus is None else probe_words(vectors.words)
     for word in probes:

@@ -471,6 +471,32 @@ def test_word2vec_empty_directory(tmp_path, capsys):
     assert_clean_error(code, out, err, str(folder), "no files")
 
 
+def test_word2vec_tokenised_file_is_train_word2vec_of_the_file(tmp_path, capsys):
+    """--tokenised: the lines' tokens as they are (case kept, no sentence splitting), the
+    vectors of train_word2vec(corpus_file=...), and --show words taken as typed."""
+    corpus = tmp_path / "tokens.txt"
+    lines = topic_sentences(300)                  # "Cat dog ... fur." : case and dots kept
+    lines[::7] = [line.replace(" cat ", " Cat. ") + "\r" for line in lines[::7]]
+    corpus.write_text("\n".join(lines), encoding="utf-8")
+    out = tmp_path / "vectors.txt"
+    code, stdout, err = run(capsys, "word2vec", corpus, "--tokenised", "--out", out,
+                            "--show", "Cat.", "--threads", "2", *W2V)
+    assert code == 0, err
+    result = train_word2vec(corpus_file=corpus, dim=16, epochs=3, min_count=1, sample=0,
+                            seed=1, n_threads=1, progress=False)
+    loaded = load_word2vec(out)
+    assert "Cat." in loaded.words and loaded.words == list(result.vocab.words)
+    assert_bitwise_equal(loaded.weight, result.model.syn0)
+    assert "training on the tokenised file" in stdout and "  Cat.: " in stdout
+
+
+@pytest.mark.parametrize("where", ["none", "directory", "missing"])
+def test_word2vec_tokenised_needs_a_file(tmp_path, capsys, where):
+    argv = {"none": [], "directory": [tmp_path], "missing": [tmp_path / "nope.txt"]}[where]
+    code, out, err = run(capsys, "word2vec", *argv, "--tokenised", *W2V)
+    assert_clean_error(code, out, err, "--tokenised needs a corpus file")
+
+
 def test_word2vec_min_count_above_every_count(capsys, corpus):
     code, out, err = run(capsys, "word2vec", corpus, *W2V[:-3], "--min-count", "100000")
     assert_clean_error(code, out, err, "vocabulary is empty")
