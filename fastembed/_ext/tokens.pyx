@@ -16,7 +16,9 @@ from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcmp, memcpy, memset
 
 import numpy as np
 
@@ -146,6 +148,101 @@ cdef inline bint _is_space(unsigned char c) noexcept nogil:
     return c == 32 or c == 9 or c == 11 or c == 12 or c == 13 or c == 0
 
 
+cdef struct TokenTable:
+    # the distinct tokens, in order of first occurrence: their bytes one after the other in
+    # `arena`, and for each (a slot) its offset, length, hash and count
+    char* arena
+    Py_ssize_t arena_len, arena_cap
+    int64_t* offs
+    int64_t* lens
+    uint64_t* hashes
+    int64_t* counts
+    Py_ssize_t n, cap
+    # open addressing: the slot of each bucket, -1 when empty; at most half full
+    int32_t* buckets
+    Py_ssize_t mask
+
+
+cdef inline uint64_t _hash_bytes(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """FNV-1a over the bytes, then splitmix64's finaliser, so that the low bits (the bucket)
+    depend on every byte."""
+    cdef uint64_t h = 0xCBF29CE484222325ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * <uint64_t>0x100000001B3ULL
+    h = (h ^ (h >> 30)) * <uint64_t>0xBF58476D1CE4E5B9ULL
+    h = (h ^ (h >> 27)) * <uint64_t>0x94D049BB133111EBULL
+    return h ^ (h >> 31)
+
+
+cdef int _grow(void** ptr, Py_ssize_t n_items, Py_ssize_t item) noexcept nogil:
+    """realloc ``*ptr`` to ``n_items`` items of ``item`` bytes; -1 (and ``*ptr`` kept) when
+    out of memory."""
+    cdef void* q = realloc(ptr[0], <size_t>(n_items * item))
+    if q == NULL:
+        return -1
+    ptr[0] = q
+    return 0
+
+
+cdef int _rehash(TokenTable* t, Py_ssize_t n_buckets) noexcept nogil:
+    """Rebuild the buckets at ``n_buckets`` (a power of two) from the slots' hashes."""
+    cdef int32_t* b = <int32_t*>malloc(<size_t>n_buckets * sizeof(int32_t))
+    cdef Py_ssize_t k, i
+    if b == NULL:
+        return -1
+    memset(b, 0xFF, <size_t>n_buckets * sizeof(int32_t))
+    for k in range(t.n):
+        i = <Py_ssize_t>(t.hashes[k] & <uint64_t>(n_buckets - 1))
+        while b[i] >= 0:
+            i = (i + 1) & (n_buckets - 1)
+        b[i] = <int32_t>k
+    free(t.buckets)
+    t.buckets = b
+    t.mask = n_buckets - 1
+    return 0
+
+
+cdef Py_ssize_t _slot(TokenTable* t, const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """The slot of token ``p[:n]``, a new one (count 0) for a token not seen yet; -1 when out
+    of memory, -2 past 2**31 - 1 distinct tokens."""
+    cdef uint64_t h = _hash_bytes(p, n)
+    cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>t.mask), k
+    while t.buckets[i] >= 0:
+        k = t.buckets[i]
+        if (t.hashes[k] == h and t.lens[k] == n
+                and memcmp(t.arena + t.offs[k], p, <size_t>n) == 0):
+            return k
+        i = (i + 1) & t.mask
+    if t.n == 2147483647:
+        return -2
+    if t.n == t.cap:
+        t.cap *= 2
+        if (_grow(<void**>&t.offs, t.cap, sizeof(int64_t)) < 0
+                or _grow(<void**>&t.lens, t.cap, sizeof(int64_t)) < 0
+                or _grow(<void**>&t.hashes, t.cap, sizeof(uint64_t)) < 0
+                or _grow(<void**>&t.counts, t.cap, sizeof(int64_t)) < 0):
+            t.cap //= 2   # every array holds at least the old capacity
+            return -1
+    if t.arena_len + n > t.arena_cap:
+        while t.arena_len + n > t.arena_cap:
+            t.arena_cap *= 2
+        if _grow(<void**>&t.arena, t.arena_cap, 1) < 0:
+            return -1
+    memcpy(t.arena + t.arena_len, p, <size_t>n)
+    k = t.n
+    t.offs[k] = t.arena_len
+    t.lens[k] = n
+    t.hashes[k] = h
+    t.counts[k] = 0
+    t.arena_len += n
+    t.n += 1
+    t.buckets[i] = <int32_t>k
+    if 2 * t.n > t.mask + 1 and _rehash(t, 2 * (t.mask + 1)) < 0:
+        return -1
+    return k
+
+
 def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
     """Read a file of one sentence per line, tokens separated by whitespace, in one pass.
 
@@ -168,81 +265,105 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
         The number of tokens of each line that has any, in file order.
 
     Lines end at ``\\n`` only; within a line the separators are fastText's (space, ``\\t``,
-    ``\\v``, ``\\f``, ``\\r`` and NUL), so that ``\\r\\n`` line ends work too.
+    ``\\v``, ``\\f``, ``\\r`` and NUL), so that ``\\r\\n`` line ends work too. The distinct
+    tokens live in a C hash table (FNV-1a, open addressing) while the file is read: a token
+    costs a hash and a comparison, not a bytes object and a dict lookup (SpamAssassin's 3.1 M
+    tokens: 0.4 s with a dict).
     """
-    cdef dict index = {}
-    cdef list tokens = []
+    cdef TokenTable t
     cdef bytes chunk, carry = b""
+    cdef object got
     cdef const unsigned char* p
-    cdef Py_ssize_t n, i, start, n_slots = 0, n_lines = 0, line_tokens = 0, slot
-    cdef PyObject* value
-    cdef object token
+    cdef Py_ssize_t n, i, start, n_slots = 0, n_lines = 0, line_tokens = 0, slot = 0, k
+    cdef int status = 0
     cdef bint at_end = False
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be at least 1, got {chunk_bytes}")
-    counts = np.zeros(1024, dtype=np.int64)
+    memset(&t, 0, sizeof(TokenTable))
+    t.cap = 1024
+    t.arena_cap = 8192
+    t.offs = <int64_t*>malloc(t.cap * sizeof(int64_t))
+    t.lens = <int64_t*>malloc(t.cap * sizeof(int64_t))
+    t.hashes = <uint64_t*>malloc(t.cap * sizeof(uint64_t))
+    t.counts = <int64_t*>malloc(t.cap * sizeof(int64_t))
+    t.arena = <char*>malloc(t.arena_cap)
     slots = np.empty(1 << 16, dtype=np.int32)
     lengths = np.empty(1 << 12, dtype=np.int64)
-    cdef int64_t[::1] c_view = counts
     cdef int32_t[::1] s_view = slots
     cdef int64_t[::1] l_view = lengths
-    cdef object got
-    while not at_end:
-        got = f.read(chunk_bytes)
-        if not isinstance(got, bytes):
-            raise TypeError(f"the file must be opened in binary mode: read() gave "
-                            f"{type(got).__name__}")
-        chunk = got
-        if len(chunk) == 0:
-            at_end = True
-            chunk = carry + b"\n"   # the last line, ended
-        elif carry:
-            chunk = carry + chunk
-        p = <const unsigned char*>(<char*>chunk)
-        n = len(chunk)
-        # only whole tokens are taken: the bytes after the last separator wait for the
-        # next read
-        while n > 0 and not (_is_space(p[n - 1]) or p[n - 1] == 10):
-            n -= 1
-        carry = chunk[n:]
-        i = 0
-        while i < n:
-            if p[i] == 10:
-                if line_tokens:
-                    if n_lines == l_view.shape[0]:
-                        lengths = np.concatenate((lengths, np.empty_like(lengths)))
-                        l_view = lengths
-                    l_view[n_lines] = line_tokens
-                    n_lines += 1
-                    line_tokens = 0
-                i += 1
-                continue
-            if _is_space(p[i]):
-                i += 1
-                continue
-            start = i
-            while i < n and not (p[i] == 10 or _is_space(p[i])):
-                i += 1
-            token = PyBytes_FromStringAndSize(<const char*>p + start, i - start)
-            value = PyDict_GetItemWithError(index, token)   # borrowed
-            if value != NULL:
-                slot = PyLong_AsLong(<object>value)
-            else:
-                slot = len(tokens)
-                if slot == c_view.shape[0]:
-                    counts = np.concatenate((counts, np.zeros(slot, dtype=np.int64)))
-                    c_view = counts
-                PyDict_SetItem(index, token, slot)
-                tokens.append(token)
-            c_view[slot] += 1
-            if n_slots == s_view.shape[0]:
-                slots = np.concatenate((slots, np.empty_like(slots)))
+    cdef int64_t[::1] c_out
+    try:
+        if (t.offs == NULL or t.lens == NULL or t.hashes == NULL or t.counts == NULL
+                or t.arena == NULL or _rehash(&t, 2048) < 0):
+            raise MemoryError()
+        while not at_end:
+            got = f.read(chunk_bytes)
+            if not isinstance(got, bytes):
+                raise TypeError(f"the file must be opened in binary mode: read() gave "
+                                f"{type(got).__name__}")
+            chunk = got
+            if len(chunk) == 0:
+                at_end = True
+                chunk = carry + b"\n"   # the last line, ended
+            elif carry:
+                chunk = carry + chunk
+            p = <const unsigned char*>(<char*>chunk)
+            n = len(chunk)
+            # only whole tokens are taken: the bytes after the last separator wait for the
+            # next read
+            while n > 0 and not (_is_space(p[n - 1]) or p[n - 1] == 10):
+                n -= 1
+            carry = chunk[n:]
+            # room for every token and line end of this chunk (at most one per two bytes)
+            if n_slots + n // 2 + 1 > s_view.shape[0]:
+                slots = np.concatenate((slots, np.empty(max(s_view.shape[0], n // 2 + 1),
+                                                        dtype=np.int32)))
                 s_view = slots
-            s_view[n_slots] = <int32_t>slot
-            n_slots += 1
-            line_tokens += 1
-    return (tokens, counts[:len(tokens)].copy(), slots[:n_slots].copy(),
-            lengths[:n_lines].copy())
+            if n_lines + n // 2 + 1 > l_view.shape[0]:
+                lengths = np.concatenate((lengths, np.empty(max(l_view.shape[0], n // 2 + 1),
+                                                            dtype=np.int64)))
+                l_view = lengths
+            i = 0
+            with nogil:
+                while i < n:
+                    if p[i] == 10:
+                        if line_tokens:
+                            l_view[n_lines] = line_tokens
+                            n_lines += 1
+                            line_tokens = 0
+                        i += 1
+                        continue
+                    if _is_space(p[i]):
+                        i += 1
+                        continue
+                    start = i
+                    while i < n and not (p[i] == 10 or _is_space(p[i])):
+                        i += 1
+                    slot = _slot(&t, p + start, i - start)
+                    if slot < 0:
+                        break
+                    t.counts[slot] += 1
+                    s_view[n_slots] = <int32_t>slot
+                    n_slots += 1
+                    line_tokens += 1
+            if slot == -1:
+                raise MemoryError()
+            if slot == -2:
+                raise ValueError("the file holds more than 2**31 - 1 distinct tokens")
+        tokens = [PyBytes_FromStringAndSize(t.arena + t.offs[k], t.lens[k])
+                  for k in range(t.n)]
+        counts = np.empty(t.n, dtype=np.int64)
+        if t.n:
+            c_out = counts
+            memcpy(&c_out[0], t.counts, <size_t>t.n * sizeof(int64_t))
+    finally:
+        free(t.arena)
+        free(t.offs)
+        free(t.lens)
+        free(t.hashes)
+        free(t.counts)
+        free(t.buckets)
+    return tokens, counts, slots[:n_slots].copy(), lengths[:n_lines].copy()
 
 
 def encode_slots(const int32_t[::1] slots, const int64_t[::1] lengths,
