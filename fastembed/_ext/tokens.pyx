@@ -47,6 +47,28 @@ cdef inline object _token(object sentence, bint is_list, Py_ssize_t j):
     return <object>(PyList_GET_ITEM(sentence, j) if is_list else PyTuple_GET_ITEM(sentence, j))
 
 
+cdef inline void _append(int32_t* words, int64_t* starts, Py_ssize_t* k, Py_ssize_t* p,
+                         Py_ssize_t* n_kept, int32_t word_id,
+                         Py_ssize_t max_sentence_length) noexcept nogil:
+    """Append a kept word: ``words[k] = word_id``; the piece ends after
+    ``max_sentence_length`` words (``starts[p]`` is where each ends)."""
+    words[k[0]] = word_id
+    k[0] += 1
+    n_kept[0] += 1
+    if n_kept[0] == max_sentence_length:
+        p[0] += 1
+        starts[p[0]] = k[0]
+        n_kept[0] = 0
+
+
+cdef inline void _end_sentence(int64_t* starts, Py_ssize_t k, Py_ssize_t* p,
+                               Py_ssize_t n_kept) noexcept nogil:
+    """A sentence ends: its last piece, unless it has no word."""
+    if n_kept:
+        p[0] += 1
+        starts[p[0]] = k
+
+
 def encode_sentences(list sentences, dict index, Py_ssize_t max_sentence_length):
     """The ids of the tokens found in ``index`` and the starts of the sentences they form.
 
@@ -76,7 +98,7 @@ def encode_sentences(list sentences, dict index, Py_ssize_t max_sentence_length)
     sentences = _sequences(sentences)
     for sentence in sentences:
         total += _size(sentence, PyList_CheckExact(sentence))
-    words_arr = np.empty(total, dtype=np.int32)
+    words_arr = np.empty(total + 1, dtype=np.int32)   # (never empty: &words[0])
     starts_arr = np.empty(len(sentences) + total // max_sentence_length + 2, dtype=np.int64)
     cdef int32_t[::1] words = words_arr
     cdef int64_t[::1] starts = starts_arr
@@ -96,16 +118,9 @@ def encode_sentences(list sentences, dict index, Py_ssize_t max_sentence_length)
                 raise ValueError(f"the id of {token!r} is {word_id}, not in [0, 2**31)")
             if k == total:
                 raise RuntimeError("the sentences changed while they were read")
-            words[k] = <int32_t>word_id
-            k += 1
-            n_kept += 1
-            if n_kept == max_sentence_length:
-                p += 1
-                starts[p] = k
-                n_kept = 0
-        if n_kept:
-            p += 1
-            starts[p] = k
+            _append(&words[0], &starts[0], &k, &p, &n_kept, <int32_t>word_id,
+                    max_sentence_length)
+        _end_sentence(&starts[0], k, &p, n_kept)
     return words_arr[:k].copy(), starts_arr[:p + 1].copy()
 
 
@@ -384,7 +399,7 @@ def encode_slots(const int32_t[::1] slots, const int64_t[::1] lengths,
         pos += lengths[line]
     if pos != total:
         raise ValueError(f"lengths sum to {pos}, not to the {total} slots")
-    words_arr = np.empty(total, dtype=np.int32)
+    words_arr = np.empty(total + 1, dtype=np.int32)   # (never empty: &words[0])
     starts_arr = np.empty(lengths.shape[0] + total // max_sentence_length + 2, dtype=np.int64)
     cdef int32_t[::1] words = words_arr
     cdef int64_t[::1] starts = starts_arr
@@ -399,17 +414,9 @@ def encode_slots(const int32_t[::1] slots, const int64_t[::1] lengths,
                         raise IndexError(f"slot {slots[j]} at position {j} is not in "
                                          f"[0, {ids.shape[0]})")
                 word_id = ids[slots[j]]
-                if word_id < 0:
-                    continue
-                words[k] = word_id
-                k += 1
-                n_kept += 1
-                if n_kept == max_sentence_length:
-                    p += 1
-                    starts[p] = k
-                    n_kept = 0
-            if n_kept:
-                p += 1
-                starts[p] = k
+                if word_id >= 0:
+                    _append(&words[0], &starts[0], &k, &p, &n_kept, word_id,
+                            max_sentence_length)
+            _end_sentence(&starts[0], k, &p, n_kept)
             pos += lengths[line]
     return words_arr[:k].copy(), starts_arr[:p + 1].copy()
