@@ -290,7 +290,6 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
     cdef object got
     cdef const unsigned char* p
     cdef Py_ssize_t n, i, start, n_slots = 0, n_lines = 0, line_tokens = 0, slot = 0, k
-    cdef int status = 0
     cdef bint at_end = False
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be at least 1, got {chunk_bytes}")

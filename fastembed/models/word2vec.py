@@ -363,7 +363,7 @@ def read_corpus(path, *, min_count=DEFAULTS["min_count"], max_vocab_size=None, v
         No such file.
     ValueError
         A kept word that is not valid UTF-8 (the message names the file); a ``min_count``
-        or ``max_sentence_length`` below 1.
+        or ``max_sentence_length`` below 1, a negative ``max_vocab_size``.
 
     Examples
     --------
