@@ -194,6 +194,8 @@ cdef struct Shard:
     # too); -2 in place (the rows only it touches); -3 - k for hot row k (all call long)
     int32_t* slot_in
     int32_t* slot_out
+    int32_t* bag_mark      # private mode with subwords: per word, the long round (mark) in
+    int32_t mark           # which the shard noted its bag's rows already (calloc'd, V words)
     char* buf              # cap_in + cap_out rows of d elements
     int64_t* touched       # slot -> row id (input slots first, then output slots)
     int64_t n_in
@@ -232,11 +234,16 @@ cdef inline void _touch(const Config* cfg, Shard* sh, bint is_out, int32_t r) no
 
 
 cdef inline void _touch_input(const Config* cfg, Shard* sh, int32_t w) noexcept nogil:
-    """Private mode, planning: note the input rows of word w (its bag, with subwords)."""
+    """Private mode, planning: note the input rows of word w (its bag, with subwords). A bag
+    is walked once per long round: once noted, its rows stay noted until the long round's
+    merge, so a frequent word's next uses skip the walk (the same slots, in the same order)."""
     cdef int64_t e
     if not cfg.subwords:
         _touch(cfg, sh, False, w)
         return
+    if sh.bag_mark[w] == sh.mark:
+        return
+    sh.bag_mark[w] = sh.mark
     for e in range(cfg.bag_ptr[w], cfg.bag_ptr[w + 1]):
         _touch(cfg, sh, False, cfg.bag_rows[e])
 
@@ -441,6 +448,7 @@ cdef void _plan_round(const Config* cfg, Shard* sh, int64_t c_lo, int64_t c_hi,
     sh.n_plans = 0
     sh.n_in = 0
     sh.n_out = 0
+    sh.mark += 1   # a new long round: every bag is to be noted again
     for i in range(c_lo, c_hi):
         _plan(cfg, sh, i, rec_reduced, rec_neg)
 
@@ -808,9 +816,12 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
             shards[t].h = malloc((d + 1) * sizeof(floating))
             shards[t].acc = malloc((d + 1) * sizeof(floating))
             shards[t].xs = malloc((negative + 1) * sizeof(floating))
+            if private and subwords:
+                shards[t].bag_mark = <int32_t*>calloc(V + 1, sizeof(int32_t))
             if (shards[t].in_rows == NULL or shards[t].out_rows == NULL
                     or shards[t].work == NULL or shards[t].h == NULL or shards[t].xs == NULL
-                    or shards[t].acc == NULL):
+                    or shards[t].acc == NULL
+                    or (private and subwords and shards[t].bag_mark == NULL)):
                 raise MemoryError("w2v_step: out of memory for a shard's scratch")
             # its plans (_plans_bytes)
             shards[t].p_index = <int64_t*>at
@@ -995,6 +1006,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 free(shards[t].h)
                 free(shards[t].acc)
                 free(shards[t].xs)
+                free(shards[t].bag_mark)
         free(shards)
         free(merge_scratch)
         free(claims)
