@@ -1342,6 +1342,12 @@ def test_encode_sentences_survives_tokens_that_change_the_sentences():
         encode_sentences([grow], {"a": 0, "b": 1}, 3)
 
 
+def _split_lines(data):
+    """The lists' path to the same tokens: str.split splits at the file's separators too (NUL
+    made a space), and at no other character of these corpora."""
+    return [line.split() for line in data.decode().replace("\0", " ").split("\n")]
+
+
 def _random_corpus_bytes(rng, n_lines=200):
     """Lines of tokens from a pool (ASCII, accents, CJK) with every separator, runs of them,
     empty lines, a line longer than 25 tokens, \\r\\n ends and no final newline."""
@@ -1388,9 +1394,8 @@ def test_read_corpus_against_reference(rng, tmp_path, min_count, max_size, max_l
     np.testing.assert_array_equal(vocab.counts, counts)
     assert_bitwise_equal(corpus.words, ref_words)
     assert_bitwise_equal(corpus.starts, ref_starts)
-    # the lists' path gives the same (str.split splits at these separators too, and at no
-    # other character of this corpus)
-    lines = [line.split() for line in data.decode().replace("\0", " ").split("\n")]
+    # the lists' path gives the same
+    lines = _split_lines(data)
     if max_size is None:
         built = Vocab.build(lines, min_count=min_count)
         assert built.words == vocab.words
@@ -1447,7 +1452,7 @@ def test_train_word2vec_from_a_file_is_the_lists(rng, tmp_path, kind, subwords):
     data = _random_corpus_bytes(rng, n_lines=400)
     path = tmp_path / "corpus.txt"
     path.write_bytes(data)
-    lines = [line.split() for line in data.decode().replace("\0", " ").split("\n")]
+    lines = _split_lines(data)
     kw = dict(model=kind, dim=8, min_count=2, epochs=2, seed=5, n_threads=2, progress=False,
               subwords=subwords, bucket=500)
     listed = train_word2vec(lines, **kw)

@@ -12,6 +12,7 @@ not a list or a tuple is made a list first. A token's ``__hash__`` or ``__eq__``
 code, which could still change a sentence while it is read: the loops read a sentence's size
 again at every token and hold each token while they look it up.
 """
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItemWithError
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
@@ -151,10 +152,6 @@ def count_tokens(list sentences, dict slots, counts):
                 PyDict_SetItem(slots, token, slot)
             view[slot] += 1
     return counts
-
-
-cdef extern from "Python.h":
-    object PyBytes_FromStringAndSize(const char* v, Py_ssize_t n)
 
 
 cdef inline bint _is_space(unsigned char c) noexcept nogil:

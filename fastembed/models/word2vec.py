@@ -388,7 +388,9 @@ def read_corpus(path, *, min_count=DEFAULTS["min_count"], max_vocab_size=None, v
         tokens, counts, slots, lengths = count_file(f)
     ids = np.full(len(tokens), -1, dtype=np.int32)
     if vocab is None:
-        # by count, descending; a stable sort keeps ties in order of first occurrence
+        # Vocab.build's ranking, on the counts array: by count, descending, ties in order of
+        # first occurrence (a stable sort); Vocab.from_counts on a dict of every token took
+        # 0.13 s on SpamAssassin's 123,000 distinct tokens, this 0.015 s
         order = np.argsort(-counts, kind="stable")
         order = order[counts[order] >= min_count][:max_vocab_size]
         try:
@@ -1743,11 +1745,10 @@ def train_word2vec(sentences=None, *, corpus_file=None, model="skipgram", dim=DE
         sentences = sentences if isinstance(sentences, list) else list(sentences)
         if vocab is None:
             vocab = Vocab.build(sentences, min_count=min_count, max_size=max_vocab_size)
+        corpus = Corpus.from_sentences(sentences, vocab)
     if len(vocab) == 0:
         raise ValueError(f"no word occurs at least min_count={min_count} times: the "
                          f"vocabulary is empty")
-    if corpus_file is None:
-        corpus = Corpus.from_sentences(sentences, vocab)
     if corpus.n_words == 0:
         raise ValueError("the corpus has no words in the vocabulary")
     bags = word_bags(vocab.words, minn=minn, maxn=maxn, bucket=bucket) if bucket else None
