@@ -156,7 +156,8 @@ def _add_word2vec_arguments(parser):
     parser.add_argument("--subwords", action="store_true",
                         help="fastText's subword model: a word is its own vector and those "
                              "of its character n-grams, so that any word, seen or not, has a "
-                             "vector (save it with --save-model)")
+                             "vector (save it with --save-model); fastText's noise words "
+                             "(counts ** 0.5) and its end-of-line word </s>")
     parser.add_argument("--minn", type=_non_negative_int, default=None,
                         help=f"with --subwords: the shortest n-gram (default "
                              f"{SUBWORD_DEFAULTS['minn']})")

@@ -846,14 +846,16 @@ def ref_fasttext_subwords(word, own, minn, maxn, bucket, nwords):
 FILE_SEPARATORS = " \t\v\f\r\0"   # fastText's, within a line; lines end at "\n"
 
 
-def ref_read_corpus(data, min_count=1, max_size=None, max_sentence_length=10_000):
+def ref_read_corpus(data, min_count=1, max_size=None, max_sentence_length=10_000, eos=False):
     """A tokenised file's bytes as (words, counts, corpus words, corpus starts): its lines'
-    tokens counted, ranked by count (ties by first occurrence), then encoded."""
+    tokens counted, ranked by count (ties by first occurrence), then encoded. With ``eos``
+    every line that has a token ends with ``</s>``, as fastText reads it."""
     lines = []
     for line in data.split(b"\n"):
         for sep in FILE_SEPARATORS[1:]:
             line = line.replace(sep.encode(), b" ")
-        lines.append([t for t in line.split(b" ") if t])
+        tokens = [t for t in line.split(b" ") if t]
+        lines.append(tokens + [b"</s>"] if eos and tokens else tokens)
     first, counts = {}, {}
     for line in lines:
         for t in line:

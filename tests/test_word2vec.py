@@ -1342,16 +1342,18 @@ def test_encode_sentences_survives_tokens_that_change_the_sentences():
         encode_sentences([grow], {"a": 0, "b": 1}, 3)
 
 
-def _split_lines(data):
+def _split_lines(data, eos=False):
     """The lists' path to the same tokens: str.split splits at the file's separators too (NUL
-    made a space), and at no other character of these corpora."""
-    return [line.split() for line in data.decode().replace("\0", " ").split("\n")]
+    made a space), and at no other character of these corpora. With ``eos``, each line that
+    has a token ends with ``</s>``."""
+    lines = [line.split() for line in data.decode().replace("\0", " ").split("\n")]
+    return [line + ["</s>"] if eos and line else line for line in lines]
 
 
 def _random_corpus_bytes(rng, n_lines=200):
     """Lines of tokens from a pool (ASCII, accents, CJK) with every separator, runs of them,
     empty lines, a line longer than 25 tokens, \\r\\n ends and no final newline."""
-    pool = ["a", "b", "the", "caf\u00e9", "\u65e5\u672c", "x1", "naïve", "z"] + [
+    pool = ["a", "b", "the", "caf\u00e9", "\u65e5\u672c", "x1", "naïve", "z", "</s>"] + [
         f"w{i}" for i in range(30)]
     seps = [" ", "\t", "\v", "\f", "\r", "\0", "  ", " \t "]
     lines = []
@@ -1364,12 +1366,13 @@ def _random_corpus_bytes(rng, n_lines=200):
     return ("".join(line + end for line, end in zip(lines, ends))[:-1]).encode("utf-8")
 
 
+@pytest.mark.parametrize("eos", [False, True])
 @pytest.mark.parametrize("chunk_bytes", [1, 3, 64, 1 << 24])
-def test_count_file_against_reference(rng, chunk_bytes):
+def test_count_file_against_reference(rng, chunk_bytes, eos):
     import io
     data = _random_corpus_bytes(rng)
-    tokens, counts, slots, lengths = count_file(io.BytesIO(data), chunk_bytes)
-    words, ref_counts, ref_words, ref_starts = ref_read_corpus(data)
+    tokens, counts, slots, lengths = count_file(io.BytesIO(data), chunk_bytes, eos=eos)
+    words, ref_counts, ref_words, ref_starts = ref_read_corpus(data, eos=eos)
     # every token, in order of first occurrence, and each line that has any
     order = np.argsort(-counts, kind="stable")
     assert [tokens[k].decode() for k in order] == words
@@ -1381,21 +1384,23 @@ def test_count_file_against_reference(rng, chunk_bytes):
     assert slots.dtype == np.int32 and lengths.dtype == np.int64 and (lengths > 0).all()
 
 
+@pytest.mark.parametrize("eos", [False, True])
 @pytest.mark.parametrize("min_count, max_size, max_len", [(1, None, 10_000), (2, None, 5),
                                                           (3, 4, 1), (100, None, 10)])
-def test_read_corpus_against_reference(rng, tmp_path, min_count, max_size, max_len):
+def test_read_corpus_against_reference(rng, tmp_path, min_count, max_size, max_len, eos):
     data = _random_corpus_bytes(rng)
     path = tmp_path / "corpus.txt"
     path.write_bytes(data)
     vocab, corpus = read_corpus(path, min_count=min_count, max_vocab_size=max_size,
-                                max_sentence_length=max_len)
-    words, counts, ref_words, ref_starts = ref_read_corpus(data, min_count, max_size, max_len)
+                                max_sentence_length=max_len, eos=eos)
+    words, counts, ref_words, ref_starts = ref_read_corpus(data, min_count, max_size, max_len,
+                                                           eos=eos)
     assert vocab.words == words
     np.testing.assert_array_equal(vocab.counts, counts)
     assert_bitwise_equal(corpus.words, ref_words)
     assert_bitwise_equal(corpus.starts, ref_starts)
     # the lists' path gives the same
-    lines = _split_lines(data)
+    lines = _split_lines(data, eos=eos)
     if max_size is None:
         built = Vocab.build(lines, min_count=min_count)
         assert built.words == vocab.words
@@ -1446,15 +1451,18 @@ def test_count_file_and_encode_slots_errors():
         encode_slots(slots, np.array([3]), ids, 0)
 
 
-@pytest.mark.parametrize("kind, subwords", [("skipgram", False), ("cbow", False),
-                                            ("skipgram", True)])
-def test_train_word2vec_from_a_file_is_the_lists(rng, tmp_path, kind, subwords):
+@pytest.mark.parametrize("kind, subwords, eos", [("skipgram", False, None),
+                                                 ("cbow", False, None),
+                                                 ("skipgram", True, None),
+                                                 ("cbow", False, True),
+                                                 ("skipgram", True, False)])
+def test_train_word2vec_from_a_file_is_the_lists(rng, tmp_path, kind, subwords, eos):
     data = _random_corpus_bytes(rng, n_lines=400)
     path = tmp_path / "corpus.txt"
     path.write_bytes(data)
     lines = _split_lines(data)
     kw = dict(model=kind, dim=8, min_count=2, epochs=2, seed=5, n_threads=2, progress=False,
-              subwords=subwords, bucket=500)
+              subwords=subwords, bucket=500, eos=eos)
     listed = train_word2vec(lines, **kw)
     read = train_word2vec(corpus_file=str(path), **kw)
     assert read.vocab.words == listed.vocab.words and read.n_words == listed.n_words
@@ -1976,6 +1984,14 @@ def test_train_word2vec_with_subwords(kind):
     assert np.unique(rows).size == rows.size and rows.max() < V + 5000
     assert (result.minn, result.maxn) == (3, 6)
     assert result.history[0]["lr"] == pytest.approx(0.05, rel=0.05)   # fastText's rate
+    # fastText's noise words and its end-of-line word: once per sentence, the last word of
+    # each, a row of its own and no n-gram
+    assert result.model.ns_exponent == 0.5
+    eos = result.vocab.index["</s>"]
+    assert result.vocab.counts[eos] == len(sentences)
+    assert result.vectors.subword_rows("</s>").tolist() == [eos]
+    ends = train_word2vec(sentences, n_threads=1, **dict(kw, epochs=1, eos=False))
+    assert "</s>" not in ends.vocab.index and ends.n_words == result.n_words - len(sentences)
     v = result.vectors
     assert type(v).__name__ == "SubwordVectors" and v.words == result.vocab.words
     word = result.vocab.words[10]
@@ -1989,6 +2005,14 @@ def test_train_word2vec_with_subwords(kind):
     assert plain.model.bucket == 0 and plain.model.syn0.shape == (V, 16)
     assert plain.history[0]["lr"] == pytest.approx(0.05, rel=0.05)
     assert type(plain.vectors).__name__ == "Vectors"
+    assert plain.model.ns_exponent == 0.5 and "</s>" in plain.vocab.index
+    # the word model: gensim's noise words, no end-of-line word, unless asked for
+    words = train_word2vec(sentences, n_threads=2, **dict(kw, subwords=False))
+    assert words.model.ns_exponent == 0.75 and "</s>" not in words.vocab.index
+    asked = train_word2vec(sentences, n_threads=2, **dict(kw, subwords=False, eos=True,
+                                                          ns_exponent=0.6))
+    assert asked.model.ns_exponent == 0.6 and "</s>" in asked.vocab.index
+    assert asked.n_words == words.n_words + len(sentences)
 
 
 @pytest.mark.parametrize("kwargs,match", [

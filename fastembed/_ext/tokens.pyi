@@ -19,6 +19,7 @@ def count_tokens(
 def count_file(
     f: object,
     chunk_bytes: int = ...,
+    eos: bool = ...,
 ) -> tuple[list[bytes], npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64]]: ...
 
 def encode_slots(

@@ -154,6 +154,10 @@ def count_tokens(list sentences, dict slots, counts):
     return counts
 
 
+# fastText's end-of-line token (fastembed.subwords.EOS), as count_file(eos=True) adds it
+cdef const unsigned char* EOS_TOKEN = <const unsigned char*>b"</s>"
+
+
 cdef inline bint _is_space(unsigned char c) noexcept nogil:
     """fastText's separators within a line: space, tab, vertical tab, form feed, carriage
     return, NUL."""
@@ -255,7 +259,7 @@ cdef Py_ssize_t _slot(TokenTable* t, const unsigned char* p, Py_ssize_t n) noexc
     return k
 
 
-def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
+def count_file(f, Py_ssize_t chunk_bytes=1 << 24, bint eos=False):
     """Read a file of one sentence per line, tokens separated by whitespace, in one pass.
 
     Parameters
@@ -264,6 +268,9 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
         Read with ``f.read(chunk_bytes)`` until it returns ``b""``.
     chunk_bytes : int
         Bytes per read (at least 1); a token or line may span reads.
+    eos : bool
+        End every line that has a token with the token ``</s>``, as fastText reads a line
+        (a ``</s>`` in the text is the same token).
 
     Returns
     -------
@@ -286,7 +293,7 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
     cdef bytes chunk, carry = b""
     cdef object got
     cdef const unsigned char* p
-    cdef Py_ssize_t n, i, start, n_slots = 0, n_lines = 0, line_tokens = 0, slot = 0, k
+    cdef Py_ssize_t n, i, start, n_slots = 0, n_lines = 0, line_tokens = 0, slot = 0, k, room
     cdef bint at_end = False
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be at least 1, got {chunk_bytes}")
@@ -325,9 +332,11 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
             while n > 0 and not (_is_space(p[n - 1]) or p[n - 1] == 10):
                 n -= 1
             carry = chunk[n:]
-            # room for every token and line end of this chunk (at most one per two bytes)
-            if n_slots + n // 2 + 1 > s_view.shape[0]:
-                slots = np.concatenate((slots, np.empty(max(s_view.shape[0], n // 2 + 1),
+            # room for every token and line end of this chunk (at most one per two bytes; and
+            # with eos, one more per line: at most one per byte)
+            room = (n if eos else n // 2) + 1
+            if n_slots + room > s_view.shape[0]:
+                slots = np.concatenate((slots, np.empty(max(s_view.shape[0], room),
                                                         dtype=np.int32)))
                 s_view = slots
             if n_lines + n // 2 + 1 > l_view.shape[0]:
@@ -338,6 +347,14 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24):
             with nogil:
                 while i < n:
                     if p[i] == 10:
+                        if line_tokens and eos:
+                            slot = _slot(&t, EOS_TOKEN, 4)
+                            if slot < 0:
+                                break
+                            t.counts[slot] += 1
+                            s_view[n_slots] = <int32_t>slot
+                            n_slots += 1
+                            line_tokens += 1
                         if line_tokens:
                             l_view[n_lines] = line_tokens
                             n_lines += 1

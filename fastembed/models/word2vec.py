@@ -59,7 +59,7 @@ from .._validation import (
 )
 from ..datasets import load_sotu
 from ..nn import Module, Parameter
-from ..subwords import word_bags
+from ..subwords import EOS, word_bags
 from ..text import Vocab, split_sentences
 from ..train import BatchedDataset, Trainer
 from ..vectors import Vectors
@@ -73,8 +73,9 @@ __all__ = ["Corpus", "CorpusDataset", "Word2VecModel", "SkipGram", "CBOW", "Word
 DEFAULTS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5, lr=0.025,
                 min_lr=0.0001, ns_exponent=0.75, shards=4, round_words=None,
                 max_period=None)
-# fastText's defaults for its subword model (train_word2vec(subwords=True))
-SUBWORD_DEFAULTS = dict(minn=3, maxn=6, bucket=2_000_000, lr=0.05)
+# fastText's defaults for its subword model (train_word2vec(subwords=True)): its noise
+# distribution (counts ** 0.5) and its end-of-line word (</s>) too
+SUBWORD_DEFAULTS = dict(minn=3, maxn=6, bucket=2_000_000, lr=0.05, ns_exponent=0.5, eos=True)
 # The default round length (see Word2VecModel): about this many output-row updates per shard
 # and round in skip-gram, and at most this many expected uses of the busiest row
 ROUND_UPDATES = 2**15
@@ -326,7 +327,7 @@ class CorpusDataset(BatchedDataset):
 
 
 def read_corpus(path, *, min_count=DEFAULTS["min_count"], max_vocab_size=None, vocab=None,
-                max_sentence_length=MAX_SENTENCE_LENGTH):
+                max_sentence_length=MAX_SENTENCE_LENGTH, eos=False):
     """Read a tokenised text file into a vocabulary and a :class:`Corpus`, in one pass.
 
     The file holds one sentence per line, its tokens separated by whitespace (the input of
@@ -350,6 +351,10 @@ def read_corpus(path, *, min_count=DEFAULTS["min_count"], max_vocab_size=None, v
         unused); tokens not in it are dropped.
     max_sentence_length : int, default 10000
         Longer lines are cut into pieces of at most this many (kept) words.
+    eos : bool, default False
+        End every line that has a token with fastText's end-of-line token ``</s>``
+        (:data:`fastembed.subwords.EOS`), as fastText reads its input: the vocabulary counts
+        it once per such line, and it is the last word of each.
 
     Returns
     -------
@@ -385,7 +390,7 @@ def read_corpus(path, *, min_count=DEFAULTS["min_count"], max_vocab_size=None, v
         min_count = check_positive_int(min_count, "min_count")
         max_vocab_size = check_int(max_vocab_size, "max_vocab_size", min=0, allow_none=True)
     with open(path, "rb") as f:
-        tokens, counts, slots, lengths = count_file(f)
+        tokens, counts, slots, lengths = count_file(f, eos=bool(eos))
     ids = np.full(len(tokens), -1, dtype=np.int32)
     if vocab is None:
         # Vocab.build's ranking, on the counts array: by count, descending, ties in order of
@@ -1615,7 +1620,7 @@ def train_word2vec(sentences=None, *, corpus_file=None, model="skipgram", dim=DE
                    window=DEFAULTS["window"], negative=DEFAULTS["negative"],
                    min_count=DEFAULTS["min_count"], max_vocab_size=None,
                    sample=DEFAULTS["sample"], epochs=DEFAULTS["epochs"], lr=None,
-                   min_lr=DEFAULTS["min_lr"], ns_exponent=DEFAULTS["ns_exponent"],
+                   min_lr=DEFAULTS["min_lr"], ns_exponent=None, eos=None,
                    dtype=np.float32, seed=1, n_threads=None, hogwild=False,
                    shards=DEFAULTS["shards"], round_words=DEFAULTS["round_words"],
                    max_period=DEFAULTS["max_period"], batch_words=200_000,
@@ -1637,9 +1642,16 @@ def train_word2vec(sentences=None, *, corpus_file=None, model="skipgram", dim=DE
     model : {"skipgram", "cbow"}, default "skipgram"
         :class:`SkipGram` (gensim's ``sg=1``) or :class:`CBOW` (``sg=0``, ``cbow_mean=1``).
     dim, window, negative, min_count, sample, epochs, lr, min_lr, ns_exponent :
-        As gensim's ``Word2Vec``; the defaults are gensim's, but ``lr``: 0.025, or fastText's
-        0.05 with subwords. The learning rate decays linearly, word by word, from ``lr`` to
-        ``min_lr`` over the whole run.
+        As gensim's ``Word2Vec``; the defaults are gensim's, but with subwords ``lr`` and
+        ``ns_exponent`` are fastText's (0.05 and 0.5, against 0.025 and 0.75). The learning
+        rate decays linearly, word by word, from ``lr`` to ``min_lr`` over the whole run.
+    eos : bool, optional
+        End every sentence that has a token with fastText's end-of-line word ``</s>``
+        (:data:`fastembed.subwords.EOS`): a word of the vocabulary, counted once per
+        sentence, and so a frequent noise word and the last context of each sentence, as
+        fastText reads every line. By default as fastText with ``subwords``, and as gensim
+        (no such word) without. (fastText's 3-seed scores on four corpora, subword skip-gram,
+        came within reach only with it and ``ns_exponent=0.5``: ``bench/README.md``.)
     max_vocab_size : int, optional
         Keep only the most frequent words.
     dtype : float32 or float64, default float32
@@ -1723,6 +1735,9 @@ def train_word2vec(sentences=None, *, corpus_file=None, model="skipgram", dim=DE
     check_float(lr, "lr", min=0, min_open=True, allow_none=True)
     if lr is None:
         lr = SUBWORD_DEFAULTS["lr"] if subwords else DEFAULTS["lr"]
+    if ns_exponent is None:
+        ns_exponent = SUBWORD_DEFAULTS["ns_exponent"] if subwords else DEFAULTS["ns_exponent"]
+    eos = bool(SUBWORD_DEFAULTS["eos"] and subwords) if eos is None else bool(eos)
     if subwords:
         word_bags([], minn=minn, maxn=maxn, bucket=bucket)   # checks them
     if not (subwords and maxn and bucket):   # the word model (fastText's rate if subwords)
@@ -1740,9 +1755,10 @@ def train_word2vec(sentences=None, *, corpus_file=None, model="skipgram", dim=DE
         max_period=max_period)
     if corpus_file is not None:
         vocab, corpus = read_corpus(corpus_file, min_count=min_count,
-                                    max_vocab_size=max_vocab_size, vocab=vocab)
+                                    max_vocab_size=max_vocab_size, vocab=vocab, eos=eos)
     else:
-        sentences = sentences if isinstance(sentences, list) else list(sentences)
+        sentences = (list(_ended(sentences)) if eos else
+                     sentences if isinstance(sentences, list) else list(sentences))
         if vocab is None:
             vocab = Vocab.build(sentences, min_count=min_count, max_size=max_vocab_size)
         corpus = Corpus.from_sentences(sentences, vocab)
@@ -1772,6 +1788,18 @@ def train_word2vec(sentences=None, *, corpus_file=None, model="skipgram", dim=DE
     return Word2VecResult(vocab=vocab, model=trained, history=history,
                           seconds=time.perf_counter() - t0, n_words=corpus.n_words,
                           minn=minn, maxn=maxn)
+
+
+def _ended(sentences):
+    """The sentences, each that has a token ended with :data:`fastembed.subwords.EOS` (as
+    ``read_corpus(eos=True)`` reads a line); a string is passed on as it is, for the
+    vocabulary to refuse."""
+    for sentence in sentences:
+        if isinstance(sentence, (str, bytes)):
+            yield sentence
+            continue
+        sentence = list(sentence)
+        yield sentence + [EOS] if sentence else sentence
 
 
 def _all_finite(table, block=16384):
