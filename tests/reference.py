@@ -592,7 +592,8 @@ class Word2VecReplay:
 
 
 def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, shards,
-                      round_words, periods=None, out_periods=None, max_period=1, bags=None):
+                      round_words, periods=None, out_periods=None, max_period=1, bags=None,
+                      hot=None):
     """Replay one kernel call in float64 NumPy from the recorded draws (semantics 1-5).
 
     ``batch``: (words, starts); ``rec``: what the call returned with ``record=True``. The
@@ -604,9 +605,9 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
     ``max_period``; None: all ``max_period``), row r of syn1neg after those with
     (j + 1) % out_periods[r] == 0 (None: ``periods``), and both after the last round:
 
-    - a hot row (``periods[r] < max_period`` or ``out_periods[r] < max_period``; in both
-      tables), o in the table, becomes o + (v_0 - o) + (v_1 - o) + ... over every shard's
-      view v_t, in shard order;
+    - a hot row of a table (``hot``: the rows of syn0 and of syn1neg; None: the rows with a
+      period below ``max_period`` in either table, in both), o in the table, becomes
+      o + (v_0 - o) + (v_1 - o) + ... over every shard's view v_t, in shard order;
     - any other row (merged once per ``max_period`` rounds, a long round) takes the value of
       the one shard that touched it since its last merge, or, if several did,
       o + (v_t - o) + ... over those shards, in shard order;
@@ -638,8 +639,14 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
     V = t0.shape[0]
     periods = np.full(V, max_period) if periods is None else np.asarray(periods)
     due_periods = [periods, periods if out_periods is None else np.asarray(out_periods)]
-    is_hot = periods < max_period
-    is_hot[:len(t1)] |= due_periods[1][:len(t1)] < max_period
+    if hot is None:
+        either = periods < max_period
+        either[:len(t1)] |= due_periods[1][:len(t1)] < max_period
+        is_hot = [either, either[:len(t1)]]
+    else:
+        is_hot = [np.zeros(len(t), bool) for t in (t0, t1)]
+        for mask, rows in zip(is_hot, hot):
+            mask[np.asarray(rows, dtype=np.int64)] = True
     bounds = [t * K // shards for t in range(shards + 1)]
     n_rounds = max(math.ceil((bounds[t + 1] - bounds[t]) / round_words)
                    for t in range(shards))
@@ -662,7 +669,7 @@ def ref_word2vec_step(syn0, syn1neg, batch, rec, *, lr, lr_end, window, cbow, sh
         last = r == n_rounds - 1 or (r + 1) % max_period == 0
         for k, orig in enumerate(tables):
             Vk = orig.shape[0]
-            hot = is_hot[:Vk]
+            hot = is_hot[k]
             due = np.ones(Vk, bool) if last else (r + 1) % due_periods[k][:Vk] == 0
             count = sum(m.astype(np.int64) for m in masks[k])
             new = orig.copy()

@@ -107,9 +107,9 @@ LENGTHS = [1, 2, 5, 8, 0, 3, 12, 1, 7, 20, 2, 4, 9, 1, 6, 2, 15, 45]
 
 
 def _merge_scheme(model):
-    """The model's merge periods, as :func:`ref_word2vec_step` takes them."""
+    """The model's merge periods and hot rows, as :func:`ref_word2vec_step` takes them."""
     return dict(periods=model.merge_periods, out_periods=model.output_merge_periods,
-                max_period=model.max_period)
+                max_period=model.max_period, hot=model.hot_rows)
 
 
 # -- 1. the NumPy reference replay -------------------------------------------------------------
@@ -1176,7 +1176,7 @@ def test_w2v_step_refuses_a_scratch_too_small(rng, monkeypatch):
     m = make_model("skipgram", zipf_counts(40), 4, rng=rng, shards=2, n_threads=2)
     batch = (rng.integers(0, 40, 400).astype(np.int32), np.arange(0, 401, 20))
     step(m, batch, lr=0.05, seed=1)
-    need = sgns.w2v_scratch_bytes(400, 2, m.round_words, m._plan_merges()[4], m.window,
+    need = sgns.w2v_scratch_bytes(400, 2, m.round_words, m._plan_merges()[5], m.window,
                                   m.negative, False)
     assert m._scratch.size >= need
     small = np.empty(need - 1, dtype=np.uint8)
@@ -1768,7 +1768,19 @@ def test_subword_long_rounds_and_hot_rows_match_the_reference(rng, kind, max_per
     model, bags = subword_model(kind, rng, V=40, bucket=25, dim=6, window=3, negative=3,
                                 sample=0.0, shards=3, round_words=2, max_period=max_period,
                                 n_threads=2)
-    periods = model.merge_periods
+    periods, out_periods = model.merge_periods, model.output_merge_periods
+    hot_in, hot_out = model.hot_rows
+    if kind == "skipgram":
+        # each table's own hot rows, shortest period first: a word's input row moves once
+        # per centre, its output row once per context or noise word, so more often
+        for rows, p in ((hot_in, periods), (hot_out, out_periods)):
+            assert sorted(rows.tolist()) == np.flatnonzero(p < max_period).tolist()
+            assert (np.diff(p[rows]) >= 0).all()
+        assert (out_periods <= periods[:40]).all()
+        if max_period == 64:
+            assert (out_periods < periods[:40]).any()
+    else:
+        assert hot_out.tolist() == [r for r in hot_in.tolist() if r < 40]
     if max_period == 64:
         assert (periods[40:] < max_period).any()    # some n-gram rows are hot
     batch = random_batch(rng, 40, rng.permutation(LENGTHS), model.counts)

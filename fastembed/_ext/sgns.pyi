@@ -45,7 +45,8 @@ def w2v_step(
     buf: npt.NDArray[np.uint8],
     touched: npt.NDArray[np.int64],
     cap_in: int,
-    hot_rows: npt.NDArray[np.int32],
+    hot_in: npt.NDArray[np.int32],
+    hot_out: npt.NDArray[np.int32],
     tier_end: npt.NDArray[np.int64],   # (2, n_tiers)
     hot_buf: npt.NDArray[np.uint8],
     max_period: int,

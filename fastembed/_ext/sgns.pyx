@@ -29,13 +29,14 @@ on the word. How the work is split:
   contiguous pieces, far apart in the batch, as gensim's workers take different jobs. The
   shards advance in rounds of ``round_words`` centres each, ``max_period`` rounds to a long
   round. Each row of each table has a merge period (a power of two up to ``max_period``, from
-  its expected use: see ``fastembed.models.word2vec.merge_periods``). The hot rows (a period
-  below ``max_period`` in either table) are trained on every shard's own copy of both tables'
-  rows, and after each round the hot rows of a table whose period there ends move by the sum
-  of the shards' changes, in shard order (``fe_merge_copies`` in ``sgns.h``, one pass over
-  the row), every copy taking the result. The other rows are planned
-  per long round: the rows only one shard touches in it are trained in place, those several
-  shards touch on private copies, merged the same way at the end of the long round. This is
+  its expected use: see ``fastembed.models.word2vec.merge_periods``). Each table's hot rows
+  (the caller's lists: those with a period below ``max_period``, or for some models below it
+  in either table) are trained on every shard's own copy, and after each round the hot rows
+  of a table whose period there ends move by the sum of the shards' changes, in shard order
+  (``fe_merge_copies`` in ``sgns.h``, one pass over the row), every copy taking the result.
+  The other rows are planned per long round: the rows only one shard touches in it are
+  trained in place, those several shards touch on private copies, merged the same way at the
+  end of the long round. This is
   what lock-free threads do, with the staleness bounded and the order of the sums fixed, so
   the result depends on the seed, ``n_shards``, ``round_words`` and ``max_period``, never on
   the number of threads.
@@ -175,9 +176,10 @@ cdef struct Config:
     const int64_t* khi     # one past its last (K)
     int32_t* count         # (V_in + V) shards that touch each row of syn0, then of syn1neg, in
                            # this long round (private mode)
-    const int32_t* hot_rows  # private mode: the hot rows (syn0's ids; syn1neg's row too when
-                             # below V), by merge period, shortest first
-    Py_ssize_t n_hot
+    const int32_t* hot_in    # private mode: the hot rows of syn0, and of syn1neg, each by
+    Py_ssize_t n_hot_in      # merge period, shortest first
+    const int32_t* hot_out
+    Py_ssize_t n_hot_out
 
 
 cdef struct Shard:
@@ -202,7 +204,7 @@ cdef struct Shard:
     int64_t n_out
     int64_t cap_in
     char* hot_buf          # private mode: this shard's copies of the hot rows, syn0's then
-                           # syn1neg's (2 n_hot rows)
+                           # syn1neg's (n_hot_in + n_hot_out rows)
     # scratch, allocated with the GIL before any work, so that running out of memory raises
     # MemoryError before a single row changes
     void** in_rows         # the row pointers of two plans (see _resolve)
@@ -258,7 +260,7 @@ cdef inline floating* _row(floating* table, const Config* cfg, Shard* sh, bint i
         if s >= 0:
             return <floating*>(sh.buf + s * cfg.row_bytes)
         if s <= -3:
-            return <floating*>(sh.hot_buf + (-3 - s + (cfg.n_hot if is_out else 0))
+            return <floating*>(sh.hot_buf + (-3 - s + (cfg.n_hot_in if is_out else 0))
                                * cfg.row_bytes)
     return <floating*>(<char*>table + r * cfg.row_bytes)
 
@@ -493,27 +495,28 @@ cdef void _copy_shared(floating* syn0, floating* syn1neg, const Config* cfg,
 
 cdef void _copy_hot(floating* syn0, floating* syn1neg, const Config* cfg,
                     Shard* sh) noexcept nogil:
-    """Private mode, at the start of a call: the shard's copies of the hot rows (of syn1neg
-    too for the rows below V)."""
+    """Private mode, at the start of a call: the shard's copies of the hot rows of both
+    tables."""
     cdef Py_ssize_t k
     cdef int64_t r
-    for k in range(cfg.n_hot):
-        r = cfg.hot_rows[k]
+    for k in range(cfg.n_hot_in):
+        r = cfg.hot_in[k]
         memcpy(sh.hot_buf + k * cfg.row_bytes, <char*>syn0 + r * cfg.row_bytes, cfg.row_bytes)
         sh.slot_in[r] = <int32_t>(-3 - k)
-        if r < cfg.V:
-            memcpy(sh.hot_buf + (cfg.n_hot + k) * cfg.row_bytes,
-                   <char*>syn1neg + r * cfg.row_bytes, cfg.row_bytes)
-            sh.slot_out[r] = <int32_t>(-3 - k)
+    for k in range(cfg.n_hot_out):
+        r = cfg.hot_out[k]
+        memcpy(sh.hot_buf + (cfg.n_hot_in + k) * cfg.row_bytes,
+               <char*>syn1neg + r * cfg.row_bytes, cfg.row_bytes)
+        sh.slot_out[r] = <int32_t>(-3 - k)
 
 
 cdef void _release_hot(const Config* cfg, Shard* sh) noexcept nogil:
     """Private mode, at the end of a call: the hot rows' slots are -1 again."""
     cdef Py_ssize_t k
-    for k in range(cfg.n_hot):
-        sh.slot_in[cfg.hot_rows[k]] = -1
-        if cfg.hot_rows[k] < cfg.V:
-            sh.slot_out[cfg.hot_rows[k]] = -1
+    for k in range(cfg.n_hot_in):
+        sh.slot_in[cfg.hot_in[k]] = -1
+    for k in range(cfg.n_hot_out):
+        sh.slot_out[cfg.hot_out[k]] = -1
 
 
 cdef void _train_round(floating* syn0, floating* syn1neg, const Config* cfg, Shard* sh,
@@ -586,17 +589,15 @@ cdef void _merge_hot(Shard* shards, Py_ssize_t n_shards, const Config* cfg, floa
                      floating** copies) noexcept nogil:
     """Merge the hot rows k_lo .. k_hi - 1 of one table: hot row r, o in the table, becomes
     o + (c_0 - o) + (c_1 - o) + ... over every shard's copy c_t, in shard order, and every
-    copy takes the new value. (syn1neg has no rows from V on: the n-gram buckets.)
-    ``copies`` is scratch for n_shards pointers."""
+    copy takes the new value. ``copies`` is scratch for n_shards pointers."""
     cdef Py_ssize_t k, t
-    cdef Py_ssize_t base = cfg.n_hot if is_out else 0
+    cdef Py_ssize_t base = cfg.n_hot_in if is_out else 0
+    cdef const int32_t* hot = cfg.hot_out if is_out else cfg.hot_in
     cdef floating* row
     for k in range(k_lo, k_hi):
-        if is_out and cfg.hot_rows[k] >= cfg.V:
-            continue
         for t in range(n_shards):
             copies[t] = <floating*>(shards[t].hot_buf + (base + k) * cfg.row_bytes)
-        row = <floating*>(<char*>table + <int64_t>cfg.hot_rows[k] * cfg.row_bytes)
+        row = <floating*>(<char*>table + <int64_t>hot[k] * cfg.row_bytes)
         _merge_copies(row, copies, <int>n_shards, cfg.d)
         for t in range(n_shards):
             memcpy(copies[t], row, cfg.row_bytes)
@@ -706,11 +707,12 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
              char[:, ::1] buf,                    # WORK (n_shards, (cap_in + cap_out) d itemsize)
              int64_t[:, ::1] touched,             # WORK (n_shards, cap_in + cap_out)
              int64_t cap_in,
-             const int32_t[::1] hot_rows,         # IN (n_hot,) the hot rows, shortest period
-                                                  #   first (in both tables)
+             const int32_t[::1] hot_in,           # IN the hot rows of syn0, shortest period
+             const int32_t[::1] hot_out,          #   first, and of syn1neg (each table's own)
              const int64_t[:, ::1] tier_end,      # IN (2, n_tiers) [0, k], [1, k]: hot rows
                                                   #   whose syn0, syn1neg period is <= 2**k
-             char[:, ::1] hot_buf,                # WORK (n_shards, 2 n_hot d itemsize)
+             char[:, ::1] hot_buf,                # WORK (n_shards, (len(hot_in) +
+                                                  #   len(hot_out)) d itemsize)
              Py_ssize_t max_period,               # rounds per long round (a power of 2)
              double[::1] loss,                    # OUT per shard
              int64_t[::1] pairs,                  # OUT per shard
@@ -729,13 +731,13 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     private mode is used when ``n_shards > 1`` and not ``hogwild``: ``slots``, ``buf`` and
     ``touched`` then have ``n_shards`` rows, with room for ``cap_in`` input rows and the rest
     output rows per long round of ``max_period * round_words`` centres, and ``hot_buf`` room
-    for the ``len(hot_rows)`` hot rows of both tables. The caller validates everything (ids in
-    range, shapes, capacities, tiers); this kernel trusts it.
+    for the hot rows of both tables. The caller validates everything (ids in range, shapes,
+    capacities, tiers); this kernel trusts it.
 
     Subwords (``bag_ptr`` given): syn0 has ``V_in >= V`` rows (the words', then the n-gram
     rows in use), syn1neg ``V``; each word's input is the bag of syn0 rows ``bag_rows[bag_ptr[w]:
     bag_ptr[w + 1]]`` (non-empty). ``slots`` then has ``V_in + V`` columns and ``count``
-    ``V_in + V`` entries; ``hot_rows`` are syn0 row ids.
+    ``V_in + V`` entries; ``hot_in`` are syn0 row ids.
 
     ``scratch`` holds at least ``w2v_scratch_bytes(len(words), n_shards, round_words,
     max_period, window, negative, cbow)`` bytes (ValueError otherwise).
@@ -766,7 +768,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
     cdef Py_ssize_t R = round_words
     cdef Py_ssize_t RL = round_words * max_period      # centres per shard and long round
     cdef Py_ssize_t n_long, lrnd, sub, n_sub, k_hi, k_out, n_tiers = tier_end.shape[1]
-    cdef Py_ssize_t n_hot = hot_rows.shape[0]
+    cdef Py_ssize_t n_hot_in = hot_in.shape[0], n_hot_out = hot_out.shape[0]
     cdef fe_barrier_t barrier          # the rounds' barrier (omp_shim.h)
     cdef int sense = 0
     cdef fe_claims_t* claims = NULL    # each thread's claims (omp_shim.h) ...
@@ -842,7 +844,7 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                 shards[t].slot_out = &slots[t, V_in]
                 shards[t].buf = &buf[t, 0]
                 shards[t].touched = &touched[t, 0]
-                shards[t].hot_buf = &hot_buf[t, 0] if n_hot else NULL
+                shards[t].hot_buf = &hot_buf[t, 0] if n_hot_in + n_hot_out else NULL
         with nogil:
             # 1. subsampling: the kept words, their positions and their sentences' bounds
             for s in range(n_sent):
@@ -884,8 +886,10 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
         cfg.klo = klo
         cfg.khi = khi
         cfg.count = &count[0] if private else NULL
-        cfg.hot_rows = &hot_rows[0] if private and n_hot else NULL
-        cfg.n_hot = n_hot if private else 0
+        cfg.hot_in = &hot_in[0] if private and n_hot_in else NULL
+        cfg.n_hot_in = n_hot_in if private else 0
+        cfg.hot_out = &hot_out[0] if private and n_hot_out else NULL
+        cfg.n_hot_out = n_hot_out if private else 0
         # every piece has at most K // n_shards + 1 centres
         n_long = (K // n_shards + 1 + RL - 1) // RL
         with nogil:
@@ -954,8 +958,8 @@ def w2v_step(floating[:, ::1] syn0,               # IN/OUT input vectors (V, d)
                                 t = fe_claim_next(cl, n_shards)
                             fe_barrier_wait(&barrier, &sense, omp_get_num_threads())
                             if sub == n_sub - 1:
-                                k_hi = n_hot     # the long round ends: every hot row
-                                k_out = n_hot
+                                k_hi = n_hot_in  # the long round ends: every hot row
+                                k_out = n_hot_out
                             else:
                                 k = 0            # periods 1, 2, 4, ... 2**k end here
                                 while k + 1 < n_tiers and (sub + 1) % (2 << k) == 0:

@@ -1282,7 +1282,9 @@ class Word2VecModel(Module):
         ``CBOW_OUTPUT_PERIOD_FACTOR`` (4) times longer (an output row moves once per centre,
         not per context), up to ``max_period``; its input rows' periods come from their own
         uses, ``2 window p``. A row is hot (trained on every shard's copy of both tables)
-        when either period is below ``max_period``.
+        when either period is below ``max_period`` (:attr:`hot_rows`). Subword skip-gram: a
+        row's own uses as an output, a context or a noise word (:func:`row_uses`); its input
+        rows' periods count the centres whose bags hold them.
 
         Returns
         -------
@@ -1297,67 +1299,99 @@ class Word2VecModel(Module):
         """
         return self._plan_merges()[1]
 
+    @property
+    def hot_rows(self):
+        """The hot rows of ``syn0`` and of ``syn1neg``: those merged more often than once per
+        long round, which every shard trains on its own copy, each table's shortest period
+        first.
+
+        With subwords, skip-gram's are each table's own: the rows whose period there
+        (:attr:`merge_periods`, :attr:`output_merge_periods`) is below ``max_period``. The
+        word model's and CBOW's are the rows with such a period in either table, in both.
+
+        Returns
+        -------
+        (ndarray of int32, ndarray of int32)
+
+        Examples
+        --------
+        >>> from fastembed.models.word2vec import CBOW
+        >>> cbow = CBOW([1000, 30, 1], dim=4, window=2, negative=1, round_words=20)
+        >>> [rows.tolist() for rows in cbow.hot_rows]      # max_period 256: all three
+        [[0, 1, 2], [0, 1, 2]]
+        """
+        return self._plan_merges()[2:4]
+
     def _plan_merges(self):
-        """(periods, output periods, hot_rows, tier_end (2, n_tiers), max_period), cached
-        for the current scheme."""
+        """(periods, output periods, hot syn0 rows, hot syn1neg rows, tier_end (2, n_tiers),
+        max_period), cached for the current scheme."""
         key = (self.round_words, self.max_period, self.window, self.negative)
         if self._merge_plan is None or self._merge_plan[0] != key:
-            R, P = key[0], key[1]
-            noise = self.counts.astype(np.float64) ** self.ns_exponent
-            keep = subsample_keep_probability(self.counts, self.sample)
-            uses = row_uses(self.counts, keep,
-                            noise if noise.sum() > 0 else np.ones(self.num_words),
-                            self.window, self.negative,
-                            expected=self.kind == "skipgram")
-            V, n_in = self.num_words, self.syn0.shape[0]
-            kept = self.counts * keep
-            p = kept / kept.sum() if kept.sum() > 0 else np.zeros(V)
+            self._merge_plan = (key, self._merge_scheme(*key))
+        return self._merge_plan[1]
 
-            def over_bags(per_word, bags=self._bags):
-                # each syn0 row's uses when every word's bag moves per_word times a centre
-                starts, rows, _ = bags
-                return np.bincount(rows, weights=np.repeat(per_word, np.diff(starts)),
-                                   minlength=n_in)
+    def _merge_scheme(self, R, P, window, negative):
+        """The merge periods of both tables and their hot rows, each table's shortest period
+        first, for rounds of ``R`` centres and long rounds of ``P`` rounds."""
+        noise = self.counts.astype(np.float64) ** self.ns_exponent
+        keep = subsample_keep_probability(self.counts, self.sample)
+        uses = row_uses(self.counts, keep, noise if noise.sum() > 0 else np.ones(self.num_words),
+                        window, negative, expected=self.kind == "skipgram")
+        V, n_in = self.num_words, self.syn0.shape[0]
+        kept = self.counts * keep
+        p = kept / kept.sum() if kept.sum() > 0 else np.zeros(V)
 
+        def over_bags(per_word, bags=self._bags):
+            # each syn0 row's uses when every word's bag moves per_word times a centre
+            starts, rows, _ = bags
+            return np.bincount(rows, weights=np.repeat(per_word, np.diff(starts)),
+                               minlength=n_in)
+
+        n_tiers = P.bit_length() - 1   # periods 1, 2, ..., P / 2
+        if self.kind == "skipgram" and self._bags is not None:
+            # fastText's order: a syn0 row moves once per centre whose bag holds it (the
+            # bag's rows all together), a syn1neg row once per context or noise word that
+            # names it: each table's own periods and hot rows
+            in_periods = merge_periods(over_bags(p), R, P)
+            out_periods = merge_periods(uses, R, P)
+            hot = [np.flatnonzero(t < P) for t in (in_periods, out_periods)]
+            hot = [h[np.argsort(t[h], kind="stable")] for h, t in zip(hot, (in_periods,
+                                                                         out_periods))]
+            due = [in_periods[hot[0]], out_periods[hot[1]]]
+        else:
             if self.kind == "skipgram":
-                # one period a row for both tables: skip-gram's expected uses, and a bag's
-                # rows move once per centre (the centre's bag), all of them together
-                in_uses = np.concatenate([uses, np.zeros(n_in - V)])
-                if self._bags is not None:
-                    in_uses += over_bags(p)
-                in_periods = merge_periods(in_uses, R, P)
-                out_periods = in_periods[:V].copy()
+                # one period a row for both tables: skip-gram's expected uses (a word's input
+                # row moves once per context, its output row once per context or noise word)
+                in_periods = merge_periods(uses, R, P)
+                out_periods = in_periods.copy()
             else:
                 # CBOW's input rows are the contexts' (with subwords: their bags' rows), at
                 # most 2 window p uses per centre, never a noise word's; its output rows take
                 # the bound of row_uses, merged CBOW_OUTPUT_PERIOD_FACTOR times less often
-                in_uses = 2 * self.window * p
+                in_uses = 2 * window * p
                 if self._bags is not None:
                     in_uses = over_bags(in_uses)
                 in_periods = merge_periods(in_uses, R, P)
                 out_periods = np.minimum(merge_periods(uses, R, P) * CBOW_OUTPUT_PERIOD_FACTOR,
                                          P)
-            # hot: merged more often than once per long round in either table; shortest
-            # input period first. Each table's due rows must be a prefix of that order, so an
-            # output period is at least those before it (CBOW's grow with the input periods
-            # anyway: both fall with a word's count); the n-gram rows have none.
-            hot = in_periods < P
-            hot[:V] |= out_periods < P
-            hot_rows = np.flatnonzero(hot)
-            hot_rows = hot_rows[np.argsort(in_periods[hot_rows], kind="stable")]
-            words = hot_rows < V
-            hot_out = np.zeros(len(hot_rows), dtype=out_periods.dtype)
-            hot_out[words] = out_periods[hot_rows[words]]
-            hot_out = np.maximum.accumulate(hot_out)
-            out_periods[hot_rows[words]] = hot_out[words]
-            n_tiers = P.bit_length() - 1   # periods 1, 2, ..., P / 2
-            tier_end = np.stack([np.searchsorted(t, 2 ** np.arange(n_tiers), side="right")
-                                 for t in (in_periods[hot_rows], hot_out)])
-            self._merge_plan = (key, (in_periods, out_periods, hot_rows.astype(np.int32),
-                                      tier_end.astype(np.int64), P))
-        return self._merge_plan[1]
+            # hot: merged more often than once per long round in either table, in both
+            # tables; shortest input period first. Each table's due rows must be a prefix
+            # of that order, so an output period is at least those before it (CBOW's grow
+            # with the input periods anyway: both fall with a word's count).
+            rows = np.flatnonzero(in_periods < P)
+            rows = np.union1d(rows, np.flatnonzero(out_periods < P))
+            rows = rows[np.argsort(in_periods[rows], kind="stable")]
+            words = rows[rows < V]
+            out_due = np.maximum.accumulate(out_periods[words]) if words.size else words
+            out_periods[words] = out_due
+            hot, due = [rows, words], [in_periods[rows], out_due]
+        tier_end = np.stack([np.searchsorted(d, 2 ** np.arange(n_tiers), side="right")
+                             for d in due])
+        return (in_periods, out_periods, hot[0].astype(np.int32), hot[1].astype(np.int32),
+                tier_end.astype(np.int64), P)
 
     def _ensure_workspace(self, n_shards, n_hot, max_period):
+        # n_hot: the hot rows of both tables
         n_in = self.syn0.shape[0]
         cap_in, cap_out = _private_rows(self.kind, self.round_words * max_period, self.window,
                                         self.negative, self.num_words, self._bag_sizes(), n_in)
@@ -1368,7 +1402,7 @@ class Word2VecModel(Module):
         if (ws is None or ws["slots"].shape[0] < n_shards or ws["cap_in"] != cap_in
                 or ws["touched"].shape[1] != rows or ws["buf"].shape[1] != nbytes
                 or ws["slots"].shape[1] != V
-                or ws["hot_buf"].shape[1] != max(1, 2 * n_hot * row_bytes)):
+                or ws["hot_buf"].shape[1] != max(1, n_hot * row_bytes)):
             # (sized by round_words, max_period, window, negative, dim and the hot rows:
             # rebuilt when any changed)
             ws = {
@@ -1376,7 +1410,7 @@ class Word2VecModel(Module):
                 "count": np.zeros(V, dtype=np.int32),
                 "buf": np.empty((n_shards, nbytes), dtype=np.uint8),
                 "touched": np.empty((n_shards, rows), dtype=np.int64),
-                "hot_buf": np.empty((n_shards, max(1, 2 * n_hot * row_bytes)), dtype=np.uint8),
+                "hot_buf": np.empty((n_shards, max(1, n_hot * row_bytes)), dtype=np.uint8),
                 "cap_in": cap_in,
             }
             self._workspace = ws
@@ -1402,8 +1436,8 @@ class Word2VecModel(Module):
             n_shards = self.shards
         private = n_shards > 1 and not self.hogwild and not record
         if private:
-            _, _, hot_rows, tier_end, max_period = self._plan_merges()
-            ws = self._ensure_workspace(n_shards, hot_rows.size, max_period)
+            _, _, hot_in, hot_out, tier_end, max_period = self._plan_merges()
+            ws = self._ensure_workspace(n_shards, hot_in.size + hot_out.size, max_period)
             slots, count, buf, touched = ws["slots"], ws["count"], ws["buf"], ws["touched"]
             cap_in, hot_buf = ws["cap_in"], ws["hot_buf"]
         else:
@@ -1412,7 +1446,7 @@ class Word2VecModel(Module):
             count = np.empty(1, dtype=np.int32)
             buf = np.empty((1, 1), dtype=np.uint8)
             touched = np.empty((1, 1), dtype=np.int64)
-            hot_rows = np.empty(0, dtype=np.int32)
+            hot_in = hot_out = np.empty(0, dtype=np.int32)
             tier_end = np.empty((2, 0), dtype=np.int64)
             hot_buf = np.empty((1, 1), dtype=np.uint8)
         loss = np.zeros(n_shards)
@@ -1426,7 +1460,7 @@ class Word2VecModel(Module):
                              self.sample > 0, self._accept, self._alias, self.window,
                              self.negative, self.kind == "cbow", float(lr), float(lr_end),
                              seed & (2**64 - 1), n_shards, self.round_words, self.hogwild,
-                             slots, count, buf, touched, cap_in, hot_rows, tier_end,
+                             slots, count, buf, touched, cap_in, hot_in, hot_out, tier_end,
                              hot_buf, max_period, loss, pairs, n_threads,
                              record, rec_reduced, rec_neg, bag_ptr, bag_rows, bag_shift,
                              scratch=self._ensure_scratch(words.size, n_shards, max_period))
