@@ -1301,10 +1301,10 @@ class Word2VecModel(Module):
 
     @property
     def hot_rows(self):
-        """The hot rows of ``syn0`` and of ``syn1neg``: those merged more often than once per
-        long round, which every shard trains on its own copy, each table's shortest period
-        first.
+        """The hot rows of ``syn0`` and of ``syn1neg``, each table's shortest period first.
 
+        The hot rows are those merged more often than once per long round, which every shard
+        trains on its own copy.
         With subwords, skip-gram's are each table's own: the rows whose period there
         (:attr:`merge_periods`, :attr:`output_merge_periods`) is below ``max_period``. The
         word model's and CBOW's are the rows with such a period in either table, in both.
