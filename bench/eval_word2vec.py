@@ -803,15 +803,26 @@ def save_gensim(model, path):
     model.wv.save_word2vec_format(path)
 
 
+def fastembed_vectors(result):
+    """A fastembed Word2VecResult's word vectors, without ``</s>`` (the subword model's
+    end-of-line word), as :func:`fasttext_vectors` gives fastText's."""
+    from fastembed.vectors import Vectors
+    vectors = result.vectors
+    if "</s>" not in vectors.index:
+        return vectors
+    keep = [i for i, w in enumerate(vectors.words) if w != "</s>"]
+    return Vectors([vectors.words[i] for i in keep], vectors.weight[keep])
+
+
 def save_fastembed(result, path):
-    """Write a fastembed Word2VecResult's vectors in word2vec text format."""
+    """Write a fastembed Word2VecResult's vectors in word2vec text format (no ``</s>``)."""
     from fastembed.io import save_word2vec
-    save_word2vec(path, result.vectors)
+    save_word2vec(path, fastembed_vectors(result))
 
 
 LIBRARIES = {  # library -> (train, save, vectors)
     "gensim": (train_gensim, save_gensim, gensim_vectors),
-    "fastembed": (train_fastembed, save_fastembed, lambda result: result.vectors),
+    "fastembed": (train_fastembed, save_fastembed, fastembed_vectors),
     "fasttext": (train_fasttext, save_fasttext_vec, fasttext_vectors),
 }
 

@@ -481,7 +481,7 @@ def test_launch_measures_tiny_subword_runs(tmp_path, library):
                        _tiny_benchmarks(tmp_path))
     record = ev.launch(spec, timeout=300)
     assert "error" not in record, record.get("traceback")
-    assert record["vocab"] == 8                    # fastText's "</s>" left out
+    assert record["vocab"] == 8                    # the "</s>" of both left out
     assert record["train_seconds"] > 0
     # fastText reads the file in its training, and fastembed does too against it
     assert record["read_seconds"] < 0.01
