@@ -36,10 +36,9 @@ on the word. How the work is split:
   (``fe_merge_copies`` in ``sgns.h``, one pass over the row), every copy taking the result.
   The other rows are planned per long round: the rows only one shard touches in it are
   trained in place, those several shards touch on private copies, merged the same way at the
-  end of the long round. This is
-  what lock-free threads do, with the staleness bounded and the order of the sums fixed, so
-  the result depends on the seed, ``n_shards``, ``round_words`` and ``max_period``, never on
-  the number of threads.
+  end of the long round. This is what lock-free threads do, with the staleness bounded and
+  the order of the sums fixed, so the result depends on the seed, ``n_shards``,
+  ``round_words`` and ``max_period``, never on the number of threads.
 * ``hogwild``: the kept words are cut into pieces that the threads take as they free up,
   writing straight into the shared tables as gensim and word2vec.c do: not reproducible with
   more than one thread.

@@ -1282,9 +1282,12 @@ class Word2VecModel(Module):
         ``CBOW_OUTPUT_PERIOD_FACTOR`` (4) times longer (an output row moves once per centre,
         not per context), up to ``max_period``; its input rows' periods come from their own
         uses, ``2 window p``. A row is hot (trained on every shard's copy of both tables)
-        when either period is below ``max_period`` (:attr:`hot_rows`). Subword skip-gram: a
-        row's own uses as an output, a context or a noise word (:func:`row_uses`); its input
-        rows' periods count the centres whose bags hold them.
+        when either period is below ``max_period`` (:attr:`hot_rows`).
+
+        Subword skip-gram: from the row's own expected uses, as a context or a noise word
+        (:func:`row_uses`), while its input rows' periods count the centres whose bags hold
+        them (a word's own input row moves once per centre, its output row once per
+        context or noise word: more often); each table has its own hot rows.
 
         Returns
         -------
@@ -1305,6 +1308,7 @@ class Word2VecModel(Module):
 
         The hot rows are those merged more often than once per long round, which every shard
         trains on its own copy.
+
         With subwords, skip-gram's are each table's own: the rows whose period there
         (:attr:`merge_periods`, :attr:`output_merge_periods`) is below ``max_period``. The
         word model's and CBOW's are the rows with such a period in either table, in both.
@@ -1684,8 +1688,8 @@ def train_word2vec(sentences=None, *, corpus_file=None, model="skipgram", dim=DE
         (:data:`fastembed.subwords.EOS`): a word of the vocabulary, counted once per
         sentence, and so a frequent noise word and the last context of each sentence, as
         fastText reads every line. By default as fastText with ``subwords``, and as gensim
-        (no such word) without. (fastText's 3-seed scores on four corpora, subword skip-gram,
-        came within reach only with it and ``ns_exponent=0.5``: ``bench/README.md``.)
+        (no such word) without. (Subword skip-gram reached fastText's scores on all four
+        corpora of the suite only with it and ``ns_exponent=0.5``: ``bench/README.md``.)
     max_vocab_size : int, optional
         Keep only the most frequent words.
     dtype : float32 or float64, default float32
