@@ -259,6 +259,18 @@ cdef Py_ssize_t _slot(TokenTable* t, const unsigned char* p, Py_ssize_t n) noexc
     return k
 
 
+cdef inline Py_ssize_t _add_token(TokenTable* t, const unsigned char* p, Py_ssize_t n,
+                                  int32_t* slots, Py_ssize_t* n_slots) noexcept nogil:
+    """Count one occurrence of token ``p[:n]`` and append its slot to ``slots``; the slot, or
+    _slot's negative error."""
+    cdef Py_ssize_t slot = _slot(t, p, n)
+    if slot >= 0:
+        t.counts[slot] += 1
+        slots[n_slots[0]] = <int32_t>slot
+        n_slots[0] += 1
+    return slot
+
+
 def count_file(f, Py_ssize_t chunk_bytes=1 << 24, bint eos=False):
     """Read a file of one sentence per line, tokens separated by whitespace, in one pass.
 
@@ -348,12 +360,9 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24, bint eos=False):
                 while i < n:
                     if p[i] == 10:
                         if line_tokens and eos:
-                            slot = _slot(&t, EOS_TOKEN, 4)
+                            slot = _add_token(&t, EOS_TOKEN, 4, &s_view[0], &n_slots)
                             if slot < 0:
                                 break
-                            t.counts[slot] += 1
-                            s_view[n_slots] = <int32_t>slot
-                            n_slots += 1
                             line_tokens += 1
                         if line_tokens:
                             l_view[n_lines] = line_tokens
@@ -367,12 +376,9 @@ def count_file(f, Py_ssize_t chunk_bytes=1 << 24, bint eos=False):
                     start = i
                     while i < n and not (p[i] == 10 or _is_space(p[i])):
                         i += 1
-                    slot = _slot(&t, p + start, i - start)
+                    slot = _add_token(&t, p + start, i - start, &s_view[0], &n_slots)
                     if slot < 0:
                         break
-                    t.counts[slot] += 1
-                    s_view[n_slots] = <int32_t>slot
-                    n_slots += 1
                     line_tokens += 1
             if slot == -1:
                 raise MemoryError()
